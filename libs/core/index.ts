@@ -1,0 +1,4 @@
+// Domain types, schemas and errors. No I/O.
+export * from './errors.js';
+export * from './inference.js';
+export * from './node.js';
