@@ -43,3 +43,30 @@ export interface BackendProbe {
 
 export const NODE_TYPES = ['gpu', 'cpu'] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
+
+/** What a worker publishes about its node in the registry; sizes in MB (MiB). */
+export interface NodeRecord {
+  id: string;
+  /** Backend address (http URL, or llamacpp://...). */
+  url: string;
+  backend: 'ollama' | 'openai' | 'llamacpp';
+  type: NodeType;
+  /** True when the backend answers its probe. */
+  healthy: boolean;
+  error?: string;
+  simulated: boolean;
+  host: string;
+  vram_total_mb: number;
+  vram_available_mb: number;
+  ram_total_mb: number;
+  ram_available_mb: number;
+  /** Memory the scheduler may hand to models: total minus the safety buffer minus memory used outside the backend. */
+  capacity_mb: number;
+  buffer_mb: number;
+  models_available: { name: string; size_mb: number; need_mb: number }[];
+  models_loaded: { name: string; size_mb: number; vram_mb: number }[];
+  /** Worker processes serving this node id and their slots. */
+  slots: number;
+  last_heartbeat: number;
+  version?: string;
+}

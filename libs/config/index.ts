@@ -1,0 +1,94 @@
+// One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
+import { z } from 'zod';
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const num = (def: number, min = 0) => z.coerce.number().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const redisUrl = z
+  .string()
+  .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+  .refine((v) => URL.canParse(v), 'is not a valid URL');
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\//, 'must start with http:// or https://')
+  .refine((v) => URL.canParse(v), 'is not a valid URL');
+const optional = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+
+/** Every variable Hydra reads. `.env.example` documents each one; keep them in step (a test checks). */
+export const ConfigSchema = z.object({
+  // shared
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  QUEUE_PREFIX: z.string().regex(/^\{[a-z0-9_-]+\}$/, 'must be a Redis hash tag like {hydra}').default('{hydra}'),
+  HEARTBEAT_MS: int(2000, 100),
+  JOB_ATTEMPTS: int(3, 1),
+  BACKOFF_MS: int(1000, 0),
+  BACKOFF_MAX_MS: int(30_000, 0),
+  JOB_RETENTION_S: int(86_400, 60),
+  NUM_CTX: int(4096, 128),
+  NUM_PARALLEL: int(1, 1),
+  // api
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(8080, 0).refine((p) => p <= 65535, 'must be a port number (0-65535)'),
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((keys) => keys.every((k) => k.length >= 16), 'each key must be at least 16 characters'),
+  BODY_LIMIT_BYTES: int(1_048_576, 1024),
+  WAIT_MAX_MS: int(300_000, 1000),
+  // worker (node agent)
+  NODE_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'may contain only letters, digits, _ . - (max 64)')),
+  NODE_URL: optional(z.string()),
+  BACKEND: z.enum(['auto', 'ollama', 'openai', 'llamacpp']).default('auto'),
+  OLLAMA_URL: httpUrl.default('http://127.0.0.1:11434'),
+  OPENAI_BASE_URL: optional(httpUrl),
+  OPENAI_API_KEY: optional(z.string()),
+  MODELS_DIR: z.string().default('./models'),
+  OLLAMA_MODELS_DIR: optional(z.string()),
+  LLAMA_THREADS: optional(z.coerce.number().int().min(1).max(256)),
+  NODE_VRAM_GB: optional(z.coerce.number().min(0)),
+  NODE_RAM_GB: optional(z.coerce.number().min(0)),
+  VRAM_BUFFER_MB: int(200, 0),
+  WORKER_CONCURRENCY: optional(z.coerce.number().int().min(1).max(256)),
+  LOCALITY_WAIT_MS: int(500, 0),
+  AGING_STEP_MS: int(10_000, 10),
+  POLL_MS: int(1000, 10),
+  LOCK_DURATION_MS: int(15_000, 1000),
+  STALLED_INTERVAL_MS: int(5000, 500),
+  MAX_STALLED_COUNT: int(1, 0),
+  BACKEND_TIMEOUT_MS: int(600_000, 100),
+  // launcher
+  HYDRA_DATA_DIR: z.string().default('./data'),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse an environment (process.env in apps/*\/main.ts). Throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const picked: Record<string, string | undefined> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) picked[key] = env[key] === '' ? undefined : env[key];
+  const r = ConfigSchema.safeParse(picked);
+  if (r.success) return r.data;
+  throw new ConfigError(
+    r.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+    }),
+  );
+}
+
+export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+export const isLoopbackHost = (h: string): boolean => LOOPBACK.has(h) || h.startsWith('127.');

@@ -1,0 +1,40 @@
+// The job catalog: each job type's payload schema, attempts and backoff. Handlers are typed from it.
+import { z } from 'zod';
+import { InferenceCallSchema } from '../core/index.js';
+
+export const CandidateSchema = z.object({
+  id: z.string(),
+  healthy: z.boolean(),
+  warm: z.boolean(),
+  need_mb: z.number(),
+  capacity_mb: z.number(),
+});
+
+export const RouteSchema = z.object({
+  queue: z.string(),
+  requested_node: z.string().nullable(),
+  reason: z.string(),
+  candidates: z.array(CandidateSchema),
+});
+export type Route = z.infer<typeof RouteSchema>;
+
+export const InferJobSchema = z.object({
+  call: InferenceCallSchema,
+  priority: z.number().int().min(1).max(10),
+  route: RouteSchema,
+  timeout_ms: z.number().int().positive().optional(),
+  submitted_at: z.number(),
+});
+export type InferJob = z.infer<typeof InferJobSchema>;
+
+export const JobCatalog = {
+  infer: { schema: InferJobSchema, attempts: 3, backoff: { type: 'hydra', delay: 1000 } },
+} as const;
+export type JobKind = keyof typeof JobCatalog;
+export type JobPayload<K extends JobKind> = z.infer<(typeof JobCatalog)[K]['schema']>;
+
+/** Exponential backoff with jitter and a cap; used as the Worker's `backoffStrategy`. */
+export function backoffDelay(attemptsMade: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(exp / 2 + (random() * exp) / 2);
+}

@@ -1,0 +1,76 @@
+// Worker-side policy: which queues a node may pull from, and which waiting job to take next. Pure.
+import type { NodeRecord } from '../core/index.js';
+import { sameModel } from './models.js';
+import { nodeQualifies, type QueueInfo } from './routing.js';
+
+/** Queues this node can ever serve: its own node queue and every class it qualifies for. */
+export function eligibleQueues(queues: readonly QueueInfo[], node: NodeRecord): QueueInfo[] {
+  return queues.filter((q) => (q.kind === 'node' ? q.node === node.id : nodeQualifies(node, q.model, q.min_vram_mb).ok));
+}
+
+/** The head of one queue as peeked in Redis. `priority` is BullMQ's (1 = most urgent). */
+export interface QueueHead {
+  queue: string;
+  jobId: string;
+  model: string;
+  priority: number;
+  /** When the job was added (ms since epoch). */
+  timestamp: number;
+}
+
+export interface DispatchChoice {
+  head: QueueHead;
+  warm: boolean;
+  reason: string;
+}
+
+export interface DispatchContext {
+  node: NodeRecord;
+  /** Other healthy nodes, to know whether a warm node exists for a model (delay scheduling). */
+  others: readonly NodeRecord[];
+  now: number;
+  localityWaitMs: number;
+}
+
+const isWarm = (n: NodeRecord, model: string): boolean => n.models_loaded.some((l) => sameModel(l.name, model));
+
+/**
+ * Order the heads to try: most urgent priority first, then oldest. A head whose model is cold here
+ * while another healthy node that serves it has it loaded is held back for `localityWaitMs` (delay
+ * scheduling), so models are not reloaded needlessly; `retryInMs` says when to look again.
+ */
+export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): { choices: DispatchChoice[]; retryInMs: number | null } {
+  const sorted = [...heads].sort((a, b) => a.priority - b.priority || a.timestamp - b.timestamp);
+  const choices: DispatchChoice[] = [];
+  let retryInMs: number | null = null;
+  for (const head of sorted) {
+    if (isWarm(ctx.node, head.model)) {
+      choices.push({ head, warm: true, reason: `model ${head.model} already loaded on ${ctx.node.id}` });
+      continue;
+    }
+    const age = ctx.now - head.timestamp;
+    const warmElsewhere = ctx.others.find((o) => o.id !== ctx.node.id && o.healthy && isWarm(o, head.model));
+    if (warmElsewhere && age < ctx.localityWaitMs) {
+      const wait = ctx.localityWaitMs - age;
+      retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
+      continue;
+    }
+    choices.push({
+      head,
+      warm: false,
+      reason: warmElsewhere
+        ? `cold load of ${head.model}: warm node ${warmElsewhere.id} did not take it within ${ctx.localityWaitMs} ms`
+        : `cold load of ${head.model}: no node has it loaded`,
+    });
+  }
+  return { choices, retryInMs };
+}
+
+/** Priority 1-10 (10 most urgent) ↔ BullMQ priority (1 most urgent; 0 would jump every queue, never used). */
+export const toBullPriority = (p: number): number => 11 - p;
+export const fromBullPriority = (bp: number): number => 11 - bp;
+
+/** Aging: a waiting job gains one priority level per `stepMs` waited, up to 10, so nothing starves. */
+export function agedPriority(original: number, waitedMs: number, stepMs: number): number {
+  return Math.min(10, original + Math.floor(Math.max(0, waitedMs) / stepMs));
+}

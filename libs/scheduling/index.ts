@@ -1,0 +1,4 @@
+// Pure scheduling policy: model sizes, routing at submit, dispatch order in the worker. No Redis, no clock reads.
+export * from './models.js';
+export * from './routing.js';
+export * from './dispatch.js';

@@ -1,0 +1,36 @@
+// Model names, queue names and the memory a model needs (Ollama's estimate: weights + f16 KV cache).
+import type { ModelAvailable } from '../core/index.js';
+
+const MB = 1024 * 1024;
+
+/** Ollama treats `llama3` and `llama3:latest` as one model. */
+export function canonicalModel(name: string): string {
+  const last = name.split('/').pop() ?? name;
+  return last.includes(':') ? name : `${name}:latest`;
+}
+
+export const sameModel = (a: string, b: string): boolean => canonicalModel(a) === canonicalModel(b);
+
+/** Queue-safe form of a model name: BullMQ forbids ':' in queue names; '/' would break Bull Board's URLs. */
+export const modelSlug = (name: string): string => canonicalModel(name).replace(/[^A-Za-z0-9._-]/g, '_');
+
+/** Class queue for a model and an optional minimum VRAM (MB); one queue per capability class. */
+export function classQueueName(model: string, minVramMb = 0): string {
+  return minVramMb > 0 ? `infer.${modelSlug(model)}.min${minVramMb}mb` : `infer.${modelSlug(model)}`;
+}
+
+export const nodeQueueName = (nodeId: string): string => `node.${nodeId}`;
+
+/** KV cache bytes = 2 (K and V) × layers × kv heads × head dim × context × parallel × 2 bytes (f16). */
+export function kvCacheBytes(arch: NonNullable<ModelAvailable['arch']>, numCtx: number, numParallel: number): number {
+  if (arch.head_count <= 0) return 0;
+  const headDim = arch.embedding_length / arch.head_count;
+  return 2 * arch.block_count * arch.head_count_kv * headDim * numCtx * numParallel * 2;
+}
+
+/** Memory (MB) a model needs to be loaded: weights plus KV cache; context capped at the model's own. */
+export function estimateNeedMb(model: ModelAvailable, numCtx: number, numParallel: number): number {
+  const ctx = model.arch?.context_length ? Math.min(numCtx, model.arch.context_length) : numCtx;
+  const kv = model.arch ? kvCacheBytes(model.arch, ctx, numParallel) : 0;
+  return Math.ceil((model.size_bytes + kv) / MB);
+}

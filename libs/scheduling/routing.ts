@@ -1,0 +1,136 @@
+// Submit-time routing: which queue a request goes to, why, and which nodes could serve it. Pure.
+import { ErrorCode, HydraError, type NodeRecord } from '../core/index.js';
+import { classQueueName, nodeQueueName, sameModel } from './models.js';
+
+export interface RouteRequest {
+  model: string;
+  node_id?: string;
+  min_vram_gb?: number;
+  prefer_local?: boolean;
+}
+
+export interface Candidate {
+  id: string;
+  healthy: boolean;
+  warm: boolean;
+  need_mb: number;
+  capacity_mb: number;
+}
+
+export interface RoutePlan {
+  queue: string;
+  /** The queue's capability class, recorded in the queue registry. */
+  queueInfo: QueueInfo;
+  requested_node: string | null;
+  reason: string;
+  candidates: Candidate[];
+}
+
+export type QueueInfo =
+  | { kind: 'class'; name: string; model: string; min_vram_mb: number }
+  | { kind: 'node'; name: string; node: string };
+
+export const gbToMb = (gb: number): number => Math.ceil(gb * 1024);
+
+/** Whether `node` could ever run `model` under `minVramMb` (ignores what is busy right now). */
+export function nodeQualifies(node: NodeRecord, model: string, minVramMb: number): { ok: true; need_mb: number } | { ok: false; why: string } {
+  const m = node.models_available.find((x) => sameModel(x.name, model));
+  if (!m) return { ok: false, why: `does not have model ${model}` };
+  if (minVramMb > 0 && node.type !== 'gpu') return { ok: false, why: 'is a CPU node (min_vram_gb needs a GPU)' };
+  if (minVramMb > 0 && node.vram_total_mb < minVramMb) return { ok: false, why: `has ${mbToGb(node.vram_total_mb)} GB VRAM, less than min_vram_gb` };
+  if (m.need_mb > node.capacity_mb) return { ok: false, why: `cannot fit it (needs ${mbToGb(m.need_mb)} GB, has ${mbToGb(node.capacity_mb)} GB usable)` };
+  return { ok: true, need_mb: m.need_mb };
+}
+
+const mbToGb = (mb: number): string => (mb / 1024).toFixed(1);
+
+function candidatesFor(nodes: NodeRecord[], model: string, minVramMb: number): Candidate[] {
+  const out: Candidate[] = [];
+  for (const n of nodes) {
+    const q = nodeQualifies(n, model, minVramMb);
+    if (!q.ok) continue;
+    out.push({
+      id: n.id,
+      healthy: n.healthy,
+      warm: n.models_loaded.some((l) => sameModel(l.name, model)),
+      need_mb: q.need_mb,
+      capacity_mb: n.capacity_mb,
+    });
+  }
+  // Healthy and warm first: the order a reader of the routing decision expects.
+  return out.sort((a, b) => Number(b.healthy) - Number(a.healthy) || Number(b.warm) - Number(a.warm) || b.capacity_mb - a.capacity_mb);
+}
+
+/** Explain why no registered node can ever take this request. */
+function unsatisfiable(nodes: NodeRecord[], model: string, minVramMb: number, minVramGb: number | undefined): HydraError {
+  if (nodes.length === 0) {
+    return new HydraError(ErrorCode.Unsatisfiable, 'no inference node is registered: start a worker (hydra worker) and retry');
+  }
+  const withModel = nodes.filter((n) => n.models_available.some((m) => sameModel(m.name, model)));
+  if (withModel.length === 0) {
+    const known = [...new Set(nodes.flatMap((n) => n.models_available.map((m) => m.name)))].sort();
+    return new HydraError(ErrorCode.Unsatisfiable, `no registered node has model "${model}"; models available: ${known.join(', ') || 'none'}`, {
+      details: { model, models_available: known },
+    });
+  }
+  if (minVramMb > 0) {
+    const gpus = withModel.filter((n) => n.type === 'gpu');
+    const largest = Math.max(0, ...gpus.map((n) => n.vram_total_mb));
+    if (largest < minVramMb) {
+      return new HydraError(
+        ErrorCode.Unsatisfiable,
+        `min_vram_gb ${minVramGb}: no registered GPU node with model "${model}" has that much VRAM (largest: ${mbToGb(largest)} GB)`,
+        { details: { model, min_vram_gb: minVramGb, largest_vram_gb: Number(mbToGb(largest)) } },
+      );
+    }
+  }
+  const reasons = withModel.map((n) => `${n.id} ${(nodeQualifies(n, model, minVramMb) as { why: string }).why}`);
+  return new HydraError(ErrorCode.Unsatisfiable, `no registered node can run "${model}": ${reasons.join('; ')}`, { details: { model } });
+}
+
+/**
+ * Decide the queue for a request. Throws `unsatisfiable` when no registered node could ever serve it;
+ * a request that only waits for capacity or health is queued.
+ */
+export function planRoute(req: RouteRequest, nodes: NodeRecord[], localHosts: readonly string[]): RoutePlan {
+  const minVramMb = req.min_vram_gb ? gbToMb(req.min_vram_gb) : 0;
+  const candidates = candidatesFor(nodes, req.model, minVramMb);
+  const requested = req.node_id ?? null;
+  const klass = (): QueueInfo => ({ kind: 'class', name: classQueueName(req.model, minVramMb), model: req.model, min_vram_mb: minVramMb });
+  const toNode = (id: string): QueueInfo => ({ kind: 'node', name: nodeQueueName(id), node: id });
+
+  if (requested) {
+    const node = nodes.find((n) => n.id === requested);
+    const q = node ? nodeQualifies(node, req.model, minVramMb) : undefined;
+    if (node && q?.ok && node.healthy) {
+      const info = toNode(node.id);
+      return { queue: info.name, queueInfo: info, requested_node: requested, reason: `pinned to requested node ${requested}`, candidates };
+    }
+    if (candidates.length === 0) throw unsatisfiable(nodes, req.model, minVramMb, req.min_vram_gb);
+    const why = !node
+      ? `requested node ${requested} is not registered`
+      : !node.healthy
+        ? `requested node ${requested} is unhealthy (${node.error ?? 'backend not answering'})`
+        : `requested node ${requested} ${(q as { why: string }).why}`;
+    const info = klass();
+    return { queue: info.name, queueInfo: info, requested_node: requested, reason: `${why}; fell back to any qualifying node`, candidates };
+  }
+
+  if (candidates.length === 0) throw unsatisfiable(nodes, req.model, minVramMb, req.min_vram_gb);
+
+  if (req.prefer_local) {
+    const local = candidates.find((c) => c.healthy && localHosts.includes(nodes.find((n) => n.id === c.id)?.host ?? ''));
+    if (local) {
+      const info = toNode(local.id);
+      return { queue: info.name, queueInfo: info, requested_node: null, reason: `prefer_local: local node ${local.id} qualifies`, candidates };
+    }
+  }
+  const info = klass();
+  const healthy = candidates.filter((c) => c.healthy).length;
+  const reason =
+    (req.prefer_local ? 'prefer_local: no healthy local node qualifies; ' : '') +
+    (healthy > 0
+      ? `queued for ${healthy} qualifying node(s)${minVramMb ? ` with ≥ ${req.min_vram_gb} GB VRAM` : ''}`
+      : 'every qualifying node is unhealthy right now; queued until one recovers');
+  return { queue: info.name, queueInfo: info, requested_node: null, reason, candidates };
+}
