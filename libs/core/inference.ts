@@ -79,3 +79,36 @@ export interface InferenceOutput {
   prompt_eval_duration_ms: number;
   eval_duration_ms: number;
 }
+
+export interface RoutingCandidate {
+  id: string;
+  healthy: boolean;
+  warm: boolean;
+  need_mb: number;
+  capacity_mb: number;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  node_id: string;
+  error?: { code: string; message: string };
+  at: number;
+}
+
+export interface RoutingDecision {
+  requested_node: string | null;
+  selected_node: string;
+  reason: string;
+  queued_ms: number;
+  queue: string;
+  candidates: RoutingCandidate[];
+  attempts: AttemptRecord[];
+}
+
+/** A finished inference job: the model's answer plus where and how it ran. */
+export interface InferResult extends InferenceOutput {
+  node_id: string;
+  node_url: string;
+  simulated: boolean;
+  routing_decision: RoutingDecision;
+}

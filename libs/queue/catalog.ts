@@ -24,6 +24,10 @@ export const InferJobSchema = z.object({
   route: RouteSchema,
   timeout_ms: z.number().int().positive().optional(),
   submitted_at: z.number(),
+  /** Failed attempts so far (written by the worker before a retry). */
+  attempts_log: z
+    .array(z.object({ attempt: z.number(), node_id: z.string(), error: z.object({ code: z.string(), message: z.string() }).optional(), at: z.number() }))
+    .default([]),
 });
 export type InferJob = z.infer<typeof InferJobSchema>;
 

@@ -1,0 +1,129 @@
+// Runs one taken job on the backend: validate, stream tokens, complete or fail (retry or final), publish the end.
+import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ErrorCode, HydraError, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
+import type { Logger } from '../../libs/logger/index.js';
+import { InferJobSchema, JobCatalog, type HydraKeys, type InferJob, type JobKind } from '../../libs/queue/index.js';
+import type { NodeRegistry } from '../../libs/registry/index.js';
+import type { InferenceBackend } from './backends/backend.js';
+import type { ActiveJob } from './dispatcher.js';
+import { TokenStream } from './token-stream.js';
+
+export interface RunDeps {
+  redis: Redis;
+  keys: HydraKeys;
+  registry: NodeRegistry;
+  backend: InferenceBackend;
+  logger: Logger;
+  node: () => NodeRecord | null;
+  nodeId: string;
+  lockDurationMs: number;
+  retentionS: number;
+  backendTimeoutMs: number;
+}
+
+/** Stored as BullMQ's failedReason: `[code] message`, parsed back by the API. */
+export const encodeFailure = (e: HydraError): string => `[${e.code}] ${e.message}`;
+
+type Handler<K extends JobKind> = (data: InferJob, a: ActiveJob, d: RunDeps, stream: TokenStream) => Promise<InferResult>;
+
+async function handleInfer(data: InferJob, a: ActiveJob, d: RunDeps, stream: TokenStream): Promise<InferResult> {
+  const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t) };
+  const call = data.call;
+  let out: InferenceOutput;
+  if (call.type === 'generate') out = await d.backend.generate(call, hooks);
+  else if (call.type === 'chat') out = await d.backend.chat(call, hooks);
+  else out = await d.backend.embed(call, hooks);
+  const job = a.job;
+  const started = job.processedOn ?? Date.now();
+  return {
+    ...out,
+    node_id: d.nodeId,
+    node_url: d.backend.url,
+    simulated: d.node()?.simulated ?? false,
+    routing_decision: {
+      requested_node: data.route.requested_node,
+      selected_node: d.nodeId,
+      reason: `${data.route.reason}; ${a.choice.reason}`,
+      queued_ms: Math.max(0, started - job.timestamp),
+      queue: data.route.queue,
+      candidates: data.route.candidates,
+      attempts: [...data.attempts_log, { attempt: job.attemptsMade + 1, node_id: d.nodeId, at: started }],
+    },
+  };
+}
+
+/** Every job kind has a handler: adding a kind to the catalog without one does not compile. */
+const handlers = { infer: handleInfer } satisfies { [K in JobKind]: Handler<K> };
+
+export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
+  const { job, token } = a;
+  const jobId = job.id!;
+  const log = d.logger.child({ jobId, queue: job.queueName });
+  const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: 25, retentionS: d.retentionS });
+  const timers: NodeJS.Timeout[] = [];
+  // Keep the BullMQ lock and the memory reservation alive while the job runs.
+  timers.push(
+    setInterval(() => {
+      void job.extendLock(token, d.lockDurationMs).catch(() => undefined);
+      void d.registry.renew(d.nodeId, [jobId], Date.now(), d.lockDurationMs * 2).catch(() => undefined);
+    }, Math.floor(d.lockDurationMs / 2)),
+  );
+  let abortReason: HydraError | null = null;
+  const abortWith = (e: HydraError) => {
+    abortReason ??= e;
+    a.abort.abort(e);
+  };
+  try {
+    const parsed = InferJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      throw new HydraError(ErrorCode.BadRequest, `invalid job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const data = parsed.data;
+    if (await d.redis.exists(d.keys.cancelFlag(jobId))) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
+    const deadlines: [number, HydraError][] = [
+      [Date.now() + d.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${d.backendTimeoutMs} ms)`, { retryable: true })],
+    ];
+    if (data.timeout_ms) {
+      deadlines.push([data.submitted_at + data.timeout_ms, new HydraError(ErrorCode.Timeout, `the job's timeout_ms (${data.timeout_ms} ms, queued + running) expired`)]);
+    }
+    for (const [at, err] of deadlines) {
+      if (at <= Date.now()) throw err;
+      timers.push(setTimeout(() => abortWith(err), at - Date.now()));
+    }
+    a.abort.signal.addEventListener('abort', () => {
+      const r: unknown = a.abort.signal.reason;
+      if (r instanceof HydraError) abortReason ??= r;
+    });
+    const result = await handlers.infer(data, a, d, stream);
+    await stream.finish('done', result);
+    await job.moveToCompleted(result, token, false);
+    await d.redis.publish(d.keys.channels.done, JSON.stringify({ id: jobId, state: 'completed' }));
+    log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
+  } catch (raw) {
+    const err = abortReason ?? toHydraError(raw);
+    const attempts = job.opts.attempts ?? JobCatalog.infer.attempts;
+    const final = !err.retryable || job.attemptsMade + 1 >= attempts;
+    try {
+      if (!final) {
+        const data = job.data as InferJob;
+        const log_ = [...(data.attempts_log ?? []), { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: { code: err.code, message: err.message }, at: Date.now() }];
+        await job.updateData({ ...data, attempts_log: log_ });
+        await stream.event('retry', { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: err.toJSON() });
+      }
+      // A final failure must not be retried by BullMQ even if attempts remain (non-retryable error).
+      const failure = final ? new UnrecoverableError(encodeFailure(err)) : new Error(encodeFailure(err));
+      await job.moveToFailed(failure, token, false);
+      if (final) {
+        await stream.finish('error', { ...err.toJSON(), node_id: d.nodeId, attempts: job.attemptsMade });
+        await d.redis.publish(d.keys.channels.done, JSON.stringify({ id: jobId, state: 'failed' }));
+      }
+      log.warn({ node: d.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
+    } catch (e) {
+      stream.discard();
+      log.error({ err: (e as Error).message }, 'could not record the job failure; the stalled checker will re-run it');
+    }
+  } finally {
+    for (const t of timers) clearTimeout(t);
+  }
+}
