@@ -1,0 +1,290 @@
+// The simulated node's shared state and request lifecycle: options, counters, injected faults, abort accounting and the timed token loop.
+import type { ServerResponse } from 'node:http';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { Logger } from '../../libs/logger/index.js';
+import { SimHttpError, sendError, type Flavor } from './sim-http.js';
+import { SimMemory, type LoadedModelState } from './sim-memory.js';
+import { BYTES_PER_GB, embeddingLengthOf, type SimModelSpec } from './sim-models.js';
+import { countPromptTokens, embeddingFor, type PlannedAnswer } from './sim-text.js';
+
+export interface SimNodeOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Memory for loaded models, decimal GB. */
+  vramGb: number;
+  models: SimModelSpec[];
+  /** Concurrent requests per loaded model; more wait in FIFO order. Default 4. */
+  parallel?: number;
+  /** Load time per GB of model, ms. Default 20. */
+  loadMsPerGb?: number;
+  /** Base decode speed, tokens/s; a model decodes at `base * 8 / max(sizeGb, 1)`. Default 200. */
+  tokensPerSecond?: number;
+  /** Near-zero latency (no load, prompt or per-token delay), for benchmarks. */
+  fast?: boolean;
+  logger?: Logger;
+}
+
+export type ResolvedSimOptions = Required<Omit<SimNodeOptions, 'logger'>>;
+
+/** What `GET /admin/state` and `SimNode.state()` report. Bytes are exact; counters start at 0 and `POST /admin/reset` zeroes them. */
+export interface SimState {
+  simulated: true;
+  vram_total_bytes: number;
+  vram_used_bytes: number;
+  /** Loaded (or loading) models, least recently used first. */
+  loaded: LoadedModelState[];
+  /** Inference requests in progress, including those waiting for a load or a slot, or hanging on a fault. */
+  active_requests: number;
+  /** Inference requests answered in full. */
+  served: number;
+  /** Inference requests whose client went away before the answer was complete. */
+  aborted: number;
+  /** Inference requests answered with an error status (injected failures, OOM, unknown model). */
+  failed: number;
+  /** Connections the node cut on a `drop_next` fault. */
+  dropped: number;
+  oom_errors: number;
+  loads: number;
+  evictions: number;
+  unloads: number;
+  faults_pending: { fail_next: number; hang_next: number; drop_next: number };
+}
+
+export const FaultsSchema = z
+  .object({
+    fail_next: z.number().int().min(0).optional(),
+    fail_status: z.number().int().min(400).max(599).optional(),
+    fail_message: z.string().min(1).optional(),
+    hang_next: z.number().int().min(0).optional(),
+    drop_next: z.number().int().min(0).optional(),
+    drop_after_tokens: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type Faults = z.infer<typeof FaultsSchema>;
+
+const DEFAULT_FAIL_MESSAGE = 'simulated failure';
+const DEFAULT_DROP_AFTER_TOKENS = 1;
+/** Prompt evaluation runs this many times faster than decoding, per token. */
+const PROMPT_SPEEDUP = 10;
+
+/** Thrown inside a request after the node cut the connection on purpose. */
+export class DroppedError extends Error {
+  constructor() {
+    super('connection dropped by an injected fault');
+    this.name = 'DroppedError';
+  }
+}
+
+/** One inference request in flight. `signal` aborts when the client goes away (or the node drops it). */
+export interface InferenceCtx {
+  res: ServerResponse;
+  signal: AbortSignal;
+  startedNs: bigint;
+  /** Set by a drop fault: cut the connection once this many tokens were sent. */
+  dropAfter: number | undefined;
+  dropped: boolean;
+}
+
+export interface DecodeTimes {
+  promptEvalNs: number;
+  evalNs: number;
+}
+
+export class SimCore {
+  readonly opts: ResolvedSimOptions;
+  readonly log: Logger;
+  readonly memory: SimMemory;
+  readonly modifiedAt = new Date().toISOString();
+  private readonly counters = { served: 0, aborted: 0, failed: 0, dropped: 0 };
+  private activeRequests = 0;
+  private faults = { fail_next: 0, fail_status: 500, fail_message: DEFAULT_FAIL_MESSAGE, hang_next: 0, drop_next: 0, drop_after_tokens: DEFAULT_DROP_AFTER_TOKENS };
+  private nextId = 1;
+
+  constructor(opts: ResolvedSimOptions, log: Logger, lifetime: AbortSignal) {
+    this.opts = opts;
+    this.log = log;
+    this.memory = new SimMemory({
+      totalBytes: Math.round(opts.vramGb * BYTES_PER_GB),
+      parallel: opts.parallel,
+      loadMs: (m) => (opts.fast ? 0 : opts.loadMsPerGb * m.sizeGb),
+      lifetime,
+    });
+  }
+
+  /** The model by name, or Ollama's 404. */
+  model(name: string): SimModelSpec {
+    const m = this.opts.models.find((x) => x.name === name);
+    if (!m) throw new SimHttpError(404, `model '${name}' not found`);
+    return m;
+  }
+
+  /** Decode speed of `m`, tokens per second: bigger models are slower. */
+  tokensPerSecond(m: SimModelSpec): number {
+    return (this.opts.tokensPerSecond * 8) / Math.max(m.sizeGb, 1);
+  }
+
+  newId(): number {
+    return this.nextId++;
+  }
+
+  /** Sets the given fault counters (others keep their value). */
+  setFaults(f: Faults): void {
+    if (f.fail_next !== undefined) this.faults.fail_next = f.fail_next;
+    if (f.fail_status !== undefined) this.faults.fail_status = f.fail_status;
+    if (f.fail_message !== undefined) this.faults.fail_message = f.fail_message;
+    if (f.hang_next !== undefined) this.faults.hang_next = f.hang_next;
+    if (f.drop_next !== undefined) this.faults.drop_next = f.drop_next;
+    if (f.drop_after_tokens !== undefined) this.faults.drop_after_tokens = f.drop_after_tokens;
+    this.log.info({ faults: this.faults }, 'faults set');
+  }
+
+  /** Clears faults and counters and unloads idle models; requests in flight finish normally. */
+  reset(): void {
+    this.faults = { fail_next: 0, fail_status: 500, fail_message: DEFAULT_FAIL_MESSAGE, hang_next: 0, drop_next: 0, drop_after_tokens: DEFAULT_DROP_AFTER_TOKENS };
+    this.counters.served = 0;
+    this.counters.aborted = 0;
+    this.counters.failed = 0;
+    this.counters.dropped = 0;
+    this.memory.resetCounters();
+    this.memory.unloadIdle();
+    this.log.info('state reset');
+  }
+
+  state(): SimState {
+    const loaded = this.memory.loaded();
+    return {
+      simulated: true,
+      vram_total_bytes: this.memory.totalBytes,
+      vram_used_bytes: this.memory.usedBytes(),
+      loaded,
+      active_requests: this.activeRequests,
+      ...this.counters,
+      ...this.memory.counters,
+      faults_pending: { fail_next: this.faults.fail_next, hang_next: this.faults.hang_next, drop_next: this.faults.drop_next },
+    };
+  }
+
+  /** Starts tracking an inference request: the client going away before the answer is complete counts as aborted. */
+  open(res: ServerResponse): InferenceCtx {
+    const ac = new AbortController();
+    const rc: InferenceCtx = { res, signal: ac.signal, startedNs: process.hrtime.bigint(), dropAfter: undefined, dropped: false };
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      if (!rc.dropped) this.counters.aborted++;
+      ac.abort(new Error('the client closed the connection'));
+    });
+    return rc;
+  }
+
+  /**
+   * Runs one inference request: applies the next pending fault (fail, then hang, then drop), runs `work`, answers
+   * errors in the route's shape and keeps the counters.
+   */
+  async run(rc: InferenceCtx, flavor: Flavor, work: () => Promise<void>): Promise<void> {
+    this.activeRequests++;
+    try {
+      if (this.faults.fail_next > 0) {
+        this.faults.fail_next--;
+        throw new SimHttpError(this.faults.fail_status, this.faults.fail_message);
+      }
+      if (this.faults.hang_next > 0) {
+        this.faults.hang_next--;
+        this.log.info('hanging a request on an injected fault');
+        await new Promise<void>((resolve) => (rc.signal.aborted ? resolve() : rc.signal.addEventListener('abort', () => resolve(), { once: true })));
+        return;
+      }
+      if (this.faults.drop_next > 0) {
+        this.faults.drop_next--;
+        rc.dropAfter = this.faults.drop_after_tokens;
+      }
+      await work();
+      if (!rc.signal.aborted) this.counters.served++;
+    } catch (e) {
+      if (e instanceof DroppedError) {
+        this.counters.dropped++;
+        return;
+      }
+      if (rc.signal.aborted || rc.res.destroyed) return;
+      this.counters.failed++;
+      if (e instanceof SimHttpError) {
+        this.log.info({ status: e.status, err: e.message }, 'request failed');
+        sendError(rc.res, flavor, e.status, e.message);
+        return;
+      }
+      this.log.error({ err: e }, 'simulated node internal error');
+      sendError(rc.res, flavor, 500, `simulated node internal error: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.activeRequests--;
+    }
+  }
+
+  /**
+   * Cuts the connection if a drop fault asked for it: once `sent` tokens are out, and in any case before the final
+   * message (`end`), so a pending drop always takes effect.
+   */
+  dropIfDue(rc: InferenceCtx, sent: number, end = false): void {
+    if (rc.dropAfter === undefined || (!end && sent < rc.dropAfter)) return;
+    rc.dropped = true;
+    this.log.info({ sent }, 'dropping a connection on an injected fault');
+    const socket = rc.res.socket;
+    // destroySoon flushes what was written, then closes: the client sees exactly `sent` tokens and no final message.
+    if (socket) socket.destroySoon();
+    else rc.res.destroy();
+    throw new DroppedError();
+  }
+
+  /**
+   * Embeds every input (vectors cut to `dimensions` when smaller than the model's width, then renormalised) after a
+   * simulated prompt evaluation; a pending drop fault cuts the connection instead of answering.
+   */
+  async embed(rc: InferenceCtx, m: SimModelSpec, inputs: string[], dimensions: number | undefined, keepAliveMs: number | null): Promise<{ embeddings: number[][]; loadNs: number; promptTokens: number }> {
+    const lease = await this.memory.acquire(m, rc.signal);
+    try {
+      const promptTokens = countPromptTokens(inputs);
+      await this.decode(rc, m, { pieces: [], doneReason: 'stop' }, promptTokens, () => undefined);
+      const width = Math.min(dimensions ?? Infinity, embeddingLengthOf(m));
+      const embeddings = inputs.map((text) => renormalise(embeddingFor(text, embeddingLengthOf(m)).slice(0, width)));
+      return { embeddings, loadNs: lease.loadNs, promptTokens };
+    } finally {
+      lease.release(keepAliveMs);
+    }
+  }
+
+  /**
+   * The timed token loop: prompt evaluation (a tenth of a token interval per prompt token), then one piece per
+   * interval of 1 / tokensPerSecond. Stops when the client goes away; `fast` removes every delay.
+   */
+  async decode(rc: InferenceCtx, m: SimModelSpec, plan: PlannedAnswer, promptTokens: number, onPiece: (piece: string) => Promise<void> | void): Promise<DecodeTimes> {
+    const fast = this.opts.fast;
+    const intervalMs = fast ? 0 : 1000 / this.tokensPerSecond(m);
+    const promptStart = process.hrtime.bigint();
+    if (!fast) await sleep((promptTokens * intervalMs) / PROMPT_SPEEDUP, undefined, { signal: rc.signal });
+    const evalStart = process.hrtime.bigint();
+    const evalStartMs = performance.now();
+    for (let i = 0; i < plan.pieces.length; i++) {
+      this.dropIfDue(rc, i);
+      if (!fast) {
+        const wait = evalStartMs + (i + 1) * intervalMs - performance.now();
+        if (wait > 0) await sleep(wait, undefined, { signal: rc.signal });
+      } else if (i % 64 === 63) {
+        await yieldToLoop(undefined, { signal: rc.signal });
+      }
+      rc.signal.throwIfAborted();
+      await onPiece(plan.pieces[i] ?? '');
+    }
+    this.dropIfDue(rc, plan.pieces.length, true);
+    const end = process.hrtime.bigint();
+    return { promptEvalNs: Number(evalStart - promptStart), evalNs: Number(end - evalStart) };
+  }
+}
+
+function renormalise(v: number[]): number[] {
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) || 1;
+  return v.map((x) => x / norm);
+}
+
+/** Nanoseconds since the request started. */
+export const elapsedNs = (rc: InferenceCtx): number => Number(process.hrtime.bigint() - rc.startedNs);

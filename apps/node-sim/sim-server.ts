@@ -1,0 +1,132 @@
+// The simulated Ollama node: an HTTP server speaking Ollama's API (and its OpenAI-compatible /v1), with VRAM, load/evict, decode speed and injectable faults. Always labelled simulated.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLogger } from '../../libs/logger/index.js';
+import { FaultsSchema, SimCore, type ResolvedSimOptions, type SimNodeOptions, type SimState } from './sim-core.js';
+import { SimHttpError, readJsonBody, sendError, sendJson, type Flavor, type Route } from './sim-http.js';
+import { ollamaRoutes } from './ollama-routes.js';
+import { openaiRoutes } from './openai-routes.js';
+
+export { parseModelsArg, type SimModelSpec } from './sim-models.js';
+export { planAnswer, simulatedAnswer, schemaInstance, embeddingFor, countPromptTokens, DEFAULT_ANSWER_TOKENS } from './sim-text.js';
+export type { SimNodeOptions, SimState, Faults } from './sim-core.js';
+
+export interface SimNode {
+  /** `http://host:port`, no trailing slash. */
+  url: string;
+  port: number;
+  /** Stops listening and cuts every open connection (hanging requests included). */
+  close(): Promise<void>;
+  state(): SimState;
+}
+
+/** Every response carries this header so nobody mistakes the simulation for a real node. */
+export const SIMULATED_HEADER = 'X-Hydra-Simulated';
+
+function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
+  const positive = (name: string, v: number): number => {
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number, got ${v}`);
+    return v;
+  };
+  const parallel = opts.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${parallel}`);
+  const loadMsPerGb = opts.loadMsPerGb ?? 20;
+  if (!Number.isFinite(loadMsPerGb) || loadMsPerGb < 0) throw new Error(`loadMsPerGb must be >= 0, got ${loadMsPerGb}`);
+  const names = new Set<string>();
+  for (const m of opts.models) {
+    if (names.has(m.name)) throw new Error(`model "${m.name}" is listed twice`);
+    names.add(m.name);
+    positive(`size of model "${m.name}"`, m.sizeGb);
+  }
+  return {
+    port: opts.port ?? 0,
+    host: opts.host ?? '127.0.0.1',
+    vramGb: positive('vramGb', opts.vramGb),
+    models: opts.models.map((m) => ({ ...m })),
+    parallel,
+    loadMsPerGb,
+    tokensPerSecond: positive('tokensPerSecond', opts.tokensPerSecond ?? 200),
+    fast: opts.fast ?? false,
+  };
+}
+
+function adminRoutes(core: SimCore): Array<[string, Route]> {
+  return [
+    ['GET /admin/state', async (_req, res) => sendJson(res, 200, core.state())],
+    ['POST /admin/reset', async (_req, res) => {
+      core.reset();
+      sendJson(res, 200, core.state());
+    }],
+    ['POST /admin/faults', async (req, res) => {
+      const parsed = FaultsSchema.safeParse(await readJsonBody(req));
+      if (!parsed.success) {
+        const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+        throw new SimHttpError(400, `invalid faults: ${why} (accepted: fail_next, fail_status, fail_message, hang_next, drop_next, drop_after_tokens)`);
+      }
+      core.setFaults(parsed.data);
+      sendJson(res, 200, { faults_pending: core.state().faults_pending });
+    }],
+  ];
+}
+
+export async function createSimNode(opts: SimNodeOptions): Promise<SimNode> {
+  const resolved = resolveOptions(opts);
+  const log = (opts.logger ?? silentLogger()).child({ component: 'node-sim' });
+  const lifetime = new AbortController();
+  const core = new SimCore(resolved, log, lifetime.signal);
+  const routes = new Map<string, Route>([...ollamaRoutes(core), ...openaiRoutes(core), ...adminRoutes(core)]);
+
+  const lookup = (method: string, path: string): Route | undefined => {
+    const m = method === 'HEAD' ? 'GET' : method;
+    return routes.get(`${m} ${path}`) ?? (path.startsWith('/v1/models/') ? routes.get(`${m} /v1/models/*`) : undefined);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    res.setHeader(SIMULATED_HEADER, '1');
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const flavor: Flavor = path.startsWith('/v1/') ? 'openai' : 'ollama';
+    try {
+      const route = lookup(req.method ?? 'GET', path);
+      if (!route) {
+        const other = ['GET', 'POST'].some((m) => lookup(m, path) !== undefined);
+        throw new SimHttpError(other ? 405 : 404, other ? `method ${req.method} not allowed on ${path}` : `no such endpoint: ${req.method} ${path}`);
+      }
+      await route(req, res);
+    } catch (e) {
+      if (e instanceof SimHttpError) {
+        sendError(res, flavor, e.status, e.message);
+        return;
+      }
+      log.error({ err: e, path }, 'simulated node internal error');
+      sendError(res, flavor, 500, `simulated node internal error: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+
+  const server = createServer((req, res) => void handle(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(resolved.port, resolved.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
+  const url = `http://${host}:${port}`;
+  log.info({ url, vramGb: resolved.vramGb, models: resolved.models.map((m) => m.name) }, 'simulated node listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    state: () => core.state(),
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        lifetime.abort();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// What the simulated node "generates": deterministic answer text, JSON instances of a format schema, and embedding vectors.
+import { createHash } from 'node:crypto';
+
+/** Tokens in an answer when neither `num_predict` nor `sim_answer_tokens` says otherwise. */
+export const DEFAULT_ANSWER_TOKENS = 16;
+/** Prompt words echoed into a plain-text answer. */
+export const ECHOED_PROMPT_WORDS = 8;
+/** Characters per streamed piece of a JSON answer. */
+export const JSON_PIECE_CHARS = 8;
+/** Embedding width of a model declared without one. */
+export const DEFAULT_EMBEDDING_LENGTH = 384;
+
+const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
+
+export type AnswerFormat = 'json' | Record<string, unknown>;
+
+export interface AnswerRequest {
+  model: string;
+  /** The text the answer echoes: the prompt (generate) or the last user message (chat). */
+  prompt: string;
+  /** Ollama `num_predict`: a cap on generated tokens; negative means no cap. */
+  numPredict?: number;
+  /** Natural length of a plain-text answer in tokens (sim-only option `sim_answer_tokens`), default 16. */
+  answerTokens?: number;
+  format?: AnswerFormat;
+}
+
+export interface PlannedAnswer {
+  /** The pieces streamed in order, one per token; their concatenation is the answer. */
+  pieces: string[];
+  /** `length` when `numPredict` cut the answer short, else `stop`. */
+  doneReason: 'stop' | 'length';
+}
+
+/**
+ * The exact answer for a request.
+ * Plain text: the words `simulated answer from <model> to:`, then the first 8 whitespace-separated words of the prompt,
+ * then filler words (`lorem ipsum dolor ...`, repeating), cut to `answerTokens` (default 16) words. Each word is one
+ * token; every token after the first carries one leading space, so the text is the words joined by single spaces.
+ * `format: "json"`: `{"simulated":true,"model":<model>,"answer":<the plain-text answer>}`.
+ * `format: <JSON schema>`: a minimal valid instance of the schema (see `schemaInstance`).
+ * JSON answers stream in pieces of 8 characters. `numPredict` >= 0 keeps only that many pieces (`done_reason: "length"`).
+ */
+export function planAnswer(req: AnswerRequest): PlannedAnswer {
+  let pieces: string[];
+  if (req.format === undefined) {
+    pieces = plainPieces(req.model, req.prompt, req.answerTokens ?? DEFAULT_ANSWER_TOKENS);
+  } else {
+    const value =
+      req.format === 'json'
+        ? { simulated: true, model: req.model, answer: plainPieces(req.model, req.prompt, req.answerTokens ?? DEFAULT_ANSWER_TOKENS).join('') }
+        : schemaInstance(req.format);
+    pieces = chunk(JSON.stringify(value), JSON_PIECE_CHARS);
+  }
+  if (req.numPredict !== undefined && req.numPredict >= 0 && req.numPredict < pieces.length) {
+    return { pieces: pieces.slice(0, req.numPredict), doneReason: 'length' };
+  }
+  return { pieces, doneReason: 'stop' };
+}
+
+/** The plain-text answer as one string (what a non-streaming request returns). */
+export function simulatedAnswer(req: AnswerRequest): string {
+  return planAnswer(req).pieces.join('');
+}
+
+function plainPieces(model: string, prompt: string, count: number): string[] {
+  const words = ['simulated', 'answer', 'from', model, 'to:', ...splitWords(prompt).slice(0, ECHOED_PROMPT_WORDS)];
+  for (let i = 0; words.length < count; i++) words.push(FILLER[i % FILLER.length] ?? 'lorem');
+  return words.slice(0, count).map((w, i) => (i === 0 ? w : ` ${w}`));
+}
+
+function splitWords(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w.length > 0);
+}
+
+/** Prompt tokens the simulation reports: whitespace-separated words across all input texts, at least 1. */
+export function countPromptTokens(texts: readonly string[]): number {
+  return Math.max(1, texts.reduce((n, t) => n + splitWords(t).length, 0));
+}
+
+function chunk(text: string, size: number): string[] {
+  const chars = Array.from(text);
+  const out: string[] = [];
+  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));
+  return out;
+}
+
+const MAX_SCHEMA_DEPTH = 32;
+
+/**
+ * A minimal JSON instance valid against `schema`: `const`, else the first `enum` value; objects carry every declared
+ * property plus any extra `required` ones; strings are "simulated" (respecting min/maxLength and common formats);
+ * numbers the smallest allowed value (0 when unbounded); booleans true; arrays max(1, minItems) items (tuples per
+ * `prefixItems`); `anyOf`/`oneOf` take the first non-null branch, `allOf` merges; local `$ref`s resolve.
+ */
+export function schemaInstance(schema: unknown, root: unknown = schema, depth = 0): unknown {
+  if (depth > MAX_SCHEMA_DEPTH || schema === false) return null;
+  if (!isRecord(schema)) return 'simulated';
+  if (typeof schema.$ref === 'string') return schemaInstance(resolveRef(root, schema.$ref), root, depth + 1);
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  if (Array.isArray(schema.allOf) && schema.allOf.length > 0) {
+    const parts = schema.allOf.map((s) => schemaInstance(s, root, depth + 1));
+    return parts.every(isRecord) ? Object.assign({}, ...parts) : parts[0];
+  }
+  const branches = Array.isArray(schema.anyOf) ? schema.anyOf : Array.isArray(schema.oneOf) ? schema.oneOf : undefined;
+  if (branches && branches.length > 0) {
+    const pick = branches.find((b) => !(isRecord(b) && b.type === 'null')) ?? branches[0];
+    return schemaInstance(pick, root, depth + 1);
+  }
+  switch (schemaType(schema)) {
+    case 'object':
+      return objectInstance(schema, root, depth);
+    case 'array':
+      return arrayInstance(schema, root, depth);
+    case 'string':
+      return stringInstance(schema);
+    case 'integer':
+      return numberInstance(schema, true);
+    case 'number':
+      return numberInstance(schema, false);
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    default:
+      return 'simulated';
+  }
+}
+
+function schemaType(schema: Record<string, unknown>): string | undefined {
+  const t = schema.type;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) return (t.find((x) => x !== 'null') ?? t[0]) as string | undefined;
+  if (isRecord(schema.properties)) return 'object';
+  if (schema.items !== undefined || schema.prefixItems !== undefined) return 'array';
+  return undefined;
+}
+
+function objectInstance(schema: Record<string, unknown>, root: unknown, depth: number): Record<string, unknown> {
+  const props = isRecord(schema.properties) ? schema.properties : {};
+  const required = Array.isArray(schema.required) ? schema.required.filter((k): k is string => typeof k === 'string') : [];
+  const out: Record<string, unknown> = {};
+  for (const key of new Set([...Object.keys(props), ...required])) out[key] = schemaInstance(props[key] ?? {}, root, depth + 1);
+  return out;
+}
+
+function arrayInstance(schema: Record<string, unknown>, root: unknown, depth: number): unknown[] {
+  const prefix = Array.isArray(schema.prefixItems) ? schema.prefixItems : Array.isArray(schema.items) ? schema.items : [];
+  const out = prefix.map((s) => schemaInstance(s, root, depth + 1));
+  const maxItems = typeof schema.maxItems === 'number' ? schema.maxItems : Infinity;
+  const want = Math.min(maxItems, Math.max(1, typeof schema.minItems === 'number' ? schema.minItems : 1));
+  const item = isRecord(schema.items) ? schema.items : {};
+  while (out.length < want) out.push(schemaInstance(item, root, depth + 1));
+  return out.slice(0, Math.max(prefix.length, want));
+}
+
+const STRING_FORMATS: Record<string, string> = {
+  'date-time': '1970-01-01T00:00:00Z',
+  date: '1970-01-01',
+  time: '00:00:00Z',
+  email: 'simulated@example.com',
+  uri: 'https://example.com/simulated',
+  url: 'https://example.com/simulated',
+  uuid: '00000000-0000-4000-8000-000000000000',
+  ipv4: '127.0.0.1',
+  hostname: 'simulated.example.com',
+};
+
+function stringInstance(schema: Record<string, unknown>): string {
+  let s = (typeof schema.format === 'string' ? STRING_FORMATS[schema.format] : undefined) ?? 'simulated';
+  if (typeof schema.minLength === 'number') while (s.length < schema.minLength) s += 'x';
+  if (typeof schema.maxLength === 'number') s = s.slice(0, schema.maxLength);
+  return s;
+}
+
+function numberInstance(schema: Record<string, unknown>, integer: boolean): number {
+  const num = (k: string): number | undefined => (typeof schema[k] === 'number' ? (schema[k] as number) : undefined);
+  const step = integer ? 1 : 0.5;
+  let lo = num('minimum') ?? (num('exclusiveMinimum') !== undefined ? (num('exclusiveMinimum') as number) + step : undefined);
+  const hi = num('maximum') ?? (num('exclusiveMaximum') !== undefined ? (num('exclusiveMaximum') as number) - step : undefined);
+  if (lo === undefined) lo = hi !== undefined && hi < 0 ? hi : 0;
+  return integer ? Math.ceil(lo) : lo;
+}
+
+function resolveRef(root: unknown, ref: string): unknown {
+  if (!ref.startsWith('#')) return {};
+  let node: unknown = root;
+  for (const raw of ref.slice(1).split('/').filter((p) => p.length > 0)) {
+    const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    node = isRecord(node) ? node[key] : undefined;
+  }
+  return node ?? {};
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A deterministic unit vector for `input`: SHA-256 in counter mode over the text, mapped to [-1, 1] and
+ * L2-normalised. The same text always gives the same vector, whatever the model.
+ */
+export function embeddingFor(input: string, length: number): number[] {
+  const raw: number[] = [];
+  for (let block = 0; raw.length < length; block++) {
+    const h = createHash('sha256').update(`${block}\0${input}`).digest();
+    for (let i = 0; i + 4 <= h.length && raw.length < length; i += 4) raw.push(h.readUInt32LE(i) / 0xffffffff * 2 - 1);
+  }
+  const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0)) || 1;
+  return raw.map((x) => x / norm);
+}
