@@ -6,6 +6,7 @@ export {
   TINY_DIMS,
   TINY_MODEL_NAME,
   TINY_VOCAB_SIZE,
+  chatMLPrompt,
   countTinyTokens,
   expectedGreedyContinuation,
   expectedGreedyOutput,

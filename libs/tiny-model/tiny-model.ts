@@ -239,6 +239,11 @@ export function countTinyTokens(text: string, opts: { special?: boolean } = {}):
   return count;
 }
 
+/** The prompt text ChatML renders for `messages`, ending with the assistant's turn opener (add_generation_prompt). */
+export function chatMLPrompt(messages: ReadonlyArray<{ role: string; content: string }>): string {
+  return messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') + '<|im_start|>assistant\n';
+}
+
 /** Write the toy model to `path` (parent folders created). Deterministic: the same bytes every time. */
 export async function writeTinyModel(path: string, variant: TinyModelVariant = {}): Promise<{ path: string; name: string; bytes: number }> {
   const buf = encodeGguf(tinyModelGguf(variant));
