@@ -1,0 +1,52 @@
+// What the API's routes share: Redis connections, the producer, the node registry and the job-completion waiters.
+import type { Redis } from 'ioredis';
+import type { Config } from '../../libs/config/index.js';
+import type { Logger } from '../../libs/logger/index.js';
+import { createRedis, hydraKeys, Producer, type HydraKeys } from '../../libs/queue/index.js';
+import { NodeRegistry } from '../../libs/registry/index.js';
+import { Waiters } from './waiters.js';
+
+export interface ApiContext {
+  config: Config;
+  logger: Logger;
+  keys: HydraKeys;
+  redis: Redis;
+  producer: Producer;
+  registry: NodeRegistry;
+  waiters: Waiters;
+  /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
+  blockingConnection(): Redis;
+  close(): Promise<void>;
+}
+
+export async function createApiContext(config: Config, logger: Logger): Promise<ApiContext> {
+  const keys = hydraKeys(config.QUEUE_PREFIX);
+  const redis = createRedis(config.REDIS_URL, 'producer');
+  const sub = createRedis(config.REDIS_URL, 'subscriber');
+  let lastErr = '';
+  for (const c of [redis, sub]) {
+    c.on('error', (e: Error) => {
+      if (e.message !== lastErr) logger.warn({ err: e.message }, 'redis connection error');
+      lastErr = e.message;
+    });
+  }
+  const waiters = new Waiters(sub, keys);
+  await waiters.start();
+  const producer = new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S });
+  return {
+    config,
+    logger,
+    keys,
+    redis,
+    producer,
+    registry: new NodeRegistry(redis, keys),
+    waiters,
+    blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
+    async close() {
+      waiters.close();
+      await producer.close();
+      sub.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

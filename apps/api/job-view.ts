@@ -1,0 +1,58 @@
+// How a job looks to API users: state, attempts, result or error, routing decision.
+import type { Job, Queue } from 'bullmq';
+import type { InferResult } from '../../libs/core/index.js';
+import type { InferJob } from '../../libs/queue/index.js';
+
+export interface JobView {
+  id: string;
+  state: string;
+  queue: string;
+  type: string;
+  model: string;
+  priority: number;
+  attempts_made: number;
+  attempts_max: number;
+  submitted_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  result?: InferResult;
+  error?: { code: string; message: string };
+  routing_decision: InferResult['routing_decision'] | (InferJob['route'] & { selected_node: null; attempts: InferJob['attempts_log'] });
+}
+
+/** BullMQ keeps failedReason as a string; Hydra writes `[code] message`. */
+export function parseFailure(reason: string | undefined): { code: string; message: string } {
+  const m = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason ?? '');
+  if (m) return { code: m[1]!, message: m[2]! };
+  if (/stalled more than allowable limit/i.test(reason ?? '')) {
+    return { code: 'poison_pill', message: `the job crashed its worker too many times and was failed: ${reason}` };
+  }
+  return { code: 'internal', message: reason || 'unknown failure' };
+}
+
+const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
+
+/** BullMQ's "prioritized" and "waiting" are both waiting to a user. */
+export const publicState = (s: string): string => (s === 'prioritized' || s === 'waiting-children' ? 'waiting' : s === 'unknown' ? 'cancelled' : s);
+
+export async function viewJob(queue: Queue, job: Job): Promise<JobView> {
+  const state = publicState(await job.getState());
+  const data = job.data as InferJob;
+  const result = job.returnvalue as InferResult | null;
+  return {
+    id: job.id!,
+    state,
+    queue: queue.name,
+    type: data.call.type,
+    model: data.call.model,
+    priority: data.priority,
+    attempts_made: job.attemptsMade,
+    attempts_max: job.opts.attempts ?? 1,
+    submitted_at: new Date(job.timestamp).toISOString(),
+    started_at: iso(job.processedOn),
+    finished_at: iso(job.finishedOn),
+    ...(state === 'completed' && result ? { result } : {}),
+    ...(state === 'failed' ? { error: parseFailure(job.failedReason) } : {}),
+    routing_decision: result?.routing_decision ?? { ...data.route, selected_node: null, attempts: data.attempts_log ?? [] },
+  };
+}

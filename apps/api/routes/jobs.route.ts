@@ -1,0 +1,178 @@
+// /v1/jobs: submit (optionally waiting for the answer), inspect, stream tokens over SSE, cancel.
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { Router, type Request, type Response } from 'express';
+import { ErrorCode, HydraError, parseJobRequest, type InferenceCall, type JobRequest } from '../../../libs/core/index.js';
+import type { InferJob } from '../../../libs/queue/index.js';
+import { planRoute } from '../../../libs/scheduling/index.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, route, sendError, STATUS } from '../errors.js';
+import { parseFailure, viewJob } from '../job-view.js';
+
+const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
+
+function toCall(r: JobRequest): InferenceCall {
+  const base = { model: r.model, ...(r.options ? { options: r.options } : {}), ...(r.keep_alive !== undefined ? { keep_alive: r.keep_alive } : {}) };
+  if (r.type === 'generate') return { type: 'generate', ...base, prompt: r.prompt, ...(r.system ? { system: r.system } : {}), ...(r.format ? { format: r.format } : {}) };
+  if (r.type === 'chat') return { type: 'chat', ...base, messages: r.messages, ...(r.format ? { format: r.format } : {}) };
+  return { type: 'embed', ...base, input: r.input };
+}
+
+export function jobsRouter(ctx: ApiContext): Router {
+  const r = Router();
+
+  const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
+
+  /** Wait until the job ends or `ms` pass; answers 200 with the result, an error status, or 202 when still running. */
+  async function answerWhenDone(req: Request, res: Response, id: string, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const queue = await ctx.producer.queueOfJob(id);
+    for (;;) {
+      const job = queue ? await queue.getJob(id) : undefined;
+      if (!job || !queue) {
+        if (await ctx.redis.exists(ctx.keys.cancelFlag(id))) return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
+        return sendError(res, new HydraError(ErrorCode.NotFound, `job ${id} no longer exists`));
+      }
+      const state = await job.getState();
+      if (state === 'completed' || state === 'failed') {
+        const view = await viewJob(queue, job);
+        if (state === 'completed') return void res.status(200).json(view);
+        const err = parseFailure(job.failedReason);
+        return void res.status(STATUS[err.code as ErrorCode] ?? 502).json({ ...view, error: err });
+      }
+      if (Date.now() >= deadline || gone.signal.aborted) {
+        return void res.status(202).json({ ...links(id), state: 'running', note: 'still running after the wait limit; poll status_url or read stream_url' });
+      }
+      await ctx.waiters.wait(id, Math.min(1000, Math.max(1, deadline - Date.now())), gone.signal);
+    }
+  }
+
+  r.post(
+    '/v1/jobs',
+    route(async (req: Request, res: Response) => {
+      const parsed = parseJobRequest(req.body);
+      if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
+      const body = parsed.value;
+      const nodes = await ctx.registry.list(Date.now());
+      const plan = planRoute(
+        { model: body.model, ...(body.node_id ? { node_id: body.node_id } : {}), ...(body.min_vram_gb ? { min_vram_gb: body.min_vram_gb } : {}), ...(body.prefer_local ? { prefer_local: true } : {}) },
+        nodes,
+        LOCAL_HOSTS,
+      );
+      const id = randomUUID();
+      const payload: InferJob = {
+        call: toCall(body),
+        priority: body.priority,
+        route: { queue: plan.queue, requested_node: plan.requested_node, reason: plan.reason, candidates: plan.candidates },
+        ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
+        submitted_at: Date.now(),
+        attempts_log: [],
+      };
+      await ctx.producer.addInference(id, payload, plan.queueInfo);
+      if (!body.wait) return void res.status(202).json({ ...links(id), state: 'waiting', queue: plan.queue, reason: plan.reason });
+      await answerWhenDone(req, res, id, Math.min(body.timeout_ms ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS));
+    }),
+  );
+
+  r.get(
+    '/v1/jobs/:id',
+    route(async (req: Request, res: Response) => {
+      const id = String(req.params.id);
+      const queue = await ctx.producer.queueOfJob(id);
+      const job = queue ? await queue.getJob(id) : undefined;
+      if (!queue || !job) {
+        if (await ctx.redis.exists(ctx.keys.cancelFlag(id))) return void res.json({ id, state: 'cancelled' });
+        return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id} (unknown, or removed after JOB_RETENTION_S)`));
+      }
+      res.json(await viewJob(queue, job));
+    }),
+  );
+
+  r.get(
+    '/v1/jobs/:id/stream',
+    route(async (req: Request, res: Response) => {
+      const id = String(req.params.id);
+      const queue = await ctx.producer.queueOfJob(id);
+      if (!queue) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.flushHeaders();
+      const conn = ctx.blockingConnection();
+      conn.on('error', () => {});
+      let open = true;
+      res.on('close', () => {
+        open = false;
+        conn.disconnect();
+      });
+      let last = String(req.header('last-event-id') ?? req.query.last_event_id ?? '0');
+      if (!/^\d+-\d+$|^0$/.test(last)) last = '0';
+      const key = ctx.keys.stream(id);
+      const send = (eid: string, event: string, data: string) => res.write(`id: ${eid}\nevent: ${event}\ndata: ${data}\n\n`);
+      try {
+        while (open) {
+          const got = (await conn.xread('COUNT', '500', 'BLOCK', '10000', 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
+          if (!open) break;
+          if (!got) {
+            // Nothing new: if the job ended and its stream expired, answer from the job itself.
+            const job = await queue.getJob(id);
+            const state = job ? await job.getState() : 'unknown';
+            if (job && (state === 'completed' || state === 'failed') && !(await ctx.redis.exists(key))) {
+              const view = await viewJob(queue, job);
+              send('0-1', state === 'completed' ? 'done' : 'error', JSON.stringify(state === 'completed' ? view.result : view.error));
+              break;
+            }
+            if (!job) {
+              send('0-1', 'error', JSON.stringify({ code: 'not_found', message: `job ${id} no longer exists` }));
+              break;
+            }
+            res.write(': keep-alive\n\n');
+            continue;
+          }
+          let ended = false;
+          for (const [eid, fields] of got[0]?.[1] ?? []) {
+            last = eid;
+            const e = fields[1] ?? 'token';
+            const d = fields[3] ?? '';
+            send(eid, e, e === 'token' ? JSON.stringify({ text: d }) : d);
+            if (e === 'done' || e === 'error') ended = true;
+          }
+          if (ended) break;
+        }
+      } finally {
+        conn.disconnect();
+        if (open) res.end();
+      }
+    }),
+  );
+
+  r.delete(
+    '/v1/jobs/:id',
+    route(async (req: Request, res: Response) => {
+      const id = String(req.params.id);
+      const queue = await ctx.producer.queueOfJob(id);
+      const job = queue ? await queue.getJob(id) : undefined;
+      if (!job) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
+      const state = await job.getState();
+      if (state === 'completed' || state === 'failed') {
+        return sendError(res, new HydraError(ErrorCode.Conflict, `job ${id} already ${state}; nothing to cancel`));
+      }
+      await ctx.redis.set(ctx.keys.cancelFlag(id), '1', 'EX', ctx.config.JOB_RETENTION_S);
+      if (state !== 'active') {
+        try {
+          await job.remove();
+          const err = { code: 'cancelled', message: `job ${id} was cancelled before it started` };
+          await ctx.redis.multi().xadd(ctx.keys.stream(id), '*', 'e', 'error', 'd', JSON.stringify(err)).expire(ctx.keys.stream(id), ctx.config.JOB_RETENTION_S).exec();
+          await ctx.redis.publish(ctx.keys.channels.done, JSON.stringify({ id, state: 'cancelled' }));
+          return void res.json({ id, state: 'cancelled' });
+        } catch {
+          // It became active meanwhile (locked): abort it on its node instead.
+        }
+      }
+      await ctx.redis.publish(ctx.keys.channels.cancel, id);
+      res.status(202).json({ id, state: 'cancelling', note: 'the node running it is aborting the request' });
+    }),
+  );
+
+  return r;
+}
