@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import type {} from 'vitest';
 import { freePort, waitFor } from './wait.js';
 import { Redis } from 'ioredis';
 
@@ -27,6 +28,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const url = `redis://127.0.0.1:${port}`;
   await waitFor(async () => {
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => {});
     try {
       await r.connect();
       return (await r.ping()) === 'PONG';

@@ -1,0 +1,55 @@
+// The hydra command line: up (a whole local cluster), api, worker, sim, make-tiny-model.
+import { fileURLToPath } from 'node:url';
+
+export const USAGE = `usage: hydra <command> [options]
+
+  up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
+                               with AOF under ./data), the API, and one worker on the best backend
+                               found (Ollama, OPENAI_BASE_URL, else llama.cpp with the models in
+                               MODELS_DIR, else the built-in toy model); --sim N adds N simulated nodes
+  api                          the API alone (env: REDIS_URL, PORT, HOST, API_KEYS, ...)
+  worker                       one node agent alone (env: REDIS_URL, BACKEND, OLLAMA_URL, NODE_ID, NODE_VRAM_GB, ...)
+  sim --vram-gb G --models "name=GB,..." [--port P]
+                               one simulated Ollama node (for tests and demos without GPUs)
+  make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
+
+Every variable is listed with its default in .env.example.`;
+
+export async function run(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'up': {
+      const { up } = await import('./up.js');
+      return up(rest);
+    }
+    case 'api': {
+      const m = await import('../api/main.js');
+      return m.main(process.env);
+    }
+    case 'worker': {
+      const m = await import('../worker/main.js');
+      return m.main(process.env);
+    }
+    case 'sim': {
+      const m = await import('../node-sim/main.js');
+      return m.main(rest);
+    }
+    case 'make-tiny-model': {
+      const m = await import('../../scripts/make-tiny-model.js');
+      process.exitCode = await m.main(rest);
+      return;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      process.stderr.write(`hydra: unknown command "${cmd}"\n${USAGE}\n`);
+      process.exitCode = 2;
+  }
+}
+
+/** Absolute path of bin/hydra.mjs, for launching child processes. */
+export const HYDRA_BIN = fileURLToPath(new URL('../../bin/hydra.mjs', import.meta.url));

@@ -1,0 +1,197 @@
+// `hydra up`: Redis (reuse or start a private one with AOF), the API, a worker on the best backend, optional simulated nodes.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { ConfigError, loadConfig, type Config } from '../../libs/config/index.js';
+import { HYDRA_BIN } from './main.js';
+
+/** Simulated fleet for `--sim N`: labelled simulated everywhere; sizes in GB. */
+const SIM_FLEET = [
+  { vram: 24, models: 'qwen3:14b=9.3,llama3.2:3b=2.0,nomic-embed-text=0.27:768' },
+  { vram: 80, models: 'llama3.1:70b=43,qwen3:14b=9.3,llama3.2:3b=2.0' },
+  { vram: 8, models: 'llama3.2:3b=2.0,nomic-embed-text=0.27:768' },
+];
+
+const say = (s: string) => process.stdout.write(`${s}\n`);
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return (await r.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  log: string;
+}
+
+export async function up(argv: string[]): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`hydra up: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const { values } = parseArgs({ args: argv, options: { sim: { type: 'string' }, 'no-worker': { type: 'boolean' } }, strict: true });
+  const sims = values.sim === undefined ? 0 : Number(values.sim);
+  if (!Number.isInteger(sims) || sims < 0 || sims > 32) {
+    process.stderr.write(`hydra up: --sim must be an integer from 0 to 32, got "${values.sim}"\n`);
+    process.exit(2);
+  }
+  const dataDir = resolve(config.HYDRA_DATA_DIR);
+  const logDir = join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const children: Child[] = [];
+  let stopping = false;
+
+  const start = (name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Child => {
+    const log = join(logDir, `${name}.log`);
+    const out = createWriteStream(log, { flags: 'a' });
+    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.pipe(out);
+    proc.stderr?.pipe(out);
+    const child = { name, proc, log };
+    proc.on('exit', (code, signal) => {
+      if (!stopping) say(`hydra up: ${name} exited (${signal ?? `code ${code}`}); see ${log}`);
+    });
+    children.push(child);
+    return child;
+  };
+  const stopAll = async () => {
+    stopping = true;
+    // Workers and API first, Redis last so workers can hand jobs back.
+    for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.proc.exitCode !== null ? null : new Promise((r) => c.proc.once('exit', r)))));
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+
+  // 1. Redis
+  let redisUrl = config.REDIS_URL;
+  if (await redisAnswers(redisUrl)) {
+    say(`redis: using ${redisUrl.replace(/\/\/[^@]*@/, '//***@')}`);
+  } else {
+    const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+    if (which.status !== 0) {
+      process.stderr.write(
+        `hydra up: no Redis answers at ${config.REDIS_URL} and redis-server is not installed.\n` +
+          `  Install it (Debian/Ubuntu: sudo apt-get install -y redis-server; macOS: brew install redis),\n` +
+          `  or point REDIS_URL at a running Redis.\n`,
+      );
+      process.exit(1);
+    }
+    const u = new URL(config.REDIS_URL);
+    const port = u.hostname === '127.0.0.1' || u.hostname === 'localhost' ? Number(u.port || 6379) : await freePort();
+    const dir = join(dataDir, 'redis');
+    mkdirSync(dir, { recursive: true });
+    start('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], process.env);
+    redisUrl = `redis://127.0.0.1:${port}`;
+    if (!(await until(() => redisAnswers(redisUrl), 10_000))) {
+      process.stderr.write(`hydra up: redis-server did not start on port ${port}; see ${join(logDir, 'redis.log')}\n`);
+      await stopAll();
+      process.exit(1);
+    }
+    say(`redis: started a private redis-server on ${redisUrl} (AOF on, data in ${dir})`);
+  }
+  const env = { ...process.env, REDIS_URL: redisUrl };
+
+  // 2. Simulated nodes (each with its own worker)
+  for (let i = 0; i < sims; i++) {
+    const spec = SIM_FLEET[i % SIM_FLEET.length]!;
+    const port = await freePort();
+    start(`sim-${i + 1}`, process.execPath, [HYDRA_BIN, 'sim', '--port', String(port), '--vram-gb', String(spec.vram), '--models', spec.models], env);
+    start(`worker-sim-${i + 1}`, process.execPath, [HYDRA_BIN, 'worker'], {
+      ...env,
+      BACKEND: 'ollama',
+      OLLAMA_URL: `http://127.0.0.1:${port}`,
+      NODE_ID: `sim-${i + 1}`,
+      NODE_VRAM_GB: String(spec.vram),
+    });
+    say(`simulated node sim-${i + 1}: ${spec.vram} GB VRAM, models ${spec.models} (simulated, port ${port})`);
+  }
+
+  // 3. The real worker on the best backend found
+  if (!values['no-worker']) {
+    const workerEnv: NodeJS.ProcessEnv = { ...env };
+    const ollamaUp = await fetch(`${config.OLLAMA_URL}/api/version`, { signal: AbortSignal.timeout(1500) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ollamaUp) say(`worker: Ollama at ${config.OLLAMA_URL}`);
+    else if (config.OPENAI_BASE_URL) say(`worker: OpenAI-compatible server at ${config.OPENAI_BASE_URL}`);
+    else {
+      const dir = resolve(config.MODELS_DIR);
+      const ggufs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.gguf')) : [];
+      if (ggufs.length === 0) {
+        const { writeTinyModel } = await import('../../libs/tiny-model/index.js');
+        const w = await writeTinyModel(join(dir, 'tiny-toy-llama.gguf'));
+        say(`worker: no Ollama and no models found; serving the built-in toy model "${w.name}" (a toy, not a language model) from ${w.path}`);
+      } else {
+        say(`worker: llama.cpp in-process, models in ${dir}: ${ggufs.join(', ')}`);
+      }
+      workerEnv.BACKEND = config.BACKEND === 'auto' ? 'llamacpp' : config.BACKEND;
+    }
+    start('worker', process.execPath, [HYDRA_BIN, 'worker'], workerEnv);
+  }
+
+  // 4. The API
+  start('api', process.execPath, [HYDRA_BIN, 'api'], env);
+  const base = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+  const apiUp = await until(() => fetch(`${base}/healthz`).then((r) => r.ok, () => false), 20_000);
+  if (!apiUp) {
+    process.stderr.write(`hydra up: the API did not answer at ${base}; see ${join(logDir, 'api.log')}\n`);
+    await stopAll();
+    process.exit(1);
+  }
+  const auth = config.API_KEYS.length ? ` -H "Authorization: Bearer $KEY"` : '';
+  await until(async () => {
+    const r = await fetch(`${base}/v1/nodes`, { headers: config.API_KEYS[0] ? { authorization: `Bearer ${config.API_KEYS[0]}` } : {} }).catch(() => null);
+    const j = (await r?.json().catch(() => null)) as { nodes?: unknown[] } | null;
+    return (j?.nodes?.length ?? 0) >= (values['no-worker'] ? 0 : 1) + sims;
+  }, 60_000);
+  say(`
+Hydra is up.
+  API          ${base}/v1        (nodes: curl${auth} ${base}/v1/nodes)
+  Bull Board   ${base}/admin/queues
+  logs         ${logDir}
+Try:
+  curl${auth} -s ${base}/v1/jobs -H 'content-type: application/json' \\
+    -d '{"type":"generate","model":"<a model from /v1/nodes>","prompt":"abc","wait":true}'
+Stop with Ctrl-C.`);
+  await new Promise(() => {});
+}
