@@ -22,15 +22,14 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 export type Flavor = 'ollama' | 'openai';
 
 export async function readJsonBody(req: IncomingMessage, limitBytes = MAX_BODY_BYTES): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limitBytes) throw new SimHttpError(413, `request body is ${declared} bytes; the limit is ${limitBytes} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
+  // Past the limit the rest is read and discarded, so the client gets the 413 instead of a reset mid-upload.
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > limitBytes) throw new SimHttpError(413, `request body is over the limit of ${limitBytes} bytes`);
-    chunks.push(c);
+    if (size <= limitBytes) chunks.push(c);
   }
+  if (size > limitBytes) throw new SimHttpError(413, `request body is ${size} bytes; the limit is ${limitBytes} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') throw new SimHttpError(400, 'request body is empty: send a JSON object');
   try {

@@ -1,0 +1,58 @@
+// The node-sim command line as a real child process: it prints where it listens, serves, stops on SIGTERM, and rejects bad flags with exit code 2.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
+import { parseSimArgs } from './main.js';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+function start(args: string[]): { out: () => string; err: () => string; exit: Promise<number | null>; kill: (s: NodeJS.Signals) => void } {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  return { out: () => out, err: () => err, exit, kill: (s) => child.kill(s) };
+}
+
+describe('node-sim command line', () => {
+  it('prints its URL, serves the Ollama API and exits 0 on SIGTERM', async () => {
+    const p = start(['--port', '0', '--vram-gb', '24', '--models', 'qwen3:14b=9.3,llama3.1:70b=43', '--fast', '--log-level', 'warn']);
+    const line = await waitFor(() => /simulated Ollama node listening on (http:\/\/\S+) \(vram 24 GB, models: qwen3:14b 9.3 GB, llama3.1:70b 43 GB, fast mode\)/.exec(p.out()), {
+      timeoutMs: 20_000,
+      what: 'the listening line',
+    });
+    const tags = (await (await fetch(`${line[1]}/api/tags`)).json()) as { models: Array<{ name: string }> };
+    expect(tags.models.map((m) => m.name)).toEqual(['qwen3:14b', 'llama3.1:70b']);
+    p.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+  });
+
+  it('names a bad flag and exits with code 2', async () => {
+    const p = start(['--vram-gb', 'lots', '--models', 'a=1']);
+    expect(await p.exit).toBe(2);
+    expect(p.err()).toContain('--vram-gb must be a positive number of GB, got "lots"');
+  });
+
+  it('parses every flag', () => {
+    expect(parseSimArgs(['--port', '11434', '--host', '0.0.0.0', '--vram-gb', '8', '--models', 'a=1', '--parallel', '2', '--tokens-per-second', '50', '--load-ms-per-gb', '0'])).toEqual({
+      port: 11434,
+      host: '0.0.0.0',
+      vramGb: 8,
+      models: [{ name: 'a', sizeGb: 1 }],
+      parallel: 2,
+      tokensPerSecond: 50,
+      loadMsPerGb: 0,
+      fast: false,
+      logLevel: 'info',
+      help: false,
+    });
+    expect(() => parseSimArgs(['--vram-gb', '8'])).toThrow(/--models is required/);
+    expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a'])).toThrow(/--models: bad model entry "a"/);
+    expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--parallel', '0'])).toThrow(/--parallel must be an integer >= 1/);
+    expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--nope'])).toThrow(/--nope/);
+  });
+});

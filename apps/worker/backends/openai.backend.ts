@@ -1,0 +1,232 @@
+// Inference through any OpenAI-compatible server (llama-server, vLLM, LM Studio, Ollama's /v1): SSE streaming, Ollama-style options mapped, AbortSignal end to end.
+import { z } from 'zod';
+import {
+  ErrorCode,
+  HydraError,
+  type BackendProbe,
+  type ChatCall,
+  type EmbedCall,
+  type GenerateCall,
+  type InferenceOptions,
+  type InferenceOutput,
+} from '../../../libs/core/index.js';
+import type { Logger } from '../../../libs/logger/index.js';
+import type { CallHooks, InferenceBackend } from './backend.js';
+import { createHttpClient } from './http-client.js';
+import { cancelledError, errorFromStreamMessage, errorFromTransport } from './http-errors.js';
+import { sseData } from './http-stream.js';
+
+export interface OpenAIBackendOptions {
+  /** The API root, e.g. http://127.0.0.1:8080/v1 */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer` when set; never logged nor put in messages. */
+  apiKey?: string;
+  logger: Logger;
+  /** Limit for the answer's headers to arrive and for each pause between streamed chunks. Default 300 000 ms. */
+  requestTimeoutMs?: number;
+  /** Weights size in bytes by model id: OpenAI-compatible servers do not report sizes. Unlisted models report 0. */
+  modelSizes?: Record<string, number>;
+  /** Keep-alive connections to the server. Default 32. */
+  connections?: number;
+}
+
+const PROBE_TIMEOUT_MS = 2_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+
+const ModelsSchema = z.object({ data: z.array(z.object({ id: z.string() }).loose()) }).loose();
+
+/** One SSE event of /chat/completions or /completions. `timings` is llama-server's (milliseconds). */
+const ChunkSchema = z
+  .object({
+    model: z.string().optional(),
+    choices: z
+      .array(
+        z
+          .object({
+            delta: z.object({ content: z.string().nullish() }).loose().nullish(),
+            text: z.string().nullish(),
+            finish_reason: z.string().nullish(),
+          })
+          .loose(),
+      )
+      .nullish(),
+    usage: z.object({ prompt_tokens: z.number().optional(), completion_tokens: z.number().optional() }).loose().nullish(),
+    timings: z.object({ prompt_ms: z.number().optional(), predicted_ms: z.number().optional() }).loose().nullish(),
+    error: z.unknown().optional(),
+  })
+  .loose();
+type Chunk = z.infer<typeof ChunkSchema>;
+
+const EmbeddingsSchema = z
+  .object({
+    model: z.string().optional(),
+    data: z.array(z.object({ index: z.number().optional(), embedding: z.array(z.number()) }).loose()),
+    usage: z.object({ prompt_tokens: z.number().optional() }).loose().nullish(),
+  })
+  .loose();
+
+/**
+ * Ollama-style options in OpenAI terms: temperature, top_p, seed, stop, frequency/presence penalties as they are;
+ * num_predict >= 0 becomes max_tokens (negative means "no limit" and is left out). Other options have no standard
+ * OpenAI field and are not sent (strict servers reject unknown fields).
+ */
+export function openaiSamplingFields(options: InferenceOptions | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!options) return out;
+  if (options.temperature !== undefined) out.temperature = options.temperature;
+  if (options.top_p !== undefined) out.top_p = options.top_p;
+  if (options.seed !== undefined) out.seed = options.seed;
+  if (options.stop !== undefined && options.stop.length > 0) out.stop = options.stop;
+  if (options.num_predict !== undefined && options.num_predict >= 0) out.max_tokens = options.num_predict;
+  for (const k of ['frequency_penalty', 'presence_penalty'] as const) if (typeof options[k] === 'number') out[k] = options[k];
+  return out;
+}
+
+/** Ollama's `format` as `response_format`: "json" → json_object, a JSON schema → json_schema. */
+export function openaiResponseFormat(format: GenerateCall['format']): Record<string, unknown> {
+  if (format === undefined) return {};
+  if (format === 'json') return { response_format: { type: 'json_object' } };
+  return { response_format: { type: 'json_schema', json_schema: { name: 'output', schema: format } } };
+}
+
+const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBackend {
+  const http = createHttpClient({
+    kind: 'openai',
+    baseUrl: opts.baseUrl,
+    ...(opts.apiKey ? { headers: { authorization: `Bearer ${opts.apiKey}` } } : {}),
+    ...(opts.connections === undefined ? {} : { connections: opts.connections }),
+  });
+  const log = opts.logger.child({ backend: 'openai', url: http.url });
+  const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+
+  async function probe(signal?: AbortSignal): Promise<BackendProbe> {
+    const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+    const s = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      const models = await http.json({ method: 'GET', path: '/models', signal: s, timeoutMs: PROBE_TIMEOUT_MS, schema: ModelsSchema });
+      return {
+        healthy: true,
+        models_available: models.data.map((m) => ({ name: m.id, size_bytes: opts.modelSizes?.[m.id] ?? 0 })),
+        models_loaded: [],
+      };
+    } catch (e) {
+      const error = timeout.aborted ? `${http.label} did not answer within ${PROBE_TIMEOUT_MS} ms` : signal?.aborted ? `probe of ${http.label} was cancelled` : (e as Error).message;
+      log.debug({ err: error }, 'probe failed');
+      return { healthy: false, error, models_available: [], models_loaded: [] };
+    }
+  }
+
+  /** POSTs a streaming completion and reads its SSE events until `data: [DONE]`. */
+  async function stream(kind: 'text' | 'chat', body: Record<string, unknown>, model: string, hooks: CallHooks): Promise<InferenceOutput> {
+    if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);
+    const started = performance.now();
+    const path = kind === 'chat' ? '/chat/completions' : '/completions';
+    const res = await http.send({ method: 'POST', path, body: { ...body, stream: true, stream_options: { include_usage: true } }, signal: hooks.signal, timeoutMs });
+    let text = '';
+    let pieces = 0;
+    let firstTokenAt: number | undefined;
+    let finish: string | undefined;
+    let sawDone = false;
+    let last: Chunk | undefined;
+    let usage: Chunk['usage'];
+    let timings: Chunk['timings'];
+    /** Set when the caller's onToken threw: that error is rethrown as it is, not blamed on the server. */
+    let hookError: { e: unknown } | undefined;
+    try {
+      for await (const data of sseData(res.body)) {
+        if (data.trim() === '[DONE]') {
+          sawDone = true;
+          continue;
+        }
+        let parsed;
+        try {
+          parsed = ChunkSchema.safeParse(JSON.parse(data));
+        } catch {
+          throw new SyntaxError(`an event is not JSON: ${data.slice(0, 200)}`);
+        }
+        if (!parsed.success) throw new HydraError(ErrorCode.BackendError, `${http.label} streamed an unexpected event: ${data.slice(0, 200)}`, { retryable: true });
+        const chunk = parsed.data;
+        if (chunk.error !== undefined && chunk.error !== null) throw errorFromStreamMessage(http.label, describeError(chunk.error));
+        last = chunk;
+        if (chunk.usage) usage = chunk.usage;
+        if (chunk.timings) timings = chunk.timings;
+        const choice = chunk.choices?.[0];
+        if (choice?.finish_reason) finish = choice.finish_reason;
+        const piece = kind === 'chat' ? choice?.delta?.content : choice?.text;
+        if (piece) {
+          firstTokenAt ??= performance.now();
+          text += piece;
+          pieces++;
+          try {
+            hooks.onToken?.(piece);
+          } catch (e) {
+            hookError = { e };
+            throw e;
+          }
+        }
+      }
+    } catch (e) {
+      res.body.destroy();
+      if (hookError) throw hookError.e;
+      throw errorFromTransport(http.label, e, hooks.signal);
+    }
+    if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);
+    if (!sawDone && finish === undefined) {
+      throw new HydraError(ErrorCode.BackendError, `${http.label} ended the stream without a finish_reason or [DONE] (the server may have crashed mid-answer)`, { retryable: true });
+    }
+    const ended = performance.now();
+    const firstAt = firstTokenAt ?? ended;
+    return {
+      model: last?.model ?? model,
+      ...(kind === 'text' ? { response: text } : { message: { role: 'assistant' as const, content: text } }),
+      ...(finish ? { done_reason: finish } : {}),
+      prompt_tokens: usage?.prompt_tokens ?? 0,
+      completion_tokens: usage?.completion_tokens ?? pieces,
+      total_duration_ms: round3(ended - started),
+      load_duration_ms: 0,
+      prompt_eval_duration_ms: round3(timings?.prompt_ms ?? firstAt - started),
+      eval_duration_ms: round3(timings?.predicted_ms ?? ended - firstAt),
+    };
+  }
+
+  return {
+    kind: 'openai',
+    url: http.url,
+    probe,
+    /** Sent to /completions; a `system` text is prepended to the prompt, separated by a blank line. */
+    generate(call: GenerateCall, hooks: CallHooks) {
+      const prompt = call.system ? `${call.system}\n\n${call.prompt}` : call.prompt;
+      return stream('text', { model: call.model, prompt, ...openaiSamplingFields(call.options), ...openaiResponseFormat(call.format) }, call.model, hooks);
+    },
+    chat(call: ChatCall, hooks: CallHooks) {
+      const messages = call.messages.map((m) => ({ role: m.role, content: m.content }));
+      return stream('chat', { model: call.model, messages, ...openaiSamplingFields(call.options), ...openaiResponseFormat(call.format) }, call.model, hooks);
+    },
+    async embed(call: EmbedCall, hooks: CallHooks): Promise<InferenceOutput> {
+      if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);
+      const started = performance.now();
+      const out = await http.json({ method: 'POST', path: '/embeddings', body: { model: call.model, input: call.input, encoding_format: 'float' }, signal: hooks.signal, timeoutMs, schema: EmbeddingsSchema });
+      const embeddings = [...out.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding);
+      const total = round3(performance.now() - started);
+      return {
+        model: out.model ?? call.model,
+        embeddings,
+        prompt_tokens: out.usage?.prompt_tokens ?? 0,
+        completion_tokens: 0,
+        total_duration_ms: total,
+        load_duration_ms: 0,
+        prompt_eval_duration_ms: total,
+        eval_duration_ms: 0,
+      };
+    },
+    close: () => http.close(),
+  };
+}
+
+function describeError(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  return JSON.stringify(e);
+}
