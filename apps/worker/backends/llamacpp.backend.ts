@@ -1,0 +1,386 @@
+// In-process llama.cpp (node-llama-cpp, optional): GGUF files from a models folder or an Ollama store, streamed and cancellable.
+import os from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { ChatHistoryItem, LlamaContextSequence, LlamaGrammar, Token } from 'node-llama-cpp';
+import {
+  ErrorCode,
+  HydraError,
+  toHydraError,
+  type BackendProbe,
+  type ChatCall,
+  type EmbedCall,
+  type GenerateCall,
+  type InferenceOutput,
+  type ModelAvailable,
+} from '../../../libs/core/index.js';
+import type { Logger } from '../../../libs/logger/index.js';
+import type { CallHooks, InferenceBackend } from './backend.js';
+import { findModel, scanCatalog, type CatalogEntry } from './llamacpp/catalog.js';
+import { GgufInfoCache } from './llamacpp/gguf-info.js';
+import { ModelPool, type LoadedModel } from './llamacpp/model-pool.js';
+import { doneReason, planGeneration, unloadsAfter, type GenerationPlan } from './llamacpp/options.js';
+import { defaultThreads, loadNodeLlamaCpp, onLlamaLog, sharedLlama, type ImportNodeLlamaCpp } from './llamacpp/runtime.js';
+
+export interface LlamaCppBackendOptions {
+  /** Every `*.gguf` here is a model named after its file (`name.gguf` → `name`, also `name:latest`). */
+  modelsDir?: string;
+  /** An Ollama model store (holds manifests/ and blobs/). Default: ~/.ollama/models, only when it exists; false: none. */
+  ollamaModelsDir?: string | false;
+  /** Decode threads. Default: max(1, min(4, cores - 1)); see `defaultThreads`. */
+  threads?: number;
+  /** Context window in tokens when a job sets no num_ctx. Default 4096 (capped by the model's training context). */
+  contextSize?: number;
+  /** false (default): CPU only. 'auto': offload to a GPU when node-llama-cpp has a binary for it. */
+  gpu?: false | 'auto';
+  logger: Logger;
+  /** Explicit name → file pairs; they win over same-named files found elsewhere. */
+  extraModels?: { name: string; path: string }[];
+  /** Requests one model decodes at once (sequences of its context). Default 1. */
+  parallel?: number;
+  /** Models kept loaded (LRU by count). Default 2. */
+  maxLoadedModels?: number;
+  /** How node-llama-cpp is imported; tests pass a failing importer to see the not-installed error. */
+  importNodeLlamaCpp?: ImportNodeLlamaCpp;
+}
+
+const DEFAULT_CONTEXT = 4096;
+
+/** Throws HydraError backend_unavailable when node-llama-cpp is missing or has no binary for this machine. */
+export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promise<InferenceBackend> {
+  const nlc = await loadNodeLlamaCpp(opts.importNodeLlamaCpp);
+  const threads = opts.threads ?? defaultThreads();
+  const gpu = opts.gpu ?? false;
+  const log = opts.logger;
+  const llama = await sharedLlama(nlc, { gpu, threads });
+  const offLog = onLlamaLog((line) => {
+    if (line.level === 'error' || line.level === 'fatal') log.warn({ llama_cpp: line.message }, 'llama.cpp error');
+    else log.debug({ llama_cpp: line.message, level: line.level }, 'llama.cpp log');
+  });
+  const pool = new ModelPool({
+    nlc,
+    llama,
+    threads,
+    gpu,
+    parallel: Math.max(1, opts.parallel ?? 1),
+    maxLoaded: Math.max(1, opts.maxLoadedModels ?? 2),
+    logger: log,
+  });
+  const ggufInfo = new GgufInfoCache(nlc);
+  const sources = {
+    ...(opts.modelsDir !== undefined ? { modelsDir: opts.modelsDir } : {}),
+    ...(opts.ollamaModelsDir !== undefined ? { ollamaModelsDir: opts.ollamaModelsDir } : {}),
+    ...(opts.extraModels ? { extraModels: opts.extraModels } : {}),
+  };
+  const version = `node-llama-cpp ${await nlc.getModuleVersion()} (llama.cpp ${llama.llamaCppRelease.release}, ${llama.gpu || 'cpu'})`;
+  const reported = new Set<string>();
+  /** Probe runs every heartbeat: say each distinct problem once. */
+  const reportOnce = (key: string, fields: Record<string, unknown>, msg: string) => {
+    if (reported.has(key)) return;
+    reported.add(key);
+    log.warn(fields, msg);
+  };
+  let closed = false;
+  log.info({ threads, gpu: llama.gpu, version, modelsDir: opts.modelsDir }, 'llamacpp backend ready');
+
+  /** Resolve, load (or reuse) and hold a model for one call. */
+  async function withModel<T>(
+    call: { model: string; keep_alive?: string | number | undefined },
+    hooks: CallHooks,
+    run: (lm: LoadedModel, entry: CatalogEntry, loadMs: number) => Promise<T>,
+  ): Promise<T> {
+    if (closed) throw new HydraError(ErrorCode.BackendUnavailable, 'the llamacpp backend is closed', { retryable: true });
+    try {
+      hooks.signal.throwIfAborted();
+      const catalog = await scanCatalog(sources);
+      const entry = findModel(catalog, call.model);
+      if (!entry) {
+        const names = catalog.entries.map((e) => e.name);
+        throw new HydraError(
+          ErrorCode.ModelNotFound,
+          `model ${call.model} is not on this node (${names.length ? `it has ${names.join(', ')}` : 'it has no models'}): put ${call.model}.gguf in the models folder or pull it into the Ollama store`,
+          { details: { model: call.model, available: names } },
+        );
+      }
+      const { lm, loadMs } = await pool.acquire(entry, hooks.signal);
+      try {
+        return await run(lm, entry, loadMs);
+      } finally {
+        await pool.release(lm, { unload: unloadsAfter(call.keep_alive) });
+      }
+    } catch (e) {
+      throw asHydraError(e, hooks.signal);
+    }
+  }
+
+  /** The model's own defaults: an Ollama store's params layer (JSON options), else none. */
+  async function modelDefaults(entry: CatalogEntry): Promise<Record<string, unknown>> {
+    if (!entry.paramsPath) return {};
+    try {
+      const parsed: unknown = JSON.parse(await readFile(entry.paramsPath, 'utf8'));
+      return parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
+    } catch (e) {
+      reportOnce(`params:${entry.paramsPath}`, { model: entry.name, path: entry.paramsPath, err: String(e) }, 'unreadable Ollama params layer ignored');
+      return {};
+    }
+  }
+
+  function contextSizeFor(lm: LoadedModel, plan: GenerationPlan): number {
+    return plan.contextSize ?? Math.min(opts.contextSize ?? DEFAULT_CONTEXT, lm.model.trainContextSize || DEFAULT_CONTEXT);
+  }
+
+  async function grammarFor(format: GenerateCall['format']): Promise<LlamaGrammar | undefined> {
+    if (format === undefined) return undefined;
+    try {
+      if (format === 'json') return await llama.getGrammarFor('json');
+      return await llama.createGrammarForJsonSchema(format as Parameters<typeof llama.createGrammarForJsonSchema>[0]);
+    } catch (e) {
+      throw new HydraError(ErrorCode.BadRequest, `format: this JSON schema cannot be turned into a llama.cpp grammar (${e instanceof Error ? e.message : String(e)}); simplify it`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** Counts, times and streams one decoding; `prompt_tokens` is the context length when the first token arrives. */
+  function meter(seq: LlamaContextSequence, hooks: CallHooks) {
+    const startedAt = performance.now();
+    let firstAt: number | undefined;
+    let promptTokens: number | undefined;
+    let completionTokens = 0;
+    let hookFailed = false;
+    return {
+      onToken: (tokens: Token[]) => {
+        if (firstAt === undefined) {
+          firstAt = performance.now();
+          promptTokens = seq.contextTokens.length;
+        }
+        completionTokens += tokens.length;
+      },
+      onTextChunk: (text: string) => {
+        if (!hooks.onToken || hookFailed) return;
+        try {
+          hooks.onToken(text);
+        } catch (e) {
+          hookFailed = true;
+          log.warn({ err: String(e) }, 'onToken hook threw; not streaming the rest of this reply');
+        }
+      },
+      finish: (loadMs: number, callStarted: number) => {
+        const end = performance.now();
+        const first = firstAt ?? end;
+        return {
+          prompt_tokens: promptTokens ?? seq.contextTokens.length,
+          completion_tokens: completionTokens,
+          total_duration_ms: end - callStarted,
+          load_duration_ms: loadMs,
+          prompt_eval_duration_ms: first - startedAt,
+          eval_duration_ms: end - first,
+        };
+      },
+    };
+  }
+
+  function sampling(plan: GenerationPlan) {
+    return {
+      temperature: plan.temperature,
+      topK: plan.topK,
+      topP: plan.topP,
+      minP: plan.minP,
+      ...(plan.seed !== undefined ? { seed: plan.seed } : {}),
+      repeatPenalty: plan.repeatPenalty,
+      ...(plan.stop.length ? { customStopTriggers: plan.stop } : {}),
+    };
+  }
+
+  return {
+    kind: 'llamacpp',
+    url: `llamacpp://${opts.modelsDir !== undefined ? resolve(opts.modelsDir) : ''}`,
+
+    async probe(): Promise<BackendProbe> {
+      try {
+        if (closed) return { healthy: false, error: 'the llamacpp backend is closed', models_available: [], models_loaded: [] };
+        const catalog = await scanCatalog(sources);
+        for (const p of catalog.problems) reportOnce(`source:${p}`, { problem: p }, 'model source problem');
+        const available: ModelAvailable[] = [];
+        for (const entry of catalog.entries) {
+          const info = await ggufInfo.get(entry.path);
+          if ('error' in info) {
+            reportOnce(`file:${entry.path}:${info.error}`, { model: entry.name, path: entry.path, reason: info.error }, 'model file left out');
+            continue;
+          }
+          available.push({ name: entry.name, ...info });
+        }
+        const loaded = pool.list().map((lm) => {
+          const mem = lm.memory();
+          return { name: lm.name, size_bytes: mem.ram + mem.vram, vram_bytes: mem.vram };
+        });
+        const vram = await llama.getVramState();
+        const noSource = catalog.sources.configured > 0 && catalog.sources.readable === 0 && !opts.extraModels?.length;
+        return {
+          healthy: !noSource,
+          ...(noSource ? { error: `no model source could be read: ${catalog.problems.join('; ')}` } : {}),
+          version,
+          models_available: available,
+          models_loaded: loaded,
+          memory: { vram_total: vram.total, vram_free: vram.free, ram_total: os.totalmem(), ram_free: os.freemem() },
+        };
+      } catch (e) {
+        return { healthy: false, error: e instanceof Error ? e.message : String(e), models_available: [], models_loaded: [] };
+      }
+    },
+
+    generate(call: GenerateCall, hooks: CallHooks): Promise<InferenceOutput> {
+      const callStarted = performance.now();
+      return withModel(call, hooks, async (lm, entry, loadMs) => {
+        const plan = planGeneration(call.options, await modelDefaults(entry));
+        const size = contextSizeFor(lm, plan);
+        // Raw completion (Ollama's raw mode); a system text is put before the prompt.
+        const prompt = call.system ? `${call.system}\n\n${call.prompt}` : call.prompt;
+        const promptLength = lm.model.tokenize(prompt).length + 1;
+        if (promptLength >= size) {
+          throw new HydraError(ErrorCode.BadRequest, `the prompt is ${promptLength} tokens but the context holds ${size}: shorten it or raise num_ctx`);
+        }
+        const grammar = await grammarFor(call.format);
+        return lm.withSequence(size, hooks.signal, async (seq) => {
+          const completion = new nlc.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+          const m = meter(seq, hooks);
+          try {
+            const res = await completion.generateCompletionWithMeta(prompt, {
+              ...sampling(plan),
+              ...(grammar ? { grammar } : {}),
+              // Without num_predict: until end of text or the window is full, never an endless context shift.
+              ...(plan.maxTokens !== undefined ? { maxTokens: plan.maxTokens } : { disableContextShift: true }),
+              signal: hooks.signal,
+              stopOnAbortSignal: false,
+              onToken: m.onToken,
+              onTextChunk: m.onTextChunk,
+            });
+            return { model: call.model, response: res.response, done_reason: doneReason(res.metadata.stopReason), ...m.finish(loadMs, callStarted) };
+          } finally {
+            completion.dispose({ disposeSequence: false });
+          }
+        });
+      });
+    },
+
+    chat(call: ChatCall, hooks: CallHooks): Promise<InferenceOutput> {
+      const callStarted = performance.now();
+      return withModel(call, hooks, async (lm, entry, loadMs) => {
+        if (call.messages.some((m) => m.images?.length)) {
+          throw new HydraError(ErrorCode.BadRequest, 'the llamacpp backend does not take images: send this job to an Ollama node with a vision model');
+        }
+        const plan = planGeneration(call.options, await modelDefaults(entry));
+        const size = contextSizeFor(lm, plan);
+        const history = toChatHistory(call.messages);
+        const grammar = await grammarFor(call.format);
+        return lm.withSequence(size, hooks.signal, async (seq) => {
+          const chat = new nlc.LlamaChat({ contextSequence: seq, chatWrapper: lm.chatWrapper, autoDisposeSequence: false });
+          const m = meter(seq, hooks);
+          try {
+            const res = await chat.generateResponse(history, {
+              ...sampling(plan),
+              ...(grammar ? { grammar } : {}),
+              // A chat reply never runs past one window of tokens (LlamaChat would otherwise shift the history out).
+              maxTokens: plan.maxTokens ?? size,
+              signal: hooks.signal,
+              stopOnAbortSignal: false,
+              onToken: m.onToken,
+              onTextChunk: m.onTextChunk,
+            });
+            return {
+              model: call.model,
+              message: { role: 'assistant' as const, content: res.response },
+              done_reason: doneReason(res.metadata.stopReason),
+              ...m.finish(loadMs, callStarted),
+            };
+          } finally {
+            chat.dispose({ disposeSequence: false });
+          }
+        });
+      });
+    },
+
+    embed(call: EmbedCall, hooks: CallHooks): Promise<InferenceOutput> {
+      const callStarted = performance.now();
+      return withModel(call, hooks, async (lm, entry, loadMs) => {
+        const plan = planGeneration(call.options, await modelDefaults(entry));
+        const size = contextSizeFor(lm, plan);
+        const inputs = typeof call.input === 'string' ? [call.input] : call.input;
+        return lm.withEmbeddingContext(size, hooks.signal, async (ctx) => {
+          const started = performance.now();
+          const embeddings: number[][] = [];
+          let promptTokens = 0;
+          for (const [i, text] of inputs.entries()) {
+            hooks.signal.throwIfAborted(); // llama.cpp embeds one input at a time; stop between inputs
+            const length = ctx.calculateInputLength(text);
+            if (length > size) {
+              throw new HydraError(ErrorCode.BadRequest, `input ${i} is ${length} tokens but the context holds ${size}: shorten it or raise num_ctx`);
+            }
+            promptTokens += length;
+            embeddings.push(unitLength((await ctx.getEmbeddingFor(text)).vector));
+          }
+          const end = performance.now();
+          return {
+            model: call.model,
+            embeddings,
+            prompt_tokens: promptTokens,
+            completion_tokens: 0,
+            total_duration_ms: end - callStarted,
+            load_duration_ms: loadMs,
+            prompt_eval_duration_ms: end - started,
+            eval_duration_ms: 0,
+          };
+        });
+      });
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await pool.close();
+      offLog();
+      log.info({}, 'llamacpp backend closed');
+    },
+  };
+}
+
+/** Ollama chat messages → node-llama-cpp history. A trailing assistant message is continued (prefill). */
+function toChatHistory(messages: ChatCall['messages']): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((m) =>
+    m.role === 'system'
+      ? { type: 'system', text: m.content }
+      : m.role === 'assistant'
+        ? { type: 'model', response: [m.content] }
+        : // tool results are shown to the model as user turns; node-llama-cpp's history has no tool role
+          { type: 'user', text: m.content },
+  );
+  if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] });
+  return history;
+}
+
+/** Unit length, as Ollama's /api/embed returns (cosine similarity becomes a dot product). */
+function unitLength(v: readonly number[]): number[] {
+  const norm = Math.hypot(...v);
+  return norm > 0 ? v.map((x) => x / norm) : [...v];
+}
+
+/** Whatever a call threw → HydraError; an aborted call is always `cancelled`, whatever node-llama-cpp threw. */
+function asHydraError(e: unknown, signal: AbortSignal): HydraError {
+  if (signal.aborted) {
+    return e instanceof HydraError && e.code === ErrorCode.Cancelled
+      ? e
+      : new HydraError(ErrorCode.Cancelled, 'the request was cancelled; llama.cpp stopped decoding', { cause: e });
+  }
+  if (e instanceof HydraError) return e;
+  const name = e instanceof Error ? e.name : '';
+  if (name === 'InsufficientMemoryError') {
+    return new HydraError(ErrorCode.OutOfMemory, `not enough memory for this request (${(e as Error).message}): lower num_ctx or free memory`, {
+      retryable: true,
+      cause: e,
+    });
+  }
+  if (name === 'DisposedError') {
+    return new HydraError(ErrorCode.BackendUnavailable, 'the model was unloaded during the request (backend closing); retry', { retryable: true, cause: e });
+  }
+  return toHydraError(e);
+}

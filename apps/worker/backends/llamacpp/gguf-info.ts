@@ -1,0 +1,125 @@
+// What probe() says about a GGUF without loading it: architecture numbers, family, size, quantization; cached per file version.
+import { stat } from 'node:fs/promises';
+import type { GgufFileInfo } from 'node-llama-cpp';
+import type { ModelArch } from '../../../../libs/core/index.js';
+import type { NodeLlamaCpp } from './runtime.js';
+
+export interface GgufSummary {
+  size_bytes: number;
+  arch?: ModelArch;
+  family?: string;
+  parameter_size?: string;
+  quantization?: string;
+  embedding_length?: number;
+}
+
+/** Big arrays probe() does not need; skipping them keeps a metadata read to a few ms. */
+const IGNORED_KEYS = ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type', 'tokenizer.ggml.merges'];
+
+/**
+ * Bytes per block and values per block of common ggml types (ggml.c type_traits), to notice a file whose
+ * tensor data runs past its end. Types not listed are only checked for where their data starts.
+ */
+const GGML_BLOCKS: Record<number, readonly [values: number, bytes: number]> = {
+  0: [1, 4], // F32
+  1: [1, 2], // F16
+  2: [32, 18], // Q4_0
+  3: [32, 20], // Q4_1
+  6: [32, 22], // Q5_0
+  7: [32, 24], // Q5_1
+  8: [32, 34], // Q8_0
+  10: [256, 84], // Q2_K
+  11: [256, 110], // Q3_K
+  12: [256, 144], // Q4_K
+  13: [256, 176], // Q5_K
+  14: [256, 210], // Q6_K
+  30: [1, 2], // BF16
+};
+
+/** Reads each file once per (size, mtime); a file whose metadata cannot be read is remembered with the reason. */
+export class GgufInfoCache {
+  private readonly cache = new Map<string, { key: string; result: GgufSummary | { error: string } }>();
+
+  constructor(private readonly nlc: NodeLlamaCpp) {}
+
+  /** The summary, or `{ error }` saying why the file is not a usable GGUF. Never throws. */
+  async get(path: string): Promise<GgufSummary | { error: string }> {
+    let key: string;
+    let size: number;
+    try {
+      const s = await stat(path);
+      size = s.size;
+      key = `${s.size}:${s.mtimeMs}`;
+    } catch (e) {
+      return { error: `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const hit = this.cache.get(path);
+    if (hit?.key === key) return hit.result;
+    let result: GgufSummary | { error: string };
+    try {
+      const info = await this.nlc.readGgufFileInfo(path, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: IGNORED_KEYS });
+      const truncated = truncation(info, size);
+      result = truncated ? { error: truncated } : summarise(info, size, this.nlc);
+    } catch (e) {
+      result = { error: `not a readable GGUF file: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    this.cache.set(path, { key, result });
+    return result;
+  }
+}
+
+function summarise(info: GgufFileInfo, size: number, nlc: NodeLlamaCpp): GgufSummary {
+  const a = info.architectureMetadata;
+  const family = info.metadata.general.architecture;
+  const out: GgufSummary = { size_bytes: size, family };
+  if (a.block_count !== undefined && a.embedding_length !== undefined) {
+    const headCount = firstNumber(a.attention?.head_count) ?? 1;
+    out.arch = {
+      block_count: a.block_count,
+      head_count: headCount,
+      head_count_kv: firstNumber(a.attention?.head_count_kv) ?? headCount,
+      embedding_length: a.embedding_length,
+      ...(a.context_length !== undefined ? { context_length: a.context_length } : {}),
+    };
+    out.embedding_length = a.embedding_length;
+  }
+  const params = (info.fullTensorInfo ?? info.tensorInfo ?? []).reduce(
+    (sum, t) => sum + t.dimensions.reduce<number>((p, d) => p * Number(d), 1),
+    0,
+  );
+  if (params > 0) out.parameter_size = humanCount(params);
+  const fileType = info.metadata.general.file_type;
+  if (fileType !== undefined) {
+    const name = nlc.GgufFileType[fileType];
+    if (name) out.quantization = name.replace(/^(MOSTLY|ALL)_/, '');
+  }
+  return out;
+}
+
+/** Some models store per-layer head counts as arrays; the first layer's is what the KV estimate needs. */
+function firstNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (Array.isArray(v) && typeof v[0] === 'number') return v[0];
+  return undefined;
+}
+
+/** Why the file is shorter than its tensors need, or undefined. */
+function truncation(info: GgufFileInfo, fileSize: number): string | undefined {
+  for (const t of info.tensorInfo ?? []) {
+    if (t.filePart !== 1) continue; // later parts of a split model live in their own files
+    const start = Number(t.fileOffset);
+    const block = GGML_BLOCKS[t.ggmlType];
+    const values = t.dimensions.reduce<number>((p, d) => p * Number(d), 1);
+    const end = block ? start + Math.ceil(values / block[0]) * block[1] : start;
+    if (end > fileSize) return `file is truncated: tensor ${t.name} needs bytes up to ${end} but the file has ${fileSize}`;
+  }
+  return undefined;
+}
+
+/** Ollama-style parameter count: "8.0B", "494.03M", "115K". */
+export function humanCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)}K`;
+  return String(n);
+}
