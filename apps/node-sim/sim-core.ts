@@ -51,6 +51,8 @@ export interface SimState {
   evictions: number;
   unloads: number;
   faults_pending: { fail_next: number; hang_next: number; drop_next: number };
+  /** Requests received by "METHOD /path" (all routes, admin ones included). */
+  requests: Record<string, number>;
 }
 
 export const FaultsSchema = z
@@ -100,6 +102,7 @@ export class SimCore {
   readonly modifiedAt = new Date().toISOString();
   private readonly counters = { served: 0, aborted: 0, failed: 0, dropped: 0 };
   private activeRequests = 0;
+  private requests: Record<string, number> = {};
   private faults = { fail_next: 0, fail_status: 500, fail_message: DEFAULT_FAIL_MESSAGE, hang_next: 0, drop_next: 0, drop_after_tokens: DEFAULT_DROP_AFTER_TOKENS };
   private nextId = 1;
 
@@ -126,6 +129,10 @@ export class SimCore {
     return (this.opts.tokensPerSecond * 8) / Math.max(m.sizeGb, 1);
   }
 
+  countRequest(key: string): void {
+    this.requests[key] = (this.requests[key] ?? 0) + 1;
+  }
+
   newId(): number {
     return this.nextId++;
   }
@@ -148,6 +155,7 @@ export class SimCore {
     this.counters.aborted = 0;
     this.counters.failed = 0;
     this.counters.dropped = 0;
+    this.requests = {};
     this.memory.resetCounters();
     this.memory.unloadIdle();
     this.log.info('state reset');
@@ -164,6 +172,7 @@ export class SimCore {
       ...this.counters,
       ...this.memory.counters,
       faults_pending: { fail_next: this.faults.fail_next, hang_next: this.faults.hang_next, drop_next: this.faults.drop_next },
+      requests: { ...this.requests },
     };
   }
 

@@ -15,7 +15,10 @@ async function sim(opts: Partial<SimNodeOptions> = {}): Promise<SimNode> {
   return n;
 }
 
-async function post(n: SimNode, path: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+/** Answers in tests are inspected field by field: their JSON is typed loosely. */
+type LooseResponse = Omit<Response, 'json'> & { json(): Promise<any> };
+
+async function post(n: SimNode, path: string, body: unknown, init: RequestInit = {}): Promise<LooseResponse> {
   return fetch(n.url + path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' }, ...init });
 }
 

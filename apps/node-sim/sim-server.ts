@@ -85,6 +85,7 @@ export async function createSimNode(opts: SimNodeOptions): Promise<SimNode> {
     res.setHeader(SIMULATED_HEADER, '1');
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const flavor: Flavor = path.startsWith('/v1/') ? 'openai' : 'ollama';
+    core.countRequest(`${req.method ?? 'GET'} ${path}`);
     try {
       const route = lookup(req.method ?? 'GET', path);
       if (!route) {

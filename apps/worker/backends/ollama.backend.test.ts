@@ -1,0 +1,274 @@
+// The Ollama backend against a real simulated Ollama node: streaming, probe contents, cancellation reaching the server, error mapping.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HydraError, type ErrorCode } from '../../../libs/core/index.js';
+import { silentLogger } from '../../../libs/logger/index.js';
+import { freePort, waitFor } from '../../../test/support/wait.js';
+import { createSimNode, simulatedAnswer, type SimNode, type SimNodeOptions } from '../../node-sim/sim-server.js';
+import type { InferenceBackend } from './backend.js';
+import { archFromModelInfo, createOllamaBackend } from './ollama.backend.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+});
+
+async function sim(opts: Partial<SimNodeOptions> = {}): Promise<SimNode> {
+  const n = await createSimNode({
+    vramGb: 24,
+    models: [
+      { name: 'm:8b', sizeGb: 8 },
+      { name: 'emb', sizeGb: 0.5, embeddingLength: 16 },
+      { name: 'huge', sizeGb: 40 },
+    ],
+    fast: true,
+    ...opts,
+  });
+  cleanups.push(() => n.close());
+  return n;
+}
+
+function backend(url: string, requestTimeoutMs?: number): InferenceBackend {
+  const b = createOllamaBackend({ url, logger: silentLogger(), ...(requestTimeoutMs ? { requestTimeoutMs } : {}) });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+const hooks = (onToken?: (t: string) => void): { signal: AbortSignal; onToken?: (t: string) => void } => ({ signal: new AbortController().signal, ...(onToken ? { onToken } : {}) });
+
+async function failure(p: Promise<unknown>): Promise<HydraError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (!(e instanceof HydraError)) throw new Error(`expected a HydraError, got ${String(e)}`);
+  return e;
+}
+
+async function fault(n: SimNode, body: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${n.url}/admin/faults`, { method: 'POST', body: JSON.stringify(body) });
+  expect(r.status).toBe(200);
+}
+
+describe('ollama backend: inference', () => {
+  it('streams generate tokens in order, equal to the final text, with ms durations and token counts', async () => {
+    // m:8b decodes at 400 tokens/s: 16 tokens take about 40 ms.
+    const n = await sim({ fast: false, tokensPerSecond: 400, loadMsPerGb: 1 });
+    const b = backend(n.url);
+    const tokens: string[] = [];
+    const out = await b.generate({ type: 'generate', model: 'm:8b', prompt: 'Why is the sky blue?', system: 'be brief' }, hooks((t) => tokens.push(t)));
+    expect(tokens).toHaveLength(16);
+    expect(tokens.join('')).toBe(out.response);
+    expect(out.response).toBe(simulatedAnswer({ model: 'm:8b', prompt: 'Why is the sky blue?' }));
+    expect(out).toMatchObject({ model: 'm:8b', done_reason: 'stop', prompt_tokens: 7, completion_tokens: 16 });
+    expect(out.eval_duration_ms).toBeGreaterThan(30);
+    expect(out.eval_duration_ms).toBeLessThan(5_000);
+    expect(out.load_duration_ms).toBeGreaterThan(6);
+    expect(out.total_duration_ms).toBeGreaterThanOrEqual(out.eval_duration_ms);
+  });
+
+  it('chats with options, format and keep_alive passed through', async () => {
+    const n = await sim();
+    const b = backend(n.url);
+    const tokens: string[] = [];
+    const out = await b.chat(
+      { type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'count to three' }], options: { num_predict: 3 }, keep_alive: 0 },
+      hooks((t) => tokens.push(t)),
+    );
+    expect(out.message).toEqual({ role: 'assistant', content: 'simulated answer from' });
+    expect(tokens).toEqual(['simulated', ' answer', ' from']);
+    expect(out).toMatchObject({ done_reason: 'length', completion_tokens: 3, prompt_tokens: 3 });
+    expect(n.state().loaded).toEqual([]);
+
+    const schema = { type: 'object', properties: { steps: { type: 'array', items: { type: 'string' } }, done: { type: 'boolean' } }, required: ['steps', 'done'] };
+    const structured = await b.chat({ type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'plan' }], format: schema }, hooks());
+    expect(JSON.parse(structured.message?.content ?? '')).toEqual({ steps: ['simulated'], done: true });
+  });
+
+  it('embeds one vector of the model width per input', async () => {
+    const n = await sim();
+    const out = await backend(n.url).embed({ type: 'embed', model: 'emb', input: ['a', 'b', 'c'] }, hooks());
+    expect(out.embeddings).toHaveLength(3);
+    expect(out.embeddings?.every((v) => v.length === 16)).toBe(true);
+    expect(out).toMatchObject({ model: 'emb', prompt_tokens: 3, completion_tokens: 0 });
+  });
+});
+
+describe('ollama backend: probe', () => {
+  it('reports version, models with architecture, loaded models, and caches /api/show', async () => {
+    const n = await sim();
+    const b = backend(n.url);
+    await b.generate({ type: 'generate', model: 'm:8b', prompt: 'x' }, hooks());
+    const p = await b.probe();
+    expect(p).toMatchObject({ healthy: true, version: '0.12.0-simulated' });
+    expect(p.models_available).toEqual([
+      {
+        name: 'm:8b',
+        size_bytes: 8_000_000_000,
+        family: 'simulated',
+        parameter_size: '13.3B',
+        quantization: 'Q4_K_M',
+        arch: { block_count: 40, head_count: 40, head_count_kv: 8, embedding_length: 5120, context_length: 40960 },
+      },
+      {
+        name: 'emb',
+        size_bytes: 500_000_000,
+        family: 'simulated',
+        parameter_size: '833M',
+        quantization: 'Q4_K_M',
+        arch: { block_count: 12, head_count: 1, head_count_kv: 1, embedding_length: 16, context_length: 8192 },
+        embedding_length: 16,
+      },
+      expect.objectContaining({ name: 'huge', size_bytes: 40_000_000_000, arch: expect.objectContaining({ block_count: 80 }) }),
+    ]);
+    expect(p.models_loaded).toEqual([{ name: 'm:8b', size_bytes: 8_000_000_000, vram_bytes: 8_000_000_000, expires_at: expect.any(String) }]);
+    await b.probe();
+    expect(n.state().requests).toMatchObject({ 'GET /api/version': 2, 'GET /api/tags': 2, 'GET /api/ps': 2, 'POST /api/show': 3 });
+  });
+
+  it('reports an unreachable server as unhealthy without throwing, and calls fail as backend_unavailable', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const b = backend(url);
+    const p = await b.probe();
+    expect(p).toEqual({ healthy: false, error: expect.stringContaining(url), models_available: [], models_loaded: [] });
+    const e = await failure(b.generate({ type: 'generate', model: 'm:8b', prompt: 'x' }, hooks()));
+    expect(e.code).toBe('backend_unavailable');
+    expect(e.retryable).toBe(true);
+    expect(e.message).toContain(url);
+  });
+
+  it('gives up a probe after 2 s when the server accepts but never answers', async () => {
+    const server = createServer(() => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => closeServer(server));
+    const started = Date.now();
+    const p = await backend(`http://127.0.0.1:${(server.address() as AddressInfo).port}`).probe();
+    expect(p.healthy).toBe(false);
+    expect(p.error).toMatch(/did not answer within 2000 ms/);
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+});
+
+describe('ollama backend: cancellation', () => {
+  it('aborting mid-stream closes the request on the server and rejects with cancelled', async () => {
+    const n = await sim({ fast: false, tokensPerSecond: 100, loadMsPerGb: 0 });
+    const b = backend(n.url);
+    const ac = new AbortController();
+    const tokens: string[] = [];
+    const e = await failure(
+      b.generate(
+        { type: 'generate', model: 'm:8b', prompt: 'x', options: { sim_answer_tokens: 10_000 } },
+        {
+          signal: ac.signal,
+          onToken: (t) => {
+            tokens.push(t);
+            if (tokens.length === 2) ac.abort();
+          },
+        },
+      ),
+    );
+    expect(e.code).toBe('cancelled');
+    expect(e.retryable).toBe(false);
+    await waitFor(() => n.state().aborted === 1 && n.state().active_requests === 0, { what: 'the simulated node to see the abort' });
+    expect(n.state().served).toBe(0);
+  });
+
+  it('rejects at once when the signal is already aborted', async () => {
+    const n = await sim();
+    const ac = new AbortController();
+    ac.abort();
+    const e = await failure(backend(n.url).chat({ type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'x' }] }, { signal: ac.signal }));
+    expect(e.code).toBe('cancelled');
+    expect(n.state().requests['POST /api/chat']).toBeUndefined();
+  });
+});
+
+describe('ollama backend: error mapping', () => {
+  const call = (b: InferenceBackend, model = 'm:8b'): Promise<unknown> => b.generate({ type: 'generate', model, prompt: 'x' }, hooks());
+  const expectError = (e: HydraError, code: ErrorCode, retryable: boolean, url: string): void => {
+    expect({ code: e.code, retryable: e.retryable }).toEqual({ code, retryable });
+    expect(e.message).toContain(url);
+  };
+
+  it('maps 5xx, 4xx, unknown model and out-of-memory answers', async () => {
+    const n = await sim();
+    const b = backend(n.url);
+    await fault(n, { fail_next: 1, fail_status: 500, fail_message: 'runner crashed' });
+    const e500 = await failure(call(b));
+    expectError(e500, 'backend_error', true, n.url);
+    expect(e500.message).toContain('runner crashed');
+    await fault(n, { fail_next: 1, fail_status: 400, fail_message: 'invalid options' });
+    expectError(await failure(call(b)), 'backend_error', false, n.url);
+    expectError(await failure(call(b, 'missing:1b')), 'model_not_found', false, n.url);
+    const oom = await failure(call(b, 'huge'));
+    expectError(oom, 'out_of_memory', true, n.url);
+    expect(oom.message).toContain('requires more system memory');
+    expectError(await failure(b.embed({ type: 'embed', model: 'missing', input: 'x' }, hooks())), 'model_not_found', false, n.url);
+  });
+
+  it('maps a connection cut mid-stream to backend_unavailable, after the tokens that arrived', async () => {
+    const n = await sim();
+    const b = backend(n.url);
+    await fault(n, { drop_next: 1, drop_after_tokens: 3 });
+    const tokens: string[] = [];
+    const e = await failure(b.generate({ type: 'generate', model: 'm:8b', prompt: 'x' }, hooks((t) => tokens.push(t))));
+    expectError(e, 'backend_unavailable', true, n.url);
+    expect(tokens).toEqual(['simulated', ' answer', ' from']);
+    expect(n.state().dropped).toBe(1);
+  });
+
+  it('maps a server that never answers to backend_unavailable after the request timeout', async () => {
+    const n = await sim();
+    await fault(n, { hang_next: 1 });
+    const e = await failure(call(backend(n.url, 300)));
+    expectError(e, 'backend_unavailable', true, n.url);
+    expect(e.message).toMatch(/did not answer in time/);
+    await waitFor(() => n.state().aborted === 1, { what: 'the timed-out request to be closed' });
+  });
+
+  it('treats an {"error"} line mid-stream, or a stream without done, as a failure', async () => {
+    let mode: 'error' | 'no-done' = 'error';
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${JSON.stringify({ model: 'm', response: 'partial', done: false })}\n`);
+      res.end(mode === 'error' ? `${JSON.stringify({ error: 'an error was encountered while running the model: CUDA error' })}\n` : '');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => closeServer(server));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const b = backend(url);
+    const e = await failure(call(b));
+    expectError(e, 'backend_error', true, url);
+    expect(e.message).toContain('CUDA error');
+    mode = 'no-done';
+    const e2 = await failure(call(b));
+    expectError(e2, 'backend_error', true, url);
+    expect(e2.message).toMatch(/without a final "done"/);
+  });
+});
+
+describe('archFromModelInfo', () => {
+  it('reads the architecture-prefixed keys, defaulting head_count_kv and taking the largest per-layer value', () => {
+    expect(archFromModelInfo({ 'general.architecture': 'qwen3', 'qwen3.block_count': 36, 'qwen3.attention.head_count': 32, 'qwen3.embedding_length': 4096 })).toEqual({
+      block_count: 36,
+      head_count: 32,
+      head_count_kv: 32,
+      embedding_length: 4096,
+    });
+    expect(archFromModelInfo({ 'general.architecture': 'x', 'x.block_count': 2, 'x.attention.head_count': [4, 8], 'x.attention.head_count_kv': [2, 2], 'x.embedding_length': 64, 'x.context_length': 512 })).toEqual({
+      block_count: 2,
+      head_count: 8,
+      head_count_kv: 2,
+      embedding_length: 64,
+      context_length: 512,
+    });
+    expect(archFromModelInfo({ 'general.architecture': 'llama', 'llama.block_count': 2 })).toBeUndefined();
+    expect(archFromModelInfo(undefined)).toBeUndefined();
+  });
+});
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((r) => server.close(() => r()));
+}

@@ -1,0 +1,206 @@
+// The OpenAI-compatible backend against the simulated node's /v1 routes (and a small real server for auth): SSE streaming, option mapping, cancellation, errors.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HydraError, type ErrorCode } from '../../../libs/core/index.js';
+import { silentLogger } from '../../../libs/logger/index.js';
+import { freePort, waitFor } from '../../../test/support/wait.js';
+import { createSimNode, simulatedAnswer, type SimNode, type SimNodeOptions } from '../../node-sim/sim-server.js';
+import type { InferenceBackend } from './backend.js';
+import { createOpenAIBackend, openaiSamplingFields, type OpenAIBackendOptions } from './openai.backend.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+});
+
+async function sim(opts: Partial<SimNodeOptions> = {}): Promise<SimNode> {
+  const n = await createSimNode({
+    vramGb: 24,
+    models: [
+      { name: 'm:8b', sizeGb: 8 },
+      { name: 'emb', sizeGb: 0.5, embeddingLength: 16 },
+      { name: 'huge', sizeGb: 40 },
+    ],
+    fast: true,
+    ...opts,
+  });
+  cleanups.push(() => n.close());
+  return n;
+}
+
+function backend(baseUrl: string, extra: Partial<OpenAIBackendOptions> = {}): InferenceBackend {
+  const b = createOpenAIBackend({ baseUrl, logger: silentLogger(), ...extra });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+const hooks = (onToken?: (t: string) => void): { signal: AbortSignal; onToken?: (t: string) => void } => ({ signal: new AbortController().signal, ...(onToken ? { onToken } : {}) });
+
+async function failure(p: Promise<unknown>): Promise<HydraError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (!(e instanceof HydraError)) throw new Error(`expected a HydraError, got ${String(e)}`);
+  return e;
+}
+
+async function fault(n: SimNode, body: Record<string, unknown>): Promise<void> {
+  expect((await fetch(`${n.url}/admin/faults`, { method: 'POST', body: JSON.stringify(body) })).status).toBe(200);
+}
+
+describe('openai backend: inference', () => {
+  it('streams chat tokens in order over SSE, equal to the final text, with usage', async () => {
+    const n = await sim({ fast: false, tokensPerSecond: 400, loadMsPerGb: 0 });
+    const tokens: string[] = [];
+    const out = await backend(`${n.url}/v1`).chat({ type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'Why is the sky blue?' }] }, hooks((t) => tokens.push(t)));
+    expect(tokens).toHaveLength(16);
+    expect(out.message).toEqual({ role: 'assistant', content: tokens.join('') });
+    expect(out.message?.content).toBe(simulatedAnswer({ model: 'm:8b', prompt: 'Why is the sky blue?' }));
+    expect(out).toMatchObject({ model: 'm:8b', done_reason: 'stop', prompt_tokens: 5, completion_tokens: 16, load_duration_ms: 0 });
+    expect(out.eval_duration_ms).toBeGreaterThan(20);
+    expect(out.total_duration_ms).toBeGreaterThanOrEqual(out.eval_duration_ms);
+  });
+
+  it('generates through /completions with the system text prepended and num_predict as max_tokens', async () => {
+    const n = await sim();
+    const out = await backend(`${n.url}/v1`).generate({ type: 'generate', model: 'm:8b', prompt: 'hello', system: 'be brief', options: { num_predict: 7, temperature: 0.2, seed: 1 } }, hooks());
+    expect(out.response).toBe('simulated answer from m:8b to: be brief');
+    expect(out).toMatchObject({ done_reason: 'length', completion_tokens: 7, prompt_tokens: 3 });
+    expect(n.state().requests['POST /v1/completions']).toBe(1);
+  });
+
+  it('sends format as response_format and gets a valid instance back', async () => {
+    const n = await sim();
+    const b = backend(`${n.url}/v1`);
+    const schema = { type: 'object', properties: { answer: { type: 'string' }, score: { type: 'number', minimum: 1 } }, required: ['answer', 'score'] };
+    const out = await b.chat({ type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'x' }], format: schema }, hooks());
+    expect(JSON.parse(out.message?.content ?? '')).toEqual({ answer: 'simulated', score: 1 });
+    const json = await b.generate({ type: 'generate', model: 'm:8b', prompt: 'x', format: 'json' }, hooks());
+    expect(JSON.parse(json.response ?? '')).toMatchObject({ simulated: true });
+  });
+
+  it('embeds one vector of the model width per input', async () => {
+    const n = await sim();
+    const out = await backend(`${n.url}/v1`).embed({ type: 'embed', model: 'emb', input: ['a', 'b'] }, hooks());
+    expect(out.embeddings?.map((v) => v.length)).toEqual([16, 16]);
+    expect(out.prompt_tokens).toBe(2);
+  });
+
+  it('maps Ollama-style options to OpenAI fields', () => {
+    expect(openaiSamplingFields({ temperature: 0.5, top_p: 0.9, seed: 7, num_predict: 64, stop: ['\n'], top_k: 40, frequency_penalty: 0.1 })).toEqual({
+      temperature: 0.5,
+      top_p: 0.9,
+      seed: 7,
+      max_tokens: 64,
+      stop: ['\n'],
+      frequency_penalty: 0.1,
+    });
+    expect(openaiSamplingFields({ num_predict: -1 })).toEqual({});
+  });
+});
+
+describe('openai backend: probe', () => {
+  it('lists models with configured sizes and nothing loaded', async () => {
+    const n = await sim();
+    const p = await backend(`${n.url}/v1`, { modelSizes: { 'm:8b': 123 } }).probe();
+    expect(p).toEqual({
+      healthy: true,
+      models_available: [
+        { name: 'm:8b', size_bytes: 123 },
+        { name: 'emb', size_bytes: 0 },
+        { name: 'huge', size_bytes: 0 },
+      ],
+      models_loaded: [],
+    });
+  });
+
+  it('reports an unreachable server as unhealthy without throwing', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/v1`;
+    const p = await backend(url).probe();
+    expect(p).toEqual({ healthy: false, error: expect.stringContaining(url), models_available: [], models_loaded: [] });
+  });
+
+  it('sends the API key only as a bearer token and never puts it in errors', async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers);
+      if (req.url === '/v1/models') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'x', object: 'model' }] }));
+        return;
+      }
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'Incorrect API key provided', type: 'invalid_request_error' } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => closeServer(server));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    const b = backend(url, { apiKey: 'sk-secret-123' });
+    expect((await b.probe()).healthy).toBe(true);
+    const e = await failure(b.chat({ type: 'chat', model: 'x', messages: [{ role: 'user', content: 'x' }] }, hooks()));
+    expect({ code: e.code, retryable: e.retryable }).toEqual({ code: 'backend_error', retryable: false });
+    expect(e.message).toMatch(/API key/);
+    expect(JSON.stringify(e.toJSON())).not.toContain('sk-secret-123');
+    expect(seen.map((h) => h.authorization)).toEqual(['Bearer sk-secret-123', 'Bearer sk-secret-123']);
+
+    await backend(url).probe();
+    expect(seen[2]?.authorization).toBeUndefined();
+  });
+});
+
+describe('openai backend: cancellation and errors', () => {
+  const chat = (b: InferenceBackend, model = 'm:8b'): Promise<unknown> => b.chat({ type: 'chat', model, messages: [{ role: 'user', content: 'x' }] }, hooks());
+  const expectError = (e: HydraError, code: ErrorCode, retryable: boolean, url: string): void => {
+    expect({ code: e.code, retryable: e.retryable }).toEqual({ code, retryable });
+    expect(e.message).toContain(url);
+  };
+
+  it('aborting mid-stream closes the request on the server and rejects with cancelled', async () => {
+    const n = await sim({ fast: false, tokensPerSecond: 100, loadMsPerGb: 0 });
+    const ac = new AbortController();
+    let seen = 0;
+    const e = await failure(
+      backend(`${n.url}/v1`).generate(
+        { type: 'generate', model: 'm:8b', prompt: 'x', options: { num_predict: 10_000 } },
+        {
+          signal: ac.signal,
+          onToken: () => {
+            if (++seen === 2) ac.abort();
+          },
+        },
+      ),
+    );
+    expect(e.code).toBe('cancelled');
+    await waitFor(() => n.state().aborted === 1 && n.state().active_requests === 0, { what: 'the simulated node to see the abort' });
+  });
+
+  it('maps 5xx, 4xx, unknown model, out-of-memory, dropped and hanging requests', async () => {
+    const n = await sim();
+    const url = `${n.url}/v1`;
+    const b = backend(url);
+    await fault(n, { fail_next: 1, fail_status: 503, fail_message: 'overloaded' });
+    expectError(await failure(chat(b)), 'backend_error', true, url);
+    await fault(n, { fail_next: 1, fail_status: 422, fail_message: 'bad params' });
+    expectError(await failure(chat(b)), 'backend_error', false, url);
+    expectError(await failure(chat(b, 'nope')), 'model_not_found', false, url);
+    expectError(await failure(chat(b, 'huge')), 'out_of_memory', true, url);
+
+    await fault(n, { drop_next: 1, drop_after_tokens: 2 });
+    const tokens: string[] = [];
+    const dropped = await failure(b.chat({ type: 'chat', model: 'm:8b', messages: [{ role: 'user', content: 'x' }] }, hooks((t) => tokens.push(t))));
+    expectError(dropped, 'backend_unavailable', true, url);
+    expect(tokens).toEqual(['simulated', ' answer']);
+
+    await fault(n, { hang_next: 1 });
+    const hung = await failure(chat(backend(url, { requestTimeoutMs: 300 })));
+    expectError(hung, 'backend_unavailable', true, url);
+    await waitFor(() => n.state().aborted === 1, { what: 'the timed-out request to be closed' });
+  });
+});
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((r) => server.close(() => r()));
+}
