@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createRedis, hydraKeys, Producer, type HydraKeys } from '../../libs/queue/index.js';
-import { NodeRegistry } from '../../libs/registry/index.js';
+import { NodeRegistry, type NodeView } from '../../libs/registry/index.js';
 import { Waiters } from './waiters.js';
 
 export interface ApiContext {
@@ -14,6 +14,8 @@ export interface ApiContext {
   producer: Producer;
   registry: NodeRegistry;
   waiters: Waiters;
+  /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
+  nodes(): Promise<NodeView[]>;
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
   blockingConnection(): Redis;
   close(): Promise<void>;
@@ -33,14 +35,25 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const waiters = new Waiters(sub, keys);
   await waiters.start();
   const producer = new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S });
+  const registry = new NodeRegistry(redis, keys);
+  let cached: { at: number; nodes: Promise<NodeView[]> } | null = null;
   return {
     config,
     logger,
     keys,
     redis,
     producer,
-    registry: new NodeRegistry(redis, keys),
+    registry,
     waiters,
+    nodes() {
+      const now = Date.now();
+      if (!cached || now - cached.at > 250) {
+        const nodes = registry.list(now);
+        cached = { at: now, nodes };
+        nodes.catch(() => (cached = null));
+      }
+      return cached.nodes;
+    },
     blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
     async close() {
       waiters.close();

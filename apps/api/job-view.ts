@@ -1,7 +1,7 @@
 // How a job looks to API users: state, attempts, result or error, routing decision.
 import type { Job, Queue } from 'bullmq';
 import type { InferResult } from '../../libs/core/index.js';
-import type { InferJob } from '../../libs/queue/index.js';
+import type { DoneMessage, InferJob } from '../../libs/queue/index.js';
 
 export interface JobView {
   id: string;
@@ -54,5 +54,25 @@ export async function viewJob(queue: Queue, job: Job): Promise<JobView> {
     ...(state === 'completed' && result ? { result } : {}),
     ...(state === 'failed' ? { error: parseFailure(job.failedReason) } : {}),
     routing_decision: result?.routing_decision ?? { ...data.route, selected_node: null, attempts: data.attempts_log ?? [] },
+  };
+}
+
+/** The same view, built from the payload the API just enqueued and the worker's done message (no Redis reads). */
+export function viewFromMessage(id: string, data: InferJob, queue: string, msg: DoneMessage, attemptsMax: number): JobView {
+  const result = msg.result as InferResult;
+  return {
+    id,
+    state: 'completed',
+    queue,
+    type: data.call.type,
+    model: data.call.model,
+    priority: data.priority,
+    attempts_made: msg.attempts_made ?? 1,
+    attempts_max: attemptsMax,
+    submitted_at: new Date(data.submitted_at).toISOString(),
+    started_at: iso(msg.started_at),
+    finished_at: iso(msg.finished_at),
+    result,
+    routing_decision: result.routing_decision,
   };
 }

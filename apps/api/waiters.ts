@@ -1,11 +1,21 @@
 // Waits for jobs to end: one pub/sub subscription for all waiting requests, so `wait: true` costs no connection per request.
 import type { Redis } from 'ioredis';
-import type { HydraKeys } from '../../libs/queue/index.js';
+import type { DoneMessage, HydraKeys } from '../../libs/queue/index.js';
 
-type Wake = () => void;
+interface Entry {
+  msg: DoneMessage | null;
+  wakers: Set<() => void>;
+  refs: number;
+}
+
+export interface Watch {
+  /** The job's done message, or null when `ms` passed first (pub/sub is best-effort: re-check the job then). */
+  next(ms: number, signal: AbortSignal): Promise<DoneMessage | null>;
+  close(): void;
+}
 
 export class Waiters {
-  private readonly byJob = new Map<string, Set<Wake>>();
+  private readonly byJob = new Map<string, Entry>();
 
   constructor(
     private readonly sub: Redis,
@@ -13,44 +23,53 @@ export class Waiters {
   ) {}
 
   async start(): Promise<void> {
-    this.sub.on('message', (channel: string, msg: string) => {
+    this.sub.on('message', (channel: string, raw: string) => {
       if (channel !== this.keys.channels.done) return;
-      let id: string;
+      let msg: DoneMessage;
       try {
-        id = (JSON.parse(msg) as { id: string }).id;
+        msg = JSON.parse(raw) as DoneMessage;
       } catch {
         return;
       }
-      const set = this.byJob.get(id);
-      if (!set) return;
-      this.byJob.delete(id);
-      for (const w of set) w();
+      const e = this.byJob.get(msg.id);
+      if (!e) return;
+      e.msg = msg;
+      for (const w of e.wakers) w();
     });
     await this.sub.subscribe(this.keys.channels.done);
   }
 
-  /**
-   * Resolve when the job may have ended: on its done message, or every `pollMs` so a missed message
-   * (pub/sub is best-effort) only delays the answer. The caller re-checks the job's state.
-   */
-  wait(jobId: string, pollMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        this.byJob.get(jobId)?.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, pollMs);
-      signal.addEventListener('abort', done);
-      let set = this.byJob.get(jobId);
-      if (!set) this.byJob.set(jobId, (set = new Set()));
-      set.add(done);
-    });
+  /** Start watching before the job is added, so its done message cannot be missed. */
+  watch(jobId: string): Watch {
+    let e = this.byJob.get(jobId);
+    if (!e) this.byJob.set(jobId, (e = { msg: null, wakers: new Set(), refs: 0 }));
+    e.refs++;
+    const entry = e;
+    let closed = false;
+    return {
+      next: (ms, signal) =>
+        new Promise((resolve) => {
+          if (entry.msg || signal.aborted) return resolve(entry.msg);
+          const done = () => {
+            clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            entry.wakers.delete(done);
+            resolve(entry.msg);
+          };
+          const t = setTimeout(done, ms);
+          signal.addEventListener('abort', done);
+          entry.wakers.add(done);
+        }),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (--entry.refs <= 0) this.byJob.delete(jobId);
+      },
+    };
   }
 
   close(): void {
-    for (const set of this.byJob.values()) for (const w of set) w();
+    for (const e of this.byJob.values()) for (const w of e.wakers) w();
     this.byJob.clear();
   }
 }

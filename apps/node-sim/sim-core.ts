@@ -180,11 +180,14 @@ export class SimCore {
   open(res: ServerResponse): InferenceCtx {
     const ac = new AbortController();
     const rc: InferenceCtx = { res, signal: ac.signal, startedNs: process.hrtime.bigint(), dropAfter: undefined, dropped: false };
-    res.on('close', () => {
-      if (res.writableFinished) return;
+    const gone = (): void => {
+      if (res.writableFinished || ac.signal.aborted) return;
       if (!rc.dropped) this.counters.aborted++;
       ac.abort(new Error('the client closed the connection'));
-    });
+    };
+    res.on('close', gone);
+    // The client may have left while its body was being read, before this listener existed.
+    if (!res.socket || res.socket.destroyed) gone();
     return rc;
   }
 

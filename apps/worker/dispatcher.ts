@@ -192,50 +192,48 @@ export class Dispatcher {
     return retryInMs !== null ? Math.min(retryInMs + 1, this.d.pollMs) : this.d.pollMs;
   }
 
-  /** Reserve memory for the head's model, then take the next job of that queue (it may not be the peeked one). */
+  /**
+   * Reserve memory for the head's model, then take the next job of that queue (it may not be the peeked one).
+   * The reservation is keyed by the BullMQ lock token, which also identifies the job run while it holds it.
+   */
   private async tryTake(node: NodeRecord, choice: DispatchChoice): Promise<boolean> {
     const { registry, lockDurationMs } = this.d;
-    const resvId = randomUUID();
+    const token = randomUUID();
     const needFor = (model: string) => node.models_available.find((m) => sameModel(m.name, model))?.need_mb;
     const need = needFor(choice.head.model);
     if (need === undefined) return false; // node queue holding a model this node does not have
-    const admitted = await registry.reserve(node.id, resvId, choice.head.model, need, node.capacity_mb, Date.now(), lockDurationMs * 2);
+    const admitted = await registry.reserve(node.id, token, choice.head.model, need, node.capacity_mb, Date.now(), lockDurationMs * 2);
     if (!admitted.ok) {
       this.d.logger.debug({ model: choice.head.model, need, used: admitted.usedMb, capacity: node.capacity_mb }, 'does not fit now');
       return false;
     }
-    const token = randomUUID();
     let job: Job | undefined;
     try {
       job = await this.worker(choice.head.queue).getNextJob(token, { block: false });
     } catch (err) {
-      await registry.release(node.id, resvId);
+      await registry.release(node.id, token);
       throw err;
     }
     if (!job || !job.id) {
-      await registry.release(node.id, resvId);
+      await registry.release(node.id, token);
       return false;
     }
     const model = modelOfJobName(job.name);
     if (!sameModel(model, choice.head.model)) {
-      // A different job than peeked came first (node queues mix models): re-admit for its own model.
-      await registry.release(node.id, resvId);
+      // A different job than peeked came first (node queues mix models): admit it for its own model.
       const n = needFor(model);
-      const again = n === undefined ? { ok: false } : await registry.reserve(node.id, job.id, model, n, node.capacity_mb, Date.now(), lockDurationMs * 2);
+      const again = n === undefined ? { ok: false } : await registry.reserve(node.id, token, model, n, node.capacity_mb, Date.now(), lockDurationMs * 2);
       if (!again.ok) {
+        await registry.release(node.id, token);
         await job.moveToDelayed(Date.now() + 250, token).catch(() => undefined);
         return false;
       }
-    } else {
-      // Re-key the reservation by job id so other processes (and crash cleanup) see which job holds it.
-      await registry.reserve(node.id, job.id, model, need, Number.MAX_SAFE_INTEGER, Date.now(), lockDurationMs * 2);
-      await registry.release(node.id, resvId);
     }
     const a: ActiveJob = { job, token, abort: new AbortController(), choice };
     this.active.set(job.id, a);
     void this.d.run(a).finally(() => {
       this.active.delete(job.id!);
-      void registry.release(node.id, job.id!).catch(() => undefined);
+      void registry.release(node.id, token).catch(() => undefined);
       this.wake();
     });
     return true;

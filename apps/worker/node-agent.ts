@@ -61,6 +61,13 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       dispatcher.wake();
     }
   };
+  let soon: NodeJS.Timeout | null = null;
+  const soonHeartbeat = () => {
+    soon ??= setTimeout(() => {
+      soon = null;
+      void heartbeat().catch(() => undefined);
+    }, 200);
+  };
   const refresh = async () => {
     const [all, qs] = await Promise.all([registry.list(Date.now()), redis.hgetall(keys.queues)]);
     others = all.filter((n) => n.id !== nodeId);
@@ -97,8 +104,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
         retentionS: config.JOB_RETENTION_S,
         backendTimeoutMs: config.BACKEND_TIMEOUT_MS,
       }).finally(() => {
-        // A finished job may have loaded a model: refresh what the node reports soon.
-        void heartbeat().catch(() => undefined);
+        // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
+        if (!a.choice.warm) soonHeartbeat();
       }),
   });
 

@@ -3,7 +3,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ErrorCode, HydraError, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { InferJobSchema, JobCatalog, type HydraKeys, type InferJob, type JobKind } from '../../libs/queue/index.js';
+import { DONE_MESSAGE_RESULT_LIMIT, InferJobSchema, JobCatalog, type DoneMessage, type HydraKeys, type InferJob, type JobKind } from '../../libs/queue/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
@@ -66,7 +66,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
   timers.push(
     setInterval(() => {
       void job.extendLock(token, d.lockDurationMs).catch(() => undefined);
-      void d.registry.renew(d.nodeId, [jobId], Date.now(), d.lockDurationMs * 2).catch(() => undefined);
+      void d.registry.renew(d.nodeId, [token], Date.now(), d.lockDurationMs * 2).catch(() => undefined);
     }, Math.floor(d.lockDurationMs / 2)),
   );
   let abortReason: HydraError | null = null;
@@ -96,9 +96,17 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       if (r instanceof HydraError) abortReason ??= r;
     });
     const result = await handlers.infer(data, a, d, stream);
-    await stream.finish('done', result);
-    await job.moveToCompleted(result, token, false);
-    await d.redis.publish(d.keys.channels.done, JSON.stringify({ id: jobId, state: 'completed' }));
+    await Promise.all([stream.finish('done', result), job.moveToCompleted(result, token, false)]);
+    const json = JSON.stringify(result);
+    const msg: DoneMessage = {
+      id: jobId,
+      state: 'completed',
+      attempts_made: job.attemptsMade + 1,
+      started_at: job.processedOn ?? Date.now(),
+      finished_at: Date.now(),
+      ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
+    };
+    await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
     log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
@@ -116,7 +124,8 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       await job.moveToFailed(failure, token, false);
       if (final) {
         await stream.finish('error', { ...err.toJSON(), node_id: d.nodeId, attempts: job.attemptsMade });
-        await d.redis.publish(d.keys.channels.done, JSON.stringify({ id: jobId, state: 'failed' }));
+        const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
+        await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
       }
       log.warn({ node: d.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
     } catch (e) {

@@ -42,3 +42,17 @@ export function backoffDelay(attemptsMade: number, baseMs: number, capMs: number
   const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
+
+/** Published on the done channel when a job ends. `result` is left out when large; read the job then. */
+export interface DoneMessage {
+  id: string;
+  state: 'completed' | 'failed' | 'cancelled';
+  attempts_made?: number;
+  started_at?: number;
+  finished_at?: number;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** Results above this size (JSON chars) are not copied into the done message. */
+export const DONE_MESSAGE_RESULT_LIMIT = 64 * 1024;

@@ -7,7 +7,8 @@ import type { InferJob } from '../../../libs/queue/index.js';
 import { planRoute } from '../../../libs/scheduling/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
-import { parseFailure, viewJob } from '../job-view.js';
+import { viewFromMessage, viewJob } from '../job-view.js';
+import type { Watch } from '../waiters.js';
 
 const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
 
@@ -23,29 +24,34 @@ export function jobsRouter(ctx: ApiContext): Router {
 
   const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
-  /** Wait until the job ends or `ms` pass; answers 200 with the result, an error status, or 202 when still running. */
-  async function answerWhenDone(req: Request, res: Response, id: string, ms: number): Promise<void> {
+  /**
+   * Wait until the job ends or `ms` pass: 200 with the result, the failure's status, or 202 when still running.
+   * The done message usually carries the result, so the common path reads nothing back from Redis.
+   */
+  async function answerWhenDone(res: Response, id: string, payload: InferJob, queueName: string, watch: Watch, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const queue = await ctx.producer.queueOfJob(id);
-    for (;;) {
-      const job = queue ? await queue.getJob(id) : undefined;
-      if (!job || !queue) {
-        if (await ctx.redis.exists(ctx.keys.cancelFlag(id))) return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
-        return sendError(res, new HydraError(ErrorCode.NotFound, `job ${id} no longer exists`));
-      }
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed') {
+    try {
+      for (;;) {
+        const msg = await watch.next(Math.min(1000, Math.max(1, deadline - Date.now())), gone.signal);
+        if (msg?.state === 'completed' && msg.result) return void res.status(200).json(viewFromMessage(id, payload, queueName, msg, ctx.config.JOB_ATTEMPTS));
+        if (msg?.state === 'cancelled') return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
+        const queue = ctx.producer.queue(queueName);
+        const job = await queue.getJob(id);
+        if (!job) {
+          if (await ctx.redis.exists(ctx.keys.cancelFlag(id))) return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
+          return sendError(res, new HydraError(ErrorCode.NotFound, `job ${id} no longer exists`));
+        }
         const view = await viewJob(queue, job);
-        if (state === 'completed') return void res.status(200).json(view);
-        const err = parseFailure(job.failedReason);
-        return void res.status(STATUS[err.code as ErrorCode] ?? 502).json({ ...view, error: err });
+        if (view.state === 'completed') return void res.status(200).json(view);
+        if (view.state === 'failed') return void res.status(STATUS[view.error!.code as ErrorCode] ?? 502).json(view);
+        if (Date.now() >= deadline || gone.signal.aborted) {
+          return void res.status(202).json({ ...links(id), state: view.state, note: 'still running after the wait limit; poll status_url or read stream_url' });
+        }
       }
-      if (Date.now() >= deadline || gone.signal.aborted) {
-        return void res.status(202).json({ ...links(id), state: 'running', note: 'still running after the wait limit; poll status_url or read stream_url' });
-      }
-      await ctx.waiters.wait(id, Math.min(1000, Math.max(1, deadline - Date.now())), gone.signal);
+    } finally {
+      watch.close();
     }
   }
 
@@ -55,7 +61,7 @@ export function jobsRouter(ctx: ApiContext): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const body = parsed.value;
-      const nodes = await ctx.registry.list(Date.now());
+      const nodes = await ctx.nodes();
       const plan = planRoute(
         { model: body.model, ...(body.node_id ? { node_id: body.node_id } : {}), ...(body.min_vram_gb ? { min_vram_gb: body.min_vram_gb } : {}), ...(body.prefer_local ? { prefer_local: true } : {}) },
         nodes,
@@ -70,9 +76,15 @@ export function jobsRouter(ctx: ApiContext): Router {
         submitted_at: Date.now(),
         attempts_log: [],
       };
-      await ctx.producer.addInference(id, payload, plan.queueInfo);
-      if (!body.wait) return void res.status(202).json({ ...links(id), state: 'waiting', queue: plan.queue, reason: plan.reason });
-      await answerWhenDone(req, res, id, Math.min(body.timeout_ms ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS));
+      const watch = body.wait ? ctx.waiters.watch(id) : null;
+      try {
+        await ctx.producer.addInference(id, payload, plan.queueInfo);
+      } catch (e) {
+        watch?.close();
+        throw e;
+      }
+      if (!watch) return void res.status(202).json({ ...links(id), state: 'waiting', queue: plan.queue, reason: plan.reason });
+      await answerWhenDone(res, id, payload, plan.queue, watch, Math.min(body.timeout_ms ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS));
     }),
   );
 

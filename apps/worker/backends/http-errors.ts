@@ -56,6 +56,12 @@ export function cancelledError(label: string, cause?: unknown): HydraError {
   return new HydraError(ErrorCode.Cancelled, `the request to ${label} was cancelled`, { retryable: false, cause });
 }
 
+/** Why a probe stopped when the caller's signal aborted: its own deadline (AbortSignal.timeout) or a cancellation. */
+export function probeAbortReason(label: string, signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error && reason.name === 'TimeoutError' ? `${label} did not answer before the probe deadline` : `probe of ${label} was cancelled`;
+}
+
 function errorCode(e: unknown): string | undefined {
   for (let cur: unknown = e, depth = 0; cur && depth < 4; depth++) {
     const code = (cur as { code?: unknown }).code;

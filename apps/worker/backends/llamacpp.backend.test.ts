@@ -147,6 +147,13 @@ describe('generate', () => {
     expect(h.text()).toBe('1234');
   });
 
+  it('format (a JSON schema) constrains the output to matching JSON with a llama.cpp grammar', async () => {
+    const format = { type: 'object', properties: { word: { type: 'string', enum: ['abc', 'xyz'] } }, required: ['word'] };
+    const out = await backend.generate({ type: 'generate', model: TINY_MODEL_NAME, prompt: 'x', format, options: { ...greedy, num_predict: 60 } }, hooks().hooks);
+    expect(out.done_reason).toBe('stop');
+    expect(['abc', 'xyz']).toContain((JSON.parse(out.response ?? '') as { word: string }).word);
+  });
+
   it('without num_predict an endless reply stops at a full context window (num_ctx)', async () => {
     const out = await backend.generate({ type: 'generate', model: TINY_MODEL_NAME, prompt: '0', options: { ...greedy, num_ctx: 256 } }, hooks().hooks);
     expect(out.done_reason).toBe('length');

@@ -1,0 +1,96 @@
+// Shared bench plumbing: a private redis-server, child processes via the hydra CLI, latency statistics.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+
+export const HYDRA_BIN = fileURLToPath(new URL('../bin/hydra.mjs', import.meta.url));
+const children: ChildProcess[] = [];
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+export async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function child(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(p);
+  return p;
+}
+
+export function stopChildren(): void {
+  for (const p of children) p.kill('SIGKILL');
+}
+process.on('exit', stopChildren);
+
+/** A private redis-server (no persistence) on a free port. */
+export async function startRedis(): Promise<string> {
+  const port = await freePort();
+  child('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'hydra-bench-'))]);
+  const url = `redis://127.0.0.1:${port}`;
+  await until('redis-server', async () => {
+    const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      return (await r.ping()) === 'PONG';
+    } finally {
+      r.disconnect();
+    }
+  });
+  return url;
+}
+
+export function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface RunStats {
+  n: number;
+  seconds: number;
+  per_second: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+/** Run `n` calls of `one` with `concurrency` in flight; latency per call in ms. */
+export async function runLoad(n: number, concurrency: number, one: (i: number) => Promise<void>): Promise<RunStats> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const s = performance.now();
+        await one(i);
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { n, seconds: round(seconds), per_second: round(n / seconds), p50_ms: round(quantile(lat, 0.5)), p99_ms: round(quantile(lat, 0.99)) };
+}
+
+export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;

@@ -1,0 +1,118 @@
+// Throughput and added latency: the same short jobs sent straight to simulated Ollama nodes and through Hydra, side by side.
+//
+//   npm run bench:throughput -- [--jobs 2000] [--concurrency 32] [--nodes 2] [--slots 16]
+//
+// Everything runs on this machine: a private redis-server, N simulated nodes in fast mode (no load or token
+// delays; labelled simulated), the API and one worker per node as child processes, and this client.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Queue, Worker } from 'bullmq';
+import { Pool } from 'undici';
+import { HYDRA_BIN, child, freePort, round, runLoad, startRedis, stopChildren, until, type RunStats } from './support.js';
+
+const { values } = parseArgs({
+  options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' } },
+});
+const JOBS = Number(values.jobs);
+const CONC = Number(values.concurrency);
+const NODES = Number(values.nodes);
+const SLOTS = Number(values.slots);
+const MODEL = 'bench:1b';
+const body = (i: number) => ({ model: MODEL, prompt: `short job ${i}`, options: { num_predict: 4 } });
+
+async function direct(simUrls: string[]): Promise<RunStats> {
+  const pools = simUrls.map((u) => new Pool(u, { connections: CONC }));
+  const one = async (i: number) => {
+    const r = await pools[i % pools.length]!.request({ method: 'POST', path: '/api/generate', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body(i), stream: false }) });
+    const j = (await r.body.json()) as { done?: boolean };
+    if (r.statusCode !== 200 || !j.done) throw new Error(`direct call failed: ${r.statusCode}`);
+  };
+  await runLoad(200, CONC, one); // warm-up
+  const s = await runLoad(JOBS, CONC, one);
+  await Promise.all(pools.map((p) => p.close()));
+  return s;
+}
+
+async function hydra(apiUrl: string): Promise<RunStats> {
+  const pool = new Pool(apiUrl, { connections: CONC });
+  const one = async (i: number) => {
+    const r = await pool.request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', ...body(i), wait: true }) });
+    const j = (await r.body.json()) as { state?: string };
+    if (r.statusCode !== 200 || j.state !== 'completed') throw new Error(`hydra call failed: ${r.statusCode} ${JSON.stringify(j)}`);
+  };
+  await runLoad(200, CONC, one); // warm-up
+  const s = await runLoad(JOBS, CONC, one);
+  await pool.close();
+  return s;
+}
+
+/** The ceiling DESIGN.md quotes: one BullMQ queue, no-op processor, same Redis. */
+async function bullmqCeiling(redisUrl: string): Promise<{ per_second: number }> {
+  const connection = { url: redisUrl } as never;
+  const q = new Queue('ceiling', { connection, prefix: '{bench}' });
+  await q.addBulk(Array.from({ length: JOBS }, (_, i) => ({ name: 'noop', data: { i }, opts: { removeOnComplete: true } })));
+  let done = 0;
+  const t0 = performance.now();
+  const w = new Worker('ceiling', async () => undefined, { connection, prefix: '{bench}', concurrency: 10 });
+  await until('no-op jobs', async () => (done = JOBS - (await q.count())) >= JOBS && (await q.getActiveCount()) === 0, 120_000);
+  const s = (performance.now() - t0) / 1000;
+  await w.close();
+  await q.close();
+  return { per_second: round(done / s) };
+}
+
+async function main(): Promise<void> {
+  const redisUrl = await startRedis();
+  const simUrls: string[] = [];
+  for (let i = 0; i < NODES; i++) {
+    const port = await freePort();
+    child(process.execPath, [HYDRA_BIN, 'sim', '--port', String(port), '--vram-gb', '24', '--models', `${MODEL}=1`, '--fast', '--parallel', '64', '--log-level', 'warn']);
+    simUrls.push(`http://127.0.0.1:${port}`);
+  }
+  for (const u of simUrls) await until(`sim ${u}`, async () => (await fetch(`${u}/api/version`)).ok);
+
+  const apiPort = await freePort();
+  const env = { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', PORT: String(apiPort), WORKER_CONCURRENCY: String(SLOTS) };
+  child(process.execPath, [HYDRA_BIN, 'api'], env);
+  simUrls.forEach((u, i) => child(process.execPath, [HYDRA_BIN, 'worker'], { ...env, BACKEND: 'ollama', OLLAMA_URL: u, NODE_ID: `sim-${i + 1}`, NODE_VRAM_GB: '24' }));
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  await until('all workers registered', async () => ((await (await fetch(`${apiUrl}/v1/nodes`)).json()) as { nodes: unknown[] }).nodes.length === NODES);
+
+  const d = await direct(simUrls);
+  const h = await hydra(apiUrl);
+  const ceiling = await bullmqCeiling(redisUrl);
+  const result = {
+    when: new Date().toISOString(),
+    machine: `${(await import('node:os')).cpus().length} cores, Node ${process.version}`,
+    jobs: JOBS,
+    concurrency: CONC,
+    nodes: `${NODES} simulated (fast mode)`,
+    worker_slots: SLOTS,
+    direct: d,
+    hydra: h,
+    added_latency_ms: { p50: round(h.p50_ms - d.p50_ms), p99: round(h.p99_ms - d.p99_ms) },
+    throughput_ratio: round(h.per_second / d.per_second, 3),
+    bullmq_noop_ceiling_jobs_per_s: ceiling.per_second,
+  };
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL(`./results/throughput-${Date.now()}.json`, import.meta.url), JSON.stringify(result, null, 2));
+  process.stdout.write(`
+| path (${JOBS} jobs, ${CONC} in flight, ${NODES} simulated nodes) | jobs/s | p50 ms | p99 ms |
+|---|---:|---:|---:|
+| straight to the simulated nodes | ${d.per_second} | ${d.p50_ms} | ${d.p99_ms} |
+| through Hydra (POST /v1/jobs, wait: true) | ${h.per_second} | ${h.p50_ms} | ${h.p99_ms} |
+| added by Hydra | | ${result.added_latency_ms.p50} | ${result.added_latency_ms.p99} |
+
+BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} jobs/s
+`);
+}
+
+main()
+  .catch((e: Error) => {
+    process.stderr.write(`bench failed: ${e.stack}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    stopChildren();
+    setTimeout(() => process.exit(), 200).unref();
+  });
