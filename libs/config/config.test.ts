@@ -1,0 +1,36 @@
+// The env schema: defaults, errors that name the variable, and .env.example listing every variable.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_KEYS, ConfigError, loadConfig } from './index.js';
+
+describe('config', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ REDIS_URL: 'redis://127.0.0.1:6379', PORT: 8080, HOST: '127.0.0.1', API_KEYS: [], VRAM_BUFFER_MB: 200, BACKEND: 'auto' });
+  });
+  it('names every bad variable and says why', () => {
+    try {
+      loadConfig({ PORT: '70000', REDIS_URL: 'http://x', BACKEND: 'gpu', API_KEYS: 'short', NODE_VRAM_GB: '-1' });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const msg = (e as Error).message;
+      expect(msg).toMatch(/PORT="70000": must be a port number/);
+      expect(msg).toMatch(/REDIS_URL="http:\/\/x": must start with redis:\/\/ or rediss:\/\//);
+      expect(msg).toMatch(/BACKEND="gpu"/);
+      expect(msg).toMatch(/API_KEYS="short": each key must be at least 16 characters/);
+      expect(msg).toMatch(/NODE_VRAM_GB="-1"/);
+    }
+  });
+  it('parses API_KEYS as a comma list', () => {
+    expect(loadConfig({ API_KEYS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb' }).API_KEYS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+  });
+  it('.env.example lists every variable, and only those', () => {
+    const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const listed = text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.slice(0, l.indexOf('=')));
+    expect(listed.sort()).toEqual([...CONFIG_KEYS].sort());
+    // and its defaults parse
+    const env = Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(() => loadConfig(env)).not.toThrow();
+  });
+});
