@@ -138,15 +138,19 @@ describe('ollama backend: probe', () => {
     expect(e.message).toContain(url);
   });
 
-  it('gives up a probe after 2 s when the server accepts but never answers', async () => {
+  it('gives up a probe after 2 s, or the caller\'s deadline, when the server accepts but never answers', async () => {
     const server = createServer(() => undefined);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => closeServer(server));
+    const b = backend(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
     const started = Date.now();
-    const p = await backend(`http://127.0.0.1:${(server.address() as AddressInfo).port}`).probe();
+    const p = await b.probe();
     expect(p.healthy).toBe(false);
     expect(p.error).toMatch(/did not answer within 2000 ms/);
     expect(Date.now() - started).toBeLessThan(4_000);
+    // A caller's shorter deadline wins, and is reported as a deadline, not a cancellation.
+    const quick = await b.probe(AbortSignal.timeout(200));
+    expect(quick).toMatchObject({ healthy: false, error: expect.stringMatching(/did not answer before the probe deadline/) });
   });
 });
 
