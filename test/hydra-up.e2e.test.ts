@@ -1,0 +1,61 @@
+// The README's first command: `hydra up` starts a whole cluster and answers with real inference from the toy model.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { TINY_CHAT_REPLY, TINY_MODEL_NAME } from '../libs/tiny-model/index.js';
+import { HYDRA_BIN } from './support/cluster.js';
+import { freePort, waitFor } from './support/wait.js';
+
+describe('hydra up', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hydra-up-'));
+  let proc: ReturnType<typeof spawn> | undefined;
+  afterAll(async () => {
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc!.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts API, a llama.cpp worker on the toy model and a simulated node; answers a chat', async () => {
+    const port = await freePort();
+    const prefix = `{up${Date.now().toString(36)}}`;
+    let out = '';
+    proc = spawn(process.execPath, [HYDRA_BIN, 'up', '--sim', '1'], {
+      env: {
+        ...process.env,
+        REDIS_URL: inject('redisUrl'),
+        QUEUE_PREFIX: prefix,
+        PORT: String(port),
+        OLLAMA_URL: `http://127.0.0.1:${await freePort()}`, // nothing listens: no Ollama here
+        MODELS_DIR: join(dir, 'models'),
+        HYDRA_DATA_DIR: join(dir, 'data'),
+        HEARTBEAT_MS: '500',
+        LLAMA_THREADS: '1',
+        NUM_CTX: '512',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('Hydra is up'), { timeoutMs: 60_000, what: `"Hydra is up" (output so far:\n${out})` });
+    expect(out).toContain(`serving the built-in toy model "${TINY_MODEL_NAME}"`);
+    expect(out).toMatch(/simulated node sim-1/);
+    const base = `http://127.0.0.1:${port}`;
+    const nodes = (await (await fetch(`${base}/v1/nodes`)).json()) as { nodes: { id: string; simulated: boolean }[] };
+    expect(nodes.nodes).toHaveLength(2);
+    expect(nodes.nodes.find((n) => n.id === 'sim-1')?.simulated).toBe(true);
+    expect(nodes.nodes.find((n) => n.id !== 'sim-1')?.simulated).toBe(false);
+    const r = await fetch(`${base}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'hello' }], options: { temperature: 0 }, wait: true }),
+    });
+    const body = (await r.json()) as { result: { message: { content: string } } };
+    expect(r.status).toBe(200);
+    expect(body.result.message.content).toBe(TINY_CHAT_REPLY);
+  }, 90_000);
+});
