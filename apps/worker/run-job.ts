@@ -20,6 +20,11 @@ export interface RunDeps {
   lockDurationMs: number;
   retentionS: number;
   backendTimeoutMs: number;
+  /**
+   * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
+   * Workflows and the cache hang off this; errors are logged, never fatal for the job.
+   */
+  onFinished?: (job: ActiveJob['job'], outcome: { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError }) => Promise<void>;
 }
 
 /** Stored as BullMQ's failedReason: `[code] message`, parsed back by the API. */
@@ -107,6 +112,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
     };
     await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
+    await d.onFinished?.(job, { state: 'completed', result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
     log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
@@ -126,6 +132,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
         await stream.finish('error', { ...err.toJSON(), node_id: d.nodeId, attempts: job.attemptsMade });
         const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
         await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
+        await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
       }
       log.warn({ node: d.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
     } catch (e) {

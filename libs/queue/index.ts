@@ -3,3 +3,4 @@ export * from './keys.js';
 export * from './connection.js';
 export * from './catalog.js';
 export * from './producer.js';
+export * from './submit.js';

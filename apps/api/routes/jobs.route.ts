@@ -2,22 +2,14 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, HydraError, parseJobRequest, type InferenceCall, type JobRequest } from '../../../libs/core/index.js';
-import type { InferJob } from '../../../libs/queue/index.js';
-import { planRoute } from '../../../libs/scheduling/index.js';
+import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
+import { buildInferJob, toCall, type InferJob } from '../../../libs/queue/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
 import { viewFromMessage, viewJob } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 
 const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
-
-function toCall(r: JobRequest): InferenceCall {
-  const base = { model: r.model, ...(r.options ? { options: r.options } : {}), ...(r.keep_alive !== undefined ? { keep_alive: r.keep_alive } : {}) };
-  if (r.type === 'generate') return { type: 'generate', ...base, prompt: r.prompt, ...(r.system ? { system: r.system } : {}), ...(r.format ? { format: r.format } : {}) };
-  if (r.type === 'chat') return { type: 'chat', ...base, messages: r.messages, ...(r.format ? { format: r.format } : {}) };
-  return { type: 'embed', ...base, input: r.input };
-}
 
 export function jobsRouter(ctx: ApiContext): Router {
   const r = Router();
@@ -61,21 +53,8 @@ export function jobsRouter(ctx: ApiContext): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const body = parsed.value;
-      const nodes = await ctx.nodes();
-      const plan = planRoute(
-        { model: body.model, ...(body.node_id ? { node_id: body.node_id } : {}), ...(body.min_vram_gb ? { min_vram_gb: body.min_vram_gb } : {}), ...(body.prefer_local ? { prefer_local: true } : {}) },
-        nodes,
-        LOCAL_HOSTS,
-      );
+      const { plan, payload } = buildInferJob(toCall(body), body, await ctx.nodes(), LOCAL_HOSTS, Date.now());
       const id = randomUUID();
-      const payload: InferJob = {
-        call: toCall(body),
-        priority: body.priority,
-        route: { queue: plan.queue, requested_node: plan.requested_node, reason: plan.reason, candidates: plan.candidates },
-        ...(body.timeout_ms ? { timeout_ms: body.timeout_ms } : {}),
-        submitted_at: Date.now(),
-        attempts_log: [],
-      };
       const watch = body.wait ? ctx.waiters.watch(id) : null;
       try {
         await ctx.producer.addInference(id, payload, plan.queueInfo);

@@ -1,0 +1,47 @@
+// Turning a validated request into a routed inference job: the queue it goes to and the payload it carries.
+import type { InferenceCall, JobRequest, NodeRecord } from '../core/index.js';
+import { planRoute, type RoutePlan } from '../scheduling/index.js';
+import type { InferJob } from './catalog.js';
+
+/** The part of a job request that the backend sees. */
+export function toCall(r: JobRequest): InferenceCall {
+  const base = { model: r.model, ...(r.options ? { options: r.options } : {}), ...(r.keep_alive !== undefined ? { keep_alive: r.keep_alive } : {}) };
+  if (r.type === 'generate') return { type: 'generate', ...base, prompt: r.prompt, ...(r.system ? { system: r.system } : {}), ...(r.format ? { format: r.format } : {}) };
+  if (r.type === 'chat') return { type: 'chat', ...base, messages: r.messages, ...(r.format ? { format: r.format } : {}) };
+  return { type: 'embed', ...base, input: r.input };
+}
+
+export interface RoutingFields {
+  node_id?: string | undefined;
+  min_vram_gb?: number | undefined;
+  prefer_local?: boolean | undefined;
+}
+
+/** Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it. */
+export function buildInferJob(
+  call: InferenceCall,
+  routing: RoutingFields & { priority: number; timeout_ms?: number | undefined },
+  nodes: NodeRecord[],
+  localHosts: readonly string[],
+  now: number,
+): { plan: RoutePlan; payload: InferJob } {
+  const plan = planRoute(
+    {
+      model: call.model,
+      ...(routing.node_id ? { node_id: routing.node_id } : {}),
+      ...(routing.min_vram_gb ? { min_vram_gb: routing.min_vram_gb } : {}),
+      ...(routing.prefer_local ? { prefer_local: true } : {}),
+    },
+    nodes,
+    localHosts,
+  );
+  const payload: InferJob = {
+    call,
+    priority: routing.priority,
+    route: { queue: plan.queue, requested_node: plan.requested_node, reason: plan.reason, candidates: plan.candidates },
+    ...(routing.timeout_ms ? { timeout_ms: routing.timeout_ms } : {}),
+    submitted_at: now,
+    attempts_log: [],
+  };
+  return { plan, payload };
+}
