@@ -9,14 +9,19 @@ import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { backoffDelay, modelOfJobName, type HydraKeys } from '../../libs/queue/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
-import { eligibleQueues, orderHeads, sameModel, type DispatchChoice, type QueueHead, type QueueInfo } from '../../libs/scheduling/index.js';
+import { eligibleQueues, isServing, nodeQualifies, orderHeads, sameModel, type DispatchChoice, type QueueHead, type QueueInfo } from '../../libs/scheduling/index.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 
-/** For each queue: the head of `prioritized` (BullMQ priority = score >> 32), else `wait`, else a due `delayed` job. */
+/**
+ * For each queue: the head of `prioritized` (BullMQ priority = score >> 32), else `wait`, else a due `delayed` job;
+ * with whether this node just failed it (it then leaves the job to other nodes for a while).
+ */
 const PEEK_LUA = `
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
+local me = ARGV[3]
 local out = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local q = ARGV[i]
   local base = prefix .. ':' .. q .. ':'
   local id = nil
@@ -39,6 +44,7 @@ for i = 3, #ARGV do
     out[#out + 1] = h[1] or ''
     out[#out + 1] = tostring(prio)
     out[#out + 1] = h[2] or tostring(now)
+    if redis.call('GET', prefix .. ':excl:' .. id) == me then out[#out + 1] = '1' else out[#out + 1] = '0' end
   end
 end
 return out
@@ -62,6 +68,8 @@ export interface DispatcherDeps {
   maxStalledCount: number;
   pollMs: number;
   localityWaitMs: number;
+  nodeId: string;
+  breaker: CircuitBreaker;
   backoffMs: number;
   backoffMaxMs: number;
   /** Latest record of this node (from the last probe). */
@@ -148,16 +156,17 @@ export class Dispatcher {
     this.woken = false;
   }
 
-  private async peek(queues: readonly QueueInfo[], now: number): Promise<QueueHead[]> {
-    const flat = await this.r.hydraPeek(this.d.keys.prefix, String(now), ...queues.map((q) => q.name));
-    const heads: QueueHead[] = [];
-    for (let i = 0; i + 4 < flat.length; i += 5) {
+  private async peek(queues: readonly QueueInfo[], now: number): Promise<(QueueHead & { excluded: boolean })[]> {
+    const flat = await this.r.hydraPeek(this.d.keys.prefix, String(now), this.d.nodeId, ...queues.map((q) => q.name));
+    const heads: (QueueHead & { excluded: boolean })[] = [];
+    for (let i = 0; i + 5 < flat.length; i += 6) {
       heads.push({
         queue: flat[i]!,
         jobId: flat[i + 1]!,
         model: modelOfJobName(flat[i + 2]!),
         priority: Number(flat[i + 3]),
         timestamp: Number(flat[i + 4]),
+        excluded: flat[i + 5] === '1',
       });
     }
     return heads;
@@ -178,13 +187,23 @@ export class Dispatcher {
   /** One dispatch round. Returns how long to sleep before the next (0 = go again now). */
   private async tick(): Promise<number> {
     const node = this.d.node();
+    const now = Date.now();
     if (!node || !node.healthy || this.active.size >= this.d.slots) return this.d.pollMs;
+    if (!this.d.breaker.allow(now)) return Math.min(this.d.pollMs, 250);
     const queues = eligibleQueues(this.d.queues(), node);
     if (queues.length === 0) return this.d.pollMs;
-    const now = Date.now();
-    const heads = await this.peek(queues, now);
+    // Workers (and so stalled-job checkers) for every queue this node could serve, so a crashed node's jobs
+    // are recovered by any node that qualifies, not only by ones that happened to pull from that queue before.
+    for (const q of queues) this.worker(q.name);
+    const others = this.d.others();
+    const otherCanServe = (queue: string) => {
+      const info = queues.find((q) => q.name === queue);
+      return info?.kind === 'class' && others.some((o) => isServing(o) && nodeQualifies(o, info.model, info.min_vram_mb).ok);
+    };
+    // A node that just failed a job leaves its next attempt to another qualifying node.
+    const heads = (await this.peek(queues, now)).filter((h) => !(h.excluded && otherCanServe(h.queue)));
     if (heads.length === 0) return this.d.pollMs;
-    const { choices, retryInMs } = orderHeads(heads, { node, others: this.d.others(), now, localityWaitMs: this.d.localityWaitMs });
+    const { choices, retryInMs } = orderHeads(heads, { node, others, now, localityWaitMs: this.d.localityWaitMs });
     for (const choice of choices) {
       const taken = await this.tryTake(node, choice);
       if (taken) return 0;
@@ -229,6 +248,7 @@ export class Dispatcher {
         return false;
       }
     }
+    this.d.breaker.started();
     const a: ActiveJob = { job, token, abort: new AbortController(), choice };
     this.active.set(job.id, a);
     void this.d.run(a).finally(() => {

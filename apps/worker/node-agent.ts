@@ -10,13 +10,17 @@ import { Ager } from './aging.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { Dispatcher } from './dispatcher.js';
 import { buildNodeRecord, osRam, readNvidiaSmi } from './resources.js';
-import { runJob } from './run-job.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { DRAIN, runJob } from './run-job.js';
 
 export interface NodeAgent {
   nodeId: string;
   record(): NodeRecord | null;
-  /** Stop pulling, let active jobs finish (up to `graceMs`), deregister, close connections. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Drain: stop pulling; with DRAIN_MODE=requeue hand active jobs back to the queue at once (no attempt spent),
+   * with finish let them run up to DRAIN_GRACE_MS and hand back the rest; then deregister and close.
+   */
+  stop(): Promise<void>;
 }
 
 export async function startNodeAgent(opts: { config: Config; logger: Logger; backend: InferenceBackend; nodeId: string; slots: number }): Promise<NodeAgent> {
@@ -29,6 +33,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const registry = new NodeRegistry(redis, keys);
   const ager = new Ager(redis, keys, config.AGING_STEP_MS, logger);
   const owner = randomUUID();
+  const breaker = new CircuitBreaker({ failures: config.BREAKER_FAILURES, windowMs: config.BREAKER_WINDOW_MS, cooldownMs: config.BREAKER_COOLDOWN_MS });
 
   let record = null as NodeRecord | null;
   let others: NodeRecord[] = [];
@@ -53,6 +58,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       now: Date.now(),
       ram: osRam(),
     });
+    rec.breaker = breaker.view(Date.now());
     record = rec;
     await registry.heartbeat(rec, config.HEARTBEAT_MS * 3);
     if (lastHealthy !== rec.healthy) {
@@ -86,6 +92,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     maxStalledCount: config.MAX_STALLED_COUNT,
     pollMs: config.POLL_MS,
     localityWaitMs: config.LOCALITY_WAIT_MS,
+    nodeId,
+    breaker,
     backoffMs: config.BACKOFF_MS,
     backoffMaxMs: config.BACKOFF_MAX_MS,
     node: () => record,
@@ -103,6 +111,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
         lockDurationMs: config.LOCK_DURATION_MS,
         retentionS: config.JOB_RETENTION_S,
         backendTimeoutMs: config.BACKEND_TIMEOUT_MS,
+        breaker,
+        excludeFailedNodeMs: config.EXCLUDE_FAILED_NODE_MS,
       }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) soonHeartbeat();
@@ -137,11 +147,18 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   return {
     nodeId,
     record: () => record,
-    async stop(graceMs = 30_000) {
+    async stop() {
       for (const t of timers) clearInterval(t);
       await dispatcher.stop();
-      const deadline = Date.now() + graceMs;
-      while (dispatcher.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const settle = async (ms: number) => {
+        const deadline = Date.now() + ms;
+        while (dispatcher.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      };
+      if (config.DRAIN_MODE === 'finish') await settle(config.DRAIN_GRACE_MS);
+      const handedBack = dispatcher.active.size;
+      for (const a of dispatcher.active.values()) a.abort.abort(DRAIN);
+      await settle(10_000);
+      if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
       await registry.deregister(nodeId).catch(() => undefined);
       await dispatcher.close();
       await ager.close();

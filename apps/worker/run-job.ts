@@ -7,6 +7,7 @@ import { DONE_MESSAGE_RESULT_LIMIT, InferJobSchema, JobCatalog, type DoneMessage
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import { TokenStream } from './token-stream.js';
 
 export interface RunDeps {
@@ -20,12 +21,22 @@ export interface RunDeps {
   lockDurationMs: number;
   retentionS: number;
   backendTimeoutMs: number;
+  breaker: CircuitBreaker;
+  /** How long a node that failed an attempt leaves the job to other nodes (ms). */
+  excludeFailedNodeMs: number;
   /**
    * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
    */
   onFinished?: (job: ActiveJob['job'], outcome: { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError }) => Promise<void>;
 }
+
+/** Abort reason for a job handed back because its worker is shutting down (SIGTERM drain). */
+export const DRAIN = new HydraError(ErrorCode.Unavailable, 'the worker is shutting down; the job was handed back to the queue', { retryable: true });
+
+/** Failures that say something about the node's backend, and so count for its circuit breaker. */
+const blamesBackend = (e: HydraError): boolean =>
+  e.retryable && (e.code === ErrorCode.BackendUnavailable || e.code === ErrorCode.BackendError || e.code === ErrorCode.Timeout);
 
 /** Stored as BullMQ's failedReason: `[code] message`, parsed back by the API. */
 export const encodeFailure = (e: HydraError): string => `[${e.code}] ${e.message}`;
@@ -101,6 +112,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       if (r instanceof HydraError) abortReason ??= r;
     });
     const result = await handlers.infer(data, a, d, stream);
+    d.breaker.success();
     await Promise.all([stream.finish('done', result), job.moveToCompleted(result, token, false)]);
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
@@ -116,6 +128,21 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
+    if (err === DRAIN) {
+      // Shutting down: back to the queue, no attempt spent, another node (or this one after restart) runs it.
+      d.breaker.neutral();
+      try {
+        await job.moveToWait(token);
+        await stream.event('requeued', { node_id: d.nodeId, reason: DRAIN.message });
+        log.info({ node: d.nodeId }, 'job handed back to the queue (drain)');
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'could not hand the job back; the stalled checker will re-run it');
+      }
+      return;
+    }
+    if (blamesBackend(err)) {
+      if (d.breaker.failure(Date.now())) log.warn({ node: d.nodeId }, 'circuit breaker open: not pulling jobs for a cooldown');
+    } else d.breaker.neutral();
     const attempts = job.opts.attempts ?? JobCatalog.infer.attempts;
     const final = !err.retryable || job.attemptsMade + 1 >= attempts;
     try {
@@ -123,6 +150,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
         const data = job.data as InferJob;
         const log_ = [...(data.attempts_log ?? []), { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: { code: err.code, message: err.message }, at: Date.now() }];
         await job.updateData({ ...data, attempts_log: log_ });
+        if (d.excludeFailedNodeMs > 0) await d.redis.set(d.keys.excluded(jobId), d.nodeId, 'PX', d.excludeFailedNodeMs);
         await stream.event('retry', { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: err.toJSON() });
       }
       // A final failure must not be retried by BullMQ even if attempts remain (non-retryable error).

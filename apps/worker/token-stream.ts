@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per ~25 ms), then a terminal done/error entry and an expiry.
 import type { Redis } from 'ioredis';
 
-export type StreamEvent = 'token' | 'retry' | 'done' | 'error';
+export type StreamEvent = 'token' | 'retry' | 'requeued' | 'done' | 'error';
 
 export class TokenStream {
   private buf = '';
@@ -36,7 +36,7 @@ export class TokenStream {
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */
-  event(e: 'retry', data: unknown): Promise<void> {
+  event(e: 'retry' | 'requeued', data: unknown): Promise<void> {
     this.flush();
     this.append(e, JSON.stringify(data));
     return this.chain.then(() => undefined);

@@ -58,10 +58,16 @@ export const ConfigSchema = z.object({
   LOCALITY_WAIT_MS: int(500, 0),
   AGING_STEP_MS: int(10_000, 10),
   POLL_MS: int(1000, 10),
-  LOCK_DURATION_MS: int(15_000, 1000),
-  STALLED_INTERVAL_MS: int(5000, 500),
+  LOCK_DURATION_MS: int(8000, 1000),
+  STALLED_INTERVAL_MS: int(2000, 500),
   MAX_STALLED_COUNT: int(1, 0),
   BACKEND_TIMEOUT_MS: int(600_000, 100),
+  DRAIN_MODE: z.enum(['requeue', 'finish']).default('requeue'),
+  DRAIN_GRACE_MS: int(30_000, 0),
+  BREAKER_FAILURES: int(3, 1),
+  BREAKER_WINDOW_MS: int(30_000, 100),
+  BREAKER_COOLDOWN_MS: int(10_000, 100),
+  EXCLUDE_FAILED_NODE_MS: int(10_000, 0),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
 });

@@ -67,6 +67,8 @@ export interface NodeRecord {
   models_loaded: { name: string; size_mb: number; vram_mb: number }[];
   /** Worker processes serving this node id and their slots. */
   slots: number;
+  /** Circuit breaker of the reporting worker process: open = not pulling after repeated backend failures. */
+  breaker?: { state: 'closed' | 'open' | 'half_open'; recent_failures: number; open_until: number | null };
   last_heartbeat: number;
   version?: string;
 }

@@ -44,6 +44,9 @@ export function nodeQualifies(node: NodeRecord, model: string, minVramMb: number
 
 const mbToGb = (mb: number): string => (mb / 1024).toFixed(1);
 
+/** Healthy and not sitting out a circuit-breaker cooldown. */
+export const isServing = (n: NodeRecord): boolean => n.healthy && n.breaker?.state !== 'open';
+
 function candidatesFor(nodes: NodeRecord[], model: string, minVramMb: number): Candidate[] {
   const out: Candidate[] = [];
   for (const n of nodes) {
@@ -51,7 +54,7 @@ function candidatesFor(nodes: NodeRecord[], model: string, minVramMb: number): C
     if (!q.ok) continue;
     out.push({
       id: n.id,
-      healthy: n.healthy,
+      healthy: isServing(n),
       warm: n.models_loaded.some((l) => sameModel(l.name, model)),
       need_mb: q.need_mb,
       capacity_mb: n.capacity_mb,
@@ -102,7 +105,7 @@ export function planRoute(req: RouteRequest, nodes: NodeRecord[], localHosts: re
   if (requested) {
     const node = nodes.find((n) => n.id === requested);
     const q = node ? nodeQualifies(node, req.model, minVramMb) : undefined;
-    if (node && q?.ok && node.healthy) {
+    if (node && q?.ok && isServing(node)) {
       const info = toNode(node.id);
       return { queue: info.name, queueInfo: info, requested_node: requested, reason: `pinned to requested node ${requested}`, candidates };
     }
@@ -111,6 +114,8 @@ export function planRoute(req: RouteRequest, nodes: NodeRecord[], localHosts: re
       ? `requested node ${requested} is not registered`
       : !node.healthy
         ? `requested node ${requested} is unhealthy (${node.error ?? 'backend not answering'})`
+        : node.breaker?.state === 'open'
+          ? `requested node ${requested} has its circuit breaker open after repeated backend failures`
         : `requested node ${requested} ${(q as { why: string }).why}`;
     const info = klass();
     return { queue: info.name, queueInfo: info, requested_node: requested, reason: `${why}; fell back to any qualifying node`, candidates };
