@@ -3,9 +3,11 @@ import express, { type Express, type Request, type Response } from 'express';
 import type { ApiContext } from './context.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
-import { errorHandler, route, sendError } from './errors.js';
+import { errorHandler, redisUnavailable, route, sendError } from './errors.js';
 import { jobsRouter } from './routes/jobs.route.js';
 import { nodesRouter } from './routes/nodes.route.js';
+import { promptLimit } from './prompt-limit.js';
+import { rateLimit } from './rate-limit.js';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 
 export function buildApp(ctx: ApiContext): Express {
@@ -16,11 +18,13 @@ export function buildApp(ctx: ApiContext): Express {
   app.get(
     '/healthz',
     route(async (_req: Request, res: Response) => {
-      const redisOk = await ctx.redis.ping().then(
-        () => true,
-        () => false,
+      const down = await ctx.redis.ping().then(
+        () => null,
+        (e: Error) => e.message,
       );
-      res.status(redisOk ? 200 : 503).json({ ok: redisOk, redis: redisOk ? 'up' : 'down' });
+      if (down === null) return void res.status(200).json({ ok: true, redis: 'up' });
+      res.setHeader('Retry-After', '2');
+      res.status(503).json({ ok: false, redis: 'down', error: redisUnavailable(down).toJSON() });
     }),
   );
 
@@ -28,7 +32,11 @@ export function buildApp(ctx: ApiContext): Express {
   app.use(BOARD_PATH, requireKey(ctx.config.API_KEYS, { basicRealm: 'hydra' }), board.sync, board.router);
 
   app.use('/v1', requireKey(ctx.config.API_KEYS));
+  if (ctx.config.RATE_LIMIT_PER_MIN > 0) {
+    app.use('/v1', rateLimit({ redis: ctx.redis, prefix: ctx.keys.prefix, perMinute: ctx.config.RATE_LIMIT_PER_MIN, keyed: ctx.config.API_KEYS.length > 0, logger: ctx.logger }));
+  }
   app.use('/v1', express.json({ limit: ctx.config.BODY_LIMIT_BYTES, strict: false, type: () => true }));
+  app.use('/v1', promptLimit(ctx.config.MAX_PROMPT_CHARS));
   app.use(jobsRouter(ctx));
   app.use(nodesRouter(ctx));
   app.use((req, res) => sendError(res, new HydraError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));

@@ -32,6 +32,12 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
       lastErr = e.message;
     });
   }
+  // The producer connection never queues commands (fail fast), so wait for its first connection; if that fails
+  // the API still starts and answers 503 until Redis is reachable.
+  await new Promise<void>((resolve) => {
+    redis.once('ready', resolve);
+    redis.once('error', () => resolve());
+  });
   const waiters = new Waiters(sub, keys);
   await waiters.start();
   const producer = new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S });

@@ -15,6 +15,7 @@ export const STATUS: Record<ErrorCode, number> = {
   bad_model_file: 422,
   rate_limited: 429,
   internal: 500,
+  poison_pill: 500,
   backend_error: 502,
   backend_unavailable: 503,
   unavailable: 503,
@@ -30,12 +31,23 @@ export function sendError(res: Response, e: HydraError): void {
 export const badRequest = (problems: FieldProblem[]): HydraError =>
   new HydraError(ErrorCode.BadRequest, `invalid request body: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { details: { fields: problems } });
 
-const REDIS_DOWN = /ECONNREFUSED|Connection is closed|enableOfflineQueue|max retries|MaxRetriesPerRequest|ETIMEDOUT|ENOTFOUND|LOADING|READONLY/i;
+const REDIS_DOWN =
+  /ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|enableOfflineQueue|max retries|MaxRetriesPerRequest|Command timed out|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|LOADING|READONLY|NOAUTH|WRONGPASS|MASTERDOWN|CLUSTERDOWN/i;
+
+/** Seconds a client should wait before retrying while Redis is unavailable (reconnects are attempted every second). */
+const REDIS_RETRY_AFTER_S = 2;
+
+/** The 503 for a Redis outage: what happened and that a retry is the fix. */
+export function redisUnavailable(message: string): HydraError {
+  return new HydraError(ErrorCode.Unavailable, `the queue store (Redis) is unavailable: ${message}; retry shortly`, { retryable: true });
+}
+
+export const isRedisDown = (e: { name?: string; message?: string }): boolean => REDIS_DOWN.test(`${e.name} ${e.message}`);
 
 /** Express error handler: body-parser errors, HydraErrors, Redis outages (503), anything else (500, logged). */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, _req, res, _next) => {
-    const e = err as { type?: string; message?: string; name?: string; limit?: number };
+    const e = err as { type?: string; message?: string; name?: string; limit?: number; status?: number; expose?: boolean };
     if (e.type === 'entity.too.large') {
       return sendError(res, new HydraError(ErrorCode.PayloadTooLarge, `request body is larger than the limit of ${e.limit} bytes (BODY_LIMIT_BYTES)`));
     }
@@ -45,9 +57,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (e.type && /encoding|charset|stream/.test(e.type)) {
       return sendError(res, new HydraError(ErrorCode.BadRequest, `unreadable request body: ${e.message}`));
     }
+    // Any other client error raised while reading the request (http-errors with a 4xx status): the client's fault.
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+      return sendError(res, new HydraError(ErrorCode.BadRequest, `unreadable request: ${e.message}`));
+    }
     if (err instanceof HydraError) return sendError(res, err);
-    if (REDIS_DOWN.test(`${e.name} ${e.message}`)) {
-      return sendError(res, new HydraError(ErrorCode.Unavailable, `the queue store (Redis) is unavailable: ${e.message}; retry shortly`, { retryable: true }));
+    if (isRedisDown(e)) {
+      if (!res.headersSent) res.setHeader('Retry-After', String(REDIS_RETRY_AFTER_S));
+      return sendError(res, redisUnavailable(e.message ?? 'no connection'));
     }
     logger.error({ err: e.message, stack: (err as Error).stack }, 'unhandled error');
     sendError(res, new HydraError(ErrorCode.Internal, 'internal error'));

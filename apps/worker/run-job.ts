@@ -96,6 +96,13 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       throw new HydraError(ErrorCode.BadRequest, `invalid job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     }
     const data = parsed.data;
+    if (job.deferredFailure) {
+      // BullMQ marks a job that stalled more than MAX_STALLED_COUNT times; its processor must fail it.
+      throw new HydraError(
+        ErrorCode.PoisonPill,
+        `the job crashed its worker too many times (stalled ${Number(job.stalledCounter ?? 0)} times; ${job.deferredFailure}): failed as a poison pill instead of retried. A prompt that makes the backend run out of memory does this`,
+      );
+    }
     if (await d.redis.exists(d.keys.cancelFlag(jobId))) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
     const deadlines: [number, HydraError][] = [
       [Date.now() + d.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${d.backendTimeoutMs} ms)`, { retryable: true })],

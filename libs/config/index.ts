@@ -17,6 +17,11 @@ const httpUrl = z
   .regex(/^https?:\/\//, 'must start with http:// or https://')
   .refine((v) => URL.canParse(v), 'is not a valid URL');
 const optional = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+/** Comma-separated model names, e.g. "qwen3:14b,llama3.1:8b". */
+const modelList = z
+  .string()
+  .default('')
+  .transform((s) => [...new Set(s.split(',').map((m) => m.trim()).filter(Boolean))]);
 
 /** Every variable Hydra reads. `.env.example` documents each one; keep them in step (a test checks). */
 export const ConfigSchema = z.object({
@@ -41,6 +46,8 @@ export const ConfigSchema = z.object({
     .refine((keys) => keys.every((k) => k.length >= 16), 'each key must be at least 16 characters'),
   BODY_LIMIT_BYTES: int(1_048_576, 1024),
   WAIT_MAX_MS: int(300_000, 1000),
+  MAX_PROMPT_CHARS: int(200_000, 0),
+  RATE_LIMIT_PER_MIN: int(0, 0),
   // worker (node agent)
   NODE_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'may contain only letters, digits, _ . - (max 64)')),
   NODE_URL: optional(z.string()),
@@ -68,6 +75,15 @@ export const ConfigSchema = z.object({
   BREAKER_WINDOW_MS: int(30_000, 100),
   BREAKER_COOLDOWN_MS: int(10_000, 100),
   EXCLUDE_FAILED_NODE_MS: int(10_000, 0),
+  // L1 cache and workflows (api and worker)
+  CACHE_REDIS_URL: optional(redisUrl),
+  CACHE_TTL_S: int(3600, 1),
+  CACHE_MAX_ENTRY_BYTES: int(262_144, 256),
+  ORCH_LIGHT_MODEL: optional(z.string().min(1)),
+  ORCH_HEAVY_MODEL: optional(z.string().min(1)),
+  ORCH_MODELS_CODE: modelList,
+  ORCH_MODELS_REASONING: modelList,
+  ORCH_MODELS_GENERAL: modelList,
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
 });

@@ -16,6 +16,7 @@ export const ErrorCode = {
   Cancelled: 'cancelled',
   Timeout: 'timeout',
   BadModelFile: 'bad_model_file',
+  PoisonPill: 'poison_pill',
   Internal: 'internal',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

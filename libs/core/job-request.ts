@@ -12,6 +12,8 @@ const common = {
   prefer_local: z.boolean().optional(),
   timeout_ms: z.number().int().positive('must be a positive number of milliseconds').max(86_400_000).optional(),
   wait: z.boolean().optional(),
+  /** L1 cache: unset caches deterministic requests only (temperature 0 or a seed); false bypasses; true forces. */
+  cache: z.boolean({ error: 'must be true or false' }).optional(),
 };
 
 export const JobRequestSchema = z.discriminatedUnion('type', [
@@ -48,6 +50,43 @@ export function zodProblems(error: z.ZodError): FieldProblem[] {
     } else {
       out.push({ field: i.path.join('.') || '(body)', problem: i.message });
     }
+  }
+  return out;
+}
+
+/** Deepest nesting the prompt-length check looks into (a workflow's steps sit a few levels down). */
+const PROMPT_SCAN_DEPTH = 32;
+
+/**
+ * Prompt text over `max` characters (UTF-16 units): one problem per oversized request, naming its field.
+ * In any object of the body (a job, or the steps of a workflow) it counts `prompt` + `system`, the `content` of
+ * every entry of `messages`, and every string of `input`. Iterative, so a deeply nested body cannot overflow the stack.
+ */
+export function promptLengthProblems(body: unknown, max: number): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const stack: { v: unknown; path: string[] }[] = [{ v: body, path: [] }];
+  const at = (path: string[], field: string) => [...path, field].join('.');
+  const over = (n: number, what: string) => `holds ${n} characters of ${what}; the limit is ${max} (MAX_PROMPT_CHARS)`;
+  while (stack.length > 0) {
+    const { v, path } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (!Array.isArray(v)) {
+      const o = v as Record<string, unknown>;
+      if (typeof o.prompt === 'string') {
+        const n = o.prompt.length + (typeof o.system === 'string' ? o.system.length : 0);
+        if (n > max) out.push({ field: at(path, 'prompt'), problem: over(n, typeof o.system === 'string' ? 'prompt and system text' : 'prompt text') });
+      }
+      if (Array.isArray(o.messages)) {
+        let n = 0;
+        for (const m of o.messages) if (typeof m === 'object' && m !== null && typeof (m as { content?: unknown }).content === 'string') n += (m as { content: string }).content.length;
+        if (n > max) out.push({ field: at(path, 'messages'), problem: over(n, 'message content') });
+      }
+      const input = o.input;
+      const n = typeof input === 'string' ? input.length : Array.isArray(input) ? input.reduce((s: number, x) => s + (typeof x === 'string' ? x.length : 0), 0) : 0;
+      if (n > max) out.push({ field: at(path, 'input'), problem: over(n, 'input text') });
+    }
+    if (path.length >= PROMPT_SCAN_DEPTH) continue;
+    for (const [k, child] of Object.entries(v)) if (typeof child === 'object' && child !== null) stack.push({ v: child, path: [...path, k] });
   }
   return out;
 }

@@ -28,6 +28,10 @@ export const InferJobSchema = z.object({
   attempts_log: z
     .array(z.object({ attempt: z.number(), node_id: z.string(), error: z.object({ code: z.string(), message: z.string() }).optional(), at: z.number() }))
     .default([]),
+  /** L1 cache key (hex SHA-256 of the normalized call): the worker stores the result under it when the job completes. */
+  cache_key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
+  workflow: z.object({ id: z.string().min(1), step: z.string().min(1) }).optional(),
 });
 export type InferJob = z.infer<typeof InferJobSchema>;
 

@@ -19,6 +19,20 @@ export function hydraKeys(prefix: string) {
     /** Node id that just failed an attempt of this job; it leaves the next attempt to others for a while. */
     excluded: (jobId: string) => `${prefix}:excl:${jobId}`,
     agingLock: `${prefix}:aging-lock`,
+    /** L1 cache entry (in the cache Redis, CACHE_REDIS_URL) and the hit/miss counters (in this Redis). */
+    cache: (hash: string) => `${prefix}:cache:${hash}`,
+    cacheStats: `${prefix}:cache-stats`,
+    /** Workflow state (libs/workflows): meta hash, then per-step hashes keyed by step id. */
+    workflow: (id: string) => `${prefix}:wf:${id}`,
+    workflowSteps: (id: string) => `${prefix}:wf:${id}:steps`,
+    workflowDefs: (id: string) => `${prefix}:wf:${id}:defs`,
+    workflowDeps: (id: string) => `${prefix}:wf:${id}:deps`,
+    workflowDependents: (id: string) => `${prefix}:wf:${id}:rdeps`,
+    workflowSatisfied: (id: string) => `${prefix}:wf:${id}:sat`,
+    workflowResults: (id: string) => `${prefix}:wf:${id}:res`,
+    /** Zset workflow id → created ms: workflows not yet finalised (the reconcile sweep walks it). */
+    workflowsOpen: `${prefix}:wf-open`,
+    workflowSweepLock: `${prefix}:wf-sweep-lock`,
     channels: {
       /** Payload: queue name. Published after every add so idle workers look at once. */
       wake: `${prefix}:ch:wake`,

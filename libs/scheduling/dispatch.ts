@@ -5,7 +5,7 @@ import { nodeQualifies, type QueueInfo } from './routing.js';
 
 /** Queues this node can ever serve: its own node queue and every class it qualifies for. */
 export function eligibleQueues(queues: readonly QueueInfo[], node: NodeRecord): QueueInfo[] {
-  return queues.filter((q) => (q.kind === 'node' ? q.node === node.id : nodeQualifies(node, q.model, q.min_vram_mb).ok));
+  return queues.filter((q) => (q.kind === 'node' ? q.node === node.id : q.kind === 'class' && nodeQualifies(node, q.model, q.min_vram_mb).ok));
 }
 
 /** The head of one queue as peeked in Redis. `priority` is BullMQ's (1 = most urgent). */

@@ -28,7 +28,9 @@ export interface RoutePlan {
 
 export type QueueInfo =
   | { kind: 'class'; name: string; model: string; min_vram_mb: number }
-  | { kind: 'node'; name: string; node: string };
+  | { kind: 'node'; name: string; node: string }
+  /** Workflow parents (libs/workflows): listed for Bull Board and stats, never pulled as inference. */
+  | { kind: 'workflow'; name: string };
 
 export const gbToMb = (gb: number): number => Math.ceil(gb * 1024);
 

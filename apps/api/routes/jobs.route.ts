@@ -62,8 +62,9 @@ export function jobsRouter(ctx: ApiContext): Router {
         watch?.close();
         throw e;
       }
+      // With timeout_ms the job ends by itself by then: wait a little longer than that for its final answer.
       if (!watch) return void res.status(202).json({ ...links(id), state: 'waiting', queue: plan.queue, reason: plan.reason });
-      await answerWhenDone(res, id, payload, plan.queue, watch, Math.min(body.timeout_ms ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS));
+      await answerWhenDone(res, id, payload, plan.queue, watch, Math.min(body.timeout_ms ? body.timeout_ms + 2000 : ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS));
     }),
   );
 

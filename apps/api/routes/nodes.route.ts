@@ -28,6 +28,7 @@ export function viewNode(n: NodeView) {
     models_loaded_count: n.models_loaded.length,
     active_jobs: n.active_jobs,
     slots: n.slots,
+    breaker: n.breaker ?? { state: 'closed', recent_failures: 0, open_until: null },
     last_heartbeat: new Date(n.last_heartbeat).toISOString(),
   };
 }
