@@ -129,3 +129,54 @@ describe('failover', () => {
     expect(r.body.attempts_made).toBe(1);
   });
 });
+
+describe('a client that goes away', () => {
+  it('cancels its job when it leaves a wait request (the backend sees the abort), unless it asked to detach', async () => {
+    c = await startCluster({ STREAM_RECONNECT_GRACE_MS: '300' });
+    const a = await c.simWorker('a', slow);
+    const before = a.sim.state().aborted;
+    const ac = new AbortController();
+    const req = fetch(`${c.url}/v1/jobs`, { method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', model: M, prompt: 'leave', options: { num_predict: 400, sim_answer_tokens: 400 }, wait: true }) }).catch(() => null);
+    await waitFor(() => a.sim.state().active_requests > 0, { what: 'the backend to start' });
+    ac.abort();
+    await req;
+    await waitFor(() => a.sim.state().aborted > before, { what: 'the backend to see the abort' });
+    // detach: the job outlives its client.
+    const ac2 = new AbortController();
+    const req2 = fetch(`${c.url}/v1/jobs`, { method: 'POST', signal: ac2.signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', model: M, prompt: 'stay', detach: true, options: { num_predict: 40, sim_answer_tokens: 40 }, wait: true }) }).catch(() => null);
+    await waitFor(() => a.sim.state().active_requests > 0, { what: 'the detached job to start' });
+    ac2.abort();
+    await req2;
+    const stats = await waitFor(async () => {
+      const s = (await c!.get('/v1/cluster/stats')).body;
+      return s.totals.completed >= 1 ? s : null;
+    }, { what: 'the detached job to complete' });
+    expect(stats.totals.completed).toBe(1);
+  });
+
+  it('cancels a streamed job when its reader leaves and does not come back within the grace; a reconnect keeps it', async () => {
+    c = await startCluster({ STREAM_RECONNECT_GRACE_MS: '500' });
+    await c.simWorker('a', slow);
+    const open = (id: string) => {
+      const ac = new AbortController();
+      void fetch(`${c!.url}/v1/jobs/${id}/stream`, { signal: ac.signal }).then((r) => r.body?.getReader().read()).catch(() => null);
+      return ac;
+    };
+    const kept = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'kept', options: { num_predict: 120, sim_answer_tokens: 120 } })).body.id;
+    const first = open(kept);
+    await until(c, kept, (v) => v.state === 'active');
+    await waitFor(async () => Number(await c!.ctx.redis.get(c!.ctx.keys.streamReaders(kept))) === 1, { what: 'the reader to register' });
+    first.abort();
+    open(kept); // reconnects at once (as EventSource does with Last-Event-ID)
+    const done = await until(c, kept, (v) => v.state === 'completed' || v.state === 'failed');
+    expect(done.state).toBe('completed');
+
+    const dropped = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'dropped', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    const reader = open(dropped);
+    await until(c, dropped, (v) => v.state === 'active');
+    await waitFor(async () => Number(await c!.ctx.redis.get(c!.ctx.keys.streamReaders(dropped))) === 1, { what: 'the reader to register' });
+    reader.abort();
+    const failed = await until(c, dropped, (v) => v.state === 'failed');
+    expect(failed.error.code).toBe('cancelled');
+  });
+});

@@ -46,6 +46,7 @@ export const ConfigSchema = z.object({
     .refine((keys) => keys.every((k) => k.length >= 16), 'each key must be at least 16 characters'),
   BODY_LIMIT_BYTES: int(1_048_576, 1024),
   WAIT_MAX_MS: int(300_000, 1000),
+  STREAM_RECONNECT_GRACE_MS: int(5000, 0),
   MAX_PROMPT_CHARS: int(200_000, 0),
   RATE_LIMIT_PER_MIN: int(0, 0),
   // worker (node agent)

@@ -12,6 +12,8 @@ const common = {
   prefer_local: z.boolean().optional(),
   timeout_ms: z.number().int().positive('must be a positive number of milliseconds').max(86_400_000).optional(),
   wait: z.boolean().optional(),
+  /** The job outlives its client: disconnecting from a `wait` or stream request does not cancel it. */
+  detach: z.boolean().optional(),
   /** L1 cache: unset caches deterministic requests only (temperature 0 or a seed); false bypasses; true forces. */
   cache: z.boolean({ error: 'must be true or false' }).optional(),
 };

@@ -24,6 +24,8 @@ export const InferJobSchema = z.object({
   route: RouteSchema,
   timeout_ms: z.number().int().positive().optional(),
   submitted_at: z.number(),
+  /** Survives its client going away (no cancel on disconnect). */
+  detach: z.boolean().optional(),
   /** Failed attempts so far (written by the worker before a retry). */
   attempts_log: z
     .array(z.object({ attempt: z.number(), node_id: z.string(), error: z.object({ code: z.string(), message: z.string() }).optional(), at: z.number() }))

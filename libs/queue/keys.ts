@@ -16,6 +16,8 @@ export function hydraKeys(prefix: string) {
     /** Redis Stream of a job's tokens and terminal event. */
     stream: (jobId: string) => `${prefix}:stream:${jobId}`,
     cancelFlag: (jobId: string) => `${prefix}:cancel:${jobId}`,
+    /** Number of SSE clients reading a job's stream right now (all API replicas). */
+    streamReaders: (jobId: string) => `${prefix}:readers:${jobId}`,
     /** Node id that just failed an attempt of this job; it leaves the next attempt to others for a while. */
     excluded: (jobId: string) => `${prefix}:excl:${jobId}`,
     agingLock: `${prefix}:aging-lock`,

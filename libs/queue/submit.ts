@@ -20,7 +20,7 @@ export interface RoutingFields {
 /** Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it. */
 export function buildInferJob(
   call: InferenceCall,
-  routing: RoutingFields & { priority: number; timeout_ms?: number | undefined },
+  routing: RoutingFields & { priority: number; timeout_ms?: number | undefined; detach?: boolean | undefined },
   nodes: NodeRecord[],
   localHosts: readonly string[],
   now: number,
@@ -40,6 +40,7 @@ export function buildInferJob(
     priority: routing.priority,
     route: { queue: plan.queue, requested_node: plan.requested_node, reason: plan.reason, candidates: plan.candidates },
     ...(routing.timeout_ms ? { timeout_ms: routing.timeout_ms } : {}),
+    ...(routing.detach ? { detach: true } : {}),
     submitted_at: now,
     attempts_log: [],
   };

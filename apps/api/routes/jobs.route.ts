@@ -8,6 +8,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
 import { viewFromMessage, viewJob } from '../job-view.js';
 import type { Watch } from '../waiters.js';
+import { cancelJob } from '../cancel.js';
 
 const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
 
@@ -23,7 +24,14 @@ export function jobsRouter(ctx: ApiContext): Router {
   async function answerWhenDone(res: Response, id: string, payload: InferJob, queueName: string, watch: Watch, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     const gone = new AbortController();
-    res.on('close', () => gone.abort());
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      gone.abort();
+      // The client left before the answer: the job goes with it unless it was submitted with detach.
+      if (!payload.detach) {
+        cancelJob(ctx, id, 'the client disconnected from its wait request').catch(() => undefined);
+      }
+    });
     try {
       for (;;) {
         const msg = await watch.next(Math.min(1000, Math.max(1, deadline - Date.now())), gone.signal);
@@ -88,14 +96,27 @@ export function jobsRouter(ctx: ApiContext): Router {
       const id = String(req.params.id);
       const queue = await ctx.producer.queueOfJob(id);
       if (!queue) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
+      const detached = ((await queue.getJob(id))?.data as InferJob | undefined)?.detach === true;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.flushHeaders();
       const conn = ctx.blockingConnection();
       conn.on('error', () => {});
+      const readers = ctx.keys.streamReaders(id);
+      await ctx.redis.multi().incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec();
       let open = true;
+      let ended = false;
       res.on('close', () => {
         open = false;
         conn.disconnect();
+        void ctx.redis.decr(readers).then((left) => {
+          if (ended || detached || left > 0) return;
+          // Nobody reads this job any more: cancel it unless a reader comes back (Last-Event-ID) within the grace.
+          setTimeout(() => {
+            void ctx.redis.get(readers).then((n) => {
+              if (Number(n ?? 0) <= 0) return cancelJob(ctx, id, 'the client disconnected from its stream and did not come back');
+            }).catch(() => undefined);
+          }, ctx.config.STREAM_RECONNECT_GRACE_MS).unref();
+        }, () => undefined);
       });
       let last = String(req.header('last-event-id') ?? req.query.last_event_id ?? '0');
       if (!/^\d+-\d+$|^0$/.test(last)) last = '0';
@@ -110,18 +131,19 @@ export function jobsRouter(ctx: ApiContext): Router {
             const job = await queue.getJob(id);
             const state = job ? await job.getState() : 'unknown';
             if (job && (state === 'completed' || state === 'failed') && !(await ctx.redis.exists(key))) {
+              ended = true;
               const view = await viewJob(queue, job);
               send('0-1', state === 'completed' ? 'done' : 'error', JSON.stringify(state === 'completed' ? view.result : view.error));
               break;
             }
             if (!job) {
+              ended = true;
               send('0-1', 'error', JSON.stringify({ code: 'not_found', message: `job ${id} no longer exists` }));
               break;
             }
             res.write(': keep-alive\n\n');
             continue;
           }
-          let ended = false;
           for (const [eid, fields] of got[0]?.[1] ?? []) {
             last = eid;
             const e = fields[1] ?? 'token';
@@ -142,26 +164,8 @@ export function jobsRouter(ctx: ApiContext): Router {
     '/v1/jobs/:id',
     route(async (req: Request, res: Response) => {
       const id = String(req.params.id);
-      const queue = await ctx.producer.queueOfJob(id);
-      const job = queue ? await queue.getJob(id) : undefined;
-      if (!job) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
-      const state = await job.getState();
-      if (state === 'completed' || state === 'failed') {
-        return sendError(res, new HydraError(ErrorCode.Conflict, `job ${id} already ${state}; nothing to cancel`));
-      }
-      await ctx.redis.set(ctx.keys.cancelFlag(id), '1', 'EX', ctx.config.JOB_RETENTION_S);
-      if (state !== 'active') {
-        try {
-          await job.remove();
-          const err = { code: 'cancelled', message: `job ${id} was cancelled before it started` };
-          await ctx.redis.multi().xadd(ctx.keys.stream(id), '*', 'e', 'error', 'd', JSON.stringify(err)).expire(ctx.keys.stream(id), ctx.config.JOB_RETENTION_S).exec();
-          await ctx.redis.publish(ctx.keys.channels.done, JSON.stringify({ id, state: 'cancelled' }));
-          return void res.json({ id, state: 'cancelled' });
-        } catch {
-          // It became active meanwhile (locked): abort it on its node instead.
-        }
-      }
-      await ctx.redis.publish(ctx.keys.channels.cancel, id);
+      const out = await cancelJob(ctx, id, 'DELETE /v1/jobs/:id');
+      if (out.state === 'cancelled') return void res.json({ id, state: 'cancelled' });
       res.status(202).json({ id, state: 'cancelling', note: 'the node running it is aborting the request' });
     }),
   );
