@@ -1,0 +1,222 @@
+// Chaos run: jobs submitted while workers are SIGKILLed and restarted at random and simulated backends inject faults.
+// Every accepted job must end exactly once, completed or failed with a clear error; none lost, none completed twice.
+//
+//   npm run bench:chaos -- [--jobs 600] [--seconds 60] [--nodes 3] [--seed 7]
+//
+// Runs on this machine only: a private redis-server, simulated Ollama nodes (labelled simulated), workers and the
+// API as child processes.
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { HYDRA_BIN, child, freePort, startRedis, stopChildren, until } from './support.js';
+import type { ChildProcess } from 'node:child_process';
+
+export interface ChaosOptions {
+  jobs: number;
+  seconds: number;
+  nodes: number;
+  seed: number;
+  log?: (line: string) => void;
+}
+
+export interface ChaosReport {
+  jobs: number;
+  accepted: number;
+  completed: number;
+  failed: Record<string, number>;
+  lost: string[];
+  completed_twice: string[];
+  unclear_failures: string[];
+  kills: number;
+  faults: number;
+  recoveries: number;
+  max_recovery_ms: number;
+  seconds: number;
+}
+
+/** A small deterministic PRNG (mulberry32) so a run can be repeated. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PREFIX = '{chaos}';
+const MODEL = 'chaos:1b';
+/** Failures a user can act on; anything else is unclear. */
+const CLEAR = new Set(['backend_unavailable', 'backend_error', 'poison_pill', 'timeout', 'out_of_memory']);
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const rand = rng(o.seed);
+  const redisUrl = await startRedis();
+  const r = new Redis(redisUrl);
+  const sub = new Redis(redisUrl);
+  const apiPort = await freePort();
+  const env = {
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: PREFIX,
+    LOG_LEVEL: 'warn',
+    PORT: String(apiPort),
+    HEARTBEAT_MS: '500',
+    POLL_MS: '200',
+    LOCK_DURATION_MS: '3000',
+    STALLED_INTERVAL_MS: '1000',
+    MAX_STALLED_COUNT: '2',
+    JOB_ATTEMPTS: '6',
+    BACKOFF_MS: '100',
+    BACKOFF_MAX_MS: '1000',
+    BREAKER_FAILURES: '5',
+    BREAKER_COOLDOWN_MS: '1000',
+    EXCLUDE_FAILED_NODE_MS: '1000',
+    WORKER_CONCURRENCY: '4',
+  };
+  child(process.execPath, [HYDRA_BIN, 'api'], env);
+  const sims: string[] = [];
+  const workers: { id: string; env: Record<string, string>; proc: ChildProcess }[] = [];
+  for (let i = 0; i < o.nodes; i++) {
+    const port = await freePort();
+    child(process.execPath, [HYDRA_BIN, 'sim', '--port', String(port), '--vram-gb', '24', '--models', `${MODEL}=2`, '--tokens-per-second', '60', '--load-ms-per-gb', '0', '--log-level', 'warn']);
+    const url = `http://127.0.0.1:${port}`;
+    sims.push(url);
+    const wenv = { ...env, BACKEND: 'ollama', OLLAMA_URL: url, NODE_ID: `sim-${i + 1}`, NODE_VRAM_GB: '24' };
+    workers.push({ id: `sim-${i + 1}`, env: wenv, proc: child(process.execPath, [HYDRA_BIN, 'worker'], wenv) });
+  }
+  const api = `http://127.0.0.1:${apiPort}`;
+  await until('all nodes registered', async () => ((await (await fetch(`${api}/v1/nodes`)).json()) as { nodes: unknown[] }).nodes.length === o.nodes, 60_000);
+
+  // Count completions per job from the done channel: a job completed twice would be published twice.
+  const completions = new Map<string, number>();
+  await sub.subscribe(`${PREFIX}:ch:done`);
+  sub.on('message', (_ch: string, raw: string) => {
+    const m = JSON.parse(raw) as { id: string; state: string };
+    if (m.state === 'completed') completions.set(m.id, (completions.get(m.id) ?? 0) + 1);
+  });
+
+  const t0 = Date.now();
+  const ids: string[] = [];
+  let kills = 0;
+  let faults = 0;
+  const recoveries: number[] = [];
+  const pendingRecoveries: { jobId: string; queue: string; at: number }[] = [];
+
+  /** Jobs the node's workers hold locks on right now (its reservations are keyed by lock token). */
+  async function activeJobsOf(nodeId: string): Promise<{ jobId: string; queue: string }[]> {
+    const tokens = new Set(await r.hkeys(`${PREFIX}:node:${nodeId}:resv`));
+    const queues = Object.keys(await r.hgetall(`${PREFIX}:queues`));
+    const out: { jobId: string; queue: string }[] = [];
+    for (const q of queues) {
+      for (const id of await r.lrange(`${PREFIX}:${q}:active`, 0, -1)) {
+        if (tokens.has((await r.get(`${PREFIX}:${q}:${id}:lock`)) ?? '')) out.push({ jobId: id, queue: q });
+      }
+    }
+    return out;
+  }
+
+  const submit = (async () => {
+    const gap = (o.seconds * 1000 * 0.7) / o.jobs;
+    for (let i = 0; i < o.jobs; i++) {
+      const res = await fetch(`${api}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'generate', model: MODEL, prompt: `chaos ${i}`, priority: 1 + Math.floor(rand() * 10), options: { num_predict: 10 + Math.floor(rand() * 90), sim_answer_tokens: 100 } }),
+      });
+      const body = (await res.json()) as { id?: string };
+      if (res.status === 202 && body.id) ids.push(body.id);
+      await new Promise((res2) => setTimeout(res2, gap));
+    }
+  })();
+
+  const chaos = (async () => {
+    while (Date.now() - t0 < o.seconds * 1000 * 0.8) {
+      await new Promise((res) => setTimeout(res, 700 + rand() * 1500));
+      if (rand() < 0.5) {
+        const w = workers[Math.floor(rand() * workers.length)]!;
+        const held = await activeJobsOf(w.id);
+        w.proc.kill('SIGKILL');
+        kills++;
+        const at = Date.now();
+        for (const h of held) pendingRecoveries.push({ ...h, at });
+        await new Promise((res) => setTimeout(res, 300 + rand() * 1200));
+        w.proc = child(process.execPath, [HYDRA_BIN, 'worker'], w.env);
+      } else {
+        const url = sims[Math.floor(rand() * sims.length)]!;
+        const fault = rand() < 0.5 ? { fail_next: 1 + Math.floor(rand() * 3) } : { drop_next: 1 + Math.floor(rand() * 2), drop_after_tokens: 2 };
+        await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+        faults++;
+      }
+    }
+  })();
+
+  await Promise.all([submit, chaos]);
+  // Measure recovery: how long until each job that was running on a killed worker started again.
+  for (const p of pendingRecoveries) {
+    await until(`job ${p.jobId} to restart`, async () => {
+      const [processedOn, finishedOn] = await r.hmget(`${PREFIX}:${p.queue}:${p.jobId}`, 'processedOn', 'finishedOn');
+      if (Number(processedOn) > p.at) {
+        recoveries.push(Number(processedOn) - p.at);
+        return true;
+      }
+      return finishedOn !== null && Number(finishedOn) > p.at; // failed as a poison pill without a new start
+    }, 60_000);
+  }
+  // Every accepted job must end.
+  const states = new Map<string, { state: string; error?: { code: string; message: string } }>();
+  await until('every accepted job to end', async () => {
+    for (const id of ids) {
+      if (states.has(id)) continue;
+      const v = (await (await fetch(`${api}/v1/jobs/${id}`)).json()) as { state: string; error?: { code: string; message: string } };
+      if (v.state === 'completed' || v.state === 'failed') states.set(id, v);
+    }
+    return states.size === ids.length;
+  }, 120_000).catch(() => undefined);
+
+  const failed: Record<string, number> = {};
+  const unclear: string[] = [];
+  for (const [id, v] of states) {
+    if (v.state !== 'failed') continue;
+    const code = v.error?.code ?? 'none';
+    failed[code] = (failed[code] ?? 0) + 1;
+    if (!CLEAR.has(code) || !v.error?.message) unclear.push(`${id}: ${JSON.stringify(v.error)}`);
+  }
+  const report: ChaosReport = {
+    jobs: o.jobs,
+    accepted: ids.length,
+    completed: [...states.values()].filter((v) => v.state === 'completed').length,
+    failed,
+    lost: ids.filter((id) => !states.has(id)),
+    completed_twice: [...completions].filter(([, n]) => n > 1).map(([id]) => id),
+    unclear_failures: unclear,
+    kills,
+    faults,
+    recoveries: recoveries.length,
+    max_recovery_ms: recoveries.length ? Math.max(...recoveries) : 0,
+    seconds: Math.round((Date.now() - t0) / 100) / 10,
+  };
+  log(
+    `chaos: ${report.accepted}/${report.jobs} accepted, ${report.completed} completed, failed ${JSON.stringify(report.failed)}, ` +
+      `lost ${report.lost.length}, completed twice ${report.completed_twice.length}, ${report.kills} SIGKILLs, ${report.faults} faults, ` +
+      `max recovery ${report.max_recovery_ms} ms over ${report.recoveries} interrupted jobs, ${report.seconds} s`,
+  );
+  sub.disconnect();
+  r.disconnect();
+  stopChildren();
+  return report;
+}
+
+if (process.argv[1]?.endsWith('chaos.ts')) {
+  const { values } = parseArgs({ options: { jobs: { type: 'string', default: '600' }, seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, seed: { type: 'string', default: '7' } } });
+  runChaos({ jobs: Number(values.jobs), seconds: Number(values.seconds), nodes: Number(values.nodes), seed: Number(values.seed) })
+    .then((rep) => {
+      process.exitCode = rep.lost.length || rep.completed_twice.length || rep.unclear_failures.length ? 1 : 0;
+    })
+    .catch((e: Error) => {
+      process.stderr.write(`chaos failed: ${e.stack}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => setTimeout(() => process.exit(), 200).unref());
+}
