@@ -3,7 +3,7 @@ import express, { type Express, type Request, type Response } from 'express';
 import type { ApiContext } from './context.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
-import { errorHandler, redisUnavailable, route, sendError } from './errors.js';
+import { errorHandler, REDIS_RETRY_AFTER_S, redisUnavailable, route, sendError } from './errors.js';
 import { jobsRouter } from './routes/jobs.route.js';
 import { nodesRouter } from './routes/nodes.route.js';
 import { promptLimit } from './prompt-limit.js';
@@ -23,7 +23,7 @@ export function buildApp(ctx: ApiContext): Express {
         (e: Error) => e.message,
       );
       if (down === null) return void res.status(200).json({ ok: true, redis: 'up' });
-      res.setHeader('Retry-After', '2');
+      res.setHeader('Retry-After', String(REDIS_RETRY_AFTER_S));
       res.status(503).json({ ok: false, redis: 'down', error: redisUnavailable(down).toJSON() });
     }),
   );

@@ -35,11 +35,21 @@ const REDIS_DOWN =
   /ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|enableOfflineQueue|max retries|MaxRetriesPerRequest|Command timed out|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|LOADING|READONLY|NOAUTH|WRONGPASS|MASTERDOWN|CLUSTERDOWN/i;
 
 /** Seconds a client should wait before retrying while Redis is unavailable (reconnects are attempted every second). */
-const REDIS_RETRY_AFTER_S = 2;
+export const REDIS_RETRY_AFTER_S = 2;
+
+/** ioredis' wording, in words a user of the API can act on. */
+function redisProblem(message: string): string {
+  if (/WRONGPASS|NOAUTH/i.test(message)) return 'authentication failed (check the password in REDIS_URL)';
+  if (/Command timed out/i.test(message)) return 'no reply within the command timeout (Redis hung or unreachable)';
+  if (/LOADING/.test(message)) return 'Redis is loading its data after a restart';
+  if (/READONLY|MASTERDOWN|CLUSTERDOWN/.test(message)) return 'Redis cannot accept writes right now (failover in progress)';
+  if (/ENOTFOUND|EAI_AGAIN/.test(message)) return 'the Redis host name does not resolve';
+  return 'no connection to Redis';
+}
 
 /** The 503 for a Redis outage: what happened and that a retry is the fix. */
 export function redisUnavailable(message: string): HydraError {
-  return new HydraError(ErrorCode.Unavailable, `the queue store (Redis) is unavailable: ${message}; retry shortly`, { retryable: true });
+  return new HydraError(ErrorCode.Unavailable, `the queue store (Redis) is unavailable: ${redisProblem(message)}; retry shortly`, { retryable: true, details: { redis_error: message } });
 }
 
 export const isRedisDown = (e: { name?: string; message?: string }): boolean => REDIS_DOWN.test(`${e.name} ${e.message}`);

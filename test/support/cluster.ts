@@ -56,8 +56,9 @@ export function testEnv(prefix: string, redisUrl: string, extra: Record<string, 
   };
 }
 
+/** `extraEnv.REDIS_URL` points the cluster at a test's own Redis instead of the shared one. */
 export async function startCluster(extraEnv: Record<string, string> = {}): Promise<TestCluster> {
-  const redisUrl = inject('redisUrl');
+  const redisUrl = extraEnv.REDIS_URL ?? inject('redisUrl');
   const prefix = `{t${randomBytes(4).toString('hex')}}`;
   const env = testEnv(prefix, redisUrl, { PORT: '0', ...extraEnv });
   const config = loadConfig(env);

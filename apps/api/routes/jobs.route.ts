@@ -5,7 +5,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
 import { buildInferJob, toCall, type InferJob } from '../../../libs/queue/index.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, route, sendError, STATUS } from '../errors.js';
+import { badRequest, isRedisDown, route, sendError, STATUS } from '../errors.js';
 import { viewFromMessage, viewJob } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 import { cancelJob } from '../cancel.js';
@@ -38,12 +38,22 @@ export function jobsRouter(ctx: ApiContext): Router {
         if (msg?.state === 'completed' && msg.result) return void res.status(200).json(viewFromMessage(id, payload, queueName, msg, ctx.config.JOB_ATTEMPTS));
         if (msg?.state === 'cancelled') return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
         const queue = ctx.producer.queue(queueName);
-        const job = await queue.getJob(id);
-        if (!job) {
+        let job: Awaited<ReturnType<typeof queue.getJob>>;
+        let view: Awaited<ReturnType<typeof viewJob>> | null = null;
+        try {
+          job = await queue.getJob(id);
+          if (job) view = await viewJob(queue, job);
+        } catch (e) {
+          // Redis is down: the job was accepted and is safe there, so keep waiting for its end (the done
+          // subscription comes back with Redis); at the deadline answer 202 with its id rather than a 503.
+          if (!isRedisDown(e as Error)) throw e;
+          if (Date.now() < deadline && !gone.signal.aborted) continue;
+          return void res.status(202).json({ ...links(id), state: 'unknown', note: 'the queue store (Redis) is unavailable; the job was accepted: poll status_url once it is back' });
+        }
+        if (!job || !view) {
           if (await ctx.redis.exists(ctx.keys.cancelFlag(id))) return sendError(res, new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`));
           return sendError(res, new HydraError(ErrorCode.NotFound, `job ${id} no longer exists`));
         }
-        const view = await viewJob(queue, job);
         if (view.state === 'completed') return void res.status(200).json(view);
         if (view.state === 'failed') return void res.status(STATUS[view.error!.code as ErrorCode] ?? 502).json(view);
         if (Date.now() >= deadline || gone.signal.aborted) {
