@@ -8,38 +8,27 @@ import { presentedKey } from './auth.js';
 import { sendError } from './errors.js';
 
 /**
- * Sliding-window counter in one call: the current window's count plus the previous window's, weighted by the share
- * of it that still lies within the last `win` ms. One hash per client (field = window number, value = count), on
- * Redis' clock so replicas with skewed clocks agree. A refused request is not counted, so hammering does not
- * extend the wait. Returns {allowed 1|0, remaining, retry after (ms)}.
+ * Sliding log in one call: a sorted set per client of the times (ms, Redis' clock, so replicas with skewed clocks
+ * agree) of its requests in the last `win` ms. Exact: never more than `limit` requests in any window-long span.
+ * Memory: one entry per counted request, at most `limit` per client. A refused request is not recorded, so
+ * hammering does not extend the wait. Returns {allowed 1|0, remaining, retry after (ms)}.
  */
 const RATE_LUA = `
 local win = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cur = math.floor(now / win)
-local elapsed = now - cur * win
-local c = tonumber(redis.call('HGET', KEYS[1], tostring(cur)) or '0')
-local p = tonumber(redis.call('HGET', KEYS[1], tostring(cur - 1)) or '0')
-local est = p * (win - elapsed) / win + c
-if est + 1 <= limit then
-  redis.call('HINCRBY', KEYS[1], tostring(cur), 1)
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if tonumber(f) < cur - 1 then redis.call('HDEL', KEYS[1], f) end
-  end
-  redis.call('PEXPIRE', KEYS[1], win * 2)
-  return {1, math.floor(limit - est - 1), 0}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+local c = redis.call('ZCARD', KEYS[1])
+if c < limit then
+  -- unique member: within one ms the count only grows (nothing that old is removed in between)
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. c)
+  redis.call('PEXPIRE', KEYS[1], win)
+  return {1, limit - c - 1, 0}
 end
-local wait
-if c + 1 <= limit then
-  -- p > 0 here: wait until p * (win - e) / win <= limit - c - 1
-  wait = math.ceil(win - (limit - c - 1) * win / p) - elapsed
-else
-  -- this window is full: in the next one it is the previous, and c * (win - e) / win <= limit - 1
-  wait = (win - elapsed) + math.ceil(win - (limit - 1) * win / c)
-end
-return {0, 0, math.max(wait, 1)}
+-- allowed again once the (c - limit + 1) oldest requests have left the window
+local e = redis.call('ZRANGE', KEYS[1], c - limit, c - limit, 'WITHSCORES')
+return {0, 0, math.max(tonumber(e[2]) + win - now, 1)}
 `;
 
 type Limited = Redis & { hydraRateLimit(key: string, windowMs: string, limit: string): Promise<[number, number, number]> };
