@@ -24,7 +24,8 @@ export function buildApp(ctx: ApiContext): Express {
       );
       if (down === null) return void res.status(200).json({ ok: true, redis: 'up' });
       res.setHeader('Retry-After', String(REDIS_RETRY_AFTER_S));
-      res.status(503).json({ ok: false, redis: 'down', error: redisUnavailable(down).toJSON() });
+      // The command's own error only says "not connected"; the connection's last error says why.
+      res.status(503).json({ ok: false, redis: 'down', error: redisUnavailable(ctx.redisError() ?? down).toJSON() });
     }),
   );
 

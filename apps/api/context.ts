@@ -18,6 +18,8 @@ export interface ApiContext {
   nodes(): Promise<NodeView[]>;
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
   blockingConnection(): Redis;
+  /** Why the producer connection is not ready (its last connection error), or null while it is. For /healthz. */
+  redisError(): string | null;
   close(): Promise<void>;
 }
 
@@ -26,20 +28,28 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const redis = createRedis(config.REDIS_URL, 'producer');
   const sub = createRedis(config.REDIS_URL, 'subscriber');
   let lastErr = '';
+  let connError: string | null = null;
   for (const c of [redis, sub]) {
     c.on('error', (e: Error) => {
       if (e.message !== lastErr) logger.warn({ err: e.message }, 'redis connection error');
       lastErr = e.message;
+      if (c === redis && redis.status !== 'ready') connError = e.message;
     });
   }
+  redis.on('ready', () => {
+    if (connError !== null) logger.info('redis connection ready again');
+    connError = null;
+    lastErr = '';
+  });
   // The producer connection never queues commands (fail fast), so wait for its first connection; if that fails
-  // the API still starts and answers 503 until Redis is reachable.
+  // (Redis down, wrong password, TLS refused) the API still starts and answers 503 until Redis is reachable.
   await new Promise<void>((resolve) => {
     redis.once('ready', resolve);
     redis.once('error', () => resolve());
   });
   const waiters = new Waiters(sub, keys);
-  await waiters.start();
+  if (redis.status === 'ready') await waiters.start();
+  else void waiters.start().catch((e: Error) => logger.warn({ err: e.message }, 'could not subscribe to job completions'));
   const producer = new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S });
   const registry = new NodeRegistry(redis, keys);
   let cached: { at: number; nodes: Promise<NodeView[]> } | null = null;
@@ -61,6 +71,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
       return cached.nodes;
     },
     blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
+    redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
     async close() {
       waiters.close();
       await producer.close();

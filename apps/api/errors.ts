@@ -44,6 +44,7 @@ function redisProblem(message: string): string {
   if (/LOADING/.test(message)) return 'Redis is loading its data after a restart';
   if (/READONLY|MASTERDOWN|CLUSTERDOWN/.test(message)) return 'Redis cannot accept writes right now (failover in progress)';
   if (/ENOTFOUND|EAI_AGAIN/.test(message)) return 'the Redis host name does not resolve';
+  if (/certificate|SSL|TLS|self.signed|handshake/i.test(message)) return 'the TLS handshake failed (check the rediss:// URL and tls_ca_file)';
   return 'no connection to Redis';
 }
 
