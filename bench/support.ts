@@ -30,14 +30,19 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 30
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Set HYDRA_BENCH_PROF=<dir> to write a V8 CPU profile of every Node child process there (for finding hot spots). */
 export function child(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const prof = process.env.HYDRA_BENCH_PROF;
+  if (prof && cmd === process.execPath) args = ['--cpu-prof', '--cpu-prof-dir', prof, ...args];
   const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(p);
   return p;
 }
 
 export function stopChildren(): void {
-  for (const p of children) p.kill('SIGKILL');
+  // SIGINT lets a profiled child write its profile; SIGKILL after a moment for anything left.
+  for (const p of children) p.kill(process.env.HYDRA_BENCH_PROF ? 'SIGINT' : 'SIGKILL');
+  if (process.env.HYDRA_BENCH_PROF) setTimeout(() => children.forEach((p) => p.kill('SIGKILL')), 3000).unref();
 }
 process.on('exit', stopChildren);
 

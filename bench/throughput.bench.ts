@@ -7,6 +7,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { HYDRA_BIN, child, freePort, round, runLoad, startRedis, stopChildren, until, type RunStats } from './support.js';
 
@@ -20,28 +21,28 @@ const SLOTS = Number(values.slots);
 const MODEL = 'bench:1b';
 const body = (i: number) => ({ model: MODEL, prompt: `short job ${i}`, options: { num_predict: 4 } });
 
-async function direct(simUrls: string[]): Promise<RunStats> {
-  const pools = simUrls.map((u) => new Pool(u, { connections: CONC }));
+async function direct(simUrls: string[], n = JOBS, conc = CONC): Promise<RunStats> {
+  const pools = simUrls.map((u) => new Pool(u, { connections: conc }));
   const one = async (i: number) => {
     const r = await pools[i % pools.length]!.request({ method: 'POST', path: '/api/generate', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body(i), stream: false }) });
     const j = (await r.body.json()) as { done?: boolean };
     if (r.statusCode !== 200 || !j.done) throw new Error(`direct call failed: ${r.statusCode}`);
   };
-  await runLoad(200, CONC, one); // warm-up
-  const s = await runLoad(JOBS, CONC, one);
+  await runLoad(200, conc, one); // warm-up
+  const s = await runLoad(n, conc, one);
   await Promise.all(pools.map((p) => p.close()));
   return s;
 }
 
-async function hydra(apiUrl: string): Promise<RunStats> {
-  const pool = new Pool(apiUrl, { connections: CONC });
+async function hydra(apiUrl: string, n = JOBS, conc = CONC): Promise<RunStats> {
+  const pool = new Pool(apiUrl, { connections: conc });
   const one = async (i: number) => {
     const r = await pool.request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', ...body(i), wait: true }) });
     const j = (await r.body.json()) as { state?: string };
     if (r.statusCode !== 200 || j.state !== 'completed') throw new Error(`hydra call failed: ${r.statusCode} ${JSON.stringify(j)}`);
   };
-  await runLoad(200, CONC, one); // warm-up
-  const s = await runLoad(JOBS, CONC, one);
+  await runLoad(200, conc, one); // warm-up
+  const s = await runLoad(n, conc, one);
   await pool.close();
   return s;
 }
@@ -78,8 +79,24 @@ async function main(): Promise<void> {
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await until('all workers registered', async () => ((await (await fetch(`${apiUrl}/v1/nodes`)).json()) as { nodes: unknown[] }).nodes.length === NODES);
 
+  // One job at a time: the latency Hydra adds without queueing behind other jobs.
+  const d1 = await direct(simUrls, 300, 1);
+  const h1 = await hydra(apiUrl, 300, 1);
   const d = await direct(simUrls);
+  const stats = new Redis(redisUrl);
+  await stats.config('RESETSTAT');
   const h = await hydra(apiUrl);
+  // Redis commands per job on the Hydra path (includes the 200 warm-up jobs): where the round trips go.
+  const perJob = Object.fromEntries(
+    ((await stats.info('commandstats')) as string)
+      .split('\n')
+      .map((l) => /^cmdstat_([a-z|]+):calls=(\d+)/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1]!, round(Number(m[2]) / (JOBS + 200), 2)] as const)
+      .filter(([, n]) => n >= 0.05)
+      .sort((a, b) => b[1] - a[1]),
+  );
+  stats.disconnect();
   const ceiling = await bullmqCeiling(redisUrl);
   const result = {
     when: new Date().toISOString(),
@@ -91,8 +108,10 @@ async function main(): Promise<void> {
     direct: d,
     hydra: h,
     added_latency_ms: { p50: round(h.p50_ms - d.p50_ms), p99: round(h.p99_ms - d.p99_ms) },
+    one_at_a_time: { direct: d1, hydra: h1, added_p50_ms: round(h1.p50_ms - d1.p50_ms), added_p99_ms: round(h1.p99_ms - d1.p99_ms) },
     throughput_ratio: round(h.per_second / d.per_second, 3),
     bullmq_noop_ceiling_jobs_per_s: ceiling.per_second,
+    redis_commands_per_job: perJob,
   };
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(new URL(`./results/throughput-${Date.now()}.json`, import.meta.url), JSON.stringify(result, null, 2));
@@ -102,8 +121,12 @@ async function main(): Promise<void> {
 | straight to the simulated nodes | ${d.per_second} | ${d.p50_ms} | ${d.p99_ms} |
 | through Hydra (POST /v1/jobs, wait: true) | ${h.per_second} | ${h.p50_ms} | ${h.p99_ms} |
 | added by Hydra | | ${result.added_latency_ms.p50} | ${result.added_latency_ms.p99} |
+| one at a time, straight to the nodes (300 jobs) | ${d1.per_second} | ${d1.p50_ms} | ${d1.p99_ms} |
+| one at a time, through Hydra (300 jobs) | ${h1.per_second} | ${h1.p50_ms} | ${h1.p99_ms} |
+| added by Hydra, one at a time | | ${result.one_at_a_time.added_p50_ms} | ${result.one_at_a_time.added_p99_ms} |
 
 BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} jobs/s
+Redis commands per job through Hydra: ${JSON.stringify(perJob)}
 `);
 }
 
