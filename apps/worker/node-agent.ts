@@ -12,6 +12,7 @@ import { Dispatcher } from './dispatcher.js';
 import { buildNodeRecord, osRam, readNvidiaSmi } from './resources.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { DRAIN, runJob } from './run-job.js';
+import { startWorkflowHooks } from './workflow-hooks.js';
 
 export interface NodeAgent {
   nodeId: string;
@@ -81,6 +82,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     for (const q of queues) knownQueues.add(q.name);
   };
 
+  // L1 cache writes and workflow steps hang off every finished job (apps/worker/workflow-hooks.ts).
+  const workflowHooks = startWorkflowHooks({ config, logger, redis, keys });
   const dispatcher: Dispatcher = new Dispatcher({
     redis,
     registry,
@@ -113,6 +116,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
         backendTimeoutMs: config.BACKEND_TIMEOUT_MS,
         breaker,
         excludeFailedNodeMs: config.EXCLUDE_FAILED_NODE_MS,
+        onFinished: workflowHooks.onFinished,
       }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) soonHeartbeat();

@@ -28,7 +28,12 @@ export function normalizeCall(call: InferenceCall): Record<string, unknown> {
 
 /** Hex SHA-256 of the normalized call. */
 export function cacheKeyOf(call: InferenceCall): string {
-  return createHash('sha256').update(`${KEY_VERSION}\n${canonicalJson(normalizeCall(call))}`).digest('hex');
+  return hashKey(normalizeCall(call));
+}
+
+/** Hex SHA-256 of any JSON value (e.g. a whole orchestration request), in the same key space. */
+export function hashKey(value: unknown): string {
+  return createHash('sha256').update(`${KEY_VERSION}\n${canonicalJson(value)}`).digest('hex');
 }
 
 /** Sampling that gives the same answer every time: temperature 0 or a fixed seed. Embeddings are deterministic. */
@@ -36,8 +41,6 @@ export function isDeterministic(call: InferenceCall): boolean {
   if (call.type === 'embed') return true;
   return call.options?.temperature === 0 || call.options?.seed !== undefined;
 }
-
-export type CacheMode = 'use' | 'skip';
 
 export interface CacheDecision {
   /** Look up before enqueueing, store after completion. */
@@ -51,8 +54,12 @@ export interface CacheDecision {
  * so two sampled answers to one prompt are never served as one.
  */
 export function cacheDecision(call: InferenceCall, requested: boolean | undefined): CacheDecision {
+  return cachePolicy(isDeterministic(call), requested);
+}
+
+export function cachePolicy(deterministic: boolean, requested: boolean | undefined): CacheDecision {
   if (requested === false) return { use: false, reason: 'cache: false' };
   if (requested === true) return { use: true, reason: 'cache: true' };
-  if (isDeterministic(call)) return { use: true, reason: call.type === 'embed' ? 'embeddings are deterministic' : 'deterministic (temperature 0 or a seed)' };
+  if (deterministic) return { use: true, reason: 'deterministic (temperature 0, a seed, or embeddings)' };
   return { use: false, reason: 'not deterministic (set options.temperature to 0 or a seed, or cache: true)' };
 }

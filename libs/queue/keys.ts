@@ -32,6 +32,8 @@ export function hydraKeys(prefix: string) {
     workflowDependents: (id: string) => `${prefix}:wf:${id}:rdeps`,
     workflowSatisfied: (id: string) => `${prefix}:wf:${id}:sat`,
     workflowResults: (id: string) => `${prefix}:wf:${id}:res`,
+    /** List of step ids in definition order. */
+    workflowOrder: (id: string) => `${prefix}:wf:${id}:order`,
     /** Zset workflow id → created ms: workflows not yet finalised (the reconcile sweep walks it). */
     workflowsOpen: `${prefix}:wf-open`,
     workflowSweepLock: `${prefix}:wf-sweep-lock`,

@@ -2,12 +2,14 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, parseJobRequest, type InferResult } from '../../../libs/core/index.js';
 import { buildInferJob, toCall, type InferJob } from '../../../libs/queue/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, isRedisDown, route, sendError, STATUS } from '../errors.js';
 import { viewFromMessage, viewJob } from '../job-view.js';
 import type { Watch } from '../waiters.js';
+import { cachedJobView, workflowParts } from '../workflow-context.js';
+import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
 import { cancelJob } from '../cancel.js';
 
 const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
@@ -71,7 +73,14 @@ export function jobsRouter(ctx: ApiContext): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const body = parsed.value;
-      const { plan, payload } = buildInferJob(toCall(body), body, await ctx.nodes(), LOCAL_HOSTS, Date.now());
+      const call = toCall(body);
+      // L1 cache: a hit answers now, without a job; a miss carries the key so the worker stores the answer.
+      const { cache } = workflowParts(ctx);
+      const cacheKey = cacheDecision(call, body.cache).use ? cacheKeyOf(call) : undefined;
+      const hit = cacheKey ? await cache.get<InferResult>(cacheKey) : null;
+      if (cacheKey && hit) return void res.status(200).json(cachedJobView(call, body.priority, cacheKey, hit));
+      const { plan, payload } = buildInferJob(call, body, await ctx.nodes(), LOCAL_HOSTS, Date.now());
+      if (cacheKey) payload.cache_key = cacheKey;
       const id = randomUUID();
       const watch = body.wait ? ctx.waiters.watch(id) : null;
       try {

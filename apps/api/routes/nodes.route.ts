@@ -3,6 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import type { NodeView } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { route } from '../errors.js';
+import { workflowParts } from '../workflow-context.js';
 
 const gb = (mb: number): number => Math.round((mb / 1024) * 100) / 100;
 
@@ -45,7 +46,7 @@ export function nodesRouter(ctx: ApiContext): Router {
   r.get(
     '/v1/cluster/stats',
     route(async (_req: Request, res: Response) => {
-      const [nodes, queues] = await Promise.all([ctx.registry.list(Date.now()), ctx.producer.listQueues()]);
+      const [nodes, queues, cache] = await Promise.all([ctx.registry.list(Date.now()), ctx.producer.listQueues(), workflowParts(ctx).cache.stats()]);
       const perQueue: Record<string, { waiting: number; active: number; delayed: number; completed: number; failed: number }> = {};
       await Promise.all(
         queues.map(async (q) => {
@@ -63,6 +64,8 @@ export function nodesRouter(ctx: ApiContext): Router {
         active_jobs: nodes.reduce((a, n) => a + n.active_jobs, 0),
         totals: { waiting: sum('waiting'), active: sum('active'), delayed: sum('delayed'), completed: sum('completed'), failed: sum('failed') },
         queues: perQueue,
+        // L1 cache counters (hits were answered without a job).
+        cache,
       });
     }),
   );

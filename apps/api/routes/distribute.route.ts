@@ -1,0 +1,20 @@
+// POST /v1/distribute: fan prompts out over models as one flow; each (prompt, model) pair is a routed child job.
+import { Router, type Request, type Response } from 'express';
+import { distributeSteps, parseDistributeRequest } from '../../../libs/workflows/index.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, route, sendError } from '../errors.js';
+import { startAndRespond } from './workflows.route.js';
+
+export function distributeRouter(ctx: ApiContext): Router {
+  const r = Router();
+  r.post(
+    '/v1/distribute',
+    route(async (req: Request, res: Response) => {
+      const parsed = parseDistributeRequest(req.body);
+      if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
+      const d = parsed.value;
+      await startAndRespond(ctx, res, { kind: 'distribute', priority: d.priority, cache: d.cache, steps: distributeSteps(d) }, d.wait, d.timeout_ms);
+    }),
+  );
+  return r;
+}
