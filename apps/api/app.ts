@@ -9,7 +9,7 @@ import { nodesRouter } from './routes/nodes.route.js';
 import { distributeRouter } from './routes/distribute.route.js';
 import { orchestrateRouter } from './routes/orchestrate.route.js';
 import { workflowsRouter } from './routes/workflows.route.js';
-import { promptLimit } from './prompt-limit.js';
+import { nestingLimit, promptLimit } from './body-guards.js';
 import { rateLimit } from './rate-limit.js';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 
@@ -40,7 +40,7 @@ export function buildApp(ctx: ApiContext): Express {
     app.use('/v1', rateLimit({ redis: ctx.redis, prefix: ctx.keys.prefix, perMinute: ctx.config.RATE_LIMIT_PER_MIN, keyed: ctx.config.API_KEYS.length > 0, logger: ctx.logger }));
   }
   app.use('/v1', express.json({ limit: ctx.config.BODY_LIMIT_BYTES, strict: false, type: () => true }));
-  app.use('/v1', promptLimit(ctx.config.MAX_PROMPT_CHARS));
+  app.use('/v1', nestingLimit(), promptLimit(ctx.config.MAX_PROMPT_CHARS));
   app.use(jobsRouter(ctx));
   app.use(nodesRouter(ctx));
   app.use(workflowsRouter(ctx));

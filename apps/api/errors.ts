@@ -68,8 +68,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (e.type && /encoding|charset|stream/.test(e.type)) {
       return sendError(res, new HydraError(ErrorCode.BadRequest, `unreadable request body: ${e.message}`));
     }
-    // Any other client error raised while reading the request (http-errors with a 4xx status): the client's fault.
-    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+    // Any other client error raised while reading the request: http-errors with a 4xx status (body parsing), or the
+    // router's URIError for a path parameter that is not valid percent-encoding (status 400, not marked exposable).
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && (e.expose === true || err instanceof URIError)) {
       return sendError(res, new HydraError(ErrorCode.BadRequest, `unreadable request: ${e.message}`));
     }
     if (err instanceof HydraError) return sendError(res, err);

@@ -92,3 +92,25 @@ export function promptLengthProblems(body: unknown, max: number): FieldProblem[]
   }
   return out;
 }
+
+/** Deepest nesting a request body may have. Real bodies nest a few levels (a JSON schema in `format` maybe 10-20). */
+export const MAX_BODY_DEPTH = 64;
+
+/**
+ * The first place where `body` nests deeper than `max` levels, or null. Deeper bodies are refused up front: code
+ * that walks JSON recursively (serializing a job payload, hashing a cache key) would overflow the stack on them.
+ * Iterative, so the check itself cannot overflow.
+ */
+export function nestingProblem(body: unknown, max = MAX_BODY_DEPTH): FieldProblem | null {
+  const stack: { v: unknown; path: string[] }[] = [{ v: body, path: [] }];
+  while (stack.length > 0) {
+    const { v, path } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (path.length >= max) {
+      const shown = path.length > 8 ? [...path.slice(0, 4), '…', ...path.slice(-2)] : path;
+      return { field: shown.join('.') || '(body)', problem: `nests deeper than ${max} levels; flatten the request` };
+    }
+    for (const [k, child] of Object.entries(v)) if (typeof child === 'object' && child !== null) stack.push({ v: child, path: [...path, k] });
+  }
+  return null;
+}

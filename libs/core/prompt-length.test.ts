@@ -1,6 +1,6 @@
-// promptLengthProblems: which text counts, which field is named, nested steps, and no stack overflow on deep bodies.
+// Body guards of job-request: promptLengthProblems (which text counts, which field is named) and nestingProblem (depth limit), iterative on deep bodies.
 import { describe, expect, it } from 'vitest';
-import { promptLengthProblems } from './job-request.js';
+import { nestingProblem, promptLengthProblems } from './job-request.js';
 
 const x = (n: number) => 'x'.repeat(n);
 
@@ -30,5 +30,22 @@ describe('promptLengthProblems', () => {
     for (let i = 0; i < 100_000; i++) deep = { a: deep };
     expect(promptLengthProblems(deep, 20)).toEqual([]); // too deep to be a real request: left to schema validation
     expect(promptLengthProblems({ a: { b: { prompt: x(50) } } }, 20).map((p) => p.field)).toEqual(['a.b.prompt']);
+  });
+});
+
+describe('nestingProblem', () => {
+  const nest = (n: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = { a: v };
+    return v;
+  };
+  it('accepts bodies up to the limit and names where a deeper one crosses it', () => {
+    expect(nestingProblem(nest(64))).toBeNull();
+    expect(nestingProblem({ type: 'generate', format: { type: 'object', properties: { a: { type: 'string' } } } })).toBeNull();
+    expect(nestingProblem({ format: nest(64) })).toEqual({ field: 'format.a.a.a.….a.a', problem: 'nests deeper than 64 levels; flatten the request' });
+    expect(nestingProblem([[[]]], 2)).toEqual({ field: '0.0', problem: 'nests deeper than 2 levels; flatten the request' });
+  });
+  it('checks a 100 000-deep body without overflowing the stack', () => {
+    expect(nestingProblem(nest(100_000))?.problem).toMatch(/deeper than 64/);
   });
 });
