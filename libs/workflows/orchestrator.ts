@@ -360,7 +360,7 @@ export const orchestrateKind: KindHandler = {
       return { ok: true, result: { answer: rec?.output ?? '', ...base, decomposition: null, subtasks: [], synthesis: { mode: 'single', step: 'answer', model: rec?.model ?? null, node_id: rec?.node_id ?? null } } };
     }
     const d = decompositionOf(snap) ?? parseDecomposition(undefined, s.prompt, s.max_subtasks);
-    const runs = runsBySubtask(snap.records, snap.defs.values());
+    const runs = runsBySubtask(snap.records, snap.order.flatMap((id) => snap.defs.get(id) ?? []));
     const subtasks = d.subtasks.map((sub) => {
       const rs = runs.get(sub.id) ?? [];
       const vote = voteOn(sub, rs, s.weights);
