@@ -21,6 +21,9 @@ export interface ChaosOptions {
 export interface ChaosReport {
   jobs: number;
   accepted: number;
+  /** Submissions answered with something other than 202, by status (503s were retried). */
+  rejected: Record<string, number>;
+  rejections: string[];
   completed: number;
   failed: Record<string, number>;
   lost: string[];
@@ -62,7 +65,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     QUEUE_PREFIX: PREFIX,
     LOG_LEVEL: 'warn',
     PORT: String(apiPort),
-    HEARTBEAT_MS: '500',
+    HEARTBEAT_MS: '1000',
     POLL_MS: '200',
     LOCK_DURATION_MS: '3000',
     STALLED_INTERVAL_MS: '1000',
@@ -117,16 +120,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     return out;
   }
 
+  const rejected: Record<string, number> = {};
+  const rejections: string[] = [];
   const submit = (async () => {
     const gap = (o.seconds * 1000 * 0.7) / o.jobs;
     for (let i = 0; i < o.jobs; i++) {
-      const res = await fetch(`${api}/v1/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'generate', model: MODEL, prompt: `chaos ${i}`, priority: 1 + Math.floor(rand() * 10), options: { num_predict: 10 + Math.floor(rand() * 90), sim_answer_tokens: 100 } }),
-      });
-      const body = (await res.json()) as { id?: string };
-      if (res.status === 202 && body.id) ids.push(body.id);
+      const payload = JSON.stringify({ type: 'generate', model: MODEL, prompt: `chaos ${i}`, priority: 1 + Math.floor(rand() * 10), options: { num_predict: 10 + Math.floor(rand() * 90), sim_answer_tokens: 100 } });
+      // A client retries a 503 (Redis or the API overloaded) a few times, as any client of a queue should.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const res = await fetch(`${api}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+        const body = (await res.json()) as { id?: string; error?: { message: string } };
+        if (res.status === 202 && body.id) {
+          ids.push(body.id);
+          break;
+        }
+        rejected[res.status] = (rejected[res.status] ?? 0) + 1;
+        if (res.status !== 503) {
+          rejections.push(`${res.status} ${body.error?.message ?? ''}`);
+          break;
+        }
+        await new Promise((res2) => setTimeout(res2, 200));
+      }
       await new Promise((res2) => setTimeout(res2, gap));
     }
   })();
@@ -186,6 +200,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const report: ChaosReport = {
     jobs: o.jobs,
     accepted: ids.length,
+    rejected,
+    rejections,
     completed: [...states.values()].filter((v) => v.state === 'completed').length,
     failed,
     lost: ids.filter((id) => !states.has(id)),
@@ -198,7 +214,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     seconds: Math.round((Date.now() - t0) / 100) / 10,
   };
   log(
-    `chaos: ${report.accepted}/${report.jobs} accepted, ${report.completed} completed, failed ${JSON.stringify(report.failed)}, ` +
+    `chaos: ${report.accepted}/${report.jobs} accepted (other answers ${JSON.stringify(report.rejected)}), ${report.completed} completed, failed ${JSON.stringify(report.failed)}, ` +
       `lost ${report.lost.length}, completed twice ${report.completed_twice.length}, ${report.kills} SIGKILLs, ${report.faults} faults, ` +
       `max recovery ${report.max_recovery_ms} ms over ${report.recoveries} interrupted jobs, ${report.seconds} s`,
   );

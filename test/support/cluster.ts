@@ -45,7 +45,8 @@ export function testEnv(prefix: string, redisUrl: string, extra: Record<string, 
   return {
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: prefix,
-    HEARTBEAT_MS: '300',
+    // A record lives 3 heartbeats; tests share 2 cores with other test files, so keep it well above scheduling hiccups.
+    HEARTBEAT_MS: '1000',
     POLL_MS: '200',
     LOCALITY_WAIT_MS: '200',
     LOCK_DURATION_MS: '4000',
