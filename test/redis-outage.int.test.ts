@@ -69,7 +69,8 @@ describe('Redis outage', () => {
     const downAt = Date.now();
     const health = await probe('GET', '/healthz');
     expect(health.status).toBe(503);
-    expect(health.body.error.message).toMatch(/Redis\) is unavailable/);
+    expect(health.body.error.message).toMatch(/Redis\) is unavailable: no connection to Redis; retry shortly/);
+    expect(health.body.error.details).toBeUndefined(); // unauthenticated endpoint: no raw error naming Redis' address
     // While it is down every request gets a prompt 503 that says why and when to retry; nothing is accepted.
     const during: Probe[] = [];
     let n = 0;

@@ -27,8 +27,10 @@ export function buildApp(ctx: ApiContext): Express {
       );
       if (down === null) return void res.status(200).json({ ok: true, redis: 'up' });
       res.setHeader('Retry-After', String(REDIS_RETRY_AFTER_S));
-      // The command's own error only says "not connected"; the connection's last error says why.
-      res.status(503).json({ ok: false, redis: 'down', error: redisUnavailable(ctx.redisError() ?? down).toJSON() });
+      // The command's own error only says "not connected"; the connection's last error says why. No raw details:
+      // /healthz answers without a key, and the raw error names Redis' address.
+      const { details: _raw, ...error } = redisUnavailable(ctx.redisError() ?? down).toJSON();
+      res.status(503).json({ ok: false, redis: 'down', error });
     }),
   );
 
