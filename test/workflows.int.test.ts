@@ -1,11 +1,11 @@
 // Workflows end to end: DAGs as BullMQ flows on real workers and simulated nodes — diamond, full parallelism, SIGKILL
 // redelivery, optional and required failures, validation, cancel, step stream, fan-out on a mixed cluster.
-import { Job, Worker } from 'bullmq';
+import { Job, WaitingChildrenError, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedAnswer } from '../apps/node-sim/sim-server.js';
 import { workflowParts } from '../apps/api/workflow-context.js';
 import { createRedis } from '../libs/queue/index.js';
-import { WORKFLOW_QUEUE, stepJobId } from '../libs/workflows/index.js';
+import { GATE_QUEUE, WORKFLOW_QUEUE, gateJobId, stepJobId } from '../libs/workflows/index.js';
 import { readSse, startCluster, type TestCluster } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
@@ -312,6 +312,29 @@ describe('coordinator idempotency and repair (no worker: the test plays the work
     const after = await coordinator.view(id);
     expect(step(after, 'b')).toMatchObject({ state: 'completed', output: 'B!' });
     expect(after!.state).toBe('running'); // c is still waiting for a worker
+    await w.close();
+    conn.disconnect();
+  });
+
+  it('puts a workflow job released too early back to waiting for its steps', async () => {
+    const { coordinator } = workflowParts(c.ctx);
+    const { id } = await coordinator.start({ kind: 'dag', priority: 5, steps: [{ id: 'only', call: { type: 'generate', model: 'm', prompt: 'x' }, depends_on: [], optional: false, routing: {} }] });
+    const parents = c.ctx.producer.queue(WORKFLOW_QUEUE);
+    // Someone removes the gate and the step's job (say in Bull Board): BullMQ releases the parent with a step pending.
+    await c.ctx.producer.queue(GATE_QUEUE).remove(gateJobId(id));
+    await c.ctx.producer.queue('infer.m_latest').remove(stepJobId(id, 'only'));
+    const conn = createRedis(c.redisUrl, 'worker');
+    const w = new Worker(WORKFLOW_QUEUE, undefined, { connection: conn, prefix: c.prefix, autorun: false, skipVersionCheck: true });
+    const job = await w.getNextJob('tok', { block: false });
+    expect(job?.id).toBe(id);
+    await expect(coordinator.finalise(job!, 'tok')).rejects.toBeInstanceOf(WaitingChildrenError);
+    expect(await (await Job.fromId(parents, id))!.getState()).toBe('waiting-children');
+    expect(await c.ctx.producer.queue(GATE_QUEUE).getJob(gateJobId(id))).toBeDefined();
+    // The sweep then notices the step's job is gone and settles it; the gate goes and the parent is released for good.
+    await c.ctx.redis.hset(c.ctx.keys.workflow(id), 'updated_at', '0');
+    await coordinator.reconcile(Date.now(), 1000);
+    expect((await coordinator.view(id))!.steps[0]).toMatchObject({ state: 'cancelled', error: { message: 'the step job was removed from its queue' } });
+    expect(await (await Job.fromId(parents, id))!.getState()).toBe('waiting');
     await w.close();
     conn.disconnect();
   });

@@ -198,7 +198,8 @@ export class Coordinator {
           continue;
         }
         const { plan, payload } = buildInferJob(call, { ...def.routing, priority: Number(prio ?? 5), timeout_ms: def.timeout_ms }, nodes, this.d.localHosts, now);
-        const full = InferJobSchema.parse({ ...payload, ...(key ? { cache_key: key } : {}), workflow: { id, step } });
+        // detach: a client that watches a step's token stream and leaves must not cancel the step (DELETE the workflow).
+        const full = InferJobSchema.parse({ ...payload, ...(key ? { cache_key: key } : {}), workflow: { id, step }, detach: true });
         out.jobs.push({ step, jobId: stepJobId(id, step), queue: plan.queueInfo, payload: full });
       } catch (e) {
         const err = e instanceof HydraError ? e : new HydraError(ErrorCode.BadRequest, `step "${step}" could not be built: ${(e as Error).message}`);
@@ -414,8 +415,17 @@ export class Coordinator {
    * not removed. Looks only at workflows idle for `idleMs`. Returns how many steps it repaired.
    */
   async reconcile(now: number, idleMs: number, lockMs = 5000): Promise<number> {
-    const got = await this.d.redis.set(this.d.keys.workflowSweepLock, String(process.pid), 'PX', lockMs, 'NX');
+    const owner = randomUUID();
+    const got = await this.d.redis.set(this.d.keys.workflowSweepLock, owner, 'PX', lockMs, 'NX');
     if (!got) return 0;
+    try {
+      return await this.sweep(now, idleMs);
+    } finally {
+      if ((await this.d.redis.get(this.d.keys.workflowSweepLock)) === owner) await this.d.redis.del(this.d.keys.workflowSweepLock);
+    }
+  }
+
+  private async sweep(now: number, idleMs: number): Promise<number> {
     let repaired = 0;
     for (const id of await this.store.open(200)) {
       const st = await this.store.status(id);
