@@ -31,7 +31,7 @@ async function spawnApi(env: Record<string, string>): Promise<Proc & { url: stri
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(() => fetch(`${url}/healthz`).then(() => true, () => false), { timeoutMs: 20_000, what: `hydra api on ${port}` }).catch((e: Error) => {
+  await waitFor(() => fetch(`${url}/healthz`, { signal: AbortSignal.timeout(3000) }).then(() => true, () => false), { timeoutMs: 20_000, what: `hydra api on ${port}` }).catch((e: Error) => {
     throw new Error(`${e.message}\n${out}`);
   });
   return {

@@ -53,9 +53,10 @@ describe('hitRateLimit', () => {
     await waitFor(async () => (await hit(), Date.now() > promisedAt + w), { timeoutMs: 5000, intervalMs: 5, what: 'two windows of requests' });
     const firstAgain = times[4]!;
     expect(firstAgain).toBeGreaterThanOrEqual(promisedAt - 20);
-    expect(firstAgain).toBeLessThan(promisedAt + 100);
+    expect(firstAgain).toBeLessThan(promisedAt + 300); // slack for a loaded machine; Redis' own clock decides
     for (let i = 0; i < times.length; i++) {
-      const inWindow = times.filter((t) => t >= times[i]! && t < times[i]! + w - 20).length;
+      // Client-side times of the answers only approximate Redis' times of the requests: allow for latency.
+      const inWindow = times.filter((t) => t >= times[i]! && t < times[i]! + w - 60).length;
       expect(inWindow).toBeLessThanOrEqual(4);
     }
   });
