@@ -28,6 +28,7 @@ import {
   type StepDef,
   type StepError,
   type StepRecord,
+  type StepState,
   type WorkflowKind,
   type WorkflowSnapshot,
   type WorkflowStatus,
@@ -277,7 +278,7 @@ export class Coordinator {
         work.push(...prep.settled);
       }
       if (res.status === 'failing' || res.status === 'cancelling') await this.windDown(id);
-      await this.reportProgress(id);
+      await this.reportProgress(id, kind);
       if (res.pending <= 0) await this.release(id);
     }
   }
@@ -319,10 +320,18 @@ export class Coordinator {
     await this.d.producer.queue(GATE_QUEUE).remove(gateJobId(id));
   }
 
-  private async reportProgress(id: string): Promise<void> {
-    const snap = await this.store.snapshot(id);
-    if (!snap) return;
-    const p = progressOf(snap, this.kinds[snap.kind].stage?.(snap));
+  /** Progress on the workflow job (Bull Board shows it). Reads only step states, except for kinds that name a stage. */
+  private async reportProgress(id: string, kind: WorkflowKind): Promise<void> {
+    const handler = this.kinds[kind];
+    let p: ReturnType<typeof progressOf>;
+    if (handler.stage) {
+      const snap = await this.store.snapshot(id);
+      if (!snap) return;
+      p = progressOf(snap, handler.stage(snap));
+    } else {
+      const [states, status] = await Promise.all([this.d.redis.hgetall(this.d.keys.workflowSteps(id)), this.d.redis.hget(this.d.keys.workflow(id), 'status')]);
+      p = progressOf({ states: new Map(Object.entries(states) as [string, StepState][]), status: (status ?? 'running') as WorkflowStatus });
+    }
     await this.d.producer
       .queue(WORKFLOW_QUEUE)
       .updateJobProgress(id, p)
