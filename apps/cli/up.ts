@@ -4,8 +4,8 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { ConfigError, loadConfig, type Config } from '../../libs/config/index.js';
+import { createRedis, redactRedisUrl } from '../../libs/queue/index.js';
 import { HYDRA_BIN } from './main.js';
 
 /** Simulated fleet for `--sim N`: labelled simulated everywhere; sizes in GB. */
@@ -29,7 +29,14 @@ function freePort(): Promise<number> {
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  // Through createRedis, so a rediss:// URL's TLS parameters (tls_ca_file, ...) apply here too.
+  let r;
+  try {
+    r = createRedis(url, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  } catch (e) {
+    process.stderr.write(`hydra up: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   r.on('error', () => {});
   try {
     await r.connect();
@@ -104,12 +111,12 @@ export async function up(argv: string[]): Promise<void> {
   // 1. Redis
   let redisUrl = config.REDIS_URL;
   if (await redisAnswers(redisUrl)) {
-    say(`redis: using ${redisUrl.replace(/\/\/[^@]*@/, '//***@')}`);
+    say(`redis: using ${redactRedisUrl(redisUrl)}`);
   } else {
     const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
     if (which.status !== 0) {
       process.stderr.write(
-        `hydra up: no Redis answers at ${config.REDIS_URL} and redis-server is not installed.\n` +
+        `hydra up: no Redis answers at ${redactRedisUrl(config.REDIS_URL)} and redis-server is not installed.\n` +
           `  Install it (Debian/Ubuntu: sudo apt-get install -y redis-server; macOS: brew install redis),\n` +
           `  or point REDIS_URL at a running Redis.\n`,
       );

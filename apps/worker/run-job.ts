@@ -120,7 +120,17 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     });
     const result = await handlers.infer(data, a, d, stream);
     d.breaker.success();
-    await Promise.all([stream.finish('done', result), job.moveToCompleted(result, token, false)]);
+    try {
+      await job.moveToCompleted(result, token, false);
+    } catch (e) {
+      // Lost the lock (e.g. Redis was away longer than LOCK_DURATION_MS): the job was or will be re-run elsewhere,
+      // and that run reports the end. Nothing more to record here: not a failure, not an attempt.
+      stream.discard();
+      log.warn({ err: (e as Error).message }, 'could not complete the job (lock lost); it runs again elsewhere');
+      return;
+    }
+    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice.
+    await stream.finish('done', result);
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
       id: jobId,

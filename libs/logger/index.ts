@@ -17,6 +17,10 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'config.API_KEYS',
   'config.OPENAI_API_KEY',
+  'config.REDIS_URL',
+  'config.CACHE_REDIS_URL',
+  'redisUrl',
+  '*.redisUrl',
 ];
 
 export function createLogger(opts: { name: string; level?: string; destination?: NodeJS.WritableStream }): Logger {

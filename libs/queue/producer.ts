@@ -62,12 +62,10 @@ export class Producer {
   async addInference(jobId: string, payload: InferJob, info: QueueInfo): Promise<void> {
     await this.registerQueue(info);
     const { keys, redis, retentionS } = this.opts;
+    // The index first: if Redis goes away right after the add, the job still exists and can be found by id.
+    await redis.set(keys.jobIndex(jobId), info.name, 'EX', retentionS * 7);
     await this.queue(info.name).add(jobName('infer', payload.call.model), payload, this.jobOptions(jobId, payload.priority));
-    await redis
-      .multi()
-      .set(keys.jobIndex(jobId), info.name, 'EX', retentionS * 7)
-      .publish(keys.channels.wake, info.name)
-      .exec();
+    await redis.publish(keys.channels.wake, info.name);
   }
 
   /** The queue holding a job, or null when the id is unknown (or expired). */
