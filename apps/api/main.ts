@@ -1,21 +1,12 @@
 // API process entry: read env, bind (loopback only without API keys), serve until SIGTERM.
 import { pathToFileURL } from 'node:url';
-import { ConfigError, isLoopbackHost, loadConfig, type Config } from '../../libs/config/index.js';
+import { isLoopbackHost, loadConfigOrExit } from '../../libs/config/index.js';
 import { createLogger } from '../../libs/logger/index.js';
 import { buildApp } from './app.js';
 import { createApiContext } from './context.js';
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`hydra api: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit(env, 'hydra api');
   const logger = createLogger({ name: 'api', level: config.LOG_LEVEL });
   let host = config.HOST;
   if (config.API_KEYS.length === 0 && !isLoopbackHost(host)) {

@@ -4,7 +4,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../../libs/config/index.js';
+import { loadConfigOrExit } from '../../libs/config/index.js';
 import { createRedis, redactRedisUrl } from '../../libs/queue/index.js';
 import { HYDRA_BIN } from './main.js';
 
@@ -64,16 +64,7 @@ interface Child {
 }
 
 export async function up(argv: string[]): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(process.env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`hydra up: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit(process.env, 'hydra up');
   const { values } = parseArgs({ args: argv, options: { sim: { type: 'string' }, 'no-worker': { type: 'boolean' } }, strict: true });
   const sims = values.sim === undefined ? 0 : Number(values.sim);
   if (!Number.isInteger(sims) || sims < 0 || sims > 32) {

@@ -1,7 +1,7 @@
 // Worker process entry: read env, pick the backend, start the node agent, drain on SIGTERM.
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, loadConfig, type Config } from '../../libs/config/index.js';
+import { ConfigError, loadConfigOrExit, type Config } from '../../libs/config/index.js';
 import { createLogger, type Logger } from '../../libs/logger/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { createOllamaBackend } from './backends/ollama.backend.js';
@@ -40,16 +40,7 @@ export async function chooseBackend(config: Config, logger: Logger): Promise<Inf
 }
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`hydra worker: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit(env, 'hydra worker');
   const logger = createLogger({ name: 'worker', level: config.LOG_LEVEL });
   const backend = await chooseBackend(config, logger);
   const nodeId = config.NODE_ID ?? os.hostname();

@@ -115,3 +115,14 @@ export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 export const isLoopbackHost = (h: string): boolean => LOOPBACK.has(h) || h.startsWith('127.');
+
+/** For a process entry point: the config, or a message naming each bad variable on stderr and exit code 2. */
+export function loadConfigOrExit(env: Record<string, string | undefined>, command: string): Config {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${command}: ${e.message}\n`);
+    process.exit(2);
+  }
+}
