@@ -1,8 +1,9 @@
 // One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
 import { z } from 'zod';
 
-const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
-const num = (def: number, min = 0) => z.coerce.number().min(min).default(def);
+const number = () => z.coerce.number({ error: 'must be a number' });
+const int = (def: number, min = 0) => number().int('must be a whole number').min(min, `must be at least ${min}`).default(def);
+const num = (def: number, min = 0) => number().min(min, `must be at least ${min}`).default(def);
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -58,11 +59,11 @@ export const ConfigSchema = z.object({
   OPENAI_API_KEY: optional(z.string()),
   MODELS_DIR: z.string().default('./models'),
   OLLAMA_MODELS_DIR: optional(z.string()),
-  LLAMA_THREADS: optional(z.coerce.number().int().min(1).max(256)),
-  NODE_VRAM_GB: optional(z.coerce.number().min(0)),
-  NODE_RAM_GB: optional(z.coerce.number().min(0)),
+  LLAMA_THREADS: optional(number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256')),
+  NODE_VRAM_GB: optional(number().min(0, 'must not be negative')),
+  NODE_RAM_GB: optional(number().min(0, 'must not be negative')),
   VRAM_BUFFER_MB: int(200, 0),
-  WORKER_CONCURRENCY: optional(z.coerce.number().int().min(1).max(256)),
+  WORKER_CONCURRENCY: optional(number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256')),
   LOCALITY_WAIT_MS: int(500, 0),
   AGING_STEP_MS: int(10_000, 10),
   POLL_MS: int(1000, 10),
