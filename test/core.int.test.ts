@@ -63,3 +63,26 @@ describe('submit → a node that fits pulls it → the answer comes back', () =>
     expect(g.body.error.message).toMatch(/no job with id/);
   });
 });
+
+describe('a worker in front of an OpenAI-compatible server', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await startCluster();
+    const sim = await c.sim({ vramGb: 24, models: [{ name: 'qwen3:4b', sizeGb: 2.5 }], tokensPerSecond: 2000, loadMsPerGb: 0 });
+    await c.worker({ BACKEND: 'openai', OPENAI_BASE_URL: `${sim.url}/v1`, NODE_ID: 'oai', NODE_VRAM_GB: '24' });
+    await c.waitForNode('oai', (n) => n.healthy);
+  });
+  afterAll(async () => c?.stop());
+
+  it('answers chat through /v1/chat/completions and streams it', async () => {
+    const r = await c.post('/v1/jobs', { type: 'chat', model: 'qwen3:4b', messages: [{ role: 'user', content: 'hello openai' }] });
+    const events = await readSse(`${c.url}${r.body.stream_url}`);
+    const done = events.at(-1)!;
+    expect(done.event).toBe('done');
+    expect(done.data.message.content).toBe(simulatedAnswer({ model: 'qwen3:4b', prompt: 'hello openai' }));
+    expect(events.filter((e) => e.event === 'token').map((e) => e.data.text).join('')).toBe(done.data.message.content);
+    expect(done.data.node_id).toBe('oai');
+    const n = (await c.nodes()).find((x) => x.id === 'oai');
+    expect(n.backend).toBe('openai');
+  });
+});
