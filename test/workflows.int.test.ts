@@ -70,6 +70,11 @@ describe('DAG workflows on one simulated node (+ one that fails on demand)', () 
     expect(Object.keys(deps.processed ?? {}).sort()).toEqual(['a', 'b', 'c', 'd'].map((s) => `${c.prefix}:infer.m_latest:${stepJobId(v.id, s)}`).sort());
     // Bull Board lists the workflow queue (the registry hash), and each step is a job of its class queue.
     expect(JSON.parse((await c.ctx.redis.hget(c.ctx.keys.queues, WORKFLOW_QUEUE))!)).toEqual({ kind: 'workflow', name: WORKFLOW_QUEUE });
+    const board = await waitFor(async () => {
+      const q = (await c.get('/admin/queues/api/queues')).body.queues?.find((x: { name: string }) => x.name === WORKFLOW_QUEUE);
+      return q?.counts?.completed >= 1 ? q : null;
+    }, { what: 'the workflow queue in Bull Board' });
+    expect(board.counts.completed).toBeGreaterThanOrEqual(1);
     const stepJob = await c.get(`/v1/jobs/${stepJobId(v.id, 'd')}`);
     expect(stepJob.body).toMatchObject({ state: 'completed', queue: 'infer.m_latest' });
   });
