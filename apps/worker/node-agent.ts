@@ -164,6 +164,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       await settle(10_000);
       if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
       await registry.deregister(nodeId).catch(() => undefined);
+      await workflowHooks.close().catch(() => undefined);
       await dispatcher.close();
       await ager.close();
       await backend.close().catch(() => undefined);

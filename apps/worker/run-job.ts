@@ -135,13 +135,14 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     const msg: DoneMessage = {
       id: jobId,
       state: 'completed',
-      attempts_made: job.attemptsMade + 1,
+      attempts_made: job.attemptsMade, // moveToCompleted has counted this attempt already
       started_at: job.processedOn ?? Date.now(),
       finished_at: Date.now(),
       ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
     };
-    await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
+    // Hooks first (cache store, workflow step): a client answered by the done message may resend at once.
     await d.onFinished?.(job, { state: 'completed', result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
+    await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
     log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
