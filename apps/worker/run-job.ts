@@ -129,8 +129,9 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       log.warn({ err: (e as Error).message }, 'could not complete the job (lock lost); it runs again elsewhere');
       return;
     }
-    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice.
-    await stream.finish('done', result);
+    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. Not awaited
+    // before the hooks and the done message: the commands share one connection and go out in this order.
+    const finished = stream.finish('done', result).catch((e: Error) => log.warn({ err: e.message }, 'could not end the token stream'));
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
       id: jobId,
@@ -142,7 +143,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     };
     // Hooks first (cache store, workflow step): a client answered by the done message may resend at once.
     await d.onFinished?.(job, { state: 'completed', result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
-    await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
+    await Promise.all([finished, d.redis.publish(d.keys.channels.done, JSON.stringify(msg))]);
     log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);

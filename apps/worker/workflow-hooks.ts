@@ -7,7 +7,7 @@ import { L1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { createRedis, InferJobSchema, Producer, type HydraKeys } from '../../libs/queue/index.js';
+import { createRedis, Producer, type HydraKeys, type InferJob } from '../../libs/queue/index.js';
 import { NodeRegistry } from '../../libs/registry/index.js';
 import { Coordinator, WORKFLOW_QUEUE } from '../../libs/workflows/index.js';
 import type { RunDeps } from './run-job.js';
@@ -99,9 +99,8 @@ export function startWorkflowHooks(opts: { config: Config; logger: Logger; redis
     coordinator,
     close,
     async onFinished(job, outcome) {
-      const parsed = InferJobSchema.safeParse(job.data);
-      if (!parsed.success) return;
-      const data = parsed.data;
+      // runJob validated the payload before running it.
+      const data = job.data as InferJob;
       if (outcome.state === 'completed' && data.cache_key) {
         const stored = await cache.put(data.cache_key, outcome.result, job.id);
         if (stored === 'too_large') log.debug({ jobId: job.id, limit: config.CACHE_MAX_ENTRY_BYTES }, 'answer larger than CACHE_MAX_ENTRY_BYTES; not cached');
