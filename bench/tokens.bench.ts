@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   // Through Hydra: a private Redis, the API and one llama.cpp worker as child processes.
   const redisUrl = await startRedis();
   const port = await freePort();
-  const env = { REDIS_URL: redisUrl, PORT: String(port), LOG_LEVEL: 'warn', BACKEND: 'llamacpp', MODELS_DIR: dir, OLLAMA_MODELS_DIR: join(dir, 'none'), LLAMA_THREADS: '1', NUM_CTX: String(CTX), NODE_ID: 'llama' };
+  const env = { ...(process.env.BENCH_EXTRA_ENV ? JSON.parse(process.env.BENCH_EXTRA_ENV) : {}), REDIS_URL: redisUrl, PORT: String(port), LOG_LEVEL: 'warn', BACKEND: 'llamacpp', MODELS_DIR: dir, OLLAMA_MODELS_DIR: join(dir, 'none'), LLAMA_THREADS: '1', NUM_CTX: String(CTX), NODE_ID: 'llama' };
   child(process.execPath, [HYDRA_BIN, 'api'], env);
   child(process.execPath, [HYDRA_BIN, 'worker'], env);
   const api = `http://127.0.0.1:${port}`;
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     const r = await fetch(`${api}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'generate', model: TINY_MODEL_NAME, prompt: PROMPT, options: { temperature: 0, repeat_penalty: 1, num_predict: TOKENS, num_ctx: CTX }, wait: true }),
+      body: JSON.stringify({ type: 'generate', model: TINY_MODEL_NAME, prompt: PROMPT, options: { temperature: 0, repeat_penalty: 1, num_predict: TOKENS, num_ctx: CTX }, cache: false, wait: true }),
     });
     const body = (await r.json()) as { result?: { completion_tokens: number; eval_duration_ms: number } };
     const s = (performance.now() - t) / 1000;
