@@ -11,6 +11,7 @@ import type { Watch } from '../waiters.js';
 import { cachedJobView, workflowParts } from '../workflow-context.js';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
 import { cancelJob } from '../cancel.js';
+import { serveStreamAsSse } from '../sse.js';
 
 const LOCAL_HOSTS = [os.hostname(), 'localhost', '127.0.0.1'];
 
@@ -116,66 +117,38 @@ export function jobsRouter(ctx: ApiContext): Router {
       const queue = await ctx.producer.queueOfJob(id);
       if (!queue) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
       const detached = ((await queue.getJob(id))?.data as InferJob | undefined)?.detach === true;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.flushHeaders();
-      const conn = ctx.blockingConnection();
-      conn.on('error', () => {});
       const readers = ctx.keys.streamReaders(id);
       await ctx.redis.multi().incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec();
-      let open = true;
-      let ended = false;
-      res.on('close', () => {
-        open = false;
-        conn.disconnect();
-        void ctx.redis.decr(readers).then((left) => {
-          if (ended || detached || left > 0) return;
-          // Nobody reads this job any more: cancel it unless a reader comes back (Last-Event-ID) within the grace.
-          setTimeout(() => {
-            void ctx.redis.get(readers).then((n) => {
-              if (Number(n ?? 0) <= 0) return cancelJob(ctx, id, 'the client disconnected from its stream and did not come back');
-            }).catch(() => undefined);
-          }, ctx.config.STREAM_RECONNECT_GRACE_MS).unref();
-        }, () => undefined);
-      });
-      let last = String(req.header('last-event-id') ?? req.query.last_event_id ?? '0');
-      if (!/^\d+-\d+$|^0$/.test(last)) last = '0';
       const key = ctx.keys.stream(id);
-      const send = (eid: string, event: string, data: string) => res.write(`id: ${eid}\nevent: ${event}\ndata: ${data}\n\n`);
-      try {
-        while (open) {
-          const got = (await conn.xread('COUNT', '500', 'BLOCK', '10000', 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
-          if (!open) break;
-          if (!got) {
-            // Nothing new: if the job ended and its stream expired, answer from the job itself.
-            const job = await queue.getJob(id);
-            const state = job ? await job.getState() : 'unknown';
-            if (job && (state === 'completed' || state === 'failed') && !(await ctx.redis.exists(key))) {
-              ended = true;
-              const view = await viewJob(queue, job);
-              send('0-1', state === 'completed' ? 'done' : 'error', JSON.stringify(state === 'completed' ? view.result : view.error));
-              break;
-            }
-            if (!job) {
-              ended = true;
-              send('0-1', 'error', JSON.stringify({ code: 'not_found', message: `job ${id} no longer exists` }));
-              break;
-            }
-            res.write(': keep-alive\n\n');
-            continue;
+      await serveStreamAsSse(ctx, req, res, {
+        key,
+        blockMs: 10_000,
+        defaultEvent: 'token',
+        format: (event, data) => (event === 'token' ? JSON.stringify({ text: data }) : data),
+        onIdle: async () => {
+          // Nothing new: if the job ended and its stream expired, answer from the job itself.
+          const job = await queue.getJob(id);
+          if (!job) return { event: 'error', data: { code: 'not_found', message: `job ${id} no longer exists` } };
+          const state = await job.getState();
+          if ((state === 'completed' || state === 'failed') && !(await ctx.redis.exists(key))) {
+            const view = await viewJob(queue, job);
+            return state === 'completed' ? { event: 'done', data: view.result } : { event: 'error', data: view.error };
           }
-          for (const [eid, fields] of got[0]?.[1] ?? []) {
-            last = eid;
-            const e = fields[1] ?? 'token';
-            const d = fields[3] ?? '';
-            send(eid, e, e === 'token' ? JSON.stringify({ text: d }) : d);
-            if (e === 'done' || e === 'error') ended = true;
-          }
-          if (ended) break;
-        }
-      } finally {
-        conn.disconnect();
-        if (open) res.end();
-      }
+          return null;
+        },
+        onClose: (ended) => {
+          void ctx.redis.decr(readers).then((left) => {
+            if (ended || detached || left > 0) return;
+            // Nobody reads this job any more: cancel it unless a reader comes back (Last-Event-ID) within the grace.
+            setTimeout(() => {
+              void ctx.redis
+                .get(readers)
+                .then((n) => (Number(n ?? 0) <= 0 ? cancelJob(ctx, id, 'the client disconnected from its stream and did not come back') : undefined))
+                .catch(() => undefined);
+            }, ctx.config.STREAM_RECONNECT_GRACE_MS).unref();
+          }, () => undefined);
+        },
+      });
     }),
   );
 

@@ -4,6 +4,7 @@ import { ErrorCode, HydraError } from '../../../libs/core/index.js';
 import { FINAL_STATUSES, newWorkflowId, parseWorkflowRequest, stepDefOf, type StartInput, type WorkflowView } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
+import { serveStreamAsSse } from '../sse.js';
 import { workflowParts } from '../workflow-context.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/workflows/${id}`, stream_url: `/v1/workflows/${id}/stream` });
@@ -85,47 +86,19 @@ export function workflowsRouter(ctx: ApiContext): Router {
       const id = String(req.params.id);
       const { coordinator } = workflowParts(ctx);
       if (!(await coordinator.store.exists(id))) return sendError(res, new HydraError(ErrorCode.NotFound, `no workflow with id ${id}`));
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.flushHeaders();
-      const conn = ctx.blockingConnection();
-      conn.on('error', () => {});
-      let open = true;
-      res.on('close', () => {
-        open = false;
-        conn.disconnect();
+      await serveStreamAsSse(ctx, req, res, {
+        key: ctx.keys.stream(id),
+        blockMs: 5000,
+        defaultEvent: 'step',
+        onIdle: async () => {
+          // A finished workflow whose terminal entry is missing (expired, or its announcer died) answers from its state.
+          const st = await coordinator.store.status(id);
+          if (st && !FINAL_STATUSES.includes(st.status)) return null;
+          const view = st ? await coordinator.view(id) : null;
+          if (!view) return { event: 'error', data: { code: 'not_found', message: `workflow ${id} no longer exists` } };
+          return { event: view.state === 'completed' ? 'done' : 'error', data: { id, state: view.state, ...(view.result !== undefined ? { result: view.result } : { error: view.error }) } };
+        },
       });
-      let last = String(req.header('last-event-id') ?? req.query.last_event_id ?? '0');
-      if (!/^\d+-\d+$|^0$/.test(last)) last = '0';
-      const key = ctx.keys.stream(id);
-      const send = (eid: string, event: string, data: string) => res.write(`id: ${eid}\nevent: ${event}\ndata: ${data}\n\n`);
-      try {
-        while (open) {
-          const got = (await conn.xread('COUNT', '500', 'BLOCK', '5000', 'STREAMS', key, last)) as [string, [string, string[]][]][] | null;
-          if (!open) break;
-          if (!got) {
-            // Nothing new: a finished workflow whose terminal entry is missing (expired, or its announcer died) answers from its state.
-            const st = await coordinator.store.status(id);
-            if (!st || FINAL_STATUSES.includes(st.status)) {
-              const view = st ? await coordinator.view(id) : null;
-              send('0-1', view?.state === 'completed' ? 'done' : 'error', JSON.stringify(view ? { id, state: view.state, ...(view.result !== undefined ? { result: view.result } : { error: view.error }) } : { code: 'not_found', message: `workflow ${id} no longer exists` }));
-              break;
-            }
-            res.write(': keep-alive\n\n');
-            continue;
-          }
-          let ended = false;
-          for (const [eid, fields] of got[0]?.[1] ?? []) {
-            last = eid;
-            const e = fields[1] ?? 'step';
-            send(eid, e, fields[3] ?? '{}');
-            if (e === 'done' || e === 'error') ended = true;
-          }
-          if (ended) break;
-        }
-      } finally {
-        conn.disconnect();
-        if (open) res.end();
-      }
     }),
   );
 
