@@ -35,8 +35,10 @@ const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOS
 /** BullMQ's "prioritized" and "waiting" are both waiting to a user. */
 export const publicState = (s: string): string => (s === 'prioritized' || s === 'waiting-children' ? 'waiting' : s === 'unknown' ? 'cancelled' : s);
 
-export async function viewJob(queue: Queue, job: Job): Promise<JobView> {
-  const state = publicState(await job.getState());
+export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
+  const state = publicState(await fetched.getState());
+  // The job may have ended between fetching it and reading its state: read it again for its result or error.
+  const job = (state === 'completed' || state === 'failed') && fetched.finishedOn === undefined ? ((await queue.getJob(fetched.id!)) ?? fetched) : fetched;
   const data = job.data as InferJob;
   const result = job.returnvalue as InferResult | null;
   return {

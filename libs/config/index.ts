@@ -67,7 +67,7 @@ export const ConfigSchema = z.object({
   LOCALITY_WAIT_MS: int(500, 0),
   AGING_STEP_MS: int(10_000, 10),
   POLL_MS: int(1000, 10),
-  LOCK_DURATION_MS: int(8000, 1000),
+  LOCK_DURATION_MS: int(6000, 1000),
   STALLED_INTERVAL_MS: int(2000, 500),
   MAX_STALLED_COUNT: int(1, 0),
   BACKEND_TIMEOUT_MS: int(600_000, 100),
