@@ -54,6 +54,11 @@ describe('node resources', () => {
     expect(r.models_available).toEqual([{ name: 'qwen3:14b', size_mb: 9216, need_mb: 9216 + 640 }]);
   });
 
+  it('takes the backend’s exact need when it has one (llama.cpp)', () => {
+    const exact = { ...probe(), models_available: [{ name: 'tiny', size_bytes: 521_248, need_bytes: 7_865_600 }] };
+    expect(buildNodeRecord(base({ probe: exact })).models_available).toEqual([{ name: 'tiny', size_mb: 0, need_mb: 8 }]);
+  });
+
   it('marks simulated nodes from the backend version', () => {
     expect(buildNodeRecord(base({ probe: { ...probe(), version: '0.12.0-simulated' } })).simulated).toBe(true);
     expect(buildNodeRecord(base({})).simulated).toBe(false);

@@ -99,7 +99,7 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
     models_available: i.probe.models_available.map((m) => ({
       name: m.name,
       size_mb: Math.round(m.size_bytes / MB),
-      need_mb: estimateNeedMb(m, i.numCtx, i.numParallel),
+      need_mb: m.need_bytes ? Math.ceil(m.need_bytes / MB) : estimateNeedMb(m, i.numCtx, i.numParallel),
     })),
     models_loaded: loaded,
     slots: i.slots,

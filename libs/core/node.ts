@@ -19,6 +19,11 @@ export interface ModelAvailable {
   quantization?: string;
   /** Embedding width when the model is used for embeddings, if known. */
   embedding_length?: number;
+  /**
+   * Memory to load it and hold one context, bytes, when the backend can compute it exactly (llama.cpp's own estimate).
+   * Without it the scheduler estimates weights + f16 KV cache as Ollama does.
+   */
+  need_bytes?: number;
 }
 
 export interface ModelLoaded {

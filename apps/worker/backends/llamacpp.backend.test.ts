@@ -110,6 +110,29 @@ describe('probe', () => {
   });
 });
 
+describe('fit estimate', () => {
+  it('reports the memory llama.cpp itself computes for the model and a context of NUM_CTX, which grows with the context', async () => {
+    const nlc = await import('node-llama-cpp');
+    const info = await nlc.readGgufFileInfo(tinyPath);
+    const insights = await nlc.GgufInsights.from(info);
+    const own = async (contextSize: number) => {
+      const m = await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 });
+      const c = await insights.estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: 0, sequences: 1 });
+      return m.cpuRam + m.gpuVram + c.cpuRam + c.gpuVram;
+    };
+    const need = (await backend.probe()).models_available.find((m) => m.name === TINY_MODEL_NAME)?.need_bytes;
+    expect(need).toBe(await own(512));
+    const wide = await createLlamaCppBackend({ modelsDir, ollamaModelsDir: false, threads: 1, contextSize: 4096, logger: capturingLogger().logger });
+    try {
+      const wideNeed = (await wide.probe()).models_available.find((m) => m.name === TINY_MODEL_NAME)?.need_bytes;
+      expect(wideNeed).toBe(await own(4096));
+      expect(wideNeed).toBeGreaterThan(need!);
+    } finally {
+      await wide.close();
+    }
+  });
+});
+
 describe('generate', () => {
   it('completes the prompt with the exact greedy text, streaming every piece in order', async () => {
     const h = hooks();

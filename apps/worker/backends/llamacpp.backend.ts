@@ -66,7 +66,15 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
     maxLoaded: Math.max(1, opts.maxLoadedModels ?? 2),
     logger: log,
   });
-  const ggufInfo = new GgufInfoCache(nlc);
+  // Fit estimates from llama.cpp's own accounting: the weights as they load on this machine plus a context of the
+  // size jobs get by default (KV cache, compute buffers), for the configured parallel sequences.
+  const ggufInfo = new GgufInfoCache(nlc, async (info) => {
+    const insights = await nlc.GgufInsights.from(info, llama);
+    const contextSize = Math.min(opts.contextSize ?? DEFAULT_CONTEXT, insights.trainContextSize ?? DEFAULT_CONTEXT);
+    const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 });
+    const context = await insights.estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: 0, sequences: Math.max(1, opts.parallel ?? 1) });
+    return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
+  });
   const sources = {
     ...(opts.modelsDir !== undefined ? { modelsDir: opts.modelsDir } : {}),
     ...(opts.ollamaModelsDir !== undefined ? { ollamaModelsDir: opts.ollamaModelsDir } : {}),

@@ -11,7 +11,11 @@ export interface GgufSummary {
   parameter_size?: string;
   quantization?: string;
   embedding_length?: number;
+  need_bytes?: number;
 }
+
+/** Memory (bytes) to load a model and create its context, from llama.cpp's own accounting (node-llama-cpp's GgufInsights). */
+export type NeedEstimator = (info: GgufFileInfo) => Promise<number | undefined>;
 
 /** Big arrays probe() does not need; skipping them keeps a metadata read to a few ms. */
 const IGNORED_KEYS = ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type', 'tokenizer.ggml.merges'];
@@ -40,7 +44,10 @@ const GGML_BLOCKS: Record<number, readonly [values: number, bytes: number]> = {
 export class GgufInfoCache {
   private readonly cache = new Map<string, { key: string; result: GgufSummary | { error: string } }>();
 
-  constructor(private readonly nlc: NodeLlamaCpp) {}
+  constructor(
+    private readonly nlc: NodeLlamaCpp,
+    private readonly estimateNeed?: NeedEstimator,
+  ) {}
 
   /** The summary, or `{ error }` saying why the file is not a usable GGUF. Never throws. */
   async get(path: string): Promise<GgufSummary | { error: string }> {
@@ -60,6 +67,10 @@ export class GgufInfoCache {
       const info = await this.nlc.readGgufFileInfo(path, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: IGNORED_KEYS });
       const truncated = truncation(info, size);
       result = truncated ? { error: truncated } : summarise(info, size, this.nlc);
+      if (!('error' in result) && this.estimateNeed) {
+        const need = await this.estimateNeed(info).catch(() => undefined);
+        if (need !== undefined && need > 0) result.need_bytes = need;
+      }
     } catch (e) {
       result = { error: `not a readable GGUF file: ${e instanceof Error ? e.message : String(e)}` };
     }
