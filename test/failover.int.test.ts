@@ -120,6 +120,18 @@ describe('failover', () => {
     expect(done.result.node_id).toBe('a');
   });
 
+  it('ends a backend request at BACKEND_TIMEOUT_MS with an error that names the limit (retryable: it retries, then fails)', async () => {
+    c = await startCluster({ BACKEND_TIMEOUT_MS: '300', JOB_ATTEMPTS: '2' });
+    const a = await c.simWorker('a', slow);
+    const before = a.sim.state().aborted;
+    const r = await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'slow backend', options: { num_predict: 400, sim_answer_tokens: 400 }, wait: true });
+    expect(r.status).toBe(504);
+    expect(r.body.error.code).toBe('timeout');
+    expect(r.body.error.message).toMatch(/BACKEND_TIMEOUT_MS \(300 ms\)/);
+    expect(r.body.attempts_made).toBe(2);
+    expect(a.sim.state().aborted).toBeGreaterThanOrEqual(before + 2); // each timed-out request was closed on the backend
+  });
+
   it('ends a job at its timeout_ms with an error that names the limit, without retrying it', async () => {
     c = await startCluster();
     await c.simWorker('a', slow);
