@@ -62,6 +62,13 @@ export function probeAbortReason(label: string, signal: AbortSignal): string {
   return reason instanceof Error && reason.name === 'TimeoutError' ? `${label} did not answer before the probe deadline` : `probe of ${label} was cancelled`;
 }
 
+/** The message of a failed probe: the probe's own timeout, the caller's deadline or cancel, or the error itself. */
+export function probeFailure(label: string, e: unknown, timeout: AbortSignal, timeoutMs: number, signal: AbortSignal | undefined): string {
+  if (timeout.aborted) return `${label} did not answer within ${timeoutMs} ms`;
+  if (signal?.aborted) return probeAbortReason(label, signal);
+  return e instanceof Error ? e.message : String(e);
+}
+
 function errorCode(e: unknown): string | undefined {
   for (let cur: unknown = e, depth = 0; cur && depth < 4; depth++) {
     const code = (cur as { code?: unknown }).code;
