@@ -96,11 +96,12 @@ describe('failover', () => {
     const a = await c.simWorker('a', slow);
     const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'drain me', options: { num_predict: 300, sim_answer_tokens: 300 } })).body.id;
     await until(c, id, (v) => v.state === 'active');
+    await waitFor(() => a.sim.state().active_requests > 0, { what: 'the request to reach the backend' });
     const abortedBefore = a.sim.state().aborted;
     await a.worker.stop('SIGTERM');
     expect(a.worker.proc.exitCode).toBe(0);
     expect((await c.nodes()).map((n) => n.id)).not.toContain('a'); // deregistered at once, not after a TTL
-    expect(a.sim.state().aborted).toBeGreaterThan(abortedBefore); // the backend request was stopped
+    await waitFor(() => a.sim.state().aborted > abortedBefore, { what: 'the backend to see the request stopped' });
     const back = await job(c, id);
     expect(back).toMatchObject({ state: 'waiting', attempts_made: 0 });
     await c.simWorker('b', fast);
@@ -129,7 +130,8 @@ describe('failover', () => {
     expect(r.body.error.code).toBe('timeout');
     expect(r.body.error.message).toMatch(/BACKEND_TIMEOUT_MS \(300 ms\)/);
     expect(r.body.attempts_made).toBe(2);
-    expect(a.sim.state().aborted).toBeGreaterThanOrEqual(before + 2); // each timed-out request was closed on the backend
+    // Each timed-out request was closed on the backend.
+    await waitFor(() => a.sim.state().aborted >= before + 2, { what: 'the backend to see both requests closed' });
   });
 
   it('ends a job at its timeout_ms with an error that names the limit, without retrying it', async () => {
