@@ -46,8 +46,9 @@ export class TokenStream {
   async finish(e: 'done' | 'error', data: unknown): Promise<void> {
     this.flush();
     await this.chain;
+    // A pipeline, not MULTI: both commands in one write, and nothing depends on them being atomic.
     await this.redis
-      .multi()
+      .pipeline()
       .xadd(this.key, '*', 'e', e, 'd', JSON.stringify(data))
       .expire(this.key, this.opts.retentionS)
       .exec();
