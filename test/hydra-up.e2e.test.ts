@@ -1,6 +1,6 @@
 // The README's first command: `hydra up` starts a whole cluster and answers with real inference from the toy model.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -58,4 +58,24 @@ describe('hydra up', () => {
     expect(r.status).toBe(200);
     expect(body.result.message.content).toBe(TINY_CHAT_REPLY);
   }, 90_000);
+});
+
+describe('hydra up without Redis', () => {
+  it('says how to install redis-server when none answers and it is not installed', async () => {
+    // A PATH holding only node: no redis-server to find.
+    const bin = mkdtempSync(join(tmpdir(), 'hydra-path-'));
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const proc = spawn(process.execPath, [HYDRA_BIN, 'up'], {
+      env: { ...process.env, PATH: bin, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, HYDRA_DATA_DIR: join(bin, 'data') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((r) => proc.once('exit', r));
+    rmSync(bin, { recursive: true, force: true });
+    expect(code).toBe(1);
+    expect(out).toMatch(/no Redis answers at redis:\/\/127\.0\.0\.1:\d+ and redis-server is not installed/);
+    expect(out).toMatch(/apt-get install -y redis-server/);
+  }, 30_000);
 });
