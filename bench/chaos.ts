@@ -7,6 +7,7 @@
 // API as child processes.
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { mulberry32 } from '../libs/core/index.js';
 import { HYDRA_BIN, child, freePort, startRedis, stopChildren, until } from './support.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -36,17 +37,8 @@ export interface ChaosReport {
   seconds: number;
 }
 
-/** A small deterministic PRNG (mulberry32) so a run can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so a run can be repeated. */
+const rng = mulberry32;
 
 const PREFIX = '{chaos}';
 const MODEL = 'chaos:1b';

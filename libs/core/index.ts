@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './inference.js';
 export * from './node.js';
 export * from './job-request.js';
+export * from './random.js';

@@ -1,6 +1,7 @@
 // The toy llama GGUF: a byte/char vocabulary and weights built so greedy decoding follows a fixed successor rule.
 import { writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { mulberry32 } from '../core/index.js';
 import { encodeGguf, gguf, type GgufFile, type GgufTensor } from './gguf-writer.js';
 
 /** Says what it is: a toy for tests and demos, not a language model. */
@@ -117,17 +118,8 @@ function classChar(k: number): string {
   return k === 62 ? '\n' : ' ';
 }
 
-/** mulberry32: a tiny deterministic PRNG so weights are the same on every run and machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same weights on every run and machine. */
+const prng = mulberry32;
 
 /**
  * Options that make the file deliberately broken, for tests of load-error reporting.

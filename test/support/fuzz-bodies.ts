@@ -1,18 +1,9 @@
 // A small deterministic generator of malformed HTTP request bodies (seeded PRNG, no dependencies) for the API fuzz test.
+import { mulberry32, type Rng } from '../../libs/core/index.js';
 
-export type Rng = () => number;
-
-/** mulberry32: tiny, fast, good enough to pick cases reproducibly from a seed. */
-export function rng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export type { Rng } from '../../libs/core/index.js';
+/** Cases picked reproducibly from a seed. */
+export const rng = mulberry32;
 
 export const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const int = (r: Rng, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
