@@ -68,6 +68,23 @@ describe('failover', () => {
     expect(recoveredMs).toBeLessThan(10_000);
   }, 60_000);
 
+  it('moves jobs pinned to a node that died (running and waiting) to any qualifying node', async () => {
+    c = await startCluster({ LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1000', WORKER_CONCURRENCY: '1' });
+    const a = await c.simWorker('a', slow);
+    await c.simWorker('b', fast);
+    const running = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'running on a', node_id: 'a', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    await until(c, running, (v) => v.state === 'active');
+    const waiting = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'waiting for a', node_id: 'a', options: { num_predict: 8 } })).body.id;
+    expect((await job(c, waiting)).state).toBe('waiting');
+    a.worker.proc.kill('SIGKILL');
+    for (const id of [waiting, running]) {
+      const done = await until(c, id, (v) => v.state === 'completed', 30_000);
+      expect(done.result.node_id).toBe('b');
+      expect(done.result.routing_decision.requested_node).toBe('a');
+      expect(done.result.routing_decision.reason).toMatch(/requested node a stopped heartbeating before running it: moved to any qualifying node/);
+    }
+  }, 60_000);
+
   it('fails a job that crashes its worker twice as a poison pill', async () => {
     c = await startCluster({ LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '500', MAX_STALLED_COUNT: '1' });
     const sim = await c.sim(slow);

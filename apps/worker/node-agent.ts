@@ -3,10 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, HydraError, type BackendProbe, type NodeRecord } from '../../libs/core/index.js';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { createRedis, hydraKeys } from '../../libs/queue/index.js';
+import { createRedis, hydraKeys, Producer } from '../../libs/queue/index.js';
 import { NodeRegistry } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import { Ager } from './aging.js';
+import { Rehomer } from './rehome.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { Dispatcher } from './dispatcher.js';
 import { buildNodeRecord, osRam, readNvidiaSmi } from './resources.js';
@@ -33,6 +34,16 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   sub.on('error', () => {});
   const registry = new NodeRegistry(redis, keys);
   const ager = new Ager(redis, keys, config.AGING_STEP_MS, logger);
+  const rehomer = new Rehomer({
+    redis,
+    keys,
+    producer: new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S }),
+    logger,
+    lockDurationMs: config.LOCK_DURATION_MS,
+    stalledIntervalMs: config.STALLED_INTERVAL_MS,
+    maxStalledCount: config.MAX_STALLED_COUNT,
+    retentionS: config.JOB_RETENTION_S,
+  });
   const owner = randomUUID();
   const breaker = new CircuitBreaker({ failures: config.BREAKER_FAILURES, windowMs: config.BREAKER_WINDOW_MS, cooldownMs: config.BREAKER_COOLDOWN_MS });
 
@@ -80,6 +91,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     others = all.filter((n) => n.id !== nodeId);
     queues = Object.values(qs).map((v) => JSON.parse(v) as QueueInfo);
     for (const q of queues) knownQueues.add(q.name);
+    await rehomer.pass(queues, new Set([nodeId, ...all.map((n) => n.id)]), owner);
   };
 
   // L1 cache writes and workflow steps hang off every finished job (apps/worker/workflow-hooks.ts).
@@ -167,6 +179,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       await workflowHooks.close().catch(() => undefined);
       await dispatcher.close();
       await ager.close();
+      await rehomer.close();
       await backend.close().catch(() => undefined);
       sub.disconnect();
       await redis.quit().catch(() => redis.disconnect());

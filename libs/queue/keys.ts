@@ -21,6 +21,7 @@ export function hydraKeys(prefix: string) {
     /** Node id that just failed an attempt of this job; it leaves the next attempt to others for a while. */
     excluded: (jobId: string) => `${prefix}:excl:${jobId}`,
     agingLock: `${prefix}:aging-lock`,
+    rehomeLock: `${prefix}:rehome-lock`,
     /** L1 cache entry (in the cache Redis, CACHE_REDIS_URL) and the hit/miss counters (in this Redis). */
     cache: (hash: string) => `${prefix}:cache:${hash}`,
     cacheStats: `${prefix}:cache-stats`,

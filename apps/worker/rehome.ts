@@ -1,0 +1,91 @@
+// Jobs pinned to a node that went away: check its queue for stalled jobs (no one else serves it), then move its waiting
+// jobs to their model's class queue so any qualifying node runs them. One worker process at a time (a Redis lock).
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../libs/logger/index.js';
+import type { HydraKeys, InferJob, Producer } from '../../libs/queue/index.js';
+import { classQueueName, type QueueInfo } from '../../libs/scheduling/index.js';
+
+export interface RehomerDeps {
+  redis: Redis;
+  keys: HydraKeys;
+  producer: Producer;
+  logger: Logger;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+  retentionS: number;
+}
+
+export class Rehomer {
+  /** Stalled-job checkers for the queues of nodes that went away. */
+  private readonly checkers = new Map<string, Worker>();
+
+  constructor(private readonly d: RehomerDeps) {}
+
+  /** One pass; returns how many jobs were moved. `live`: ids of the nodes that heartbeat now. */
+  async pass(queues: readonly QueueInfo[], live: ReadonlySet<string>, owner: string): Promise<number> {
+    const orphans = queues.filter((q): q is Extract<QueueInfo, { kind: 'node' }> => q.kind === 'node' && !live.has(q.node));
+    for (const [name, w] of this.checkers) {
+      if (orphans.some((q) => q.name === name)) continue;
+      this.checkers.delete(name); // its node came back: it checks its own queue again
+      void w.close().catch(() => undefined);
+    }
+    if (orphans.length === 0) return 0;
+    if (!(await this.d.redis.set(this.d.keys.rehomeLock, owner, 'PX', 5000, 'NX'))) return 0;
+    let moved = 0;
+    for (const q of orphans) {
+      this.checkStalled(q.name);
+      const jobs = await this.d.producer.queue(q.name).getJobs(['prioritized', 'waiting', 'delayed'], 0, 199);
+      for (const job of jobs) if (await this.rehome(job, q.node)) moved++;
+    }
+    if (moved) this.d.logger.warn({ moved }, 'moved jobs pinned to nodes that went away to their class queues');
+    return moved;
+  }
+
+  private checkStalled(queue: string): void {
+    if (this.checkers.has(queue)) return;
+    const w = new Worker(queue, undefined, {
+      connection: this.d.redis,
+      prefix: this.d.keys.prefix,
+      autorun: false,
+      skipVersionCheck: true,
+      lockDuration: this.d.lockDurationMs,
+      stalledInterval: this.d.stalledIntervalMs,
+      maxStalledCount: this.d.maxStalledCount,
+    });
+    w.on('error', (err) => this.d.logger.warn({ queue, err: err.message }, 'stalled check of an orphaned node queue failed'));
+    void w.startStalledCheckTimer().catch(() => undefined);
+    this.checkers.set(queue, w);
+  }
+
+  /** Same id, payload and priority in the class queue, then out of the node queue; undone if the node took it meanwhile. */
+  private async rehome(job: Job, node: string): Promise<boolean> {
+    const { producer, redis, keys } = this.d;
+    const data = job.data as InferJob;
+    const model = data.call?.model;
+    if (!model || !job.id) return false;
+    const info: QueueInfo = { kind: 'class', name: classQueueName(model), model, min_vram_mb: 0 };
+    const payload: InferJob = {
+      ...data,
+      route: { ...data.route, queue: info.name, reason: `${data.route.reason}; requested node ${node} stopped heartbeating before running it: moved to any qualifying node` },
+    };
+    await producer.registerQueue(info);
+    const target = producer.queue(info.name);
+    // Keep the priority it has aged to.
+    await target.add(job.name, payload, { ...producer.jobOptions(job.id, data.priority), ...(job.priority ? { priority: job.priority } : {}) });
+    try {
+      await job.remove();
+    } catch {
+      await target.remove(job.id).catch(() => undefined);
+      return false;
+    }
+    await redis.set(keys.jobIndex(job.id), info.name, 'EX', this.d.retentionS * 7);
+    await redis.publish(keys.channels.wake, info.name);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.checkers.values()].map((w) => w.close().catch(() => undefined)));
+  }
+}
