@@ -47,8 +47,13 @@ describe('failover', () => {
     // The backend recovers; after the cooldown one probe job closes the breaker and a takes work again.
     await fetch(`${a.sim.url}/admin/reset`, { method: 'POST' });
     await c.waitForNode('a', (n) => n.breaker?.state === 'half_open');
-    const pinned = await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'probe', node_id: 'a', wait: true });
-    expect(pinned.body.result?.node_id ?? pinned.body).toBe('a');
+    // Routing caches the node list for 250 ms: submit until it pins to a (half-open serves one probe job).
+    const probe = await waitFor(async () => {
+      const p = await c!.post('/v1/jobs', { type: 'generate', model: M, prompt: 'probe', node_id: 'a' });
+      return /pinned to requested node a/.test(p.body.reason) ? p.body : null;
+    }, { what: 'routing to pin to a' });
+    const pinned = await until(c, probe.id, (v) => v.state === 'completed');
+    expect(pinned.result.node_id).toBe('a');
     await c.waitForNode('a', (n) => n.breaker?.state === 'closed');
   });
 

@@ -54,8 +54,15 @@ describe('routing by VRAM and by node', () => {
   it('falls back from an unhealthy pinned node and says why', async () => {
     await c.sims[0]!.close(); // gpu24's backend dies; its worker keeps heartbeating as unhealthy
     await c.waitForNode('gpu24', (n) => n.healthy === false);
-    const r = await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:14b', prompt: 'fallback', node_id: 'gpu24', wait: true });
-    expect(r.status).toBe(200);
+    // The API routes from a node list it caches for 250 ms: submit until routing has seen the change.
+    const submitted = await waitFor(async () => {
+      const p = await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:14b', prompt: 'fallback', node_id: 'gpu24' });
+      return /fell back/.test(p.body.reason) ? p.body : null;
+    }, { what: 'routing to see gpu24 unhealthy' });
+    const r = await waitFor(async () => {
+      const v = await c.get(`/v1/jobs/${submitted.id}`);
+      return v.body.state === 'completed' ? v : null;
+    }, { what: 'the fallen-back job to complete' });
     expect(r.body.result.node_id).toBe('gpu80');
     expect(r.body.result.routing_decision.requested_node).toBe('gpu24');
     expect(r.body.result.routing_decision.reason).toMatch(/requested node gpu24 is unhealthy .*fell back to any qualifying node/);
