@@ -46,11 +46,28 @@ const MODEL = 'chaos:1b';
 const CLEAR = new Set(['backend_unavailable', 'backend_error', 'poison_pill', 'timeout', 'out_of_memory']);
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  try {
+    return await chaosRun(o);
+  } finally {
+    stopChildren();
+  }
+}
+
+async function chaosRun(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const rand = rng(o.seed);
   const redisUrl = await startRedis();
   const r = new Redis(redisUrl);
   const sub = new Redis(redisUrl);
+  try {
+    return await measure(o, log, rand, redisUrl, r, sub);
+  } finally {
+    sub.disconnect();
+    r.disconnect();
+  }
+}
+
+async function measure(o: ChaosOptions, log: (l: string) => void, rand: () => number, redisUrl: string, r: Redis, sub: Redis): Promise<ChaosReport> {
   const apiPort = await freePort();
   const env = {
     REDIS_URL: redisUrl,
@@ -167,7 +184,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         recoveries.push(Number(processedOn) - p.at);
         return true;
       }
-      return finishedOn !== null && Number(finishedOn) > p.at; // failed as a poison pill without a new start
+      // Ended without a new start: it finished just before the kill, or failed as a poison pill.
+      return finishedOn !== null;
     }, 60_000);
   }
   // Every accepted job must end.
@@ -210,9 +228,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       `lost ${report.lost.length}, completed twice ${report.completed_twice.length}, ${report.kills} SIGKILLs, ${report.faults} faults, ` +
       `max recovery ${report.max_recovery_ms} ms over ${report.recoveries} interrupted jobs, ${report.seconds} s`,
   );
-  sub.disconnect();
-  r.disconnect();
-  stopChildren();
   return report;
 }
 
