@@ -1,25 +1,16 @@
 // Shared bench plumbing: a private redis-server, child processes via the hydra CLI, latency statistics.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { redisAnswers } from '../libs/queue/index.js';
+import { freePort } from '../test/support/wait.js';
 
 export const HYDRA_BIN = fileURLToPath(new URL('../bin/hydra.mjs', import.meta.url));
 const children: ChildProcess[] = [];
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+export { freePort };
 
 export async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -51,16 +42,7 @@ export async function startRedis(): Promise<string> {
   const port = await freePort();
   child('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'hydra-bench-'))]);
   const url = `redis://127.0.0.1:${port}`;
-  await until('redis-server', async () => {
-    const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } finally {
-      r.disconnect();
-    }
-  });
+  await until('redis-server', () => redisAnswers(url));
   return url;
 }
 
@@ -99,3 +81,16 @@ export async function runLoad(n: number, concurrency: number, one: (i: number) =
 }
 
 export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Run a bench's main: report a failure, always stop the child processes, then exit. */
+export function runBench(main: () => Promise<void>): void {
+  main()
+    .catch((e: Error) => {
+      process.stderr.write(`bench failed: ${e.stack}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      stopChildren();
+      setTimeout(() => process.exit(), 200).unref();
+    });
+}

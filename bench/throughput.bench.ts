@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { HYDRA_BIN, child, freePort, round, runLoad, startRedis, stopChildren, until, type RunStats } from './support.js';
+import { HYDRA_BIN, child, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
 
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' } },
@@ -130,12 +130,4 @@ Redis commands per job through Hydra: ${JSON.stringify(perJob)}
 `);
 }
 
-main()
-  .catch((e: Error) => {
-    process.stderr.write(`bench failed: ${e.stack}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    stopChildren();
-    setTimeout(() => process.exit(), 200).unref();
-  });
+runBench(main);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TINY_MODEL_NAME, writeTinyModel } from '../libs/tiny-model/index.js';
-import { HYDRA_BIN, child, freePort, round, startRedis, stopChildren, until } from './support.js';
+import { HYDRA_BIN, child, runBench, freePort, round, startRedis, until } from './support.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '8' }, tokens: { type: 'string', default: '256' } } });
 const RUNS = Number(values.runs);
@@ -95,12 +95,4 @@ async function main(): Promise<void> {
   await model.dispose();
 }
 
-main()
-  .catch((e: Error) => {
-    process.stderr.write(`bench failed: ${e.stack}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    stopChildren();
-    setTimeout(() => process.exit(), 200).unref();
-  });
+runBench(main);

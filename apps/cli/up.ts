@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.js';
-import { createRedis, redactRedisUrl } from '../../libs/queue/index.js';
+import { parseRedisUrl, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
 import { HYDRA_BIN } from './main.js';
 
 /** Simulated fleet for `--sim N`: labelled simulated everywhere; sizes in GB. */
@@ -28,23 +28,13 @@ function freePort(): Promise<number> {
   });
 }
 
-async function redisAnswers(url: string): Promise<boolean> {
-  // Through createRedis, so a rediss:// URL's TLS parameters (tls_ca_file, ...) apply here too.
-  let r;
+/** A bad TLS parameter in REDIS_URL is a usage error, not a down Redis. */
+function checkRedisUrl(url: string): void {
   try {
-    r = createRedis(url, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+    parseRedisUrl(url);
   } catch (e) {
     process.stderr.write(`hydra up: ${(e as Error).message}\n`);
     process.exit(2);
-  }
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
   }
 }
 
@@ -101,6 +91,7 @@ export async function up(argv: string[]): Promise<void> {
 
   // 1. Redis
   let redisUrl = config.REDIS_URL;
+  checkRedisUrl(redisUrl);
   if (await redisAnswers(redisUrl)) {
     say(`redis: using ${redactRedisUrl(redisUrl)}`);
   } else {

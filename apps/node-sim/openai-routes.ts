@@ -1,5 +1,5 @@
 // The OpenAI-compatible API on the simulated node, in the shapes Ollama's /v1 endpoints answer: chat completions, completions, embeddings, models.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { type InferenceCtx, type SimCore } from './sim-core.js';
 import { SimHttpError, parseRequest, readJsonBody, sendJson, startStream, writePiece, type Route } from './sim-http.js';

@@ -32,17 +32,23 @@ export class Ager {
     if (!got) return 0;
     let promoted = 0;
     for (const info of queues) {
-      // Lowest-urgency jobs sit at the end of the prioritized set; look at the oldest few hundred.
+      // Lowest-urgency jobs sit at the end of the prioritized set; look at the oldest few hundred. One pipelined
+      // read of their times and priorities; a Job is fetched only for the ones to promote.
       const ids = await this.redis.zrange(this.keys.queueKey(info.name, 'prioritized'), '-500', '-1');
-      for (const id of ids) {
+      if (ids.length === 0) continue;
+      const p = this.redis.pipeline();
+      for (const id of ids) p.hmget(this.keys.queueKey(info.name, id), 'timestamp', 'priority', 'opts');
+      const rows = (await p.exec()) ?? [];
+      for (const [i, id] of ids.entries()) {
+        const [timestamp, current, opts] = (rows[i]?.[1] ?? []) as (string | null)[];
+        if (!timestamp || !current || !opts) continue;
+        // opts.priority is the priority the job was added with; changePriority only moves the `priority` field.
+        const added = (JSON.parse(opts) as { priority?: number }).priority ?? toBullPriority(5);
+        const target = toBullPriority(agedPriority(fromBullPriority(added), now - Number(timestamp), this.stepMs));
+        if (target >= Number(current)) continue;
         const job = await Job.fromId(this.queue(info.name), id);
-        if (!job) continue;
-        const original = (job.data as { priority?: number }).priority ?? fromBullPriority(job.opts.priority ?? 6);
-        const target = toBullPriority(agedPriority(original, now - job.timestamp, this.stepMs));
-        const current = job.priority || job.opts.priority || 0;
-        if (target >= current) continue;
         // lifo keeps the promoted job ahead of fresh jobs of its new band.
-        await job.changePriority({ priority: target, lifo: true }).catch(() => undefined);
+        if (job) await job.changePriority({ priority: target, lifo: true }).catch(() => undefined);
         promoted++;
       }
     }

@@ -3,12 +3,6 @@ import { z } from 'zod';
 
 const number = () => z.coerce.number({ error: 'must be a number' });
 const int = (def: number, min = 0) => number().int('must be a whole number').min(min, `must be at least ${min}`).default(def);
-const num = (def: number, min = 0) => number().min(min, `must be at least ${min}`).default(def);
-const bool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const redisUrl = z
   .string()
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')

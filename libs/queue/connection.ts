@@ -80,3 +80,17 @@ export function parseRedisUrl(url: string): { url: string; tls: TlsOptions | und
 
 /** The URL with its password (and user) masked, for logs and messages. */
 export const redactRedisUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@');
+
+/** Whether a Redis answers PING at `url` within `timeoutMs`; one try, no retries, never throws for a down Redis. */
+export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
+  const r = createRedis(url, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return (await r.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}

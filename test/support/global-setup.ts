@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type {} from 'vitest';
 import { freePort, waitFor } from './wait.js';
-import { Redis } from 'ioredis';
+import { redisAnswers } from '../../libs/queue/index.js';
 
 let proc: ChildProcess | undefined;
 let dir: string | undefined;
@@ -26,18 +26,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw new Error(`cannot start redis-server for the tests (${e.message}); install it: apt-get install -y redis-server`);
   });
   const url = `redis://127.0.0.1:${port}`;
-  await waitFor(async () => {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      r.disconnect();
-    }
-  }, { timeoutMs: 10_000, what: 'redis-server to accept connections' });
+  await waitFor(() => redisAnswers(url), { timeoutMs: 10_000, what: 'redis-server to accept connections' });
   project.provide('redisUrl', url);
   return async () => {
     proc?.kill('SIGTERM');

@@ -1,5 +1,6 @@
 // Maps what went wrong talking to an HTTP inference server to a HydraError: a stable code, whether a retry can help, and a message naming the server.
-import { ErrorCode, HydraError } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, type BackendProbe } from '../../../libs/core/index.js';
+import type { Logger } from '../../../libs/logger/index.js';
 
 /** Error text that means the model did not fit (Ollama: "model requires more system memory ..."). */
 const OUT_OF_MEMORY = /requires more system memory|out of memory|insufficient memory|not enough memory|cudaMalloc failed/i;
@@ -62,11 +63,17 @@ export function probeAbortReason(label: string, signal: AbortSignal): string {
   return reason instanceof Error && reason.name === 'TimeoutError' ? `${label} did not answer before the probe deadline` : `probe of ${label} was cancelled`;
 }
 
-/** The message of a failed probe: the probe's own timeout, the caller's deadline or cancel, or the error itself. */
-export function probeFailure(label: string, e: unknown, timeout: AbortSignal, timeoutMs: number, signal: AbortSignal | undefined): string {
-  if (timeout.aborted) return `${label} did not answer within ${timeoutMs} ms`;
-  if (signal?.aborted) return probeAbortReason(label, signal);
-  return e instanceof Error ? e.message : String(e);
+/** A failed probe (probes never throw): why — its own timeout, the caller's deadline or cancel, or the error itself. */
+export function failedProbe(label: string, e: unknown, timeout: AbortSignal, timeoutMs: number, signal: AbortSignal | undefined, log: Logger): BackendProbe {
+  const error = timeout.aborted
+    ? `${label} did not answer within ${timeoutMs} ms`
+    : signal?.aborted
+      ? probeAbortReason(label, signal)
+      : e instanceof Error
+        ? e.message
+        : String(e);
+  log.debug({ err: error }, 'probe failed');
+  return { healthy: false, error, models_available: [], models_loaded: [] };
 }
 
 function errorCode(e: unknown): string | undefined {

@@ -1,54 +1,19 @@
 // The Ollama backend against a real simulated Ollama node: streaming, probe contents, cancellation reaching the server, error mapping.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HydraError, type ErrorCode } from '../../../libs/core/index.js';
 import { silentLogger } from '../../../libs/logger/index.js';
 import { freePort, waitFor } from '../../../test/support/wait.js';
-import { createSimNode, simulatedAnswer, type SimNode, type SimNodeOptions } from '../../node-sim/sim-server.js';
+import { simulatedAnswer } from '../../node-sim/sim-server.js';
+import { cleanups, failure, fault, hooks, sim } from '../../../test/support/backend-fixtures.js';
 import type { InferenceBackend } from './backend.js';
 import { archFromModelInfo, createOllamaBackend } from './ollama.backend.js';
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
-
-async function sim(opts: Partial<SimNodeOptions> = {}): Promise<SimNode> {
-  const n = await createSimNode({
-    vramGb: 24,
-    models: [
-      { name: 'm:8b', sizeGb: 8 },
-      { name: 'emb', sizeGb: 0.5, embeddingLength: 16 },
-      { name: 'huge', sizeGb: 40 },
-    ],
-    fast: true,
-    ...opts,
-  });
-  cleanups.push(() => n.close());
-  return n;
-}
 
 function backend(url: string, requestTimeoutMs?: number): InferenceBackend {
   const b = createOllamaBackend({ url, logger: silentLogger(), ...(requestTimeoutMs ? { requestTimeoutMs } : {}) });
   cleanups.push(() => b.close());
   return b;
-}
-
-const hooks = (onToken?: (t: string) => void): { signal: AbortSignal; onToken?: (t: string) => void } => ({ signal: new AbortController().signal, ...(onToken ? { onToken } : {}) });
-
-async function failure(p: Promise<unknown>): Promise<HydraError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof HydraError)) throw new Error(`expected a HydraError, got ${String(e)}`);
-  return e;
-}
-
-async function fault(n: SimNode, body: Record<string, unknown>): Promise<void> {
-  const r = await fetch(`${n.url}/admin/faults`, { method: 'POST', body: JSON.stringify(body) });
-  expect(r.status).toBe(200);
 }
 
 describe('ollama backend: inference', () => {

@@ -14,7 +14,7 @@ import {
 import type { Logger } from '../../../libs/logger/index.js';
 import type { CallHooks, InferenceBackend } from './backend.js';
 import { createHttpClient } from './http-client.js';
-import { cancelledError, errorFromStreamMessage, errorFromTransport, probeFailure } from './http-errors.js';
+import { cancelledError, errorFromStreamMessage, errorFromTransport, failedProbe } from './http-errors.js';
 import { ndjson } from './http-stream.js';
 
 export interface OllamaBackendOptions {
@@ -170,9 +170,7 @@ export function createOllamaBackend(opts: OllamaBackendOptions): InferenceBacken
       }));
       return { healthy: true, version: version.version, models_available, models_loaded };
     } catch (e) {
-      const error = probeFailure(http.label, e, timeout, PROBE_TIMEOUT_MS, signal);
-      log.debug({ err: error }, 'probe failed');
-      return { healthy: false, error, models_available: [], models_loaded: [] };
+      return failedProbe(http.label, e, timeout, PROBE_TIMEOUT_MS, signal, log);
     }
   }
 

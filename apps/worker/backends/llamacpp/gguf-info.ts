@@ -1,18 +1,11 @@
 // What probe() says about a GGUF without loading it: architecture numbers, family, size, quantization; cached per file version.
 import { stat } from 'node:fs/promises';
 import type { GgufFileInfo } from 'node-llama-cpp';
-import type { ModelArch } from '../../../../libs/core/index.js';
+import type { ModelAvailable } from '../../../../libs/core/index.js';
 import type { NodeLlamaCpp } from './runtime.js';
 
-export interface GgufSummary {
-  size_bytes: number;
-  arch?: ModelArch;
-  family?: string;
-  parameter_size?: string;
-  quantization?: string;
-  embedding_length?: number;
-  need_bytes?: number;
-}
+/** What probe() reports of one GGUF file: a model as the node agent sees it, less its name. */
+export type GgufSummary = Omit<ModelAvailable, 'name'>;
 
 /** Memory (bytes) to load a model and create its context, from llama.cpp's own accounting (node-llama-cpp's GgufInsights). */
 export type NeedEstimator = (info: GgufFileInfo) => Promise<number | undefined>;
