@@ -73,7 +73,7 @@ export class Rehomer {
     await producer.registerQueue(info);
     const target = producer.queue(info.name);
     // Keep the priority it has aged to.
-    await target.add(job.name, payload, { ...producer.jobOptions(job.id, data.priority), ...(job.priority ? { priority: job.priority } : {}) });
+    await target.add(job.name, payload, { ...producer.jobOptions('infer', job.id, data.priority), ...(job.priority ? { priority: job.priority } : {}) });
     try {
       await job.remove();
     } catch {

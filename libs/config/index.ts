@@ -1,5 +1,6 @@
 // One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
 import { z } from 'zod';
+import { BACKEND_KINDS } from '../core/index.js';
 
 const number = () => z.coerce.number({ error: 'must be a number' });
 const int = (def: number, min = 0) => number().int('must be a whole number').min(min, `must be at least ${min}`).default(def);
@@ -47,7 +48,7 @@ export const ConfigSchema = z.object({
   // worker (node agent)
   NODE_ID: optional(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'may contain only letters, digits, _ . - (max 64)')),
   NODE_URL: optional(z.string()),
-  BACKEND: z.enum(['auto', 'ollama', 'openai', 'llamacpp']).default('auto'),
+  BACKEND: z.enum(['auto', ...BACKEND_KINDS]).default('auto'),
   OLLAMA_URL: httpUrl.default('http://127.0.0.1:11434'),
   OPENAI_BASE_URL: optional(httpUrl),
   OPENAI_API_KEY: optional(z.string()),
@@ -121,3 +122,6 @@ export function loadConfigOrExit(env: Record<string, string | undefined>, comman
     process.exit(2);
   }
 }
+
+/** Job options every process builds the same way (libs/queue's catalog reads these). */
+export const jobSettingsOf = (c: Config) => ({ attempts: c.JOB_ATTEMPTS, backoffMs: c.BACKOFF_MS, retentionS: c.JOB_RETENTION_S });

@@ -1,5 +1,6 @@
 // Domain types, schemas and errors. No I/O.
 export * from './errors.js';
+export * from './routing.js';
 export * from './inference.js';
 export * from './node.js';
 export * from './job-request.js';

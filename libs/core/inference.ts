@@ -1,5 +1,6 @@
 // Inference request and result shapes shared by the API, the queue, the scheduler and every backend.
 import { z } from 'zod';
+import type { RoutingDecision } from './routing.js';
 
 export const JOB_TYPES = ['generate', 'chat', 'embed'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
@@ -78,31 +79,6 @@ export interface InferenceOutput {
   load_duration_ms: number;
   prompt_eval_duration_ms: number;
   eval_duration_ms: number;
-}
-
-export interface RoutingCandidate {
-  id: string;
-  healthy: boolean;
-  warm: boolean;
-  need_mb: number;
-  capacity_mb: number;
-}
-
-export interface AttemptRecord {
-  attempt: number;
-  node_id: string;
-  error?: { code: string; message: string };
-  at: number;
-}
-
-export interface RoutingDecision {
-  requested_node: string | null;
-  selected_node: string;
-  reason: string;
-  queued_ms: number;
-  queue: string;
-  candidates: RoutingCandidate[];
-  attempts: AttemptRecord[];
 }
 
 /** A finished inference job: the model's answer plus where and how it ran. */

@@ -1,15 +1,14 @@
 // The body of POST /v1/jobs, validated field by field so a 400 can name each bad field and why.
 import { z } from 'zod';
 import { ChatMessageSchema, FormatSchema, InferenceOptionsSchema, JOB_TYPES } from './inference.js';
+import { DEFAULT_PRIORITY, ModelNameSchema, PrioritySchema, RoutingFieldsSchema } from './routing.js';
 
 const common = {
-  model: z.string({ error: 'is required (a model name, e.g. "qwen3:14b")' }).min(1, 'must not be empty').max(200),
+  model: ModelNameSchema,
   options: InferenceOptionsSchema.optional(),
   keep_alive: z.union([z.string(), z.number()]).optional(),
-  priority: z.number({ error: 'must be an integer from 1 to 10' }).int('must be an integer from 1 to 10').min(1, 'must be at least 1 (1 lowest, 10 highest)').max(10, 'must be at most 10 (10 highest)').default(5),
-  node_id: z.string().min(1).max(64).optional(),
-  min_vram_gb: z.number({ error: 'must be a number of GB' }).min(0, 'must not be negative').max(100_000).optional(),
-  prefer_local: z.boolean().optional(),
+  priority: PrioritySchema.default(DEFAULT_PRIORITY),
+  ...RoutingFieldsSchema.shape,
   timeout_ms: z.number().int().positive('must be a positive number of milliseconds').max(86_400_000).optional(),
   wait: z.boolean().optional(),
   /** The job outlives its client: disconnecting from a `wait` or stream request does not cancel it. */

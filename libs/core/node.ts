@@ -46,6 +46,10 @@ export interface BackendProbe {
   memory?: { vram_total: number; vram_free: number; ram_total?: number; ram_free?: number };
 }
 
+/** Every inference backend a worker can front; config, the node record and the worker's backend table use this list. */
+export const BACKEND_KINDS = ['ollama', 'openai', 'llamacpp'] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+
 export const NODE_TYPES = ['gpu', 'cpu'] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
 
@@ -54,7 +58,7 @@ export interface NodeRecord {
   id: string;
   /** Backend address (http URL, or llamacpp://...). */
   url: string;
-  backend: 'ollama' | 'openai' | 'llamacpp';
+  backend: BackendKind;
   type: NodeType;
   /** True when the backend answers its probe. */
   healthy: boolean;

@@ -1,35 +1,20 @@
-// The job catalog: each job type's payload schema, attempts and backoff. Handlers are typed from it.
+// The job catalog: every job kind Hydra enqueues (inference, workflow parent, workflow gate), its payload schema,
+// job name and BullMQ options, in one place. Payloads are validated when enqueued and again when received.
+import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { InferenceCallSchema } from '../core/index.js';
-
-export const CandidateSchema = z.object({
-  id: z.string(),
-  healthy: z.boolean(),
-  warm: z.boolean(),
-  need_mb: z.number(),
-  capacity_mb: z.number(),
-});
-
-export const RouteSchema = z.object({
-  queue: z.string(),
-  requested_node: z.string().nullable(),
-  reason: z.string(),
-  candidates: z.array(CandidateSchema),
-});
-export type Route = z.infer<typeof RouteSchema>;
+import { AttemptRecordSchema, ErrorCode, HydraError, InferenceCallSchema, PrioritySchema, RouteSchema, zodProblems } from '../core/index.js';
+import { toBullPriority } from '../scheduling/index.js';
 
 export const InferJobSchema = z.object({
   call: InferenceCallSchema,
-  priority: z.number().int().min(1).max(10),
+  priority: PrioritySchema,
   route: RouteSchema,
   timeout_ms: z.number().int().positive().optional(),
   submitted_at: z.number(),
   /** Survives its client going away (no cancel on disconnect). */
   detach: z.boolean().optional(),
   /** Failed attempts so far (written by the worker before a retry). */
-  attempts_log: z
-    .array(z.object({ attempt: z.number(), node_id: z.string(), error: z.object({ code: z.string(), message: z.string() }).optional(), at: z.number() }))
-    .default([]),
+  attempts_log: z.array(AttemptRecordSchema).default([]),
   /** L1 cache key (hex SHA-256 of the normalized call): the worker stores the result under it when the job completes. */
   cache_key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
@@ -37,28 +22,71 @@ export const InferJobSchema = z.object({
 });
 export type InferJob = z.infer<typeof InferJobSchema>;
 
+/** A workflow's parent job: a label for Bull Board; the state lives in the workflow store. */
+export const WorkflowJobSchema = z.object({
+  id: z.string().min(1),
+  kind: z.string().min(1),
+  name: z.string().optional(),
+  steps: z.number().int().min(0),
+});
+export type WorkflowJob = z.infer<typeof WorkflowJobSchema>;
+
+/** A workflow's gate child, in a queue nobody consumes: it holds the parent open until every step has settled. */
+export const GateJobSchema = z.object({ workflow: z.string().min(1), note: z.string() });
+export type GateJob = z.infer<typeof GateJobSchema>;
+
+/** The settings job options are built from, picked from config once (JOB_ATTEMPTS, BACKOFF_MS, JOB_RETENTION_S). */
+export interface JobSettings {
+  attempts: number;
+  backoffMs: number;
+  retentionS: number;
+}
+
+export const jobName = (kind: string, model: string): string => `${kind}:${model}`;
+/** Inverse of jobName: the model a job is for (the part after the kind). */
+export const modelOfJobName = (name: string): string => name.slice(name.indexOf(':') + 1);
+
+/** Custom backoff type: the Worker's backoffStrategy (exponential, jitter, cap) computes the delay. */
+export const HYDRA_BACKOFF = 'hydra';
+
+const retention = (s: JobSettings, count: number) => ({ removeOnComplete: { age: s.retentionS, count }, removeOnFail: { age: s.retentionS * 7, count } });
+
 export const JobCatalog = {
-  infer: { schema: InferJobSchema, attempts: 3, backoff: { type: 'hydra', delay: 1000 } },
+  infer: {
+    schema: InferJobSchema,
+    name: (p: InferJob) => jobName('infer', p.call.model),
+    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({
+      jobId,
+      priority: toBullPriority(priority),
+      attempts: s.attempts,
+      backoff: { type: HYDRA_BACKOFF, delay: s.backoffMs },
+      ...retention(s, 50_000),
+    }),
+  },
+  workflow: {
+    schema: WorkflowJobSchema,
+    name: (p: WorkflowJob) => `workflow:${p.kind}`,
+    // The finaliser only reads state; a failed finalisation (Redis blip) is simply run again.
+    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 3, backoff: { type: 'fixed', delay: 1000 }, ...retention(s, 10_000) }),
+  },
+  gate: {
+    schema: GateJobSchema,
+    name: () => 'gate',
+    options: (_s: JobSettings, jobId: string): JobsOptions => ({ jobId }),
+  },
 } as const;
 export type JobKind = keyof typeof JobCatalog;
 export type JobPayload<K extends JobKind> = z.infer<(typeof JobCatalog)[K]['schema']>;
+
+/** Validate a payload of `kind`; throws bad_request naming each bad field (never enqueue or run a payload that fails). */
+export function checkPayload<K extends JobKind>(kind: K, data: unknown): JobPayload<K> {
+  const r = JobCatalog[kind].schema.safeParse(data);
+  if (r.success) return r.data as JobPayload<K>;
+  throw new HydraError(ErrorCode.BadRequest, `invalid ${kind} job payload: ${zodProblems(r.error).map((p) => `${p.field} ${p.problem}`).join('; ')}`);
+}
 
 /** Exponential backoff with jitter and a cap; used as the Worker's `backoffStrategy`. */
 export function backoffDelay(attemptsMade: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
   const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
-
-/** Published on the done channel when a job ends. `result` is left out when large; read the job then. */
-export interface DoneMessage {
-  id: string;
-  state: 'completed' | 'failed' | 'cancelled';
-  attempts_made?: number;
-  started_at?: number;
-  finished_at?: number;
-  result?: unknown;
-  error?: { code: string; message: string };
-}
-
-/** Results above this size (JSON chars) are not copied into the done message. */
-export const DONE_MESSAGE_RESULT_LIMIT = 64 * 1024;

@@ -1,6 +1,9 @@
-// Queue names and keys, the job catalog, connections and the enqueue side.
+// Queue names and keys, the job catalog, the lifecycle protocol, connections, the enqueue side and the token stream.
 export * from './keys.js';
 export * from './connection.js';
 export * from './catalog.js';
+export * from './lifecycle.js';
 export * from './producer.js';
 export * from './submit.js';
+export * from './token-stream.js';
+export * from './scripts.js';

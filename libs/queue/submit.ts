@@ -1,5 +1,5 @@
 // Turning a validated request into a routed inference job: the queue it goes to and the payload it carries.
-import type { InferenceCall, JobRequest, NodeRecord } from '../core/index.js';
+import { routingFieldsOf, type InferenceCall, type JobRequest, type NodeRecord, type RoutingFields } from '../core/index.js';
 import { planRoute, type RoutePlan } from '../scheduling/index.js';
 import type { InferJob } from './catalog.js';
 
@@ -11,34 +11,20 @@ export function toCall(r: JobRequest): InferenceCall {
   return { type: 'embed', ...base, input: r.input };
 }
 
-export interface RoutingFields {
-  node_id?: string | undefined;
-  min_vram_gb?: number | undefined;
-  prefer_local?: boolean | undefined;
-}
-
 /** Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it. */
 export function buildInferJob(
   call: InferenceCall,
-  routing: RoutingFields & { priority: number; timeout_ms?: number | undefined; detach?: boolean | undefined },
+  routing: { [K in keyof RoutingFields]?: RoutingFields[K] | undefined } & { priority: number; timeout_ms?: number | undefined; detach?: boolean | undefined },
   nodes: NodeRecord[],
   localHosts: readonly string[],
   now: number,
 ): { plan: RoutePlan; payload: InferJob } {
-  const plan = planRoute(
-    {
-      model: call.model,
-      ...(routing.node_id ? { node_id: routing.node_id } : {}),
-      ...(routing.min_vram_gb ? { min_vram_gb: routing.min_vram_gb } : {}),
-      ...(routing.prefer_local ? { prefer_local: true } : {}),
-    },
-    nodes,
-    localHosts,
-  );
+  const plan = planRoute({ model: call.model, ...routingFieldsOf(routing) }, nodes, localHosts);
+  const { queueInfo: _info, ...route } = plan;
   const payload: InferJob = {
     call,
     priority: routing.priority,
-    route: { queue: plan.queue, requested_node: plan.requested_node, reason: plan.reason, candidates: plan.candidates },
+    route,
     ...(routing.timeout_ms ? { timeout_ms: routing.timeout_ms } : {}),
     ...(routing.detach ? { detach: true } : {}),
     submitted_at: now,

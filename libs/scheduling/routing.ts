@@ -1,29 +1,14 @@
 // Submit-time routing: which queue a request goes to, why, and which nodes could serve it. Pure.
-import { ErrorCode, HydraError, type NodeRecord } from '../core/index.js';
+import { ErrorCode, HydraError, type NodeRecord, type Route, type RoutingCandidate, type RoutingFields } from '../core/index.js';
 import { classQueueName, nodeQueueName, sameModel } from './models.js';
 
-export interface RouteRequest {
+export interface RouteRequest extends RoutingFields {
   model: string;
-  node_id?: string;
-  min_vram_gb?: number;
-  prefer_local?: boolean;
 }
 
-export interface Candidate {
-  id: string;
-  healthy: boolean;
-  warm: boolean;
-  need_mb: number;
-  capacity_mb: number;
-}
-
-export interface RoutePlan {
-  queue: string;
-  /** The queue's capability class, recorded in the queue registry. */
+/** The submit-time route plus the queue's capability class (recorded in the queue registry). */
+export interface RoutePlan extends Route {
   queueInfo: QueueInfo;
-  requested_node: string | null;
-  reason: string;
-  candidates: Candidate[];
 }
 
 export type QueueInfo =
@@ -49,8 +34,8 @@ const mbToGb = (mb: number): string => (mb / 1024).toFixed(1);
 /** Healthy and not sitting out a circuit-breaker cooldown. */
 export const isServing = (n: NodeRecord): boolean => n.healthy && n.breaker?.state !== 'open';
 
-function candidatesFor(nodes: NodeRecord[], model: string, minVramMb: number): Candidate[] {
-  const out: Candidate[] = [];
+function candidatesFor(nodes: NodeRecord[], model: string, minVramMb: number): RoutingCandidate[] {
+  const out: RoutingCandidate[] = [];
   for (const n of nodes) {
     const q = nodeQualifies(n, model, minVramMb);
     if (!q.ok) continue;

@@ -1,7 +1,7 @@
 // The Hydra pipeline as a dynamic workflow: analyze (light model) → decompose (heavy model, JSON) → every subtask on
 // several models honouring depends_on → synthesize (LLM merge or consensus). Prompts, parsers and stage logic; pure.
 import { z } from 'zod';
-import { InferenceOptionsSchema, type FieldProblem, type InferenceOptions } from '../core/index.js';
+import { DEFAULT_PRIORITY, InferenceOptionsSchema, ModelNameSchema, PrioritySchema, type FieldProblem, type InferenceOptions } from '../core/index.js';
 import { consensus, type ConsensusResult } from './consensus.js';
 import { findCycle } from './dag.js';
 import type { KindHandler, Summary } from './kinds.js';
@@ -21,7 +21,7 @@ export const MODERATE_MODELS_PER_SUBTASK = 2;
 /** Each earlier answer quoted into a later prompt is cut to this many characters. */
 const QUOTE_CHARS = 4000;
 
-const modelName = z.string().min(1, 'must not be empty').max(200);
+const modelName = ModelNameSchema;
 
 export const OrchestrateRequestSchema = z.strictObject({
   prompt: z.string({ error: 'is required (the task to solve)' }).min(1, 'must not be empty'),
@@ -35,7 +35,7 @@ export const OrchestrateRequestSchema = z.strictObject({
   /** Vote weight per model in consensus (default 1). */
   weights: z.record(z.string(), z.number().min(0, 'weights must not be negative').max(100)).optional(),
   max_subtasks: z.number().int().min(1).max(8).default(5),
-  priority: z.number({ error: 'must be an integer from 1 to 10' }).int().min(1, 'must be at least 1').max(10, 'must be at most 10').default(5),
+  priority: PrioritySchema.default(DEFAULT_PRIORITY),
   cache: z.boolean().optional(),
   wait: z.boolean().optional(),
   timeout_ms: z.number().int().positive().max(86_400_000).optional(),

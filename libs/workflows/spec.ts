@@ -1,25 +1,16 @@
 // Request bodies of POST /v1/workflows and /v1/distribute, their validation (ids, dependencies, cycles, templates) and the step plans they become.
 import { z } from 'zod';
-import { ChatMessageSchema, FormatSchema, InferenceOptionsSchema, zodProblems, type FieldProblem } from '../core/index.js';
+import { ChatMessageSchema, DEFAULT_PRIORITY, FormatSchema, InferenceOptionsSchema, ModelNameSchema, PrioritySchema, RoutingFieldsSchema, routingFieldsOf, zodProblems, type FieldProblem } from '../core/index.js';
 import { ancestors, findCycle } from './dag.js';
 import { templateRefs } from './template.js';
 import { MAX_STEPS, type StepCall, type StepDef } from './types.js';
 
 export const STEP_ID_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
-const priority = z
-  .number({ error: 'must be an integer from 1 to 10' })
-  .int('must be an integer from 1 to 10')
-  .min(1, 'must be at least 1 (1 lowest, 10 highest)')
-  .max(10, 'must be at most 10 (10 highest)')
-  .default(5);
-const model = z.string({ error: 'is required (a model name, e.g. "qwen3:14b")' }).min(1, 'must not be empty').max(200);
+const priority = PrioritySchema.default(DEFAULT_PRIORITY);
+const model = ModelNameSchema;
 const waitMs = z.number().int().positive('must be a positive number of milliseconds').max(86_400_000);
-const routing = {
-  node_id: z.string().min(1).max(64).optional(),
-  min_vram_gb: z.number({ error: 'must be a number of GB' }).min(0, 'must not be negative').max(100_000).optional(),
-  prefer_local: z.boolean().optional(),
-};
+const routing = RoutingFieldsSchema.shape;
 
 export const WorkflowStepSchema = z.strictObject({
   id: z.string({ error: 'is required (letters, digits, _ and -, starting with a letter)' }).regex(STEP_ID_RE, 'must be 1-64 letters, digits, _ or -, starting with a letter'),
@@ -133,7 +124,7 @@ export function stepDefOf(s: WorkflowStep): StepDef {
     call,
     depends_on: s.depends_on,
     optional: s.optional,
-    routing: { ...(s.node_id ? { node_id: s.node_id } : {}), ...(s.min_vram_gb ? { min_vram_gb: s.min_vram_gb } : {}), ...(s.prefer_local ? { prefer_local: true } : {}) },
+    routing: routingFieldsOf(s),
     ...(s.cache !== undefined ? { cache: s.cache } : {}),
     ...(s.timeout_ms ? { timeout_ms: s.timeout_ms } : {}),
   };
@@ -183,7 +174,7 @@ export function distributeSteps(d: DistributeRequest): StepDef[] {
       call,
       depends_on: [],
       optional: true,
-      routing: { ...(d.node_id ? { node_id: d.node_id } : {}), ...(d.min_vram_gb ? { min_vram_gb: d.min_vram_gb } : {}), ...(d.prefer_local ? { prefer_local: true } : {}) },
+      routing: routingFieldsOf(d),
       meta: { prompt_index: i, model_index: j },
     };
   });

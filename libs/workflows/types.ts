@@ -1,5 +1,5 @@
 // Workflow domain types: step definitions, step and workflow states, what a finished step records.
-import type { ChatCall, GenerateCall, InferResult } from '../core/index.js';
+import type { ChatCall, GenerateCall, InferResult, RoutingFields } from '../core/index.js';
 
 /** BullMQ queue of workflow parents; its jobs are finalised by the workflow finaliser, never run as inference. */
 export const WORKFLOW_QUEUE = 'workflow';
@@ -28,7 +28,7 @@ export interface StepDef {
   depends_on: string[];
   /** An optional step that fails lets its dependents run without it (its output renders as ""). */
   optional: boolean;
-  routing: { node_id?: string; min_vram_gb?: number; prefer_local?: boolean };
+  routing: RoutingFields;
   cache?: boolean;
   timeout_ms?: number;
   /** Labels for views: orchestrator stage, subtask, fan-out pair. */

@@ -1,7 +1,10 @@
-// Per-job Redis Stream writer: coalesces tokens (one XADD per ~25 ms), then a terminal done/error entry and an expiry.
+// Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
+// expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { Redis } from 'ioredis';
+import { appendEnd, appendEntry } from './lifecycle.js';
 
-export type StreamEvent = 'token' | 'retry' | 'requeued' | 'done' | 'error';
+/** Pending token text that forces a write before the flush interval. */
+const FLUSH_BYTES = 4096;
 
 export class TokenStream {
   private buf = '';
@@ -17,8 +20,8 @@ export class TokenStream {
   push(text: string): void {
     if (!text) return;
     this.buf += text;
-    if (this.buf.length >= 4096) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.flushMs);
+    if (this.buf.length >= FLUSH_BYTES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.opts.flushMs);
   }
 
   private flush(): void {
@@ -30,9 +33,9 @@ export class TokenStream {
     this.append('token', text);
   }
 
-  private append(e: StreamEvent, d: string): void {
+  private append(e: 'token' | 'retry' | 'requeued', d: string): void {
     // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
-    this.chain = this.chain.then(() => this.redis.xadd(this.key, 'MAXLEN', '~', '20000', '*', 'e', e, 'd', d)).catch(() => undefined);
+    this.chain = this.chain.then(() => appendEntry(this.redis, this.key, e, d)).catch(() => undefined);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */
@@ -47,11 +50,7 @@ export class TokenStream {
     this.flush();
     await this.chain;
     // A pipeline, not MULTI: both commands in one write, and nothing depends on them being atomic.
-    await this.redis
-      .pipeline()
-      .xadd(this.key, '*', 'e', e, 'd', JSON.stringify(data))
-      .expire(this.key, this.opts.retentionS)
-      .exec();
+    await appendEnd(this.redis.pipeline(), this.key, e, data, this.opts.retentionS).exec();
   }
 
   discard(): void {

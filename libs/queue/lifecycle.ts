@@ -1,0 +1,179 @@
+// The job lifecycle protocol, in one place: the job index, wake-ups, the done message, cancellation (jobs and workflow
+// steps alike), the cancelled check, the stream entry format with its one length cap and terminal events, and the
+// failure encoding BullMQ stores. Producers, workers, the coordinator and the API all speak it through this file.
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { Job, Queue } from 'bullmq';
+import type { HydraKeys } from './keys.js';
+
+// ---- failures ----------------------------------------------------------------------------------------------------
+
+export interface Failure {
+  code: string;
+  message: string;
+}
+
+/** BullMQ keeps a failure as one string (failedReason): Hydra writes `[code] message`. */
+export const encodeFailure = (e: Failure): string => `[${e.code}] ${e.message}`;
+
+/** The one decoder of failedReason, for jobs and workflow steps alike. */
+export function decodeFailure(reason: string | undefined): Failure {
+  const m = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason ?? '');
+  if (m) return { code: m[1]!, message: m[2]! };
+  // BullMQ's stalled checker fails a job that stalled more than maxStalledCount times with its own wording.
+  if (/stalled more than allowable limit/i.test(reason ?? '')) {
+    return { code: 'poison_pill', message: `the job crashed its worker too many times and was failed: ${reason}` };
+  }
+  return { code: 'internal', message: reason || 'unknown failure' };
+}
+
+// ---- streams -----------------------------------------------------------------------------------------------------
+
+/**
+ * Events of a job's or a workflow's Redis Stream. token: text; retry / requeued: an attempt ended and the job goes on;
+ * step / cancelling: workflow progress; done / error: the terminal entry, written once.
+ */
+export const STREAM_EVENTS = ['token', 'retry', 'requeued', 'step', 'cancelling', 'done', 'error'] as const;
+export type StreamEvent = (typeof STREAM_EVENTS)[number];
+export const TERMINAL_EVENTS: ReadonlySet<string> = new Set<StreamEvent>(['done', 'error']);
+export const isTerminal = (event: string): boolean => TERMINAL_EVENTS.has(event);
+
+/** Entries kept per stream (XADD MAXLEN ~): tokens of long answers are coalesced, so this is far more than one needs. */
+export const STREAM_MAXLEN = 20_000;
+
+/** One entry's fields: `e` the event, `d` its data (token text, or JSON). */
+export const streamFields = (event: StreamEvent, data: string): [string, string, string, string] => ['e', event, 'd', data];
+
+export interface StreamEntry {
+  id: string;
+  event: string;
+  data: string;
+}
+
+/** An entry as XREAD returns it; entries without an event are tokens. */
+export const parseStreamEntry = (id: string, fields: readonly string[]): StreamEntry => ({ id, event: fields[1] ?? 'token', data: fields[3] ?? '' });
+
+type Commands = Redis | ChainableCommander;
+
+/** Append a non-terminal entry. */
+export function appendEntry<C extends Commands>(c: C, key: string, event: StreamEvent, data: string): C {
+  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, data));
+  return c;
+}
+
+/** Append the terminal entry and let the stream expire after `retentionS`. */
+export function appendEnd<C extends ChainableCommander>(c: C, key: string, event: 'done' | 'error', data: unknown, retentionS: number): C {
+  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, JSON.stringify(data)));
+  c.expire(key, retentionS);
+  return c;
+}
+
+// ---- the done message --------------------------------------------------------------------------------------------
+
+/** Published on the done channel when a job or workflow ends. `result` is left out when large; read the job then. */
+export interface DoneMessage {
+  id: string;
+  state: 'completed' | 'failed' | 'cancelled';
+  attempts_made?: number;
+  started_at?: number;
+  finished_at?: number;
+  result?: unknown;
+  error?: Failure;
+}
+
+/** Results above this size (JSON chars) are not copied into the done message. */
+export const DONE_MESSAGE_RESULT_LIMIT = 64 * 1024;
+
+export function parseDoneMessage(raw: string): DoneMessage | null {
+  try {
+    const m = JSON.parse(raw) as DoneMessage;
+    return typeof m?.id === 'string' ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---- the lifecycle -----------------------------------------------------------------------------------------------
+
+/** What a cancel found and did. */
+export type CancelResult =
+  | { outcome: 'unknown' }
+  | { outcome: 'ended'; state: 'completed' | 'failed' }
+  /** It had not started: removed from its queue, its stream ended with a cancelled error, its end announced. */
+  | { outcome: 'removed' }
+  /** It is running: flagged and the node running it told to abort (it then fails as cancelled). */
+  | { outcome: 'signalled' };
+
+export interface LifecycleDeps {
+  redis: Redis;
+  keys: HydraKeys;
+  retentionS: number;
+  /** The BullMQ Queue object of a queue name (the producer's). */
+  queue: (name: string) => Queue;
+}
+
+export class JobLifecycle {
+  constructor(private readonly d: LifecycleDeps) {}
+
+  /** Record which queue holds a job (GET /v1/jobs/:id, cancel), in the same write as whatever `c` batches. */
+  index<C extends Commands>(c: C, jobId: string, queue: string): C {
+    c.set(this.d.keys.jobIndex(jobId), queue, 'EX', this.d.retentionS * 7);
+    return c;
+  }
+
+  /** Tell idle workers that `queue` has work. */
+  wake<C extends Commands>(c: C, queue: string): C {
+    c.publish(this.d.keys.channels.wake, queue);
+    return c;
+  }
+
+  async queueOf(jobId: string): Promise<string | null> {
+    return this.d.redis.get(this.d.keys.jobIndex(jobId));
+  }
+
+  /** The job and its queue, or null when the id is unknown (or expired). */
+  async find(jobId: string): Promise<{ queue: Queue; job: Job | undefined } | null> {
+    const name = await this.queueOf(jobId);
+    if (!name) return null;
+    const queue = this.d.queue(name);
+    return { queue, job: await queue.getJob(jobId) };
+  }
+
+  async publishDone(msg: DoneMessage, c: Commands = this.d.redis): Promise<void> {
+    await c.publish(this.d.keys.channels.done, JSON.stringify(msg));
+  }
+
+  async isCancelled(jobId: string): Promise<boolean> {
+    return (await this.d.redis.exists(this.d.keys.cancelFlag(jobId))) === 1;
+  }
+
+  /**
+   * Cancel a job or a workflow step: one that has not started is removed (and its stream ended, its end announced);
+   * one that runs is flagged and its node told to abort. `flagUnknown` flags an id whose job does not exist (yet):
+   * a workflow step claimed but not added is then refused by whichever worker takes it.
+   */
+  async cancel(jobId: string, why: string, opts: { flagUnknown?: boolean } = {}): Promise<CancelResult> {
+    const { redis, keys, retentionS } = this.d;
+    const found = await this.find(jobId);
+    const job = found?.job;
+    if (!job) {
+      if (opts.flagUnknown) await redis.set(keys.cancelFlag(jobId), why, 'EX', retentionS);
+      return { outcome: 'unknown' };
+    }
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') return { outcome: 'ended', state };
+    await redis.set(keys.cancelFlag(jobId), why, 'EX', retentionS);
+    if (state !== 'active') {
+      try {
+        await job.remove();
+        const err: Failure = { code: 'cancelled', message: `job ${jobId} was cancelled before it started (${why})` };
+        await appendEnd(redis.multi(), keys.stream(jobId), 'error', err, retentionS).exec();
+        await this.publishDone({ id: jobId, state: 'cancelled', error: err });
+        return { outcome: 'removed' };
+      } catch {
+        // It became active meanwhile (locked): abort it on its node instead.
+      }
+    }
+    await redis.publish(keys.channels.cancel, jobId);
+    return { outcome: 'signalled' };
+  }
+}
