@@ -1,9 +1,11 @@
-// What the API's routes share: Redis connections, the producer, the node registry and the job-completion waiters.
+// The API's composition root: every part the routes and services share, built once per process from config.
 import type { Redis } from 'ioredis';
-import type { Config } from '../../libs/config/index.js';
+import { createL1Cache, type L1Cache } from '../../libs/cache/index.js';
+import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { createRedis, hydraKeys, Producer, type HydraKeys } from '../../libs/queue/index.js';
-import { NodeRegistry, type NodeView } from '../../libs/registry/index.js';
+import { createProducer, createRedis, hydraKeys, type HydraKeys, type JobLifecycle, type Producer } from '../../libs/queue/index.js';
+import { cachedNodeList, NodeRegistry, type NodeList } from '../../libs/registry/index.js';
+import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { Waiters } from './waiters.js';
 
 export interface ApiContext {
@@ -12,10 +14,17 @@ export interface ApiContext {
   keys: HydraKeys;
   redis: Redis;
   producer: Producer;
+  /** The job lifecycle protocol (index, cancel, done message), over the producer's queues. */
+  lifecycle: JobLifecycle;
   registry: NodeRegistry;
   waiters: Waiters;
   /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
-  nodes(): Promise<NodeView[]>;
+  nodes: NodeList;
+  /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
+  cache: L1Cache;
+  coordinator: Coordinator;
+  /** Host names that count as "local" for prefer_local. */
+  localHosts: readonly string[];
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
   blockingConnection(): Redis;
   /** Why the producer connection is not ready (its last connection error), or null while it is. For /healthz. */
@@ -50,31 +59,31 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const waiters = new Waiters(sub, keys);
   if (redis.status === 'ready') await waiters.start();
   else void waiters.start().catch((e: Error) => logger.warn({ err: e.message }, 'could not subscribe to job completions'));
-  const producer = new Producer({ redis, keys, attempts: config.JOB_ATTEMPTS, backoffMs: config.BACKOFF_MS, retentionS: config.JOB_RETENTION_S });
+  const producer = createProducer(config, { redis });
   const registry = new NodeRegistry(redis, keys);
-  let cached: { at: number; nodes: Promise<NodeView[]> } | null = null;
+  const nodes = cachedNodeList(registry);
+  const cache = createL1Cache(config, { redis, keys, logger });
+  const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   return {
     config,
     logger,
     keys,
     redis,
     producer,
+    lifecycle: producer.lifecycle,
     registry,
     waiters,
-    nodes() {
-      const now = Date.now();
-      if (!cached || now - cached.at > 250) {
-        const nodes = registry.list(now);
-        cached = { at: now, nodes };
-        nodes.catch(() => (cached = null));
-      }
-      return cached.nodes;
-    },
+    nodes,
+    cache,
+    coordinator,
+    localHosts: localHostNames(),
     blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
     async close() {
       waiters.close();
+      await coordinator.close();
       await producer.close();
+      cache.close();
       sub.disconnect();
       await redis.quit().catch(() => redis.disconnect());
     },

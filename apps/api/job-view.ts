@@ -1,7 +1,9 @@
-// How a job looks to API users: state, attempts, result or error, routing decision.
+// How a job looks to API users: state, attempts, result or error, routing decision. Built from a BullMQ job, from the
+// worker's done message, or from an L1 cache hit.
 import type { Job, Queue } from 'bullmq';
-import type { InferResult } from '../../libs/core/index.js';
-import type { DoneMessage, InferJob } from '../../libs/queue/index.js';
+import type { CacheEntry } from '../../libs/cache/index.js';
+import { routingDecision, type InferenceCall, type InferResult, type RoutingDecision } from '../../libs/core/index.js';
+import { decodeFailure, type DoneMessage, type Failure, type InferJob } from '../../libs/queue/index.js';
 
 export interface JobView {
   id: string;
@@ -16,18 +18,8 @@ export interface JobView {
   started_at: string | null;
   finished_at: string | null;
   result?: InferResult;
-  error?: { code: string; message: string };
-  routing_decision: InferResult['routing_decision'] | (InferJob['route'] & { selected_node: null; attempts: InferJob['attempts_log'] });
-}
-
-/** BullMQ keeps failedReason as a string; Hydra writes `[code] message`. */
-export function parseFailure(reason: string | undefined): { code: string; message: string } {
-  const m = /^\[([a-z_]+)\] ([\s\S]*)$/.exec(reason ?? '');
-  if (m) return { code: m[1]!, message: m[2]! };
-  if (/stalled more than allowable limit/i.test(reason ?? '')) {
-    return { code: 'poison_pill', message: `the job crashed its worker too many times and was failed: ${reason}` };
-  }
-  return { code: 'internal', message: reason || 'unknown failure' };
+  error?: Failure;
+  routing_decision: RoutingDecision;
 }
 
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
@@ -54,8 +46,8 @@ export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
     started_at: iso(job.processedOn),
     finished_at: iso(job.finishedOn),
     ...(state === 'completed' && result ? { result } : {}),
-    ...(state === 'failed' ? { error: parseFailure(job.failedReason) } : {}),
-    routing_decision: result?.routing_decision ?? { ...data.route, selected_node: null, attempts: data.attempts_log ?? [] },
+    ...(state === 'failed' ? { error: decodeFailure(job.failedReason) } : {}),
+    routing_decision: result?.routing_decision ?? routingDecision(data.route, data.attempts_log ?? []),
   };
 }
 
@@ -78,3 +70,25 @@ export function viewFromMessage(id: string, data: InferJob, queue: string, msg: 
     routing_decision: result.routing_decision,
   };
 }
+
+/** A job answered from the L1 cache: the job view's shape, `cached: true`, no queue, the original routing decision. */
+export function cachedJobView(call: InferenceCall, priority: number, key: string, hit: CacheEntry<InferResult>) {
+  const stored = new Date(hit.stored_at).toISOString();
+  return {
+    id: hit.source_job_id ?? null,
+    state: 'completed',
+    cached: true,
+    queue: null,
+    type: call.type,
+    model: call.model,
+    priority,
+    attempts_made: 0,
+    submitted_at: new Date().toISOString(),
+    started_at: null,
+    finished_at: stored,
+    result: { ...hit.value, cached: true },
+    cache: { hit: true, key, stored_at: stored, source_job_id: hit.source_job_id ?? null },
+    routing_decision: hit.value.routing_decision,
+  };
+}
+export type CachedJobView = ReturnType<typeof cachedJobView>;

@@ -1,6 +1,6 @@
 // Waits for jobs to end: one pub/sub subscription for all waiting requests, so `wait: true` costs no connection per request.
 import type { Redis } from 'ioredis';
-import type { DoneMessage, HydraKeys } from '../../libs/queue/index.js';
+import { parseDoneMessage, type DoneMessage, type HydraKeys } from '../../libs/queue/index.js';
 
 interface Entry {
   msg: DoneMessage | null;
@@ -25,12 +25,8 @@ export class Waiters {
   async start(): Promise<void> {
     this.sub.on('message', (channel: string, raw: string) => {
       if (channel !== this.keys.channels.done) return;
-      let msg: DoneMessage;
-      try {
-        msg = JSON.parse(raw) as DoneMessage;
-      } catch {
-        return;
-      }
+      const msg = parseDoneMessage(raw);
+      if (!msg) return;
       const e = this.byJob.get(msg.id);
       if (!e) return;
       e.msg = msg;

@@ -7,48 +7,11 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { backoffDelay, modelOfJobName, type HydraKeys } from '../../libs/queue/index.js';
+import { backoffDelay, headPeeker, modelOfJobName, type HeadPeeker, type HydraKeys } from '../../libs/queue/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import { eligibleQueues, isServing, nodeQualifies, orderHeads, sameModel, type DispatchChoice, type QueueHead, type QueueInfo } from '../../libs/scheduling/index.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-
-/**
- * For each queue: the head of `prioritized` (BullMQ priority = score >> 32), else `wait`, else a due `delayed` job;
- * with whether this node just failed it (it then leaves the job to other nodes for a while).
- */
-const PEEK_LUA = `
-local prefix = ARGV[1]
-local now = tonumber(ARGV[2])
-local me = ARGV[3]
-local out = {}
-for i = 4, #ARGV do
-  local q = ARGV[i]
-  local base = prefix .. ':' .. q .. ':'
-  local id = nil
-  local prio = 0
-  local r = redis.call('ZRANGE', base .. 'prioritized', 0, 0, 'WITHSCORES')
-  if #r > 0 then id = r[1]; prio = math.floor(tonumber(r[2]) / 4294967296) end
-  if id == nil then
-    local w = redis.call('LINDEX', base .. 'wait', -1)
-    if w then id = w end
-  end
-  if id == nil then
-    local d = redis.call('ZRANGEBYSCORE', base .. 'delayed', 0, now * 4096 + 4095, 'LIMIT', 0, 1)
-    if #d > 0 then id = d[1] end
-  end
-  if id ~= nil then
-    local h = redis.call('HMGET', base .. id, 'name', 'timestamp', 'priority')
-    if prio == 0 then prio = tonumber(h[3]) or 0 end
-    out[#out + 1] = q
-    out[#out + 1] = id
-    out[#out + 1] = h[1] or ''
-    out[#out + 1] = tostring(prio)
-    out[#out + 1] = h[2] or tostring(now)
-    if redis.call('GET', prefix .. ':excl:' .. id) == me then out[#out + 1] = '1' else out[#out + 1] = '0' end
-  end
-end
-return out
-`;
+import type { WorkerSettings } from './settings.js';
 
 export interface ActiveJob {
   job: Job;
@@ -62,16 +25,7 @@ export interface DispatcherDeps {
   registry: NodeRegistry;
   keys: HydraKeys;
   logger: Logger;
-  slots: number;
-  lockDurationMs: number;
-  stalledIntervalMs: number;
-  maxStalledCount: number;
-  pollMs: number;
-  localityWaitMs: number;
-  nodeId: string;
   breaker: CircuitBreaker;
-  backoffMs: number;
-  backoffMaxMs: number;
   /** Latest record of this node (from the last probe). */
   node: () => NodeRecord | null;
   /** Latest view of the other nodes (for delay scheduling). */
@@ -81,8 +35,6 @@ export interface DispatcherDeps {
   run: (a: ActiveJob) => Promise<void>;
 }
 
-type Peeker = Redis & { hydraPeek(...args: string[]): Promise<string[]> };
-
 export class Dispatcher {
   private readonly workers = new Map<string, Worker>();
   readonly active = new Map<string, ActiveJob>();
@@ -90,11 +42,13 @@ export class Dispatcher {
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly r: Peeker;
+  private readonly peekHeads: HeadPeeker;
 
-  constructor(private readonly d: DispatcherDeps) {
-    this.r = d.redis as Peeker;
-    if (!('hydraPeek' in d.redis)) d.redis.defineCommand('hydraPeek', { numberOfKeys: 0, lua: PEEK_LUA });
+  constructor(
+    private readonly s: WorkerSettings,
+    private readonly d: DispatcherDeps,
+  ) {
+    this.peekHeads = headPeeker(d.redis, d.keys);
   }
 
   start(): void {
@@ -122,15 +76,16 @@ export class Dispatcher {
   private worker(queue: string): Worker {
     let w = this.workers.get(queue);
     if (!w) {
-      const { keys, backoffMs, backoffMaxMs } = this.d;
+      const { keys } = this.d;
+      const { backoffMs, backoffMaxMs } = this.s;
       w = new Worker(queue, undefined, {
         connection: this.d.redis,
         prefix: keys.prefix,
         autorun: false,
         skipVersionCheck: true,
-        lockDuration: this.d.lockDurationMs,
-        stalledInterval: this.d.stalledIntervalMs,
-        maxStalledCount: this.d.maxStalledCount,
+        lockDuration: this.s.lockDurationMs,
+        stalledInterval: this.s.stalledIntervalMs,
+        maxStalledCount: this.s.maxStalledCount,
         settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, backoffMs, backoffMaxMs) },
       });
       w.on('error', (err) => this.d.logger.warn({ queue, err: err.message }, 'queue worker error'));
@@ -156,20 +111,10 @@ export class Dispatcher {
     this.woken = false;
   }
 
+  /** The head of every queue (priority, age, model), with whether this node just failed it. */
   private async peek(queues: readonly QueueInfo[], now: number): Promise<(QueueHead & { excluded: boolean })[]> {
-    const flat = await this.r.hydraPeek(this.d.keys.prefix, String(now), this.d.nodeId, ...queues.map((q) => q.name));
-    const heads: (QueueHead & { excluded: boolean })[] = [];
-    for (let i = 0; i + 5 < flat.length; i += 6) {
-      heads.push({
-        queue: flat[i]!,
-        jobId: flat[i + 1]!,
-        model: modelOfJobName(flat[i + 2]!),
-        priority: Number(flat[i + 3]),
-        timestamp: Number(flat[i + 4]),
-        excluded: flat[i + 5] === '1',
-      });
-    }
-    return heads;
+    const heads = await this.peekHeads(queues.map((q) => q.name), this.s.nodeId, now);
+    return heads.map(({ name, ...h }) => ({ ...h, model: modelOfJobName(name) }));
   }
 
   private async loop(): Promise<void> {
@@ -179,7 +124,7 @@ export class Dispatcher {
         if (waitMs > 0) await this.sleep(waitMs);
       } catch (err) {
         this.d.logger.warn({ err: (err as Error).message }, 'dispatch round failed; retrying');
-        await this.sleep(Math.min(this.d.pollMs, 500));
+        await this.sleep(Math.min(this.s.pollMs, 500));
       }
     }
   }
@@ -188,10 +133,10 @@ export class Dispatcher {
   private async tick(): Promise<number> {
     const node = this.d.node();
     const now = Date.now();
-    if (!node || !node.healthy || this.active.size >= this.d.slots) return this.d.pollMs;
-    if (!this.d.breaker.allow(now)) return Math.min(this.d.pollMs, 250);
+    if (!node || !node.healthy || this.active.size >= this.s.slots) return this.s.pollMs;
+    if (!this.d.breaker.allow(now)) return Math.min(this.s.pollMs, 250);
     const queues = eligibleQueues(this.d.queues(), node);
-    if (queues.length === 0) return this.d.pollMs;
+    if (queues.length === 0) return this.s.pollMs;
     // Workers (and so stalled-job checkers) for every queue this node could serve, so a crashed node's jobs
     // are recovered by any node that qualifies, not only by ones that happened to pull from that queue before.
     for (const q of queues) this.worker(q.name);
@@ -202,13 +147,13 @@ export class Dispatcher {
     };
     // A node that just failed a job leaves its next attempt to another qualifying node.
     const heads = (await this.peek(queues, now)).filter((h) => !(h.excluded && otherCanServe(h.queue)));
-    if (heads.length === 0) return this.d.pollMs;
-    const { choices, retryInMs } = orderHeads(heads, { node, others, now, localityWaitMs: this.d.localityWaitMs });
+    if (heads.length === 0) return this.s.pollMs;
+    const { choices, retryInMs } = orderHeads(heads, { node, others, now, localityWaitMs: this.s.localityWaitMs });
     for (const choice of choices) {
       const taken = await this.tryTake(node, choice);
       if (taken) return 0;
     }
-    return retryInMs !== null ? Math.min(retryInMs + 1, this.d.pollMs) : this.d.pollMs;
+    return retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs;
   }
 
   /**
@@ -216,7 +161,8 @@ export class Dispatcher {
    * The reservation is keyed by the BullMQ lock token, which also identifies the job run while it holds it.
    */
   private async tryTake(node: NodeRecord, choice: DispatchChoice): Promise<boolean> {
-    const { registry, lockDurationMs } = this.d;
+    const { registry } = this.d;
+    const { lockDurationMs } = this.s;
     const token = randomUUID();
     const needFor = (model: string) => node.models_available.find((m) => sameModel(m.name, model))?.need_mb;
     const need = needFor(choice.head.model);

@@ -5,23 +5,23 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../libs/logger/index.js';
 import type { HydraKeys, InferJob, Producer } from '../../libs/queue/index.js';
 import { classQueueName, type QueueInfo } from '../../libs/scheduling/index.js';
+import type { WorkerSettings } from './settings.js';
 
 export interface RehomerDeps {
   redis: Redis;
   keys: HydraKeys;
   producer: Producer;
   logger: Logger;
-  lockDurationMs: number;
-  stalledIntervalMs: number;
-  maxStalledCount: number;
-  retentionS: number;
 }
 
 export class Rehomer {
   /** Stalled-job checkers for the queues of nodes that went away. */
   private readonly checkers = new Map<string, Worker>();
 
-  constructor(private readonly d: RehomerDeps) {}
+  constructor(
+    private readonly s: Pick<WorkerSettings, 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'>,
+    private readonly d: RehomerDeps,
+  ) {}
 
   /** One pass; returns how many jobs were moved. `live`: ids of the nodes that heartbeat now. */
   async pass(queues: readonly QueueInfo[], live: ReadonlySet<string>, owner: string): Promise<number> {
@@ -50,9 +50,9 @@ export class Rehomer {
       prefix: this.d.keys.prefix,
       autorun: false,
       skipVersionCheck: true,
-      lockDuration: this.d.lockDurationMs,
-      stalledInterval: this.d.stalledIntervalMs,
-      maxStalledCount: this.d.maxStalledCount,
+      lockDuration: this.s.lockDurationMs,
+      stalledInterval: this.s.stalledIntervalMs,
+      maxStalledCount: this.s.maxStalledCount,
     });
     w.on('error', (err) => this.d.logger.warn({ queue, err: err.message }, 'stalled check of an orphaned node queue failed'));
     void w.startStalledCheckTimer().catch(() => undefined);
@@ -61,7 +61,7 @@ export class Rehomer {
 
   /** Same id, payload and priority in the class queue, then out of the node queue; undone if the node took it meanwhile. */
   private async rehome(job: Job, node: string): Promise<boolean> {
-    const { producer, redis, keys } = this.d;
+    const { producer, redis } = this.d;
     const data = job.data as InferJob;
     const model = data.call?.model;
     if (!model || !job.id) return false;
@@ -80,8 +80,7 @@ export class Rehomer {
       await target.remove(job.id).catch(() => undefined);
       return false;
     }
-    await redis.set(keys.jobIndex(job.id), info.name, 'EX', this.d.retentionS * 7);
-    await redis.publish(keys.channels.wake, info.name);
+    await producer.lifecycle.wake(producer.lifecycle.index(redis.multi(), job.id, info.name), info.name).exec();
     return true;
   }
 

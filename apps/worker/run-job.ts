@@ -1,29 +1,24 @@
 // Runs one taken job on the backend: validate, stream tokens, complete or fail (retry or final), publish the end.
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ErrorCode, HydraError, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
+import { ErrorCode, HydraError, routingDecision, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { DONE_MESSAGE_RESULT_LIMIT, InferJobSchema, JobCatalog, type DoneMessage, type HydraKeys, type InferJob, type JobKind } from '../../libs/queue/index.js';
+import { checkPayload, DONE_MESSAGE_RESULT_LIMIT, encodeFailure, TokenStream, type DoneMessage, type HydraKeys, type InferJob, type JobKind, type JobLifecycle } from '../../libs/queue/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { TokenStream } from './token-stream.js';
+import type { WorkerSettings } from './settings.js';
 
 export interface RunDeps {
   redis: Redis;
   keys: HydraKeys;
+  lifecycle: JobLifecycle;
   registry: NodeRegistry;
   backend: InferenceBackend;
   logger: Logger;
   node: () => NodeRecord | null;
-  nodeId: string;
-  lockDurationMs: number;
-  retentionS: number;
-  backendTimeoutMs: number;
   breaker: CircuitBreaker;
-  /** How long a node that failed an attempt leaves the job to other nodes (ms). */
-  excludeFailedNodeMs: number;
   /**
    * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
@@ -38,12 +33,9 @@ export const DRAIN = new HydraError(ErrorCode.Unavailable, 'the worker is shutti
 const blamesBackend = (e: HydraError): boolean =>
   e.retryable && (e.code === ErrorCode.BackendUnavailable || e.code === ErrorCode.BackendError || e.code === ErrorCode.Timeout);
 
-/** Stored as BullMQ's failedReason: `[code] message`, parsed back by the API. */
-export const encodeFailure = (e: HydraError): string => `[${e.code}] ${e.message}`;
+type Handler = (data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream) => Promise<InferResult>;
 
-type Handler<K extends JobKind> = (data: InferJob, a: ActiveJob, d: RunDeps, stream: TokenStream) => Promise<InferResult>;
-
-async function handleInfer(data: InferJob, a: ActiveJob, d: RunDeps, stream: TokenStream): Promise<InferResult> {
+async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream): Promise<InferResult> {
   const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t) };
   const call = data.call;
   let out: InferenceOutput;
@@ -54,36 +46,31 @@ async function handleInfer(data: InferJob, a: ActiveJob, d: RunDeps, stream: Tok
   const started = job.processedOn ?? Date.now();
   return {
     ...out,
-    node_id: d.nodeId,
+    node_id: s.nodeId,
     node_url: d.backend.url,
     simulated: d.node()?.simulated ?? false,
-    routing_decision: {
-      requested_node: data.route.requested_node,
-      selected_node: d.nodeId,
-      reason: `${data.route.reason}; ${a.choice.reason}`,
-      queued_ms: Math.max(0, started - job.timestamp),
-      queue: data.route.queue,
-      candidates: data.route.candidates,
-      attempts: [...data.attempts_log, { attempt: job.attemptsMade + 1, node_id: d.nodeId, at: started }],
-    },
+    routing_decision: routingDecision(data.route, data.attempts_log, { node_id: s.nodeId, reason: a.choice.reason, queued_ms: started - job.timestamp, attempt: job.attemptsMade + 1, at: started }),
   };
 }
 
-/** Every job kind has a handler: adding a kind to the catalog without one does not compile. */
-const handlers = { infer: handleInfer } satisfies { [K in JobKind]: Handler<K> };
+/**
+ * The job kinds a node agent runs, by the queues it pulls from: inference only. Workflow parents are run by the
+ * workflow finaliser and gates by nobody; the catalog lists them so their payloads are checked when enqueued.
+ */
+const handlers = { infer: handleInfer } satisfies { [K in Extract<JobKind, 'infer'>]: Handler };
 
-export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
+export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promise<void> {
   const { job, token } = a;
   const jobId = job.id!;
   const log = d.logger.child({ jobId, queue: job.queueName });
-  const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: 25, retentionS: d.retentionS });
+  const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS });
   const timers: NodeJS.Timeout[] = [];
   // Keep the BullMQ lock and the memory reservation alive while the job runs.
   timers.push(
     setInterval(() => {
-      void job.extendLock(token, d.lockDurationMs).catch(() => undefined);
-      void d.registry.renew(d.nodeId, [token], Date.now(), d.lockDurationMs * 2).catch(() => undefined);
-    }, Math.floor(d.lockDurationMs / 2)),
+      job.extendLock(token, s.lockDurationMs).catch(() => undefined);
+      d.registry.renew(s.nodeId, [token], Date.now(), s.lockDurationMs * 2).catch(() => undefined);
+    }, Math.floor(s.lockDurationMs / 2)),
   );
   let abortReason: HydraError | null = null;
   const abortWith = (e: HydraError) => {
@@ -91,11 +78,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     a.abort.abort(e);
   };
   try {
-    const parsed = InferJobSchema.safeParse(job.data);
-    if (!parsed.success) {
-      throw new HydraError(ErrorCode.BadRequest, `invalid job payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    }
-    const data = parsed.data;
+    const data = checkPayload('infer', job.data);
     if (job.deferredFailure) {
       // BullMQ marks a job that stalled more than MAX_STALLED_COUNT times; its processor must fail it.
       throw new HydraError(
@@ -103,9 +86,9 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
         `the job crashed its worker too many times (stalled ${Number(job.stalledCounter ?? 0)} times; ${job.deferredFailure}): failed as a poison pill instead of retried. A prompt that makes the backend run out of memory does this`,
       );
     }
-    if (await d.redis.exists(d.keys.cancelFlag(jobId))) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
+    if (await d.lifecycle.isCancelled(jobId)) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
     const deadlines: [number, HydraError][] = [
-      [Date.now() + d.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${d.backendTimeoutMs} ms)`, { retryable: true })],
+      [Date.now() + s.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${s.backendTimeoutMs} ms)`, { retryable: true })],
     ];
     if (data.timeout_ms) {
       deadlines.push([data.submitted_at + data.timeout_ms, new HydraError(ErrorCode.Timeout, `the job's timeout_ms (${data.timeout_ms} ms, queued + running) expired`)]);
@@ -118,7 +101,7 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       const r: unknown = a.abort.signal.reason;
       if (r instanceof HydraError) abortReason ??= r;
     });
-    const result = await handlers.infer(data, a, d, stream);
+    const result = await handlers.infer(data, a, s, d, stream);
     d.breaker.success();
     try {
       await job.moveToCompleted(result, token, false);
@@ -143,8 +126,8 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
     };
     // Hooks first (cache store, workflow step): a client answered by the done message may resend at once.
     await d.onFinished?.(job, { state: 'completed', result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
-    await Promise.all([finished, d.redis.publish(d.keys.channels.done, JSON.stringify(msg))]);
-    log.info({ node: d.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
+    await Promise.all([finished, d.lifecycle.publishDone(msg)]);
+    log.info({ node: s.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
     if (err === DRAIN) {
@@ -152,36 +135,36 @@ export async function runJob(a: ActiveJob, d: RunDeps): Promise<void> {
       d.breaker.neutral();
       try {
         await job.moveToWait(token);
-        await stream.event('requeued', { node_id: d.nodeId, reason: DRAIN.message });
-        log.info({ node: d.nodeId }, 'job handed back to the queue (drain)');
+        await stream.event('requeued', { node_id: s.nodeId, reason: DRAIN.message });
+        log.info({ node: s.nodeId }, 'job handed back to the queue (drain)');
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'could not hand the job back; the stalled checker will re-run it');
       }
       return;
     }
     if (blamesBackend(err)) {
-      if (d.breaker.failure(Date.now())) log.warn({ node: d.nodeId }, 'circuit breaker open: not pulling jobs for a cooldown');
+      if (d.breaker.failure(Date.now())) log.warn({ node: s.nodeId }, 'circuit breaker open: not pulling jobs for a cooldown');
     } else d.breaker.neutral();
-    const attempts = job.opts.attempts ?? JobCatalog.infer.attempts;
+    const attempts = job.opts.attempts ?? 1;
     const final = !err.retryable || job.attemptsMade + 1 >= attempts;
     try {
       if (!final) {
         const data = job.data as InferJob;
-        const log_ = [...(data.attempts_log ?? []), { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: { code: err.code, message: err.message }, at: Date.now() }];
+        const log_ = [...(data.attempts_log ?? []), { attempt: job.attemptsMade + 1, node_id: s.nodeId, error: { code: err.code, message: err.message }, at: Date.now() }];
         await job.updateData({ ...data, attempts_log: log_ });
-        if (d.excludeFailedNodeMs > 0) await d.redis.set(d.keys.excluded(jobId), d.nodeId, 'PX', d.excludeFailedNodeMs);
-        await stream.event('retry', { attempt: job.attemptsMade + 1, node_id: d.nodeId, error: err.toJSON() });
+        if (s.excludeFailedNodeMs > 0) await d.redis.set(d.keys.excluded(jobId), s.nodeId, 'PX', s.excludeFailedNodeMs);
+        await stream.event('retry', { attempt: job.attemptsMade + 1, node_id: s.nodeId, error: err.toJSON() });
       }
       // A final failure must not be retried by BullMQ even if attempts remain (non-retryable error).
       const failure = final ? new UnrecoverableError(encodeFailure(err)) : new Error(encodeFailure(err));
       await job.moveToFailed(failure, token, false);
       if (final) {
-        await stream.finish('error', { ...err.toJSON(), node_id: d.nodeId, attempts: job.attemptsMade });
+        await stream.finish('error', { ...err.toJSON(), node_id: s.nodeId, attempts: job.attemptsMade });
         const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
-        await d.redis.publish(d.keys.channels.done, JSON.stringify(msg));
+        await d.lifecycle.publishDone(msg);
         await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
       }
-      log.warn({ node: d.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
+      log.warn({ node: s.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
     } catch (e) {
       stream.discard();
       log.error({ err: (e as Error).message }, 'could not record the job failure; the stalled checker will re-run it');

@@ -1,4 +1,5 @@
 // One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
+import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_KINDS } from '../core/index.js';
 
@@ -18,6 +19,29 @@ const modelList = z
   .string()
   .default('')
   .transform((s) => [...new Set(s.split(',').map((m) => m.trim()).filter(Boolean))]);
+const MODEL_SIZES_FORMAT = 'must be "name=GB,..." with sizes in GB (GiB), e.g. "qwen3:14b=9.3,llama3.2:3b=2"';
+/**
+ * Model weight sizes in GB (GiB) by name, "name=GB,...". Split at the last "=": model names may hold ":" and "/".
+ * For OpenAI-compatible servers, which list their models but not their sizes.
+ */
+const modelSizes = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const out: Record<string, number> = {};
+    for (const item of s.split(',').map((i) => i.trim()).filter(Boolean)) {
+      const at = item.lastIndexOf('=');
+      const name = item.slice(0, at).trim();
+      const raw = item.slice(at + 1).trim();
+      const gb = Number(raw);
+      if (at <= 0 || name === '' || raw === '' || !Number.isFinite(gb) || gb < 0) {
+        ctx.addIssue({ code: 'custom', message: `${MODEL_SIZES_FORMAT}; "${item}" is not` });
+        return z.NEVER;
+      }
+      out[name] = gb;
+    }
+    return out;
+  });
 
 /** Every variable Hydra reads. `.env.example` documents each one; keep them in step (a test checks). */
 export const ConfigSchema = z.object({
@@ -52,6 +76,7 @@ export const ConfigSchema = z.object({
   OLLAMA_URL: httpUrl.default('http://127.0.0.1:11434'),
   OPENAI_BASE_URL: optional(httpUrl),
   OPENAI_API_KEY: optional(z.string()),
+  OPENAI_MODEL_SIZES: modelSizes,
   MODELS_DIR: z.string().default('./models'),
   OLLAMA_MODELS_DIR: optional(z.string()),
   LLAMA_THREADS: optional(number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256')),
@@ -125,3 +150,6 @@ export function loadConfigOrExit(env: Record<string, string | undefined>, comman
 
 /** Job options every process builds the same way (libs/queue's catalog reads these). */
 export const jobSettingsOf = (c: Config) => ({ attempts: c.JOB_ATTEMPTS, backoffMs: c.BACKOFF_MS, retentionS: c.JOB_RETENTION_S });
+
+/** This machine's names: a node whose registered host is one of them is local (prefer_local). */
+export const localHostNames = (): string[] => [os.hostname(), 'localhost', '127.0.0.1'];

@@ -3,7 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import { distributeSteps, parseDistributeRequest } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError } from '../errors.js';
-import { startAndRespond } from './workflows.route.js';
+import { startAndAnswer } from '../workflow-answer.js';
 
 export function distributeRouter(ctx: ApiContext): Router {
   const r = Router();
@@ -13,7 +13,7 @@ export function distributeRouter(ctx: ApiContext): Router {
       const parsed = parseDistributeRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const d = parsed.value;
-      await startAndRespond(ctx, res, { kind: 'distribute', priority: d.priority, cache: d.cache, steps: distributeSteps(d) }, d.wait, d.timeout_ms);
+      await startAndAnswer(ctx, res, { kind: 'distribute', priority: d.priority, cache: d.cache, steps: distributeSteps(d) }, d.wait, d.timeout_ms);
     }),
   );
   return r;

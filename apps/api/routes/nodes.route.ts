@@ -3,7 +3,6 @@ import { Router, type Request, type Response } from 'express';
 import type { NodeView } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { route } from '../errors.js';
-import { workflowParts } from '../workflow-context.js';
 
 const gb = (mb: number): number => Math.round((mb / 1024) * 100) / 100;
 
@@ -46,7 +45,7 @@ export function nodesRouter(ctx: ApiContext): Router {
   r.get(
     '/v1/cluster/stats',
     route(async (_req: Request, res: Response) => {
-      const [nodes, queues, cache] = await Promise.all([ctx.registry.list(Date.now()), ctx.producer.listQueues(), workflowParts(ctx).cache.stats()]);
+      const [nodes, queues, cache] = await Promise.all([ctx.registry.list(Date.now()), ctx.producer.listQueues(), ctx.cache.stats()]);
       const perQueue: Record<string, { waiting: number; active: number; delayed: number; completed: number; failed: number }> = {};
       await Promise.all(
         queues.map(async (q) => {

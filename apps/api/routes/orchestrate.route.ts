@@ -4,8 +4,7 @@ import { cachePolicy, hashKey } from '../../../libs/cache/index.js';
 import { orchestrateSteps, orchestratorModels, parseOrchestrateRequest, type StepDef } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError } from '../errors.js';
-import { workflowParts } from '../workflow-context.js';
-import { startAndRespond } from './workflows.route.js';
+import { startAndAnswer } from '../workflow-answer.js';
 
 export function orchestrateRouter(ctx: ApiContext): Router {
   const r = Router();
@@ -21,7 +20,7 @@ export function orchestrateRouter(ctx: ApiContext): Router {
       const parsed = parseOrchestrateRequest(req.body, defaults);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const { request: q, settings } = parsed.value;
-      const { coordinator, cache } = workflowParts(ctx);
+      const { coordinator, cache } = ctx;
       // Every model the pipeline may use must exist somewhere, or the request fails now rather than mid-way.
       const probes: StepDef[] = orchestratorModels(settings).map((model) => ({ id: model, call: { type: 'generate', model, prompt: '' }, depends_on: [], optional: false, routing: {} }));
       coordinator.checkRoutable(probes, await ctx.nodes(), () => 'orchestrator');
@@ -40,7 +39,7 @@ export function orchestrateRouter(ctx: ApiContext): Router {
         });
       }
       const stored = { ...settings, ...(key ? { result_cache_key: key } : {}) } as unknown as Record<string, unknown>;
-      await startAndRespond(ctx, res, { kind: 'orchestrate', priority: q.priority, settings: stored, steps: orchestrateSteps(settings) }, q.wait, q.timeout_ms);
+      await startAndAnswer(ctx, res, { kind: 'orchestrate', priority: q.priority, settings: stored, steps: orchestrateSteps(settings) }, q.wait, q.timeout_ms);
     }),
   );
   return r;

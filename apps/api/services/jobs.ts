@@ -1,0 +1,126 @@
+// The job service every surface calls: submit (a cached answer, or a routed, queued job with an optional watch),
+// wait for its end, look it up, cancel it. Framing-free: routes turn its outcomes into their protocol's answers.
+import { randomUUID } from 'node:crypto';
+import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
+import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
+import { buildInferJob, toCall, type InferJob } from '../../../libs/queue/index.js';
+import type { RoutePlan } from '../../../libs/scheduling/index.js';
+import type { ApiContext } from '../context.js';
+import { isRedisDown } from '../errors.js';
+import { cachedJobView, viewFromMessage, viewJob, type CachedJobView, type JobView } from '../job-view.js';
+import type { Watch } from '../waiters.js';
+
+/** A job the API just added: what it needs to wait for it and to answer about it. */
+export interface QueuedJob {
+  id: string;
+  payload: InferJob;
+  plan: RoutePlan;
+  /** Watching its done message since before the add (null unless asked). */
+  watch: Watch | null;
+}
+
+export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'queued'; job: QueuedJob };
+
+/**
+ * Submit a validated request: an L1 cache hit answers at once without a job; otherwise route it (throws
+ * `unsatisfiable` when no node could ever run it) and add it. With `watch`, the watch starts before the add so the
+ * end cannot be missed. A miss carries the cache key so the worker stores the answer.
+ */
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean }): Promise<SubmitOutcome> {
+  const call = toCall(request);
+  const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
+  const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
+  if (cacheKey && hit) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, hit) };
+  const { plan, payload } = buildInferJob(call, request, await ctx.nodes(), ctx.localHosts, Date.now());
+  if (cacheKey) payload.cache_key = cacheKey;
+  const id = randomUUID();
+  const watch = opts.watch ? ctx.waiters.watch(id) : null;
+  try {
+    await ctx.producer.addInference(id, payload, plan.queueInfo);
+  } catch (e) {
+    watch?.close();
+    throw e;
+  }
+  return { kind: 'queued', job: { id, payload, plan, watch } };
+}
+
+/** How long a `wait` may last: with timeout_ms the job ends by itself by then, so a little longer than that. */
+export const waitLimitMs = (ctx: ApiContext, timeoutMs: number | undefined): number =>
+  Math.min(timeoutMs ? timeoutMs + 2000 : ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS);
+
+export type EndOutcome =
+  | { kind: 'completed'; view: JobView }
+  | { kind: 'failed'; view: JobView; error: HydraError }
+  | { kind: 'cancelled'; error: HydraError }
+  | { kind: 'gone'; error: HydraError }
+  /** Still waiting or running at the deadline (or the client left). */
+  | { kind: 'running'; state: string }
+  /** Redis went away while waiting; the job was accepted and is safe there. */
+  | { kind: 'unknown' };
+
+const cancelledError = (id: string) => new HydraError(ErrorCode.Cancelled, `job ${id} was cancelled`);
+
+/**
+ * Wait until the job ends, `ms` pass or `signal` aborts. The done message usually carries the result, so the common
+ * path reads nothing back from Redis; pub/sub is best-effort, so the job is re-read every second. Closes the watch.
+ */
+export async function waitForEnd(ctx: ApiContext, job: QueuedJob & { watch: Watch }, ms: number, signal: AbortSignal): Promise<EndOutcome> {
+  const { id, payload, plan, watch } = job;
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      const msg = await watch.next(Math.min(1000, Math.max(1, deadline - Date.now())), signal);
+      if (msg?.state === 'completed' && msg.result) return { kind: 'completed', view: viewFromMessage(id, payload, plan.queue, msg, ctx.config.JOB_ATTEMPTS) };
+      if (msg?.state === 'cancelled') return { kind: 'cancelled', error: cancelledError(id) };
+      const queue = ctx.producer.queue(plan.queue);
+      let view: JobView | null = null;
+      try {
+        const found = await queue.getJob(id);
+        if (found) view = await viewJob(queue, found);
+      } catch (e) {
+        // Keep waiting for its end (the done subscription comes back with Redis); at the deadline say so.
+        if (!isRedisDown(e as Error)) throw e;
+        if (Date.now() < deadline && !signal.aborted) continue;
+        return { kind: 'unknown' };
+      }
+      if (!view) {
+        if (await ctx.lifecycle.isCancelled(id)) return { kind: 'cancelled', error: cancelledError(id) };
+        return { kind: 'gone', error: new HydraError(ErrorCode.NotFound, `job ${id} no longer exists`) };
+      }
+      if (view.state === 'completed') return { kind: 'completed', view };
+      if (view.state === 'failed') return { kind: 'failed', view, error: failureError(view) };
+      if (Date.now() >= deadline || signal.aborted) return { kind: 'running', state: view.state };
+    }
+  } finally {
+    watch.close();
+  }
+}
+
+/** The HydraError of a failed job's view (its code decides the HTTP status on every surface). */
+export const failureError = (view: JobView): HydraError => new HydraError((view.error?.code ?? ErrorCode.Internal) as ErrorCode, view.error?.message ?? 'the job failed');
+
+export type JobLookup = { kind: 'found'; view: JobView } | { kind: 'cancelled' } | { kind: 'unknown' };
+
+/** A job by id: its view, or that it was cancelled before it ran (removed), or unknown. */
+export async function findJob(ctx: ApiContext, id: string): Promise<JobLookup> {
+  const found = await ctx.lifecycle.find(id);
+  if (found?.job) return { kind: 'found', view: await viewJob(found.queue, found.job) };
+  if (await ctx.lifecycle.isCancelled(id)) return { kind: 'cancelled' };
+  return { kind: 'unknown' };
+}
+
+export type CancelOutcome = { state: 'cancelled' } | { state: 'cancelling' };
+
+/** Cancel a job: throws not_found for an unknown job and conflict for one that already ended. */
+export async function cancelJob(ctx: ApiContext, id: string, why: string): Promise<CancelOutcome> {
+  const r = await ctx.lifecycle.cancel(id, why);
+  if (r.outcome === 'unknown') throw new HydraError(ErrorCode.NotFound, `no job with id ${id}`);
+  if (r.outcome === 'ended') throw new HydraError(ErrorCode.Conflict, `job ${id} already ${r.state}; nothing to cancel`);
+  return r.outcome === 'removed' ? { state: 'cancelled' } : { state: 'cancelling' };
+}
+
+/** A client that leaves before the answer takes its job with it, unless the job was submitted with `detach`. */
+export function cancelOnDisconnect(ctx: ApiContext, id: string, payload: InferJob, why: string): void {
+  if (payload.detach) return;
+  cancelJob(ctx, id, why).catch(() => undefined);
+}

@@ -1,0 +1,26 @@
+// Hydra's JSON answer to a started workflow, shared by /v1/workflows, /v1/distribute and /v1/orchestrate: 202 with
+// links, or with `wait` the final view (200, the failing step's status, 409 when cancelled), or 202 past the wait limit.
+import type { Response } from 'express';
+import type { ErrorCode } from '../../libs/core/index.js';
+import type { StartInput, WorkflowView } from '../../libs/workflows/index.js';
+import { clientGone } from './client-gone.js';
+import type { ApiContext } from './context.js';
+import { STATUS } from './errors.js';
+import { startWorkflow, waitForWorkflow } from './services/workflows.js';
+
+export const workflowLinks = (id: string) => ({ id, status_url: `/v1/workflows/${id}`, stream_url: `/v1/workflows/${id}/stream` });
+
+/** HTTP status of a finished workflow's view: 200, the failing step's error status, or 409 when cancelled. */
+function statusOf(view: WorkflowView): number {
+  if (view.state === 'completed') return 200;
+  if (view.state === 'cancelled') return STATUS.cancelled;
+  return STATUS[view.error?.code as ErrorCode] ?? 502;
+}
+
+export async function startAndAnswer(ctx: ApiContext, res: Response, input: StartInput, wait: boolean | undefined, timeoutMs: number | undefined): Promise<void> {
+  const started = await startWorkflow(ctx, input, { watch: wait === true });
+  if (started.kind === 'started') return void res.status(202).json({ ...workflowLinks(started.id), state: 'running', kind: input.kind, steps: input.steps.length });
+  const end = await waitForWorkflow(ctx, started.id, started.watch, Math.min(timeoutMs ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS), clientGone(res));
+  if (end.kind === 'ended') return void res.status(statusOf(end.view)).json(end.view);
+  res.status(202).json({ ...workflowLinks(started.id), state: end.state, progress: end.progress, note: 'still running after the wait limit; poll status_url or read stream_url' });
+}

@@ -1,0 +1,88 @@
+// The node's heartbeat: probe the backend, build the node record (memory, models, health, breaker), write it to the
+// registry with a TTL. One beat at a time, so a slow probe never lets an older record overwrite a newer one.
+import type { Config } from '../../libs/config/index.js';
+import type { BackendProbe, NodeRecord } from '../../libs/core/index.js';
+import type { Logger } from '../../libs/logger/index.js';
+import type { NodeRegistry } from '../../libs/registry/index.js';
+import type { InferenceBackend } from './backends/backend.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { buildNodeRecord, osRam, readNvidiaSmi } from './resources.js';
+import type { WorkerSettings } from './settings.js';
+
+export interface HeartbeatDeps {
+  backend: InferenceBackend;
+  registry: NodeRegistry;
+  breaker: CircuitBreaker;
+  logger: Logger;
+  /** The backend started or stopped answering. */
+  onHealthChange: (healthy: boolean) => void;
+}
+
+/** Memory facts from config: what a node without nvidia-smi says it has, and what it keeps free. */
+type MemoryConfig = Pick<Config, 'NODE_URL' | 'NODE_VRAM_GB' | 'NODE_RAM_GB' | 'VRAM_BUFFER_MB' | 'NUM_CTX' | 'NUM_PARALLEL'>;
+
+export class Heartbeat {
+  private current: NodeRecord | null = null;
+  private lastHealthy: boolean | null = null;
+  private inFlight: Promise<NodeRecord> | null = null;
+  private soonTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly s: WorkerSettings,
+    private readonly mem: MemoryConfig,
+    private readonly d: HeartbeatDeps,
+  ) {}
+
+  /** The latest record (null before the first beat). */
+  record(): NodeRecord | null {
+    return this.current;
+  }
+
+  /** Probe and publish now; a beat already running is joined rather than overlapped. */
+  beat(): Promise<NodeRecord> {
+    this.inFlight ??= this.run().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  /** A beat within 200 ms (a model was loaded or evicted), at most one pending. */
+  soon(): void {
+    this.soonTimer ??= setTimeout(() => {
+      this.soonTimer = null;
+      this.beat().catch(() => undefined);
+    }, 200);
+  }
+
+  stop(): void {
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.soonTimer = null;
+  }
+
+  private async run(): Promise<NodeRecord> {
+    const { s, mem, d } = this;
+    const probe: BackendProbe = await d.backend.probe(AbortSignal.timeout(Math.max(1000, s.heartbeatMs)));
+    const rec = buildNodeRecord({
+      id: s.nodeId,
+      url: mem.NODE_URL ?? d.backend.url,
+      backend: d.backend.kind,
+      probe,
+      gpu: await readNvidiaSmi(),
+      ...(mem.NODE_VRAM_GB !== undefined ? { nodeVramGb: mem.NODE_VRAM_GB } : {}),
+      ...(mem.NODE_RAM_GB !== undefined ? { nodeRamGb: mem.NODE_RAM_GB } : {}),
+      bufferMb: mem.VRAM_BUFFER_MB,
+      numCtx: mem.NUM_CTX,
+      numParallel: mem.NUM_PARALLEL,
+      slots: s.slots,
+      now: Date.now(),
+      ram: osRam(),
+    });
+    rec.breaker = d.breaker.view(Date.now());
+    this.current = rec;
+    await d.registry.heartbeat(rec, s.heartbeatMs * 3);
+    if (this.lastHealthy !== rec.healthy) {
+      d.logger[rec.healthy ? 'info' : 'warn']({ node: s.nodeId, backend: d.backend.url, err: rec.error }, rec.healthy ? 'backend healthy' : 'backend unhealthy; not pulling jobs');
+      this.lastHealthy = rec.healthy;
+      d.onHealthChange(rec.healthy);
+    }
+    return rec;
+  }
+}
