@@ -6,10 +6,10 @@
 // Runs on this machine only: a private redis-server, simulated Ollama nodes (labelled simulated), workers and the
 // API as child processes.
 import { parseArgs } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { mulberry32 } from '../libs/core/index.js';
 import { HYDRA_BIN, child, freePort, startRedis, stopChildren, until } from './support.js';
-import type { ChildProcess } from 'node:child_process';
 
 export interface ChaosOptions {
   jobs: number;

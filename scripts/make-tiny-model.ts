@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeTinyModel } from '../libs/tiny-model/index.js';
 
-export const DEFAULT_TINY_MODEL_PATH = './models/tiny-toy-llama.gguf';
+const DEFAULT_TINY_MODEL_PATH = './models/tiny-toy-llama.gguf';
 
 /** `make-tiny-model [--out <path>]`: writes the model and prints where and how big. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -1,9 +1,8 @@
 // Workflows end to end: DAGs as BullMQ flows on real workers and simulated nodes — diamond, full parallelism, SIGKILL
 // redelivery, optional and required failures, validation, cancel, step stream, fan-out on a mixed cluster.
-import { Job, WaitingChildrenError, Worker } from 'bullmq';
+import { Job, UnrecoverableError, WaitingChildrenError, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedAnswer } from '../apps/node-sim/sim-server.js';
-import { workflowParts } from '../apps/api/workflow-context.js';
 import { createRedis } from '../libs/queue/index.js';
 import { GATE_QUEUE, WORKFLOW_QUEUE, gateJobId, stepJobId } from '../libs/workflows/index.js';
 import { readSse, startCluster, type TestCluster } from './support/cluster.js';
@@ -283,7 +282,7 @@ describe('coordinator idempotency and repair (no worker: the test plays the work
   });
 
   it('a duplicate completion of a shared dependency changes nothing; a completion whose hook never ran is repaired by the sweep', async () => {
-    const { coordinator } = workflowParts(c.ctx);
+    const { coordinator } = c.ctx;
     const { id } = await coordinator.start({
       kind: 'dag',
       priority: 5,
@@ -313,7 +312,7 @@ describe('coordinator idempotency and repair (no worker: the test plays the work
     while (taken && taken.id !== stepJobId(id, 'b')) taken = await w.getNextJob(token, { block: false });
     await taken!.moveToCompleted(result('B!'), token, false);
     await c.ctx.redis.hset(c.ctx.keys.workflow(id), 'updated_at', '0'); // quiet long enough for the sweep
-    expect(await coordinator.reconcile(Date.now(), 1000)).toBeGreaterThanOrEqual(1);
+    expect(await coordinator.repair.reconcile(Date.now(), 1000)).toBeGreaterThanOrEqual(1);
     const after = await coordinator.view(id);
     expect(step(after, 'b')).toMatchObject({ state: 'completed', output: 'B!' });
     expect(after!.state).toBe('running'); // c is still waiting for a worker
@@ -322,7 +321,7 @@ describe('coordinator idempotency and repair (no worker: the test plays the work
   });
 
   it('puts a workflow job released too early back to waiting for its steps', async () => {
-    const { coordinator } = workflowParts(c.ctx);
+    const { coordinator } = c.ctx;
     const { id } = await coordinator.start({ kind: 'dag', priority: 5, steps: [{ id: 'only', call: { type: 'generate', model: 'm', prompt: 'x' }, depends_on: [], optional: false, routing: {} }] });
     const parents = c.ctx.producer.queue(WORKFLOW_QUEUE);
     // Someone removes the gate and the step's job (say in Bull Board): BullMQ releases the parent with a step pending.
@@ -332,16 +331,50 @@ describe('coordinator idempotency and repair (no worker: the test plays the work
     const w = new Worker(WORKFLOW_QUEUE, undefined, { connection: conn, prefix: c.prefix, autorun: false, skipVersionCheck: true });
     const job = await w.getNextJob('tok', { block: false });
     expect(job?.id).toBe(id);
-    await expect(coordinator.finalise(job!, 'tok')).rejects.toBeInstanceOf(WaitingChildrenError);
+    await expect(coordinator.finaliser.finalise(job!, 'tok')).rejects.toBeInstanceOf(WaitingChildrenError);
     expect(await (await Job.fromId(parents, id))!.getState()).toBe('waiting-children');
     expect(await c.ctx.producer.queue(GATE_QUEUE).getJob(gateJobId(id))).toBeDefined();
     // The sweep then notices the step's job is gone and settles it; the gate goes and the parent is released for good.
     await c.ctx.redis.hset(c.ctx.keys.workflow(id), 'updated_at', '0');
-    await coordinator.reconcile(Date.now(), 1000);
+    await coordinator.repair.reconcile(Date.now(), 1000);
     expect((await coordinator.view(id))!.steps[0]).toMatchObject({ state: 'cancelled', error: { message: 'the step job was removed from its queue' } });
     expect(await (await Job.fromId(parents, id))!.getState()).toBe('waiting');
     await w.close();
     conn.disconnect();
+  });
+
+  it('shows a step failed by BullMQ’s stalled checker as a poison pill, in its workflow as in its job view', async () => {
+    const { coordinator } = c.ctx;
+    const { id } = await coordinator.start({ kind: 'dag', priority: 5, steps: [{ id: 'crash', call: { type: 'generate', model: 'm', prompt: 'oom' }, depends_on: [], optional: false, routing: {} }] });
+    const jobId = stepJobId(id, 'crash');
+    const q = c.ctx.producer.queue('infer.m_latest');
+    // A worker takes the step and dies with it: no lock renewal, no after-job hook. BullMQ's stalled checker marks the
+    // job (maxStalledCount 0), and BullMQ's processor fails it on its next take, in BullMQ's own words.
+    const conn = createRedis(c.redisUrl, 'worker');
+    const w = new Worker('infer.m_latest', undefined, { connection: conn, prefix: c.prefix, autorun: false, skipVersionCheck: true, lockDuration: 300, stalledInterval: 100, maxStalledCount: 0 });
+    const take = async (token: string) => {
+      let taken = await w.getNextJob(token, { block: false });
+      while (taken && taken.id !== jobId) taken = await w.getNextJob(token, { block: false });
+      return taken!;
+    };
+    await take('dying');
+    void w.startStalledCheckTimer();
+    await waitFor(async () => (await Job.fromId(q, jobId))?.deferredFailure, { what: 'the stalled checker to mark the step job' });
+    const again = await take('next');
+    expect(again.deferredFailure).toBe('job stalled more than allowable limit');
+    await again.moveToFailed(new UnrecoverableError(again.deferredFailure), 'next', false);
+    await w.close();
+    conn.disconnect();
+
+    // The sweep finds the failed job whose hook never ran; the step reads its failure with the job view's decoder.
+    await c.ctx.redis.hset(c.ctx.keys.workflow(id), 'updated_at', '0');
+    expect(await coordinator.repair.reconcile(Date.now(), 1000)).toBeGreaterThanOrEqual(1);
+    const v = await coordinator.view(id);
+    expect(step(v, 'crash')).toMatchObject({ state: 'failed', error: { code: 'poison_pill' } });
+    expect(v).toMatchObject({ failed_step: 'crash', error: { code: 'poison_pill' } });
+    const jobView = await c.get(`/v1/jobs/${jobId}`);
+    expect(jobView.body).toMatchObject({ state: 'failed', error: { code: 'poison_pill' } });
+    expect(step(v, 'crash').error).toEqual(jobView.body.error);
   });
 });
 

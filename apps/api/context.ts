@@ -4,7 +4,7 @@ import { createL1Cache, type L1Cache } from '../../libs/cache/index.js';
 import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createProducer, createRedis, hydraKeys, type HydraKeys, type JobLifecycle, type Producer } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, type NodeList } from '../../libs/registry/index.js';
+import { cachedNodeList, NodeRegistry, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { Waiters } from './waiters.js';
 
@@ -19,7 +19,7 @@ export interface ApiContext {
   registry: NodeRegistry;
   waiters: Waiters;
   /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
-  nodes: NodeList;
+  nodes: NodeList<NodeView>;
   /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
   cache: L1Cache;
   coordinator: Coordinator;

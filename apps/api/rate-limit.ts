@@ -4,34 +4,9 @@ import type { Request, RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { loadScript, QUEUE_SCRIPTS, replyCode } from '../../libs/queue/index.js';
 import { presentedKey } from './auth.js';
 import { sendError } from './errors.js';
-
-/**
- * Sliding log in one call: a sorted set per client of the times (ms, Redis' clock, so replicas with skewed clocks
- * agree) of its requests in the last `win` ms. Exact: never more than `limit` requests in any window-long span.
- * Memory: one entry per counted request, at most `limit` per client. A refused request is not recorded, so
- * hammering does not extend the wait. Returns {allowed 1|0, remaining, retry after (ms)}.
- */
-const RATE_LUA = `
-local win = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
-local c = redis.call('ZCARD', KEYS[1])
-if c < limit then
-  -- unique member: within one ms the count only grows (nothing that old is removed in between)
-  redis.call('ZADD', KEYS[1], now, now .. ':' .. c)
-  redis.call('PEXPIRE', KEYS[1], win)
-  return {1, limit - c - 1, 0}
-end
--- allowed again once the (c - limit + 1) oldest requests have left the window
-local e = redis.call('ZRANGE', KEYS[1], c - limit, c - limit, 'WITHSCORES')
-return {0, 0, math.max(tonumber(e[2]) + win - now, 1)}
-`;
-
-type Limited = Redis & { hydraRateLimit(key: string, windowMs: string, limit: string): Promise<[number, number, number]> };
 
 export interface RateDecision {
   allowed: boolean;
@@ -39,11 +14,14 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
-/** Count one request of `key` against `limit` per `windowMs`. */
+/**
+ * Count one request of `key` against `limit` per `windowMs`: an exact sliding log on Redis' clock
+ * (libs/queue/scripts/rate-limit.lua), so every API replica draws on one budget.
+ */
 export async function hitRateLimit(redis: Redis, key: string, limit: number, windowMs: number): Promise<RateDecision> {
-  if (!('hydraRateLimit' in redis)) redis.defineCommand('hydraRateLimit', { numberOfKeys: 1, lua: RATE_LUA });
-  const [allowed, remaining, retryAfterMs] = await (redis as Limited).hydraRateLimit(key, String(windowMs), String(limit));
-  return { allowed: allowed === 1, remaining, retryAfterMs };
+  const hit = loadScript<[string, number, number]>(redis, QUEUE_SCRIPTS, 'rate-limit');
+  const [code, remaining, retryAfterMs] = await hit([key], [windowMs, limit]);
+  return { allowed: replyCode('rate-limit', code, ['allowed', 'limited']) === 'allowed', remaining, retryAfterMs };
 }
 
 /**

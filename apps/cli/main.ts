@@ -1,7 +1,5 @@
 // The hydra command line: up (a whole local cluster), api, worker, sim, make-tiny-model.
-import { fileURLToPath } from 'node:url';
-
-export const USAGE = `usage: hydra <command> [options]
+const USAGE = `usage: hydra <command> [options]
 
   up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
                                with AOF under ./data), the API, and one worker on the best backend
@@ -50,6 +48,3 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = 2;
   }
 }
-
-/** Absolute path of bin/hydra.mjs, for launching child processes. */
-export const HYDRA_BIN = fileURLToPath(new URL('../../bin/hydra.mjs', import.meta.url));

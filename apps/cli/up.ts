@@ -1,12 +1,13 @@
 // `hydra up`: Redis (reuse or start a private one with AOF), the API, a worker on the best backend, optional simulated nodes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.js';
 import { parseRedisUrl, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
-import { HYDRA_BIN } from './main.js';
+import { HYDRA_BIN } from './paths.js';
 
 /** Simulated fleet for `--sim N`: labelled simulated everywhere; sizes in GB. */
 const SIM_FLEET = [
@@ -84,7 +85,9 @@ export async function up(argv: string[]): Promise<void> {
     stopping = true;
     // Workers and API first, Redis last so workers can hand jobs back.
     for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.proc.exitCode !== null ? null : new Promise((r) => c.proc.once('exit', r)))));
+    // A child killed by a signal has exitCode null but signalCode set: it has exited and will not emit 'exit' again.
+    const running = children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+    await Promise.all(running.map((c) => once(c.proc, 'exit')));
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
   process.on('SIGTERM', () => void stopAll().then(() => process.exit(0)));

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../../libs/logger/index.js';
 import { createSimNode, parseModelsArg, type SimNodeOptions } from './sim-server.js';
 
-export const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
+const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
   --port P                 port to listen on (default 0: a free port, printed)
   --host H                 address to bind (default 127.0.0.1)
   --vram-gb G              memory for loaded models, decimal GB (required)
@@ -19,7 +19,7 @@ export const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=si
 `;
 
 /** A bad command line: the message names the flag; the process exits with code 2. */
-export class UsageError extends Error {
+class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';

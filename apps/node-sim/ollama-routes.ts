@@ -7,7 +7,7 @@ import { parseKeepAlive } from './sim-memory.js';
 import { modelDetails, modelDigest, showBody, tagsEntry, type SimModelSpec } from './sim-models.js';
 import { countPromptTokens, planAnswer, type AnswerFormat, type PlannedAnswer } from './sim-text.js';
 
-export const SIM_VERSION = '0.12.0-simulated';
+const SIM_VERSION = '0.12.0-simulated';
 /** What /api/ps shows as `expires_at` for a model kept loaded for good (Ollama shows a far-future time too). */
 const NEVER = '2318-01-01T00:00:00.000Z';
 /** Context length /api/ps reports for loaded models (Ollama's default num_ctx). */

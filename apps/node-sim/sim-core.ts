@@ -73,7 +73,7 @@ const DEFAULT_DROP_AFTER_TOKENS = 1;
 const PROMPT_SPEEDUP = 10;
 
 /** Thrown inside a request after the node cut the connection on purpose. */
-export class DroppedError extends Error {
+class DroppedError extends Error {
   constructor() {
     super('connection dropped by an injected fault');
     this.name = 'DroppedError';

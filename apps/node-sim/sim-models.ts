@@ -48,7 +48,7 @@ export const modelDigest = (m: SimModelSpec): string => createHash('sha256').upd
 /** Q4_K_M weighs about 0.6 GB per billion parameters: the size gives a plausible parameter count. */
 const GB_PER_BILLION_PARAMS = 0.6;
 
-export interface SimArch {
+interface SimArch {
   block_count: number;
   embedding_length: number;
   head_count: number;
@@ -67,7 +67,7 @@ const ARCH_BY_PARAMS: Array<{ maxBillions: number; arch: SimArch }> = [
 ];
 const LARGEST_ARCH: SimArch = { block_count: 126, embedding_length: 16384, head_count: 128, head_count_kv: 8, context_length: 131072 };
 
-export function archOf(m: SimModelSpec): SimArch {
+function archOf(m: SimModelSpec): SimArch {
   if (m.embeddingLength !== undefined) {
     const heads = m.embeddingLength % 64 === 0 ? m.embeddingLength / 64 : 1;
     return { block_count: 12, embedding_length: m.embeddingLength, head_count: heads, head_count_kv: heads, context_length: 8192 };

@@ -7,9 +7,9 @@ import { SimHttpError, readJsonBody, sendError, sendJson, type Flavor, type Rout
 import { ollamaRoutes } from './ollama-routes.js';
 import { openaiRoutes } from './openai-routes.js';
 
-export { parseModelsArg, type SimModelSpec } from './sim-models.js';
-export { planAnswer, simulatedAnswer, schemaInstance, embeddingFor, countPromptTokens, DEFAULT_ANSWER_TOKENS } from './sim-text.js';
-export type { SimNodeOptions, SimState, Faults } from './sim-core.js';
+export { parseModelsArg } from './sim-models.js';
+export { simulatedAnswer, schemaInstance } from './sim-text.js';
+export type { SimNodeOptions, SimState } from './sim-core.js';
 
 export interface SimNode {
   /** `http://host:port`, no trailing slash. */
@@ -21,7 +21,7 @@ export interface SimNode {
 }
 
 /** Every response carries this header so nobody mistakes the simulation for a real node. */
-export const SIMULATED_HEADER = 'X-Hydra-Simulated';
+const SIMULATED_HEADER = 'X-Hydra-Simulated';
 
 function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
   const positive = (name: string, v: number): number => {

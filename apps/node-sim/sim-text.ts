@@ -2,11 +2,11 @@
 import { createHash } from 'node:crypto';
 
 /** Tokens in an answer when neither `num_predict` nor `sim_answer_tokens` says otherwise. */
-export const DEFAULT_ANSWER_TOKENS = 16;
+const DEFAULT_ANSWER_TOKENS = 16;
 /** Prompt words echoed into a plain-text answer. */
-export const ECHOED_PROMPT_WORDS = 8;
+const ECHOED_PROMPT_WORDS = 8;
 /** Characters per streamed piece of a JSON answer. */
-export const JSON_PIECE_CHARS = 8;
+const JSON_PIECE_CHARS = 8;
 /** Embedding width of a model declared without one. */
 export const DEFAULT_EMBEDDING_LENGTH = 384;
 

@@ -2,7 +2,7 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../libs/logger/index.js';
-import type { HydraKeys } from '../../libs/queue/index.js';
+import { prioritizedTail, readJobFields, type HydraKeys } from '../../libs/queue/index.js';
 import { agedPriority, fromBullPriority, toBullPriority, type QueueInfo } from '../../libs/scheduling/index.js';
 
 export class Ager {
@@ -32,20 +32,19 @@ export class Ager {
     if (!got) return 0;
     let promoted = 0;
     for (const info of queues) {
-      // Lowest-urgency jobs sit at the end of the prioritized set; look at the oldest few hundred. One pipelined
-      // read of their times and priorities; a Job is fetched only for the ones to promote.
-      const ids = await this.redis.zrange(this.keys.queueKey(info.name, 'prioritized'), '-500', '-1');
+      // Lowest-urgency jobs sit at the end of the prioritized set; look at the last few hundred (the newest of that
+      // band, not the oldest: issue #10). One pipelined read of their times and priorities; a Job is fetched only
+      // for the ones to promote.
+      const ids = await prioritizedTail(this.redis, this.keys, info.name, 500);
       if (ids.length === 0) continue;
-      const p = this.redis.pipeline();
-      for (const id of ids) p.hmget(this.keys.queueKey(info.name, id), 'timestamp', 'priority', 'opts');
-      const rows = (await p.exec()) ?? [];
+      const rows = await readJobFields(this.redis, this.keys, info.name, ids);
       for (const [i, id] of ids.entries()) {
-        const [timestamp, current, opts] = (rows[i]?.[1] ?? []) as (string | null)[];
-        if (!timestamp || !current || !opts) continue;
-        // opts.priority is the priority the job was added with; changePriority only moves the `priority` field.
-        const added = (JSON.parse(opts) as { priority?: number }).priority ?? toBullPriority(5);
-        const target = toBullPriority(agedPriority(fromBullPriority(added), now - Number(timestamp), this.stepMs));
-        if (target >= Number(current)) continue;
+        const fields = rows[i];
+        if (!fields) continue;
+        // The priority the job was added with; changePriority only moves its current one.
+        const added = fields.addedPriority ?? toBullPriority(5);
+        const target = toBullPriority(agedPriority(fromBullPriority(added), now - fields.timestamp, this.stepMs));
+        if (target >= fields.priority) continue;
         const job = await Job.fromId(this.queue(info.name), id);
         // lifo keeps the promoted job ahead of fresh jobs of its new band.
         if (job) await job.changePriority({ priority: target, lifo: true }).catch(() => undefined);

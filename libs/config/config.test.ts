@@ -25,6 +25,15 @@ describe('config', () => {
   it('parses API_KEYS as a comma list', () => {
     expect(loadConfig({ API_KEYS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb' }).API_KEYS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
   });
+  it('parses OPENAI_MODEL_SIZES as GB by model name', () => {
+    expect(loadConfig({}).OPENAI_MODEL_SIZES).toEqual({});
+    expect(loadConfig({ OPENAI_MODEL_SIZES: 'qwen3:14b=9.3, hf.co/org/m:Q4_K_M=0.5,' }).OPENAI_MODEL_SIZES).toEqual({ 'qwen3:14b': 9.3, 'hf.co/org/m:Q4_K_M': 0.5 });
+  });
+  it.each(['qwen3:14b', 'qwen3:14b=', '=2', 'qwen3:14b=big', 'qwen3:14b=-1'])('says how to write OPENAI_MODEL_SIZES, not %j', (bad) => {
+    expect(() => loadConfig({ OPENAI_MODEL_SIZES: `llama3.2:3b=2,${bad}` })).toThrow(
+      `OPENAI_MODEL_SIZES="llama3.2:3b=2,${bad}": must be "name=GB,..." with sizes in GB (GiB), e.g. "qwen3:14b=9.3,llama3.2:3b=2"; "${bad}" is not`,
+    );
+  });
   it('.env.example lists every variable, and only those', () => {
     const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const listed = text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.slice(0, l.indexOf('=')));

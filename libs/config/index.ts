@@ -44,7 +44,7 @@ const modelSizes = z
   });
 
 /** Every variable Hydra reads. `.env.example` documents each one; keep them in step (a test checks). */
-export const ConfigSchema = z.object({
+const ConfigSchema = z.object({
   // shared
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

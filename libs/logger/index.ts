@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'apiKey',
   'apiKeys',
   'api_key',

@@ -7,3 +7,4 @@ export * from './producer.js';
 export * from './submit.js';
 export * from './token-stream.js';
 export * from './scripts.js';
+export * from './bullmq-internals.js';

@@ -1,19 +1,40 @@
 // The one loader of Hydra's Lua scripts. Each script is a file `<name>.lua` whose header declares what it touches:
-//   -- KEYS: key1 key2 ...      (every key the script reads or writes: required on Redis Cluster)
+//   -- KEYS: key1 key2 ...      (every key the script reads or writes: required on Redis Cluster; `(none)` if none)
 //   -- ARGV: arg1 arg2 ...
-//   -- RETURNS: what it answers (named codes, not bare numbers)
-// `loadScript` reads the file once and defines it on a connection as a command with that many keys.
+//   -- RETURNS: what it answers (named codes such as 'ok' / 'full', not bare numbers)
+// A list may end in a repeated part: `name...` (any number of them) or `[a b c]...` (any number of such groups).
+// `loadScript` reads the file once and defines it on a connection as a command; calls are checked against the header.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+
+/** A header list: fixed names, then an optional repeated group (empty when the list has a fixed length). */
+export interface ScriptArgs {
+  fixed: readonly string[];
+  each: readonly string[];
+}
 
 export interface ScriptSpec {
   name: string;
   lua: string;
-  keys: string[];
-  argv: string[];
+  /** Of the file's text: names the command, so a changed script never reuses a stale definition. */
+  sha: string;
+  keys: ScriptArgs;
+  argv: ScriptArgs;
 }
 
 const specs = new Map<string, ScriptSpec>();
+
+function parseArgs(file: URL, tag: string, line: string): ScriptArgs {
+  const words = (s: string) => s.trim().split(/\s+/).filter((w) => w && w !== '(none)');
+  const m = /^(.*?)(?:\[([^\]]*)\]|(\S+))\.\.\.\s*$/.exec(line);
+  const fixed = m ? m[1]! : line;
+  const each = m ? words(m[2] ?? m[3]!) : [];
+  if (/[[\]]|\.\.\./.test(fixed) || (m && each.length === 0)) {
+    throw new Error(`Lua script ${file.pathname}: "-- ${tag}:" may end in one repeated part, "name..." or "[a b]..."`);
+  }
+  return { fixed: words(fixed), each };
+}
 
 /** Parse a script file's header; throws naming the file when the KEYS line is missing. */
 export function readScript(dir: URL, name: string): ScriptSpec {
@@ -22,30 +43,49 @@ export function readScript(dir: URL, name: string): ScriptSpec {
   if (have) return have;
   const file = new URL(`${name}.lua`, dir);
   const lua = readFileSync(file, 'utf8');
-  const header = (tag: string): string[] | null => {
-    const m = new RegExp(`^--\\s*${tag}:(.*)$`, 'm').exec(lua);
-    return m ? m[1]!.trim().split(/\s+/).filter((w) => w && w !== '(none)') : null;
-  };
+  const header = (tag: string): string | null => new RegExp(`^--\\s*${tag}:(.*)$`, 'm').exec(lua)?.[1] ?? null;
   const keys = header('KEYS');
   if (keys === null) throw new Error(`Lua script ${file.pathname} has no "-- KEYS:" header line`);
-  const spec = { name, lua, keys, argv: header('ARGV') ?? [] };
+  const sha = createHash('sha1').update(lua).digest('hex');
+  const spec = { name, lua, sha, keys: parseArgs(file, 'KEYS', keys), argv: parseArgs(file, 'ARGV', header('ARGV') ?? '') };
   specs.set(cacheKey, spec);
   return spec;
 }
 
+/** A loaded script: its keys, then its arguments, as its header lists them. */
+export type ScriptCall<R> = (keys: readonly string[], argv: readonly (string | number)[]) => Promise<R>;
+
+const fits = (n: number, a: ScriptArgs): boolean =>
+  a.each.length === 0 ? n === a.fixed.length : n >= a.fixed.length && (n - a.fixed.length) % a.each.length === 0;
+const describe = (a: ScriptArgs): string => [...a.fixed, ...(a.each.length ? [`[${a.each.join(' ')}]...`] : [])].join(' ') || '(none)';
+
 /**
- * Define script `name` from `dir` on `redis` (once per connection) as command `hydra_<name>`, and return a caller
- * that takes the keys then the arguments. The key count comes from the header, so a caller cannot pass keys as ARGV.
+ * Define script `name` from `dir` on `redis` (once per connection) and return a caller that takes the keys then the
+ * arguments. Keys and arguments are counted against the header, so a caller cannot pass keys as ARGV (which would
+ * hide them from Redis Cluster) nor drift from the script. The command name carries the script's hash: two folders'
+ * scripts of one name, or an edited script, never reuse a stale definition.
  */
-export function loadScript<R = unknown>(redis: Redis, dir: URL, name: string): (keys: readonly string[], argv: readonly (string | number)[]) => Promise<R> {
+export function loadScript<R = unknown>(redis: Redis, dir: URL, name: string): ScriptCall<R> {
   const spec = readScript(dir, name);
-  const command = `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}`;
-  if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: spec.keys.length, lua: spec.lua });
-  return (keys, argv) => {
-    if (keys.length !== spec.keys.length) throw new Error(`script ${name} takes ${spec.keys.length} keys (${spec.keys.join(' ')}), got ${keys.length}`);
+  const command = `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`;
+  // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
+  const fixedKeys = spec.keys.each.length === 0 ? spec.keys.fixed.length : undefined;
+  if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: fixedKeys, lua: spec.lua });
+  return async (keys, argv) => {
+    if (!fits(keys.length, spec.keys)) throw new Error(`script ${name} takes KEYS ${describe(spec.keys)}, got ${keys.length}`);
+    if (!fits(argv.length, spec.argv)) throw new Error(`script ${name} takes ARGV ${describe(spec.argv)}, got ${argv.length}`);
     const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<R>>)[command]!;
-    return fn.call(redis, ...keys, ...argv);
+    return fixedKeys === undefined ? fn.call(redis, keys.length, ...keys, ...argv) : fn.call(redis, ...keys, ...argv);
   };
+}
+
+/**
+ * A script's status code, checked against the codes its caller handles: anything else means the script and its
+ * caller drifted apart, which must fail loudly rather than read as one of the codes.
+ */
+export function replyCode<const C extends string>(script: string, reply: unknown, codes: readonly C[]): C {
+  if (typeof reply === 'string' && (codes as readonly string[]).includes(reply)) return reply as C;
+  throw new Error(`script ${script} answered ${JSON.stringify(reply)}, expected one of ${codes.join(', ')}`);
 }
 
 /** This folder's scripts (libs/queue/scripts/). */

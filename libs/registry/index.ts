@@ -1,7 +1,7 @@
 // Node registry in Redis: register/heartbeat with a TTL, list live nodes, and atomic memory reservations per node.
 import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../core/index.js';
-import type { HydraKeys } from '../queue/index.js';
+import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
 
 export interface NodeView extends NodeRecord {
   /** Jobs holding a reservation on this node right now (all its worker processes). */
@@ -10,74 +10,19 @@ export interface NodeView extends NodeRecord {
   reserved_mb: number;
 }
 
-/**
- * Reserve memory for one job on a node, atomically across every worker process sharing the node id.
- * Entries: field = job id, value = "model|mb|expiresAtMs". Memory counts once per distinct model
- * (concurrent requests share a loaded model); idle loaded models are not counted because the backend
- * evicts them to make room. Expired entries (a crashed worker) are dropped here.
- * Returns {1, used} when admitted, {0, used} when it does not fit.
- */
-const RESERVE_LUA = `
-local now = tonumber(ARGV[5])
-local entries = redis.call('HGETALL', KEYS[1])
-local perModel = {}
-local total = 0
-for i = 1, #entries, 2 do
-  local f, v = entries[i], entries[i + 1]
-  local model, mb, exp = string.match(v, '^(.*)|(%d+)|(%d+)$')
-  if model == nil or tonumber(exp) <= now then
-    redis.call('HDEL', KEYS[1], f)
-  elseif f ~= ARGV[1] then
-    mb = tonumber(mb)
-    local cur = perModel[model]
-    if cur == nil then perModel[model] = mb; total = total + mb
-    elseif cur < mb then perModel[model] = mb; total = total + mb - cur end
-  end
-end
-local need = tonumber(ARGV[3])
-local cur = perModel[ARGV[2]]
-local add = need
-if cur ~= nil then add = math.max(0, need - cur) end
-if total + add > tonumber(ARGV[4]) then return {0, total} end
-local ttl = tonumber(ARGV[6])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. (now + ttl))
-redis.call('PEXPIRE', KEYS[1], ttl * 4)
-local used = total + add
-if used > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], used) end
-return {1, used}
-`;
-
-/** Push the expiry of this process's live entries forward (lock renewal). */
-const RENEW_LUA = `
-local exp = tonumber(ARGV[1])
-for i = 3, #ARGV do
-  local v = redis.call('HGET', KEYS[1], ARGV[i])
-  if v then
-    local model, mb = string.match(v, '^(.*)|(%d+)|%d+$')
-    redis.call('HSET', KEYS[1], ARGV[i], model .. '|' .. mb .. '|' .. exp)
-  end
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
-return 1
-`;
-
-type Reserver = Redis & {
-  hydraReserve(k1: string, k2: string, jobId: string, model: string, mb: string, cap: string, now: string, ttl: string): Promise<[number, number]>;
-  hydraRenew(k1: string, ...args: string[]): Promise<number>;
-};
+/** This lib's Lua (reserve.lua, renew.lua): a reservation is one atomic step across every process of a node. */
+const REGISTRY_SCRIPTS = new URL('./scripts/', import.meta.url);
 
 export class NodeRegistry {
-  private readonly r: Reserver;
+  private readonly reserveScript: ScriptCall<[string, number]>;
+  private readonly renewScript: ScriptCall<number>;
 
   constructor(
-    redis: Redis,
+    private readonly r: Redis,
     private readonly keys: HydraKeys,
   ) {
-    this.r = redis as Reserver;
-    if (!('hydraReserve' in redis)) {
-      redis.defineCommand('hydraReserve', { numberOfKeys: 2, lua: RESERVE_LUA });
-      redis.defineCommand('hydraRenew', { numberOfKeys: 1, lua: RENEW_LUA });
-    }
+    this.reserveScript = loadScript(r, REGISTRY_SCRIPTS, 'reserve');
+    this.renewScript = loadScript(r, REGISTRY_SCRIPTS, 'renew');
   }
 
   /** Write the node's record with a TTL (a node that stops heartbeating disappears). */
@@ -121,18 +66,13 @@ export class NodeRegistry {
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  /** Admit a job of `model` needing `mb` if the node's reservations leave room under `capacityMb`; `usedMb` is the total then. */
   async reserve(nodeId: string, jobId: string, model: string, mb: number, capacityMb: number, now: number, ttlMs: number): Promise<{ ok: boolean; usedMb: number }> {
-    const [ok, used] = await this.r.hydraReserve(
-      this.keys.reservations(nodeId),
-      this.keys.reservationPeak(nodeId),
-      jobId,
-      model,
-      String(Math.ceil(mb)),
-      String(Math.floor(capacityMb)),
-      String(now),
-      String(ttlMs),
+    const [code, used] = await this.reserveScript(
+      [this.keys.reservations(nodeId), this.keys.reservationPeak(nodeId)],
+      [jobId, model, Math.ceil(mb), Math.floor(capacityMb), now, ttlMs],
     );
-    return { ok: ok === 1, usedMb: used };
+    return { ok: replyCode('reserve', code, ['admitted', 'full']) === 'admitted', usedMb: used };
   }
 
   async release(nodeId: string, jobId: string): Promise<void> {
@@ -140,7 +80,7 @@ export class NodeRegistry {
   }
 
   async renew(nodeId: string, jobIds: string[], now: number, ttlMs: number): Promise<void> {
-    if (jobIds.length) await this.r.hydraRenew(this.keys.reservations(nodeId), String(now + ttlMs), String(ttlMs), ...jobIds);
+    if (jobIds.length) await this.renewScript([this.keys.reservations(nodeId)], [now + ttlMs, ttlMs, ...jobIds]);
   }
 
   /** Highest reserved memory (MB) ever admitted on a node: for tests and metrics. */
@@ -148,3 +88,4 @@ export class NodeRegistry {
     return Number((await this.r.get(this.keys.reservationPeak(nodeId))) ?? 0);
   }
 }
+export * from './node-list.js';

@@ -1,14 +1,11 @@
 // A node list cached for a moment: routing at submit does not need fresher than heartbeats, and a burst of submits
 // must not read the whole registry once each.
-import type { NodeRegistry, NodeView } from './index.js';
 
-export interface NodeList {
-  /** Registered nodes, at most `ttlMs` old. */
-  (): Promise<NodeView[]>;
-}
+export type NodeList<T> = () => Promise<T[]>;
 
-export function cachedNodeList(registry: NodeRegistry, ttlMs = 250): NodeList {
-  let cached: { at: number; nodes: Promise<NodeView[]> } | null = null;
+/** `list` (the registry's) called at most once per `ttlMs`; a failed read is not cached. */
+export function cachedNodeList<T>(registry: { list(now: number): Promise<T[]> }, ttlMs = 250): NodeList<T> {
+  let cached: { at: number; nodes: Promise<T[]> } | null = null;
   return () => {
     const now = Date.now();
     if (!cached || now - cached.at > ttlMs) {

@@ -2,10 +2,8 @@
 export { encodeGguf, gguf, type GgufFile, type GgufTensor, type GgufValue } from './gguf-writer.js';
 export {
   TINY_CHAT_REPLY,
-  TINY_CHAT_TEMPLATE,
   TINY_DIMS,
   TINY_MODEL_NAME,
-  TINY_VOCAB_SIZE,
   chatMLPrompt,
   countTinyTokens,
   expectedGreedyContinuation,

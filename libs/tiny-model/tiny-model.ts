@@ -8,7 +8,7 @@ import { encodeGguf, gguf, type GgufFile, type GgufTensor } from './gguf-writer.
 export const TINY_MODEL_NAME = 'tiny-toy-llama';
 
 /** ChatML, as Qwen and OpenHermes ship it; node-llama-cpp resolves it to its ChatML wrapper. */
-export const TINY_CHAT_TEMPLATE =
+const TINY_CHAT_TEMPLATE =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
@@ -61,7 +61,7 @@ const CONTROL = ['<unk>', '<s>', '</s>', '<|im_start|>', '<|im_end|>'] as const;
 const BYTE_BASE = CONTROL.length;
 const CHAR_BASE = BYTE_BASE + 256;
 const CHARS = ['\u2581', ...Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i))];
-export const TINY_VOCAB_SIZE = CHAR_BASE + CHARS.length;
+const TINY_VOCAB_SIZE = CHAR_BASE + CHARS.length;
 const BOS_ID = 1;
 const EOS_ID = 4; // <|im_end|>: ends both raw completions and ChatML turns
 

@@ -7,5 +7,7 @@ export * from './consensus.js';
 export * from './orchestrator.js';
 export * from './store.js';
 export * from './coordinator.js';
+export * from './finaliser.js';
+export * from './repair.js';
 export * from './view.js';
-export { kindHandlers, type KindHandler } from './kinds.js';
+export { workflowKinds, type KindHandler, type KindHandlers } from './kinds/index.js';

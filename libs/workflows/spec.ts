@@ -175,7 +175,7 @@ export function distributeSteps(d: DistributeRequest): StepDef[] {
       depends_on: [],
       optional: true,
       routing: routingFieldsOf(d),
-      meta: { prompt_index: i, model_index: j },
+      label: { kind: 'distribute', prompt_index: i, model_index: j },
     };
   });
 }

@@ -1,152 +1,32 @@
-// Workflow state in Redis: created in one MULTI, advanced by one Lua call per settled step (idempotent), cancelled by one Lua call.
+// Workflow state in Redis, and every Redis call the workflow code makes: created in one MULTI, advanced by one Lua
+// call per settled step (scripts/wf-settle.lua, idempotent), cancelled by one (scripts/wf-cancel.lua), read in one round trip.
 import type { Redis } from 'ioredis';
-import type { HydraKeys } from '../queue/index.js';
-import {
-  type StepDef,
-  type StepError,
-  type StepRecord,
-  type StepState,
-  type WorkflowKind,
-  type WorkflowSnapshot,
-  type WorkflowStatus,
-} from './types.js';
+import { appendEnd, appendEntry, loadScript, STREAM_MAXLEN, type DoneMessage, type HydraKeys, type JobLifecycle } from '../queue/index.js';
+import type { StepDef, StepError, StepRecord, StepState, WorkflowKind, WorkflowSnapshot, WorkflowStatus } from './types.js';
 
-/**
- * Settle one step. Idempotent: a step that is not `queued` (already settled, e.g. a redelivered completion or a
- * second reconcile) changes nothing and returns 'dup', so dependents are never counted down twice.
- * New steps (the orchestrator's next stage) are added in the same call, before this step settles, so `pending`
- * never touches 0 between a stage and the stage it spawns. A satisfied step (completed, or optional and failed)
- * counts down its dependents; one that reaches 0 is claimed (`queued`) here, so exactly one caller enqueues it.
- * A required step that fails turns the workflow to `failing` and skips every step that has not started.
- *
- * KEYS: meta steps deps defs rdeps sat res stream order
- * ARGV: step outcome recordJson now newStepsJson errorJson eventJson
- * Returns {'ok'|'dup'|'unknown', status, pending, ready...}
- */
-const SETTLE_LUA = `
-local id, outcome = ARGV[1], ARGV[2]
-local cur = redis.call('HGET', KEYS[2], id)
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or not cur then return {'unknown', status or '', '0'} end
-if cur ~= 'queued' then return {'dup', status, redis.call('HGET', KEYS[1], 'pending') or '0'} end
-local pending = tonumber(redis.call('HGET', KEYS[1], 'pending'))
-local ready = {}
-local function optional(sid)
-  local d = redis.call('HGET', KEYS[4], sid)
-  return d ~= false and cjson.decode(d).optional == true
-end
-if ARGV[5] ~= '' and status == 'running' then
-  local added = 0
-  for _, ns in ipairs(cjson.decode(ARGV[5])) do
-    if redis.call('HSETNX', KEYS[4], ns.id, ns.def) == 1 then
-      added = added + 1
-      redis.call('RPUSH', KEYS[9], ns.id)
-      local unmet = 0
-      for _, d in ipairs(ns.deps) do
-        local rd = cjson.decode(redis.call('HGET', KEYS[5], d) or '[]')
-        table.insert(rd, ns.id)
-        redis.call('HSET', KEYS[5], d, cjson.encode(rd))
-        if redis.call('SISMEMBER', KEYS[6], d) == 0 then unmet = unmet + 1 end
-      end
-      redis.call('HSET', KEYS[3], ns.id, unmet)
-      if unmet == 0 then
-        redis.call('HSET', KEYS[2], ns.id, 'queued')
-        table.insert(ready, ns.id)
-      else
-        redis.call('HSET', KEYS[2], ns.id, 'waiting')
-      end
-    end
-  end
-  pending = pending + added
-end
-redis.call('HSET', KEYS[2], id, outcome)
-redis.call('HSET', KEYS[7], id, ARGV[3])
-pending = pending - 1
-local sat = outcome == 'completed' or optional(id)
-if sat then redis.call('SADD', KEYS[6], id) end
-if status == 'running' then
-  if sat then
-    local rd = redis.call('HGET', KEYS[5], id)
-    if rd then
-      for _, dep in ipairs(cjson.decode(rd)) do
-        local n = redis.call('HINCRBY', KEYS[3], dep, -1)
-        if n <= 0 and redis.call('HGET', KEYS[2], dep) == 'waiting' then
-          redis.call('HSET', KEYS[2], dep, 'queued')
-          table.insert(ready, dep)
-        end
-      end
-    end
-  else
-    status = 'failing'
-    redis.call('HSET', KEYS[1], 'status', status, 'error', ARGV[6], 'failed_step', id)
-    local all = redis.call('HGETALL', KEYS[2])
-    for i = 1, #all, 2 do
-      if all[i + 1] == 'waiting' then
-        redis.call('HSET', KEYS[2], all[i], 'skipped')
-        pending = pending - 1
-      end
-    end
-    for _, r in ipairs(ready) do
-      redis.call('HSET', KEYS[2], r, 'skipped')
-      pending = pending - 1
-    end
-    ready = {}
-  end
-end
-redis.call('HSET', KEYS[1], 'pending', pending, 'updated_at', ARGV[4])
-redis.call('XADD', KEYS[8], 'MAXLEN', '~', '10000', '*', 'e', 'step', 'd', ARGV[7])
-local out = {'ok', status, tostring(pending)}
-for _, r in ipairs(ready) do table.insert(out, r) end
-return out
-`;
+const SCRIPTS = new URL('./scripts/', import.meta.url);
 
-/**
- * Cancel: a running workflow turns `cancelling`, steps that have not started are skipped, and the queued ones
- * are returned so the caller removes or aborts their jobs (each then settles as cancelled).
- * KEYS: meta steps stream   ARGV: now errorJson
- * Returns {status, pending, queued...}
- */
-const CANCEL_LUA = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'unknown', '0'} end
-local pending = tonumber(redis.call('HGET', KEYS[1], 'pending'))
-local queued = {}
-if status == 'running' or status == 'failing' then
-  if status == 'running' then
-    status = 'cancelling'
-    redis.call('HSET', KEYS[1], 'status', status, 'error', ARGV[2])
-  end
-  local all = redis.call('HGETALL', KEYS[2])
-  for i = 1, #all, 2 do
-    if all[i + 1] == 'waiting' then
-      redis.call('HSET', KEYS[2], all[i], 'skipped')
-      pending = pending - 1
-    elseif all[i + 1] == 'queued' then
-      table.insert(queued, all[i])
-    end
-  end
-  redis.call('HSET', KEYS[1], 'pending', pending, 'updated_at', ARGV[1])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', '10000', '*', 'e', 'cancelling', 'd', ARGV[2])
-end
-local out = {status, tostring(pending)}
-for _, q in ipairs(queued) do table.insert(out, q) end
-return out
-`;
-
-type Scripted = Redis & {
-  hydraWfSettle(...args: string[]): Promise<string[]>;
-  hydraWfCancel(...args: string[]): Promise<string[]>;
-};
-
-export interface NewStep {
-  def: StepDef;
-}
+/** What a step's call is rendered and routed with: the workflow's own fields. */
+export type WorkflowContext = Pick<WorkflowSnapshot, 'id' | 'kind' | 'priority' | 'cache' | 'input' | 'settings'>;
 
 export interface SettleResult {
-  result: 'ok' | 'dup' | 'unknown';
+  result: 'settled' | 'already_settled' | 'unknown';
   status: WorkflowStatus;
   pending: number;
-  ready: string[];
+  /** Steps claimed by this call (their dependencies are now met), with their definitions. */
+  ready: StepDef[];
+  /** Every step's state after this call ('settled' only). */
+  states: Map<string, StepState>;
+  /** Why the workflow winds down, while it is not running. */
+  error: StepError | null;
+}
+
+export interface CancelOutcome {
+  status: WorkflowStatus | 'unknown';
+  pending: number;
+  /** Steps whose jobs were added (or are being added): the caller cancels each. */
+  queued: string[];
+  error: StepError | null;
 }
 
 export interface CreateInput {
@@ -161,43 +41,49 @@ export interface CreateInput {
   now: number;
 }
 
+/** A step job just added, as its index, the workflow stream and the wake-up record it. */
+export interface QueuedStep {
+  step: string;
+  jobId: string;
+  queue: string;
+  model: string;
+}
+
+type Script = (keys: readonly string[], argv: readonly (string | number)[]) => Promise<string>;
+
+const parseError = (raw: unknown): StepError | null => (typeof raw === 'string' && raw ? (JSON.parse(raw) as StepError) : null);
+/** cjson encodes an empty Lua table as an object. */
+const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
+const cacheFlag = (v: string | null | undefined): boolean | undefined => (v === 'true' ? true : v === 'false' ? false : undefined);
+const json = <T>(s: string | null | undefined, dflt: T): T => (s ? (JSON.parse(s) as T) : dflt);
+
 export class WorkflowStore {
-  private readonly r: Scripted;
+  private readonly settleScript: Script;
+  private readonly cancelScript: Script;
 
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly keys: HydraKeys,
+    private readonly lifecycle: JobLifecycle,
+    private readonly retentionS: number,
   ) {
-    this.r = redis as Scripted;
-    if (!('hydraWfSettle' in redis)) {
-      redis.defineCommand('hydraWfSettle', { numberOfKeys: 9, lua: SETTLE_LUA });
-      redis.defineCommand('hydraWfCancel', { numberOfKeys: 3, lua: CANCEL_LUA });
-    }
+    this.settleScript = loadScript<string>(redis, SCRIPTS, 'wf-settle');
+    this.cancelScript = loadScript<string>(redis, SCRIPTS, 'wf-cancel');
   }
 
-  /** Every key of one workflow. */
+  /** Every key of one workflow, in the settle script's KEYS order. */
   allKeys(id: string): string[] {
     const k = this.keys;
-    return [
-      k.workflow(id),
-      k.workflowSteps(id),
-      k.workflowDeps(id),
-      k.workflowDefs(id),
-      k.workflowDependents(id),
-      k.workflowSatisfied(id),
-      k.workflowResults(id),
-      k.stream(id),
-      k.workflowOrder(id),
-    ];
+    return [k.workflow(id), k.workflowSteps(id), k.workflowDeps(id), k.workflowDefs(id), k.workflowDependents(id), k.workflowSatisfied(id), k.workflowResults(id), k.stream(id), k.workflowOrder(id)];
   }
 
-  /** Write the whole definition at once; steps without dependencies start claimed (`queued`). Returns those ids. */
-  async create(w: CreateInput): Promise<string[]> {
+  /** Write the whole definition at once; steps without dependencies start claimed (`queued`). Returns those. */
+  async create(w: CreateInput): Promise<StepDef[]> {
     const k = this.keys;
-    const ready = w.steps.filter((s) => s.depends_on.length === 0).map((s) => s.id);
+    const ready = w.steps.filter((s) => s.depends_on.length === 0);
     const rdeps = new Map<string, string[]>();
     for (const s of w.steps) for (const d of s.depends_on) rdeps.set(d, [...(rdeps.get(d) ?? []), s.id]);
-    const m = this.r.multi();
+    const m = this.redis.multi();
     m.hset(k.workflow(w.id), {
       id: w.id,
       kind: w.kind,
@@ -215,37 +101,92 @@ export class WorkflowStore {
     m.hset(k.workflowDefs(w.id), Object.fromEntries(w.steps.map((s) => [s.id, JSON.stringify(s)])));
     m.hset(k.workflowSteps(w.id), Object.fromEntries(w.steps.map((s) => [s.id, s.depends_on.length === 0 ? 'queued' : 'waiting'])));
     m.hset(k.workflowDeps(w.id), Object.fromEntries(w.steps.map((s) => [s.id, String(s.depends_on.length)])));
-    if (rdeps.size > 0) m.hset(k.workflowDependents(w.id), Object.fromEntries([...rdeps].map(([d, list]) => [d, JSON.stringify(list)])));
+    if (rdeps.size > 0) m.hset(k.workflowDependents(w.id), Object.fromEntries([...rdeps].map(([d, ids]) => [d, JSON.stringify(ids)])));
     m.zadd(k.workflowsOpen, w.now, w.id);
     await m.exec();
     return ready;
   }
 
-  async settle(id: string, step: string, record: StepRecord, opts: { newSteps?: StepDef[]; event: unknown; now: number }): Promise<SettleResult> {
+  /** Undo `create` (the flow could not be added). */
+  async discard(id: string): Promise<void> {
+    await this.redis.multi().del(...this.allKeys(id)).zrem(this.keys.workflowsOpen, id).exec();
+  }
+
+  /** The workflow's own fields, or null when it is gone. */
+  async context(id: string): Promise<WorkflowContext | null> {
+    const [kind, priority, cache, input, settings] = await this.redis.hmget(this.keys.workflow(id), 'kind', 'priority', 'cache', 'input', 'settings');
+    if (!kind) return null;
+    return { id, kind: kind as WorkflowKind, priority: Number(priority ?? 5), cache: cacheFlag(cache), input: json(input, {}), settings: json(settings, {}) };
+  }
+
+  async defs(id: string, steps: readonly string[]): Promise<StepDef[]> {
+    if (steps.length === 0) return [];
+    const raw = await this.redis.hmget(this.keys.workflowDefs(id), ...steps);
+    return raw.flatMap((v) => (v ? [JSON.parse(v) as StepDef] : []));
+  }
+
+  /** Records of the given steps (those that have settled). */
+  async outputs(id: string, steps: readonly string[]): Promise<Map<string, StepRecord>> {
+    if (steps.length === 0) return new Map();
+    const vals = await this.redis.hmget(this.keys.workflowResults(id), ...steps);
+    const out = new Map<string, StepRecord>();
+    steps.forEach((s, i) => {
+      const v = vals[i];
+      if (v) out.set(s, JSON.parse(v) as StepRecord);
+    });
+    return out;
+  }
+
+  async states(id: string): Promise<Map<string, StepState>> {
+    return new Map(Object.entries(await this.redis.hgetall(this.keys.workflowSteps(id))) as [string, StepState][]);
+  }
+
+  async settle(id: string, step: string, record: StepRecord, opts: { newSteps?: readonly StepDef[]; event: unknown; now: number }): Promise<SettleResult> {
     const newSteps = opts.newSteps?.length ? JSON.stringify(opts.newSteps.map((s) => ({ id: s.id, def: JSON.stringify(s), deps: s.depends_on }))) : '';
-    const out = await this.r.hydraWfSettle(
-      ...this.allKeys(id),
+    const raw = await this.settleScript(this.allKeys(id), [
       step,
       record.state,
       JSON.stringify(record),
-      String(opts.now),
+      opts.now,
       newSteps,
       JSON.stringify(record.error ?? { code: 'internal', message: `step ${step} failed` }),
       JSON.stringify(opts.event),
-    );
-    return { result: out[0] as SettleResult['result'], status: out[1] as WorkflowStatus, pending: Number(out[2]), ready: out.slice(3) };
+      STREAM_MAXLEN,
+    ]);
+    const o = JSON.parse(raw) as { result: SettleResult['result']; status: WorkflowStatus; pending: number; ready?: unknown; states?: Record<string, StepState>; error?: unknown };
+    return {
+      result: o.result,
+      status: o.status,
+      pending: o.pending,
+      ready: list<{ def: string }>(o.ready).map((r) => JSON.parse(r.def) as StepDef),
+      states: new Map(Object.entries(o.states ?? {})),
+      error: parseError(o.error),
+    };
   }
 
-  async cancel(id: string, error: StepError, now: number): Promise<{ status: WorkflowStatus | 'unknown'; pending: number; queued: string[] }> {
+  async cancel(id: string, error: StepError, now: number): Promise<CancelOutcome> {
     const k = this.keys;
-    const out = await this.r.hydraWfCancel(k.workflow(id), k.workflowSteps(id), k.stream(id), String(now), JSON.stringify(error));
-    return { status: out[0] as WorkflowStatus, pending: Number(out[1]), queued: out.slice(2) };
+    const raw = await this.cancelScript([k.workflow(id), k.workflowSteps(id), k.stream(id)], [now, JSON.stringify(error), STREAM_MAXLEN]);
+    const o = JSON.parse(raw) as { status: CancelOutcome['status']; pending: number; queued?: unknown; error?: unknown };
+    return { status: o.status, pending: o.pending, queued: list<string>(o.queued), error: parseError(o.error) };
   }
 
-  /** Mark the workflow finished (by the finaliser) and let every key expire after `retentionS`. */
-  async finish(id: string, status: WorkflowStatus, payload: { result?: unknown; error?: StepError }, now: number, retentionS: number): Promise<void> {
+  /** After step jobs were added: where each lives (GET /v1/jobs/:id works on steps), a step event each, workers woken. */
+  async stepsQueued(id: string, jobs: readonly QueuedStep[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const m = this.redis.multi();
+    for (const j of jobs) {
+      this.lifecycle.index(m, j.jobId, j.queue);
+      appendEntry(m, this.keys.stream(id), 'step', JSON.stringify({ step: j.step, state: 'queued', job_id: j.jobId, queue: j.queue, model: j.model, stream_url: `/v1/jobs/${j.jobId}/stream` }));
+    }
+    for (const q of new Set(jobs.map((j) => j.queue))) this.lifecycle.wake(m, q);
+    await m.exec();
+  }
+
+  /** Mark the workflow finished (by the finaliser) and let every key expire after the retention. */
+  async finish(id: string, status: WorkflowStatus, payload: { result?: unknown; error?: StepError }, now: number): Promise<void> {
     const k = this.keys;
-    const m = this.r.multi();
+    const m = this.redis.multi();
     m.hset(k.workflow(id), {
       status,
       finished_at: String(now),
@@ -254,22 +195,36 @@ export class WorkflowStore {
       ...(payload.error ? { error: JSON.stringify(payload.error) } : {}),
     });
     m.zrem(k.workflowsOpen, id);
-    for (const key of this.allKeys(id)) m.expire(key, retentionS);
+    for (const key of this.allKeys(id)) m.expire(key, this.retentionS);
     await m.exec();
   }
 
+  /** The terminal stream entry and the done message of a finished workflow, in one write. */
+  async announceEnd(id: string, body: unknown, msg: DoneMessage): Promise<void> {
+    const m = appendEnd(this.redis.multi(), this.keys.stream(id), msg.state === 'completed' ? 'done' : 'error', body, this.retentionS);
+    await this.lifecycle.publishDone(msg, m);
+    await m.exec();
+  }
+
+  /** What the end announcement says: the final status with its result or error, or null while not finished. */
+  async ending(id: string): Promise<{ status: WorkflowStatus; result: unknown; error: StepError | null; finished_at: number } | null> {
+    const [status, result, error, finished] = await this.redis.hmget(this.keys.workflow(id), 'status', 'result', 'error', 'finished_at');
+    if (!status) return null;
+    return { status: status as WorkflowStatus, result: json<unknown>(result, null), error: parseError(error), finished_at: Number(finished) };
+  }
+
   async exists(id: string): Promise<boolean> {
-    return (await this.r.exists(this.keys.workflow(id))) === 1;
+    return (await this.redis.exists(this.keys.workflow(id))) === 1;
   }
 
   async status(id: string): Promise<{ status: WorkflowStatus; pending: number; updated_at: number } | null> {
-    const [status, pending, updated] = await this.r.hmget(this.keys.workflow(id), 'status', 'pending', 'updated_at');
+    const [status, pending, updated] = await this.redis.hmget(this.keys.workflow(id), 'status', 'pending', 'updated_at');
     return status ? { status: status as WorkflowStatus, pending: Number(pending), updated_at: Number(updated) } : null;
   }
 
   async snapshot(id: string): Promise<WorkflowSnapshot | null> {
     const k = this.keys;
-    const [meta, defs, states, records, order] = (await this.r
+    const [meta, defs, states, records, order] = (await this.redis
       .multi()
       .hgetall(k.workflow(id))
       .hgetall(k.workflowDefs(id))
@@ -281,20 +236,19 @@ export class WorkflowStore {
       return v;
     }) as [Record<string, string>, Record<string, string>, Record<string, string>, Record<string, string>, string[]];
     if (!meta.status) return null;
-    const json = <T>(s: string | undefined, dflt: T): T => (s ? (JSON.parse(s) as T) : dflt);
     return {
       id,
       kind: meta.kind as WorkflowKind,
       name: meta.name || null,
       status: meta.status as WorkflowStatus,
       priority: Number(meta.priority ?? 5),
-      cache: meta.cache === 'true' ? true : meta.cache === 'false' ? false : undefined,
+      cache: cacheFlag(meta.cache),
       input: json(meta.input, {}),
       settings: json(meta.settings, {}),
       created_at: Number(meta.created_at),
       finished_at: meta.finished_at ? Number(meta.finished_at) : null,
       pending: Number(meta.pending ?? 0),
-      error: json<StepError | null>(meta.error, null),
+      error: parseError(meta.error),
       failed_step: meta.failed_step ?? null,
       result: json<unknown>(meta.result, undefined),
       defs: new Map(Object.entries(defs).map(([s, v]) => [s, JSON.parse(v) as StepDef])),
@@ -306,17 +260,20 @@ export class WorkflowStore {
 
   /** Workflows not finalised yet, oldest first. */
   async open(limit: number): Promise<string[]> {
-    return this.r.zrange(this.keys.workflowsOpen, '0', String(limit - 1));
+    return this.redis.zrange(this.keys.workflowsOpen, '0', String(limit - 1));
   }
 
-  async outputs(id: string, steps: readonly string[]): Promise<Map<string, StepRecord>> {
-    if (steps.length === 0) return new Map();
-    const vals = await this.r.hmget(this.keys.workflowResults(id), ...steps);
-    const out = new Map<string, StepRecord>();
-    steps.forEach((s, i) => {
-      const v = vals[i];
-      if (v) out.set(s, JSON.parse(v) as StepRecord);
-    });
-    return out;
+  /** Forget an open workflow (finished or gone) in the repair sweep's list. */
+  async closeOpen(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.workflowsOpen, id);
+  }
+
+  /** One repair sweep at a time across processes: true when `owner` holds the lock for `ms`. */
+  async lockSweep(owner: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.workflowSweepLock, owner, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  async unlockSweep(owner: string): Promise<void> {
+    if ((await this.redis.get(this.keys.workflowSweepLock)) === owner) await this.redis.del(this.keys.workflowSweepLock);
   }
 }

@@ -21,6 +21,39 @@ export const FINAL_STATUSES: readonly WorkflowStatus[] = ['completed', 'failed',
 
 export type StepCall = GenerateCall | ChatCall;
 
+export const SUBTASK_TYPES = ['code', 'reasoning', 'general'] as const;
+export type SubtaskType = (typeof SUBTASK_TYPES)[number];
+
+/** One part of an orchestrated task, as the decomposition named it (ids t1, t2, ...). */
+export interface SubtaskInfo {
+  id: string;
+  subtask: string;
+  type: SubtaskType;
+  depends_on: string[];
+}
+
+/** An execute run as a later stage refers to it: enough to group the answers by subtask and model. */
+export interface RunRef {
+  step: string;
+  subtask: string;
+  model: string;
+}
+
+export const ORCHESTRATE_STAGES = ['analyze', 'answer', 'decompose', 'execute', 'synthesize'] as const;
+export type OrchestrateStage = (typeof ORCHESTRATE_STAGES)[number];
+
+/**
+ * What a step is within its kind, stored with its definition: the fan-out pair of a distribute step, the stage of an
+ * orchestrator step with the subtask data its prompt is built from. The view shows the labels (view.ts).
+ */
+export type StepLabel =
+  | { kind: 'distribute'; prompt_index: number; model_index: number }
+  | { kind: 'orchestrate'; stage: 'analyze' | 'answer' | 'decompose' }
+  /** context: the subtasks it depends on; runs: their runs, whose answers are quoted into its prompt. */
+  | { kind: 'orchestrate'; stage: 'execute'; subtask: SubtaskInfo; context: SubtaskInfo[]; runs: RunRef[] }
+  /** runs: every execute run, whose answers the heavy model merges. */
+  | { kind: 'orchestrate'; stage: 'synthesize'; subtasks: SubtaskInfo[]; runs: RunRef[] };
+
 /** A step as stored: the call with its templates unrendered, its dependencies and how it is routed. */
 export interface StepDef {
   id: string;
@@ -31,8 +64,7 @@ export interface StepDef {
   routing: RoutingFields;
   cache?: boolean;
   timeout_ms?: number;
-  /** Labels for views: orchestrator stage, subtask, fan-out pair. */
-  meta?: Record<string, unknown>;
+  label?: StepLabel;
 }
 
 export interface StepError {
@@ -55,6 +87,17 @@ export interface StepRecord {
   queued_ms?: number;
   attempts?: number;
   result?: InferResult;
+}
+
+/** What a finished step job reports. */
+export type StepOutcome = { state: 'completed'; result: InferResult } | { state: 'failed'; error: StepError };
+
+/** The parts of a step's BullMQ job the coordinator reads. */
+export interface StepJobInfo {
+  id?: string | undefined;
+  timestamp: number;
+  processedOn?: number | undefined;
+  attemptsMade: number;
 }
 
 /** Everything the coordinator knows about a workflow, read in one round trip. */

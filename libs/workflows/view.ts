@@ -1,5 +1,5 @@
 // How a workflow looks to API users: overall state and progress, and every step's state, node, result and timing. Pure.
-import type { StepError, StepState, WorkflowKind, WorkflowSnapshot, WorkflowStatus } from './types.js';
+import type { StepError, StepLabel, StepState, SubtaskInfo, WorkflowKind, WorkflowSnapshot, WorkflowStatus } from './types.js';
 
 /** A queued step's BullMQ job as read right now. */
 export interface LiveStep {
@@ -29,9 +29,12 @@ export interface StepView {
   started_at: string | null;
   finished_at: string | null;
   duration_ms: number | null;
-  meta?: Record<string, unknown>;
+  meta?: StepMeta;
   result?: unknown;
 }
+
+/** A step's label as users see it: the fan-out pair, or the orchestrator stage (and an execute run's subtask). */
+export type StepMeta = { prompt_index: number; model_index: number } | { stage: string; subtask?: SubtaskInfo };
 
 export interface WorkflowView {
   id: string;
@@ -52,11 +55,11 @@ export interface WorkflowView {
 
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
-/** Meta the view shows (labels), without the orchestrator's bulky internals. */
-function publicMeta(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (!meta) return undefined;
-  const { run_defs: _r, context: _c, subtasks: _s, ...rest } = meta;
-  return Object.keys(rest).length ? rest : undefined;
+/** The label the view shows, without what the orchestrator keeps to build prompts (context, runs, subtasks). */
+function publicMeta(label: StepLabel | undefined): StepMeta | undefined {
+  if (!label) return undefined;
+  if (label.kind === 'distribute') return { prompt_index: label.prompt_index, model_index: label.model_index };
+  return label.stage === 'execute' ? { stage: label.stage, subtask: label.subtask } : { stage: label.stage };
 }
 
 export function buildView(snap: WorkflowSnapshot, live: ReadonlyMap<string, LiveStep>, stage?: string): WorkflowView {
@@ -68,7 +71,7 @@ export function buildView(snap: WorkflowSnapshot, live: ReadonlyMap<string, Live
     const stored = snap.states.get(id) ?? 'waiting';
     const state: StepView['state'] = stored === 'queued' && lv?.state === 'active' ? 'running' : stored;
     const started = rec?.started_at ?? lv?.processed_on ?? null;
-    const meta = publicMeta(def.meta);
+    const meta = publicMeta(def.label);
     return [
       {
         id,
@@ -120,5 +123,24 @@ export function buildView(snap: WorkflowSnapshot, live: ReadonlyMap<string, Live
     ...(snap.failed_step ? { failed_step: snap.failed_step } : {}),
     status_url: `/v1/workflows/${snap.id}`,
     stream_url: `/v1/workflows/${snap.id}/stream`,
+  };
+}
+
+/** Progress as the workflow job reports it (Bull Board): step counts by state, and the stage of kinds that name one. */
+export function progressOf(snap: Pick<WorkflowSnapshot, 'states' | 'status'>, stage?: string) {
+  const count = (s: StepState) => [...snap.states.values()].filter((x) => x === s).length;
+  const total = snap.states.size;
+  const settled = count('completed') + count('failed') + count('skipped') + count('cancelled');
+  return {
+    status: snap.status,
+    ...(stage ? { stage } : {}),
+    total,
+    completed: count('completed'),
+    failed: count('failed'),
+    skipped: count('skipped'),
+    cancelled: count('cancelled'),
+    queued: count('queued'),
+    waiting: count('waiting'),
+    percent: total ? Math.round((settled / total) * 100) : 0,
   };
 }

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type {} from 'vitest';
-import { freePort, waitFor } from './wait.js';
 import { redisAnswers } from '../../libs/queue/index.js';
+import { freePort, waitFor } from './wait.js';
 
 let proc: ChildProcess | undefined;
 let dir: string | undefined;

@@ -1,5 +1,5 @@
 // The contract every inference backend (ollama, openai, llamacpp) implements for the node agent.
-import type { BackendProbe, ChatCall, EmbedCall, GenerateCall, InferenceOutput } from '../../../libs/core/index.js';
+import type { BackendKind, BackendProbe, ChatCall, EmbedCall, GenerateCall, InferenceOutput } from '../../../libs/core/index.js';
 
 export interface CallHooks {
   /** Aborting must stop work on the backend (close the HTTP request, stop decoding). */
@@ -9,7 +9,7 @@ export interface CallHooks {
 }
 
 export interface InferenceBackend {
-  readonly kind: 'ollama' | 'openai' | 'llamacpp';
+  readonly kind: BackendKind;
   /** Where the backend lives (http URL, or `llamacpp://<models dir>`). */
   readonly url: string;
   /** Health, models available and loaded. Must not throw: failures are `healthy: false` with `error`. */

@@ -58,7 +58,7 @@ export function cancelledError(label: string, cause?: unknown): HydraError {
 }
 
 /** Why a probe stopped when the caller's signal aborted: its own deadline (AbortSignal.timeout) or a cancellation. */
-export function probeAbortReason(label: string, signal: AbortSignal): string {
+function probeAbortReason(label: string, signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error && reason.name === 'TimeoutError' ? `${label} did not answer before the probe deadline` : `probe of ${label} was cancelled`;
 }

@@ -3,7 +3,7 @@
 type Chunks = AsyncIterable<Uint8Array | string>;
 
 /** Lines of a body, without their line breaks; blank lines are skipped. A last line without a newline is still yielded. */
-export async function* textLines(body: Chunks): AsyncGenerator<string> {
+async function* textLines(body: Chunks): AsyncGenerator<string> {
   const decoder = new TextDecoder('utf-8');
   let rest = '';
   for await (const chunk of body) {

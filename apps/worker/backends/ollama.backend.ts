@@ -30,7 +30,7 @@ export interface OllamaBackendOptions {
   connections?: number;
 }
 
-export const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_TIMEOUT_MS = 2_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
 const TagsSchema = z.object({

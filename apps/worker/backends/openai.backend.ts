@@ -24,7 +24,7 @@ export interface OpenAIBackendOptions {
   logger: Logger;
   /** Limit for the answer's headers to arrive and for each pause between streamed chunks. Default 300 000 ms. */
   requestTimeoutMs?: number;
-  /** Weights size in bytes by model id: OpenAI-compatible servers do not report sizes. Unlisted models report 0. */
+  /** Weights size in bytes by model id (OPENAI_MODEL_SIZES): OpenAI-compatible servers do not report sizes. Unlisted models report 0. */
   modelSizes?: Record<string, number>;
   /** Keep-alive connections to the server. Default 32. */
   connections?: number;
@@ -83,7 +83,7 @@ export function openaiSamplingFields(options: InferenceOptions | undefined): Rec
 }
 
 /** Ollama's `format` as `response_format`: "json" → json_object, a JSON schema → json_schema. */
-export function openaiResponseFormat(format: GenerateCall['format']): Record<string, unknown> {
+function openaiResponseFormat(format: GenerateCall['format']): Record<string, unknown> {
   if (format === undefined) return {};
   if (format === 'json') return { response_format: { type: 'json_object' } };
   return { response_format: { type: 'json_schema', json_schema: { name: 'output', schema: format } } };

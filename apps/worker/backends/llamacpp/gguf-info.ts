@@ -121,7 +121,7 @@ function truncation(info: GgufFileInfo, fileSize: number): string | undefined {
 }
 
 /** Ollama-style parameter count: "8.0B", "494.03M", "115K". */
-export function humanCount(n: number): string {
+function humanCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${Math.round(n / 1e3)}K`;

@@ -6,7 +6,7 @@ import { ErrorCode, HydraError } from '../../../../libs/core/index.js';
 export type NodeLlamaCpp = typeof import('node-llama-cpp');
 export type ImportNodeLlamaCpp = () => Promise<NodeLlamaCpp>;
 
-export const importNodeLlamaCpp: ImportNodeLlamaCpp = () => import('node-llama-cpp');
+const importNodeLlamaCpp: ImportNodeLlamaCpp = () => import('node-llama-cpp');
 
 /**
  * Decode threads when none are configured: one core is left to Node (event loop, Redis, token streaming) and at

@@ -1,0 +1,141 @@
+// BullMQ's Redis layout as Hydra reads it, checked against real BullMQ jobs: fails when an upgrade changes the layout.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
+import {
+  BULLMQ_LAYOUT_VERSION,
+  dueDelayedMaxScore,
+  headPeeker,
+  prioritizedTail,
+  priorityOfScore,
+  queueStructures,
+  readJobFields,
+  type HeadPeeker,
+} from './bullmq-internals.js';
+import { hydraKeys } from './keys.js';
+
+const installed = (JSON.parse(readFileSync(new URL('../../node_modules/bullmq/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+describe('bullmq internals', () => {
+  const keys = hydraKeys(`{bi${randomBytes(4).toString('hex')}}`);
+  let redis: Redis;
+  let peek: HeadPeeker;
+  const queues: Queue[] = [];
+  const workers = new Map<string, Worker>();
+  const queue = (name: string) => {
+    const q = new Queue(name, { connection: redis, prefix: keys.prefix });
+    queues.push(q);
+    return q;
+  };
+  /** What BullMQ itself hands out next from `name`: the job the peek must have predicted. */
+  const takeNext = async (name: string): Promise<Job | undefined> => {
+    let w = workers.get(name);
+    if (!w) workers.set(name, (w = new Worker(name, undefined, { connection: redis, prefix: keys.prefix, autorun: false })));
+    const token = randomUUID();
+    const job = (await w.getNextJob(token, { block: false })) as Job | undefined;
+    if (job) await job.moveToCompleted('ok', token, false);
+    return job;
+  };
+
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+    peek = headPeeker(redis, keys);
+  });
+  afterAll(async () => {
+    await Promise.all([...[...workers.values()].map((w) => w.close()), ...queues.map((q) => q.close())]);
+    const left = await redis.keys(`${keys.prefix}*`);
+    if (left.length) await redis.del(...left);
+    redis.disconnect();
+  });
+
+  it('was written for the installed BullMQ', () => {
+    expect(
+      installed,
+      `bullmq ${installed} is installed but libs/queue/bullmq-internals.ts was read from ${BULLMQ_LAYOUT_VERSION}. In bullmq's ` +
+        'dist/esm/commands re-check: the prioritized score (includes/getPriorityScore.lua, pushBackJobWithPriority.lua), the ' +
+        'delayed score (includes/getDelayedScore.lua, promoteDelayedJobs.lua), which end of `wait` is next (fetchNextJob.lua), ' +
+        'the key names and the job hash fields (includes/storeJob.lua); adapt the module and scripts/peek-heads.lua, run this ' +
+        'test, then set BULLMQ_LAYOUT_VERSION.',
+    ).toBe(BULLMQ_LAYOUT_VERSION);
+  });
+
+  it('reads priorities from prioritized scores, in the order BullMQ hands the jobs out', async () => {
+    const name = 'prio';
+    const q = queue(name);
+    const added: Job[] = [];
+    for (const [i, priority] of [3, 1, 7, 1, 3, 7].entries()) added.push(await q.add(`infer:m${i}`, { i }, { priority }));
+    const s = queueStructures(keys, name);
+    const scored = await redis.zrange(s.prioritized, '0', '-1', 'WITHSCORES');
+    const byId = new Map<string, number>();
+    for (let i = 0; i < scored.length; i += 2) byId.set(scored[i]!, priorityOfScore(Number(scored[i + 1])));
+    expect(Object.fromEntries(byId)).toEqual(Object.fromEntries(added.map((j) => [j.id, j.opts.priority])));
+
+    // The job fields Hydra reads, exactly as BullMQ stored them.
+    const fields = await readJobFields(redis, keys, name, [...added.map((j) => j.id!), 'no-such-job']);
+    expect(fields).toEqual([...added.map((j) => ({ name: j.name, timestamp: j.timestamp, priority: j.opts.priority, addedPriority: j.opts.priority })), null]);
+
+    // The tail is the least urgent band, most recent last (aging reads it: issue #10).
+    expect(await prioritizedTail(redis, keys, name, 2)).toEqual([added[2]!.id, added[5]!.id]);
+
+    // changePriority moves the current priority and, with lifo, puts the job ahead of its new band.
+    await (await q.getJob(added[5]!.id!))!.changePriority({ priority: 1, lifo: true });
+    expect((await readJobFields(redis, keys, name, [added[5]!.id!]))[0]).toMatchObject({ priority: 1, addedPriority: 7 });
+
+    const expected = [5, 1, 3, 0, 4, 2].map((i) => added[i]!);
+    for (const job of expected) {
+      const [head] = await peek([name], 'node-a', Date.now());
+      expect(head).toEqual({ queue: name, jobId: job.id, name: job.name, priority: job.id === added[5]!.id ? 1 : job.opts.priority, timestamp: job.timestamp, excluded: false });
+      expect((await takeNext(name))?.id).toBe(head!.jobId);
+    }
+    expect(await peek([name], 'node-a', Date.now())).toEqual([]);
+  });
+
+  it('reads the next waiting job of a queue without priorities, oldest first', async () => {
+    const name = 'plain';
+    const q = queue(name);
+    const added = await Promise.all([0, 1, 2].map((i) => q.add(`infer:w${i}`, { i })));
+    const ids = added.map((j) => j.id);
+    // BullMQ assigns the ids in add order: hand-out order must follow them.
+    for (const id of [...ids].sort((a, b) => Number(a) - Number(b))) {
+      const [head] = await peek([name], 'node-a', Date.now());
+      expect(head).toMatchObject({ queue: name, jobId: id, priority: 0 });
+      expect((await takeNext(name))?.id).toBe(id);
+    }
+  });
+
+  it('encodes delayed jobs as due time · 4096 + n and sees them only once due', async () => {
+    const name = 'later';
+    const q = queue(name);
+    const delay = 300;
+    const jobs = [await q.add('infer:d0', {}, { delay, priority: 4 }), await q.add('infer:d1', {}, { delay, priority: 4 })];
+    const due = jobs[0]!.timestamp + delay;
+    const score = Number(await redis.zscore(queueStructures(keys, name).delayed, jobs[0]!.id!));
+    expect(score).toBeGreaterThan(dueDelayedMaxScore(due - 1));
+    expect(score).toBeLessThanOrEqual(dueDelayedMaxScore(due));
+
+    expect(await peek([name], 'node-a', due - 1)).toEqual([]);
+    const [head] = await peek([name], 'node-a', due);
+    // A delayed job has no prioritized score yet: its priority comes from its hash.
+    expect(head).toEqual({ queue: name, jobId: jobs[0]!.id, name: 'infer:d0', priority: 4, timestamp: jobs[0]!.timestamp, excluded: false });
+    const taken = await waitFor(() => takeNext(name), { timeoutMs: 5000, what: 'BullMQ to hand out the delayed job once due' });
+    expect(taken.id).toBe(head!.jobId);
+  });
+
+  it('peeks several queues in one call, leaving empty ones out, with the node exclusion flag', async () => {
+    const [a, b] = [queue('many.a'), queue('many.b')];
+    queue('many.empty');
+    // Exclusion flags are keyed by job id alone: Hydra's job ids are unique across queues (BullMQ's counters are not).
+    const ja = await a.add('infer:x', {}, { priority: 2, jobId: 'job-x' });
+    const jb = await b.add('infer:y', {}, { priority: 9, jobId: 'job-y' });
+    await redis.set(keys.excluded(jb.id!), 'node-a', 'PX', 60_000);
+    const heads = await peek(['many.empty', 'many.b', 'many.a'], 'node-a', Date.now());
+    expect(heads.map((h) => [h.queue, h.jobId, h.priority, h.excluded])).toEqual([
+      ['many.b', jb.id, 9, true],
+      ['many.a', ja.id, 2, false],
+    ]);
+    expect((await peek(['many.b'], 'node-b', Date.now()))[0]?.excluded).toBe(false);
+  });
+});
