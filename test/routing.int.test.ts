@@ -70,7 +70,7 @@ describe('routing by VRAM and by node', () => {
 
   it('removes a stopped worker’s node within the heartbeat TTL', async () => {
     const w = c.workers.find((x) => x.nodeId === 'gpu24')!;
-    await w.proc.kill('SIGKILL');
+    w.proc.kill('SIGKILL');
     const t0 = Date.now();
     await waitFor(async () => !(await c.nodes()).some((n) => n.id === 'gpu24'), { timeoutMs: 8000, what: 'gpu24 to leave /v1/nodes' });
     // HEARTBEAT_MS is 1000 in tests: the record's TTL is 3 heartbeats.

@@ -1,5 +1,6 @@
 // Builds the express app (never listens): JSON limits, auth, /v1 routes, Bull Board, health.
 import express, { type Express, type Request, type Response } from 'express';
+import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { ApiContext } from './context.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
@@ -11,7 +12,6 @@ import { orchestrateRouter } from './routes/orchestrate.route.js';
 import { workflowsRouter } from './routes/workflows.route.js';
 import { nestingLimit, promptLimit } from './body-guards.js';
 import { rateLimit } from './rate-limit.js';
-import { ErrorCode, HydraError } from '../../libs/core/index.js';
 
 export function buildApp(ctx: ApiContext): Express {
   const app = express();

@@ -1,8 +1,7 @@
 // The rate limit's Lua against a real Redis: exact budget per window, per-client isolation, a truthful Retry-After.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { hitRateLimit, rateIdentity } from './rate-limit.js';
 

@@ -100,9 +100,9 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   });
 
   const timers = [
-    setInterval(() => heartbeat.beat().catch((e: Error) => logger.warn({ err: e.message }, 'heartbeat failed')), s.heartbeatMs),
-    setInterval(() => refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
-    setInterval(() => ager.pass(queues, owner, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
+    setInterval(() => void heartbeat.beat().catch((e: Error) => logger.warn({ err: e.message }, 'heartbeat failed')), s.heartbeatMs),
+    setInterval(() => void refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
+    setInterval(() => void ager.pass(queues, owner, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
   ];
   dispatcher.start();
   const rec = heartbeat.record();

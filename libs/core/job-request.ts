@@ -1,6 +1,6 @@
 // The body of POST /v1/jobs, validated field by field so a 400 can name each bad field and why.
 import { z } from 'zod';
-import { ChatMessageSchema, FormatSchema, InferenceOptionsSchema, JOB_TYPES } from './inference.js';
+import { ChatMessageSchema, FormatSchema, InferenceOptionsSchema, JOB_TYPES, ThinkSchema, ToolSchema } from './inference.js';
 import { DEFAULT_PRIORITY, ModelNameSchema, PrioritySchema, RoutingFieldsSchema } from './routing.js';
 
 const common = {
@@ -18,9 +18,34 @@ const common = {
 };
 
 export const JobRequestSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('generate'), prompt: z.string({ error: 'is required for type "generate"' }), system: z.string().optional(), format: FormatSchema.optional(), ...common }),
-  z.strictObject({ type: z.literal('chat'), messages: z.array(ChatMessageSchema, { error: 'is required for type "chat" (an array of {role, content})' }).min(1, 'must hold at least one message'), format: FormatSchema.optional(), ...common }),
-  z.strictObject({ type: z.literal('embed'), input: z.union([z.string(), z.array(z.string()).min(1)], { error: 'is required for type "embed" (a string or an array of strings)' }), ...common }),
+  z.strictObject({
+    type: z.literal('generate'),
+    prompt: z.string({ error: 'is required for type "generate"' }),
+    system: z.string().optional(),
+    suffix: z.string().optional(),
+    template: z.string().optional(),
+    raw: z.boolean().optional(),
+    images: z.array(z.string(), { error: 'must be an array of base64 images' }).optional(),
+    context: z.array(z.number().int()).optional(),
+    think: ThinkSchema.optional(),
+    format: FormatSchema.optional(),
+    ...common,
+  }),
+  z.strictObject({
+    type: z.literal('chat'),
+    messages: z.array(ChatMessageSchema, { error: 'is required for type "chat" (an array of {role, content})' }).min(1, 'must hold at least one message'),
+    tools: z.array(ToolSchema, { error: 'must be an array of {type: "function", function: {name, description, parameters}}' }).optional(),
+    think: ThinkSchema.optional(),
+    format: FormatSchema.optional(),
+    ...common,
+  }),
+  z.strictObject({
+    type: z.literal('embed'),
+    input: z.union([z.string(), z.array(z.string()).min(1)], { error: 'is required for type "embed" (a string or an array of strings)' }),
+    truncate: z.boolean().optional(),
+    dimensions: z.number().int().positive().optional(),
+    ...common,
+  }),
 ]);
 export type JobRequest = z.infer<typeof JobRequestSchema>;
 

@@ -1,4 +1,4 @@
-// Queue names and keys, the job catalog, the lifecycle protocol, connections, the enqueue side and the token stream.
+// Queue names and keys, the job catalog, the lifecycle protocol, connections, the enqueue side, the token stream, the Lua loader and the BullMQ internals Hydra reads.
 export * from './keys.js';
 export * from './connection.js';
 export * from './catalog.js';

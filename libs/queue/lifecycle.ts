@@ -52,10 +52,8 @@ export interface StreamEntry {
 /** An entry as XREAD returns it; entries without an event are tokens. */
 export const parseStreamEntry = (id: string, fields: readonly string[]): StreamEntry => ({ id, event: fields[1] ?? 'token', data: fields[3] ?? '' });
 
-type Commands = Redis | ChainableCommander;
-
-/** Append a non-terminal entry. */
-export function appendEntry<C extends Commands>(c: C, key: string, event: StreamEvent, data: string): C {
+/** Append a non-terminal entry to a pipeline or transaction. */
+export function appendEntry<C extends ChainableCommander>(c: C, key: string, event: StreamEvent, data: string): C {
   c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, data));
   return c;
 }
@@ -115,13 +113,13 @@ export class JobLifecycle {
   constructor(private readonly d: LifecycleDeps) {}
 
   /** Record which queue holds a job (GET /v1/jobs/:id, cancel), in the same write as whatever `c` batches. */
-  index<C extends Commands>(c: C, jobId: string, queue: string): C {
+  index<C extends ChainableCommander>(c: C, jobId: string, queue: string): C {
     c.set(this.d.keys.jobIndex(jobId), queue, 'EX', this.d.retentionS * 7);
     return c;
   }
 
   /** Tell idle workers that `queue` has work. */
-  wake<C extends Commands>(c: C, queue: string): C {
+  wake<C extends ChainableCommander>(c: C, queue: string): C {
     c.publish(this.d.keys.channels.wake, queue);
     return c;
   }
@@ -138,8 +136,14 @@ export class JobLifecycle {
     return { queue, job: await queue.getJob(jobId) };
   }
 
-  async publishDone(msg: DoneMessage, c: Commands = this.d.redis): Promise<void> {
-    await c.publish(this.d.keys.channels.done, JSON.stringify(msg));
+  /** Announce an end (waiters wake on it) in the same write as whatever `c` batches. */
+  done<C extends ChainableCommander>(c: C, msg: DoneMessage): C {
+    c.publish(this.d.keys.channels.done, JSON.stringify(msg));
+    return c;
+  }
+
+  async publishDone(msg: DoneMessage): Promise<void> {
+    await this.d.redis.publish(this.d.keys.channels.done, JSON.stringify(msg));
   }
 
   async isCancelled(jobId: string): Promise<boolean> {

@@ -53,9 +53,9 @@ export class Producer {
   async addInference(jobId: string, payload: InferJob, info: QueueInfo): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
-    await this.lifecycle.index(this.redis, jobId, info.name);
+    await this.lifecycle.index(this.redis.pipeline(), jobId, info.name).exec();
     await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
-    await this.lifecycle.wake(this.redis, info.name);
+    await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
   }
 
   /** The queue holding a job, or null when the id is unknown (or expired). */

@@ -1,14 +1,17 @@
 // Turning a validated request into a routed inference job: the queue it goes to and the payload it carries.
-import { routingFieldsOf, type InferenceCall, type JobRequest, type NodeRecord, type RoutingFields } from '../core/index.js';
+import { InferenceCallSchema, routingFieldsOf, type InferenceCall, type JobRequest, type NodeRecord, type RoutingFields } from '../core/index.js';
 import { planRoute, type RoutePlan } from '../scheduling/index.js';
 import type { InferJob } from './catalog.js';
 
-/** The part of a job request that the backend sees. */
+/** Fields of a job request that say how to run it, not what to run: they stay out of the backend's call. */
+const NOT_CALL = ['priority', 'node_id', 'min_vram_gb', 'prefer_local', 'timeout_ms', 'wait', 'detach', 'cache'] as const;
+
+/** The part of a job request that the backend sees (validated again as a call, so nothing else slips through). */
 export function toCall(r: JobRequest): InferenceCall {
-  const base = { model: r.model, ...(r.options ? { options: r.options } : {}), ...(r.keep_alive !== undefined ? { keep_alive: r.keep_alive } : {}) };
-  if (r.type === 'generate') return { type: 'generate', ...base, prompt: r.prompt, ...(r.system ? { system: r.system } : {}), ...(r.format ? { format: r.format } : {}) };
-  if (r.type === 'chat') return { type: 'chat', ...base, messages: r.messages, ...(r.format ? { format: r.format } : {}) };
-  return { type: 'embed', ...base, input: r.input };
+  const call: Record<string, unknown> = { ...r };
+  for (const k of NOT_CALL) delete call[k];
+  for (const [k, v] of Object.entries(call)) if (v === undefined) delete call[k];
+  return InferenceCallSchema.parse(call);
 }
 
 /** Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it. */

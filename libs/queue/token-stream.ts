@@ -35,7 +35,7 @@ export class TokenStream {
 
   private append(e: 'token' | 'retry' | 'requeued', d: string): void {
     // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
-    this.chain = this.chain.then(() => appendEntry(this.redis, this.key, e, d)).catch(() => undefined);
+    this.chain = this.chain.then(() => appendEntry(this.redis.pipeline(), this.key, e, d).exec()).catch(() => undefined);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */

@@ -201,9 +201,7 @@ export class WorkflowStore {
 
   /** The terminal stream entry and the done message of a finished workflow, in one write. */
   async announceEnd(id: string, body: unknown, msg: DoneMessage): Promise<void> {
-    const m = appendEnd(this.redis.multi(), this.keys.stream(id), msg.state === 'completed' ? 'done' : 'error', body, this.retentionS);
-    await this.lifecycle.publishDone(msg, m);
-    await m.exec();
+    await this.lifecycle.done(appendEnd(this.redis.multi(), this.keys.stream(id), msg.state === 'completed' ? 'done' : 'error', body, this.retentionS), msg).exec();
   }
 
   /** What the end announcement says: the final status with its result or error, or null while not finished. */
