@@ -25,7 +25,7 @@ export interface JobView {
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
 /** BullMQ's "prioritized" and "waiting" are both waiting to a user. */
-export const publicState = (s: string): string => (s === 'prioritized' || s === 'waiting-children' ? 'waiting' : s === 'unknown' ? 'cancelled' : s);
+const publicState = (s: string): string => (s === 'prioritized' || s === 'waiting-children' ? 'waiting' : s === 'unknown' ? 'cancelled' : s);
 
 export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
   const state = publicState(await fetched.getState());

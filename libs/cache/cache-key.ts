@@ -21,7 +21,7 @@ export function canonicalJson(v: unknown): string {
  * What decides the answer: type, model (canonical: `llama3` = `llama3:latest`), prompt or messages (with images),
  * system, format, input, and every option. `keep_alive` only says how long the model stays loaded, so it is left out.
  */
-export function normalizeCall(call: InferenceCall): Record<string, unknown> {
+function normalizeCall(call: InferenceCall): Record<string, unknown> {
   const { keep_alive: _keepAlive, ...rest } = call;
   return { ...rest, model: canonicalModel(call.model) };
 }

@@ -39,7 +39,6 @@ export class HydraError extends Error {
   }
 }
 
-export const isHydraError = (e: unknown): e is HydraError => e instanceof HydraError;
 
 /** Normalise anything thrown into a HydraError; unknown errors are internal and retryable. */
 export function toHydraError(e: unknown): HydraError {

@@ -50,7 +50,7 @@ export interface BackendProbe {
 export const BACKEND_KINDS = ['ollama', 'openai', 'llamacpp'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 
-export const NODE_TYPES = ['gpu', 'cpu'] as const;
+const NODE_TYPES = ['gpu', 'cpu'] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
 
 /** What a worker publishes about its node in the registry; sizes in MB (MiB). */

@@ -42,12 +42,12 @@ export interface JobSettings {
   retentionS: number;
 }
 
-export const jobName = (kind: string, model: string): string => `${kind}:${model}`;
+const jobName = (kind: string, model: string): string => `${kind}:${model}`;
 /** Inverse of jobName: the model a job is for (the part after the kind). */
 export const modelOfJobName = (name: string): string => name.slice(name.indexOf(':') + 1);
 
 /** Custom backoff type: the Worker's backoffStrategy (exponential, jitter, cap) computes the delay. */
-export const HYDRA_BACKOFF = 'hydra';
+const HYDRA_BACKOFF = 'hydra';
 
 const retention = (s: JobSettings, count: number) => ({ removeOnComplete: { age: s.retentionS, count }, removeOnFail: { age: s.retentionS * 7, count } });
 

@@ -14,7 +14,7 @@ export const RETRY_CAP_MS = 1000;
 export const fastRetry = (times: number): number => Math.round(Math.min(50 * 2 ** Math.min(times, 5), RETRY_CAP_MS) * (0.75 + Math.random() * 0.25));
 
 /** Longest a producer command waits for its reply (ms): a hung Redis or a network partition then answers 503, not never. */
-export const PRODUCER_COMMAND_TIMEOUT_MS = 2000;
+const PRODUCER_COMMAND_TIMEOUT_MS = 2000;
 
 export type ConnectionRole = 'worker' | 'producer' | 'subscriber';
 

@@ -32,9 +32,9 @@ export function decodeFailure(reason: string | undefined): Failure {
  * Events of a job's or a workflow's Redis Stream. token: text; retry / requeued: an attempt ended and the job goes on;
  * step / cancelling: workflow progress; done / error: the terminal entry, written once.
  */
-export const STREAM_EVENTS = ['token', 'retry', 'requeued', 'step', 'cancelling', 'done', 'error'] as const;
+const STREAM_EVENTS = ['token', 'retry', 'requeued', 'step', 'cancelling', 'done', 'error'] as const;
 export type StreamEvent = (typeof STREAM_EVENTS)[number];
-export const TERMINAL_EVENTS: ReadonlySet<string> = new Set<StreamEvent>(['done', 'error']);
+const TERMINAL_EVENTS: ReadonlySet<string> = new Set<StreamEvent>(['done', 'error']);
 export const isTerminal = (event: string): boolean => TERMINAL_EVENTS.has(event);
 
 /** Entries kept per stream (XADD MAXLEN ~): tokens of long answers are coalesced, so this is far more than one needs. */

@@ -12,7 +12,7 @@ export function canonicalModel(name: string): string {
 export const sameModel = (a: string, b: string): boolean => canonicalModel(a) === canonicalModel(b);
 
 /** Queue-safe form of a model name: BullMQ forbids ':' in queue names; '/' would break Bull Board's URLs. */
-export const modelSlug = (name: string): string => canonicalModel(name).replace(/[^A-Za-z0-9._-]/g, '_');
+const modelSlug = (name: string): string => canonicalModel(name).replace(/[^A-Za-z0-9._-]/g, '_');
 
 /** Class queue for a model and an optional minimum VRAM (MB); one queue per capability class. */
 export function classQueueName(model: string, minVramMb = 0): string {

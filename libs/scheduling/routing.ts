@@ -17,7 +17,7 @@ export type QueueInfo =
   /** Workflow parents (libs/workflows): listed for Bull Board and stats, never pulled as inference. */
   | { kind: 'workflow'; name: string };
 
-export const gbToMb = (gb: number): number => Math.ceil(gb * 1024);
+const gbToMb = (gb: number): number => Math.ceil(gb * 1024);
 
 /** Whether `node` could ever run `model` under `minVramMb` (ignores what is busy right now). */
 export function nodeQualifies(node: NodeRecord, model: string, minVramMb: number): { ok: true; need_mb: number } | { ok: false; why: string } {

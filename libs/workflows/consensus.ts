@@ -25,7 +25,7 @@ export interface ConsensusResult {
 }
 
 /** Answers at least this similar (token multiset Jaccard) count as the same answer. */
-export const SIMILARITY_THRESHOLD = 0.8;
+const SIMILARITY_THRESHOLD = 0.8;
 const FAILED_SYNTAX_FACTOR = 0.25;
 
 /** The first fenced code block (and its language), else the whole text. */

@@ -7,7 +7,7 @@ import { findCycle } from './dag.js';
 import type { Parsed } from './spec.js';
 import { SUBTASK_TYPES, type StepCall, type StepDef, type StepLabel, type SubtaskInfo, type SubtaskType } from './types.js';
 
-export const COMPLEXITIES = ['SIMPLE', 'MODERATE', 'COMPLEX'] as const;
+const COMPLEXITIES = ['SIMPLE', 'MODERATE', 'COMPLEX'] as const;
 export type Complexity = (typeof COMPLEXITIES)[number];
 /** When the light model's answer names no level: decompose (the thorough path) rather than answer in one call. */
 export const DEFAULT_COMPLEXITY: Complexity = 'MODERATE';

@@ -5,7 +5,7 @@ import { ancestors, findCycle } from './dag.js';
 import { templateRefs } from './template.js';
 import { MAX_STEPS, type StepCall, type StepDef } from './types.js';
 
-export const STEP_ID_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const STEP_ID_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
 const priority = PrioritySchema.default(DEFAULT_PRIORITY);
 const model = ModelNameSchema;

@@ -8,7 +8,7 @@ export const GATE_QUEUE = 'workflow.gate';
 /** Most steps one workflow may hold (submitted plus added by the orchestrator). */
 export const MAX_STEPS = 200;
 
-export const WORKFLOW_KINDS = ['dag', 'distribute', 'orchestrate'] as const;
+const WORKFLOW_KINDS = ['dag', 'distribute', 'orchestrate'] as const;
 export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];
 
 /** waiting: dependencies not done; queued: its job was (or is being) added; then one terminal state. */

@@ -6,7 +6,7 @@ import { route } from '../errors.js';
 
 const gb = (mb: number): number => Math.round((mb / 1024) * 100) / 100;
 
-export function viewNode(n: NodeView) {
+function viewNode(n: NodeView) {
   return {
     id: n.id,
     url: n.url,

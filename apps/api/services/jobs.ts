@@ -97,7 +97,7 @@ export async function waitForEnd(ctx: ApiContext, job: QueuedJob & { watch: Watc
 }
 
 /** The HydraError of a failed job's view (its code decides the HTTP status on every surface). */
-export const failureError = (view: JobView): HydraError => new HydraError((view.error?.code ?? ErrorCode.Internal) as ErrorCode, view.error?.message ?? 'the job failed');
+const failureError = (view: JobView): HydraError => new HydraError((view.error?.code ?? ErrorCode.Internal) as ErrorCode, view.error?.message ?? 'the job failed');
 
 export type JobLookup = { kind: 'found'; view: JobView } | { kind: 'cancelled' } | { kind: 'unknown' };
 
