@@ -2,6 +2,8 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { ErrorCode, HydraError, type FieldProblem } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { ollamaError } from './ollama/errors.js';
+import { openaiError } from './openai/errors.js';
 
 export const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -23,9 +25,26 @@ export const STATUS: Record<ErrorCode, number> = {
   timeout: 504,
 };
 
+/** Which protocol a path speaks: errors are answered in the caller's own shape. */
+export type Surface = 'hydra' | 'ollama' | 'openai';
+const OPENAI_PATH = /^\/v1\/(chat\/completions|completions|embeddings|models)(\/|$)/;
+export const surfaceOf = (path: string): Surface => (path === '/' || path.startsWith('/api/') || path === '/api' ? 'ollama' : OPENAI_PATH.test(path) ? 'openai' : 'hydra');
+
 export function sendError(res: Response, e: HydraError): void {
   if (res.headersSent) return;
-  res.status(STATUS[e.code] ?? 500).json({ error: e.toJSON() });
+  const status = STATUS[e.code] ?? 500;
+  // originalUrl: under app.use('/v1', ...) req.path is relative to the mount point.
+  const surface = surfaceOf(res.req.originalUrl.split('?')[0] ?? '');
+  if (surface === 'ollama') {
+    const o = ollamaError(e, status);
+    return void res.status(o.status).json(o.body);
+  }
+  if (surface === 'openai') {
+    const o = openaiError(e, status);
+    for (const [k, v] of Object.entries(o.headers)) res.setHeader(k, v);
+    return void res.status(o.status).json(o.body);
+  }
+  res.status(status).json({ error: e.toJSON() });
 }
 
 export const badRequest = (problems: FieldProblem[]): HydraError =>

@@ -1,7 +1,7 @@
 // What this node can hold: VRAM from nvidia-smi, else NODE_VRAM_GB minus what the backend has loaded; RAM for CPU nodes.
 import { execFile } from 'node:child_process';
 import os from 'node:os';
-import type { BackendProbe, NodeRecord } from '../../libs/core/index.js';
+import type { BackendProbe, NodeLoadedModel, NodeRecord } from '../../libs/core/index.js';
 import { estimateNeedMb } from '../../libs/scheduling/index.js';
 
 const MB = 1024 * 1024;
@@ -60,7 +60,16 @@ export interface RecordInputs {
  * safety buffer minus memory used by anything other than the backend's loaded models.
  */
 export function buildNodeRecord(i: RecordInputs): NodeRecord {
-  const loaded = i.probe.models_loaded.map((m) => ({ name: m.name, size_mb: Math.round(m.size_bytes / MB), vram_mb: Math.round(m.vram_bytes / MB) }));
+  const loaded: NodeLoadedModel[] = i.probe.models_loaded.map((m) => ({
+    name: m.name,
+    size_mb: Math.round(m.size_bytes / MB),
+    vram_mb: Math.round(m.vram_bytes / MB),
+    size_bytes: m.size_bytes,
+    vram_bytes: m.vram_bytes,
+    ...(m.expires_at ? { expires_at: m.expires_at } : {}),
+    ...(m.digest ? { digest: m.digest } : {}),
+    ...(m.context_length ? { context_length: m.context_length } : {}),
+  }));
   const loadedVram = loaded.reduce((a, m) => a + m.vram_mb, 0);
   const loadedTotal = loaded.reduce((a, m) => a + m.size_mb, 0);
   const mem = i.probe.memory;
@@ -100,6 +109,16 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
       name: m.name,
       size_mb: Math.round(m.size_bytes / MB),
       need_mb: m.need_bytes ? Math.ceil(m.need_bytes / MB) : estimateNeedMb(m, i.numCtx, i.numParallel),
+      size_bytes: m.size_bytes,
+      ...(m.digest ? { digest: m.digest } : {}),
+      ...(m.modified_at ? { modified_at: m.modified_at } : {}),
+      details: m.details ?? {
+        ...(m.family ? { family: m.family, families: [m.family] } : {}),
+        ...(m.parameter_size ? { parameter_size: m.parameter_size } : {}),
+        ...(m.quantization ? { quantization_level: m.quantization } : {}),
+      },
+      ...(m.capabilities ? { capabilities: m.capabilities } : {}),
+      ...(m.arch?.context_length ? { context_length: m.arch.context_length } : {}),
     })),
     models_loaded: loaded,
     slots: i.slots,

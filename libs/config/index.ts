@@ -64,6 +64,23 @@ const ConfigSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .refine((keys) => keys.every((k) => k.length >= 16), 'each key must be at least 16 characters'),
+  /** "key=priority,..." default priority (1-10) of requests made with a key that send no X-Hydra-Priority. */
+  API_KEY_PRIORITIES: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const out = new Map<string, number>();
+      for (const item of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+        const at = item.lastIndexOf('=');
+        const p = Number(item.slice(at + 1));
+        if (at <= 0 || !Number.isInteger(p) || p < 1 || p > 10) {
+          ctx.addIssue({ code: 'custom', message: 'must be "key=priority,..." with priorities 1-10 (an entry is not)' });
+          return out;
+        }
+        out.set(item.slice(0, at), p);
+      }
+      return out;
+    }),
   BODY_LIMIT_BYTES: int(1_048_576, 1024),
   WAIT_MAX_MS: int(300_000, 1000),
   STREAM_RECONNECT_GRACE_MS: int(5000, 0),
@@ -111,6 +128,9 @@ const ConfigSchema = z.object({
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** Variables whose values are secrets. */
+const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY']);
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -127,7 +147,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   throw new ConfigError(
     r.error.issues.map((i) => {
       const name = String(i.path[0] ?? '?');
-      return `${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+      // Secrets never reach a log or a terminal, even when they are the bad value.
+      const shown = SECRET_VARS.has(name) ? '(secret, not shown)' : JSON.stringify(env[name] ?? '');
+      return `${name}=${shown}: ${i.message}`;
     }),
   );
 }

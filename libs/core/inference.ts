@@ -125,7 +125,7 @@ export interface InferenceOutput {
   message?: { role: 'assistant'; content: string; thinking?: string; tool_calls?: ToolCall[] };
   /** embed: one vector per input. */
   embeddings?: number[][];
-  /** stop, length, or (chat) tool_calls; unload for a keep_alive 0 request that only unloaded the model. */
+  /** stop or length (as the backend says); a chat whose message has tool_calls is still `stop` here, as in Ollama. */
   done_reason?: string;
   prompt_tokens: number;
   completion_tokens: number;
@@ -141,4 +141,24 @@ export interface InferResult extends InferenceOutput {
   node_url: string;
   simulated: boolean;
   routing_decision: RoutingDecision;
+}
+
+/**
+ * Model management on one node (Ollama's /api/pull, /api/delete, and keep_alive 0 to unload), run by that node's
+ * worker as an admin job in its node queue, so it goes through the same queue, cancellation and logs as inference.
+ */
+export const AdminCallSchema = z.object({
+  op: z.enum(['pull', 'delete', 'unload']),
+  model: z.string().min(1).max(200),
+  /** pull: allow an insecure registry (Ollama's `insecure`). */
+  insecure: z.boolean().optional(),
+});
+export type AdminCall = z.infer<typeof AdminCallSchema>;
+
+/** Progress of a pull, as Ollama streams it: a status line, and for layers a digest with total/completed bytes. */
+export interface PullProgress {
+  status: string;
+  digest?: string;
+  total?: number;
+  completed?: number;
 }

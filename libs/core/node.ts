@@ -9,10 +9,32 @@ export interface ModelArch {
   context_length?: number;
 }
 
+/**
+ * What a model can do, in Ollama's words (/api/show `capabilities`): completion (text generation), embedding,
+ * vision (images in), tools (function calling), thinking (a separate reasoning trace), insert (suffix / FIM).
+ */
+export const MODEL_CAPABILITIES = ['completion', 'embedding', 'vision', 'tools', 'thinking', 'insert'] as const;
+export type ModelCapability = (typeof MODEL_CAPABILITIES)[number];
+
+/** The fields Ollama's /api/tags and /api/ps show per model, as the node's backend reported them. */
+export interface ModelDetails {
+  format?: string;
+  family?: string;
+  families?: string[];
+  parameter_size?: string;
+  quantization_level?: string;
+}
+
 export interface ModelAvailable {
   name: string;
   /** Weights on disk, bytes. */
   size_bytes: number;
+  digest?: string;
+  /** ISO-8601 with offset. */
+  modified_at?: string;
+  details?: ModelDetails;
+  /** Known capabilities; absent = unknown (the backend does not say), which never blocks a request. */
+  capabilities?: ModelCapability[];
   arch?: ModelArch;
   family?: string;
   parameter_size?: string;
@@ -32,7 +54,10 @@ export interface ModelLoaded {
   size_bytes: number;
   /** Part of it in VRAM, bytes (0 on CPU). */
   vram_bytes: number;
+  /** When the backend will unload it if idle: ISO-8601 with a UTC offset. */
   expires_at?: string;
+  digest?: string;
+  context_length?: number;
 }
 
 /** One probe of a backend: health plus what it has and has loaded. */
@@ -53,6 +78,31 @@ export type BackendKind = (typeof BACKEND_KINDS)[number];
 const NODE_TYPES = ['gpu', 'cpu'] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
 
+/** A model a node has, as the registry shows it: sizes in MB, plus what /api/tags and capability checks need. */
+export interface NodeModel {
+  name: string;
+  size_mb: number;
+  need_mb: number;
+  /** Exact size in bytes, for Ollama's /api/tags. */
+  size_bytes?: number;
+  digest?: string;
+  modified_at?: string;
+  details?: ModelDetails;
+  capabilities?: ModelCapability[];
+  context_length?: number;
+}
+
+export interface NodeLoadedModel {
+  name: string;
+  size_mb: number;
+  vram_mb: number;
+  size_bytes?: number;
+  vram_bytes?: number;
+  expires_at?: string;
+  digest?: string;
+  context_length?: number;
+}
+
 /** What a worker publishes about its node in the registry; sizes in MB (MiB). */
 export interface NodeRecord {
   id: string;
@@ -72,8 +122,8 @@ export interface NodeRecord {
   /** Memory the scheduler may hand to models: total minus the safety buffer minus memory used outside the backend. */
   capacity_mb: number;
   buffer_mb: number;
-  models_available: { name: string; size_mb: number; need_mb: number }[];
-  models_loaded: { name: string; size_mb: number; vram_mb: number }[];
+  models_available: NodeModel[];
+  models_loaded: NodeLoadedModel[];
   /** Worker processes serving this node id and their slots. */
   slots: number;
   /** Circuit breaker of the reporting worker process: open = not pulling after repeated backend failures. */

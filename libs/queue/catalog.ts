@@ -2,7 +2,7 @@
 // job name and BullMQ options, in one place. Payloads are validated when enqueued and again when received.
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { AttemptRecordSchema, ErrorCode, HydraError, InferenceCallSchema, PrioritySchema, RouteSchema, zodProblems } from '../core/index.js';
+import { AdminCallSchema, AttemptRecordSchema, ErrorCode, HydraError, InferenceCallSchema, PrioritySchema, RouteSchema, zodProblems } from '../core/index.js';
 import { toBullPriority } from '../scheduling/index.js';
 
 export const InferJobSchema = z.object({
@@ -35,6 +35,14 @@ export type WorkflowJob = z.infer<typeof WorkflowJobSchema>;
 export const GateJobSchema = z.object({ workflow: z.string().min(1), note: z.string() });
 export type GateJob = z.infer<typeof GateJobSchema>;
 
+/** Model management on one node (pull, delete, unload), in that node's own queue; never retried elsewhere. */
+export const AdminJobSchema = z.object({
+  call: AdminCallSchema,
+  node_id: z.string().min(1),
+  submitted_at: z.number(),
+});
+export type AdminJob = z.infer<typeof AdminJobSchema>;
+
 /** The settings job options are built from, picked from config once (JOB_ATTEMPTS, BACKOFF_MS, JOB_RETENTION_S). */
 export interface JobSettings {
   attempts: number;
@@ -45,6 +53,8 @@ export interface JobSettings {
 const jobName = (kind: string, model: string): string => `${kind}:${model}`;
 /** Inverse of jobName: the model a job is for (the part after the kind). */
 export const modelOfJobName = (name: string): string => name.slice(name.indexOf(':') + 1);
+/** The catalog kind a job name starts with (`infer:m` → infer, `admin:m` → admin). */
+export const kindOfJobName = (name: string): string => name.slice(0, Math.max(0, name.indexOf(':')));
 
 /** Custom backoff type: the Worker's backoffStrategy (exponential, jitter, cap) computes the delay. */
 const HYDRA_BACKOFF = 'hydra';
@@ -68,6 +78,12 @@ export const JobCatalog = {
     name: (p: WorkflowJob) => `workflow:${p.kind}`,
     // The finaliser only reads state; a failed finalisation (Redis blip) is simply run again.
     options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 3, backoff: { type: 'fixed', delay: 1000 }, ...retention(s, 10_000) }),
+  },
+  admin: {
+    schema: AdminJobSchema,
+    name: (p: AdminJob) => `admin:${p.call.model}`,
+    // A pull that failed on a node is reported as failed on that node; running it again elsewhere would be wrong.
+    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 1, ...retention(s, 10_000) }),
   },
   gate: {
     schema: GateJobSchema,

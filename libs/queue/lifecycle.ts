@@ -29,10 +29,11 @@ export function decodeFailure(reason: string | undefined): Failure {
 // ---- streams -----------------------------------------------------------------------------------------------------
 
 /**
- * Events of a job's or a workflow's Redis Stream. token: text; retry / requeued: an attempt ended and the job goes on;
- * step / cancelling: workflow progress; done / error: the terminal entry, written once.
+ * Events of a job's or a workflow's Redis Stream. token: answer text; thinking: reasoning text; progress: JSON of an
+ * admin job (a pull's status); retry / requeued: an attempt ended and the job goes on; step / cancelling: workflow
+ * progress; done / error: the terminal entry, written once.
  */
-const STREAM_EVENTS = ['token', 'retry', 'requeued', 'step', 'cancelling', 'done', 'error'] as const;
+const STREAM_EVENTS = ['token', 'thinking', 'progress', 'retry', 'requeued', 'step', 'cancelling', 'done', 'error'] as const;
 export type StreamEvent = (typeof STREAM_EVENTS)[number];
 const TERMINAL_EVENTS: ReadonlySet<string> = new Set<StreamEvent>(['done', 'error']);
 export const isTerminal = (event: string): boolean => TERMINAL_EVENTS.has(event);

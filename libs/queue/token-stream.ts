@@ -8,6 +8,8 @@ const FLUSH_BYTES = 4096;
 
 export class TokenStream {
   private buf = '';
+  /** What `buf` holds: answer text or reasoning text (switching kind flushes, so order is kept). */
+  private kind: 'token' | 'thinking' = 'token';
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -17,8 +19,12 @@ export class TokenStream {
     private readonly opts: { flushMs: number; retentionS: number },
   ) {}
 
-  push(text: string): void {
+  push(text: string, kind: 'token' | 'thinking' = 'token'): void {
     if (!text) return;
+    if (kind !== this.kind) {
+      this.flush();
+      this.kind = kind;
+    }
     this.buf += text;
     if (this.buf.length >= FLUSH_BYTES) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.opts.flushMs);
@@ -30,16 +36,16 @@ export class TokenStream {
     if (!this.buf) return;
     const text = this.buf;
     this.buf = '';
-    this.append('token', text);
+    this.append(this.kind, text);
   }
 
-  private append(e: 'token' | 'retry' | 'requeued', d: string): void {
+  private append(e: 'token' | 'thinking' | 'progress' | 'retry' | 'requeued', d: string): void {
     // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
     this.chain = this.chain.then(() => appendEntry(this.redis.pipeline(), this.key, e, d).exec()).catch(() => undefined);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */
-  event(e: 'retry' | 'requeued', data: unknown): Promise<void> {
+  event(e: 'progress' | 'retry' | 'requeued', data: unknown): Promise<void> {
     this.flush();
     this.append(e, JSON.stringify(data));
     return this.chain.then(() => undefined);
