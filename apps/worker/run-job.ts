@@ -36,7 +36,7 @@ const blamesBackend = (e: HydraError): boolean =>
 type Handler = (data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream) => Promise<InferResult>;
 
 async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream): Promise<InferResult> {
-  const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t) };
+  const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t), onThinking: (t: string) => stream.push(t, 'thinking') };
   const call = data.call;
   let out: InferenceOutput;
   if (call.type === 'generate') out = await d.backend.generate(call, hooks);
@@ -63,7 +63,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
   const { job, token } = a;
   const jobId = job.id!;
   const log = d.logger.child({ jobId, queue: job.queueName });
-  const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS });
+  const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS, nodeId: s.nodeId });
   const timers: NodeJS.Timeout[] = [];
   // Keep the BullMQ lock and the memory reservation alive while the job runs.
   timers.push(

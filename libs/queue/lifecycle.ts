@@ -48,14 +48,20 @@ export interface StreamEntry {
   id: string;
   event: string;
   data: string;
+  /** The node writing it: carried by an attempt's first entry, so a reader can name the node before the end. */
+  node?: string;
 }
 
 /** An entry as XREAD returns it; entries without an event are tokens. */
-export const parseStreamEntry = (id: string, fields: readonly string[]): StreamEntry => ({ id, event: fields[1] ?? 'token', data: fields[3] ?? '' });
+export function parseStreamEntry(id: string, fields: readonly string[]): StreamEntry {
+  const entry: StreamEntry = { id, event: fields[1] ?? 'token', data: fields[3] ?? '' };
+  if (fields[4] === 'n' && fields[5]) entry.node = fields[5];
+  return entry;
+}
 
-/** Append a non-terminal entry to a pipeline or transaction. */
-export function appendEntry<C extends ChainableCommander>(c: C, key: string, event: StreamEvent, data: string): C {
-  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, data));
+/** Append a non-terminal entry to a pipeline or transaction; `node` marks the writer (an attempt's first entry). */
+export function appendEntry<C extends ChainableCommander>(c: C, key: string, event: StreamEvent, data: string, node?: string): C {
+  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, data), ...(node ? ['n', node] : []));
   return c;
 }
 

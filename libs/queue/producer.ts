@@ -3,8 +3,8 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobSettingsOf, type Config } from '../config/index.js';
-import type { QueueInfo } from '../scheduling/index.js';
-import { checkPayload, JobCatalog, type InferJob, type JobKind, type JobSettings } from './catalog.js';
+import { nodeQueueName, type QueueInfo } from '../scheduling/index.js';
+import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, type JobSettings } from './catalog.js';
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
 
@@ -56,6 +56,17 @@ export class Producer {
     await this.lifecycle.index(this.redis.pipeline(), jobId, info.name).exec();
     await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
     await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
+  }
+
+  /** A model-management job for one node, in that node's own queue (validated, indexed, the node woken). */
+  async addAdmin(jobId: string, payload: AdminJob, priority = 8): Promise<string> {
+    const data = checkPayload('admin', payload);
+    const info: QueueInfo = { kind: 'node', name: nodeQueueName(data.node_id), node: data.node_id };
+    await this.registerQueue(info);
+    await this.lifecycle.index(this.redis.pipeline(), jobId, info.name).exec();
+    await this.queue(info.name).add(JobCatalog.admin.name(data), data, this.jobOptions('admin', jobId, priority));
+    await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
+    return info.name;
   }
 
   /** The queue holding a job, or null when the id is unknown (or expired). */

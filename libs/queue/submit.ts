@@ -1,6 +1,6 @@
 // Turning a validated request into a routed inference job: the queue it goes to and the payload it carries.
 import { InferenceCallSchema, routingFieldsOf, type InferenceCall, type JobRequest, type NodeRecord, type RoutingFields } from '../core/index.js';
-import { planRoute, type RoutePlan } from '../scheduling/index.js';
+import { checkCapabilities, planRoute, type RoutePlan } from '../scheduling/index.js';
 import type { InferJob } from './catalog.js';
 
 /** Fields of a job request that say how to run it, not what to run: they stay out of the backend's call. */
@@ -14,7 +14,10 @@ export function toCall(r: JobRequest): InferenceCall {
   return InferenceCallSchema.parse(call);
 }
 
-/** Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it. */
+/**
+ * Route a call and build its payload. Throws `unsatisfiable` (from planRoute) when no node could ever run it, and
+ * bad_request when no node's model can do what the call asks (images, tools, thinking).
+ */
 export function buildInferJob(
   call: InferenceCall,
   routing: { [K in keyof RoutingFields]?: RoutingFields[K] | undefined } & { priority: number; timeout_ms?: number | undefined; detach?: boolean | undefined },
@@ -23,6 +26,7 @@ export function buildInferJob(
   now: number,
 ): { plan: RoutePlan; payload: InferJob } {
   const plan = planRoute({ model: call.model, ...routingFieldsOf(routing) }, nodes, localHosts);
+  checkCapabilities(call, nodes);
   const { queueInfo: _info, ...route } = plan;
   const payload: InferJob = {
     call,

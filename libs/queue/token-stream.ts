@@ -10,13 +10,15 @@ export class TokenStream {
   private buf = '';
   /** What `buf` holds: answer text or reasoning text (switching kind flushes, so order is kept). */
   private kind: 'token' | 'thinking' = 'token';
+  /** Whether the first entry (which names the node) was written. */
+  private marked = false;
   private timer: NodeJS.Timeout | null = null;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
-    private readonly opts: { flushMs: number; retentionS: number },
+    private readonly opts: { flushMs: number; retentionS: number; /** Written on the first entry (see StreamEntry.node). */ nodeId?: string },
   ) {}
 
   push(text: string, kind: 'token' | 'thinking' = 'token'): void {
@@ -41,7 +43,9 @@ export class TokenStream {
 
   private append(e: 'token' | 'thinking' | 'progress' | 'retry' | 'requeued', d: string): void {
     // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
-    this.chain = this.chain.then(() => appendEntry(this.redis.pipeline(), this.key, e, d).exec()).catch(() => undefined);
+    const node = this.marked ? undefined : this.opts.nodeId;
+    this.marked = true;
+    this.chain = this.chain.then(() => appendEntry(this.redis.pipeline(), this.key, e, d, node).exec()).catch(() => undefined);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */

@@ -2,3 +2,4 @@
 export * from './models.js';
 export * from './routing.js';
 export * from './dispatch.js';
+export * from './capabilities.js';

@@ -63,7 +63,7 @@ export function jobsRouter(ctx: ApiContext): Router {
       if (!found) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
       const detach = (found.job?.data as InferJob | undefined)?.detach === true;
       const reader = await readJobStream(ctx, id, resumeFrom(req.header('last-event-id') ?? req.query.last_event_id), detach);
-      await sendSse(res, reader, (event, data) => (event === 'token' ? JSON.stringify({ text: data }) : data));
+      await sendSse(res, reader, (event, data) => (event === 'token' || event === 'thinking' ? JSON.stringify({ text: data }) : data));
     }),
   );
 
