@@ -6,6 +6,8 @@ import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
 import { errorHandler, REDIS_RETRY_AFTER_S, redisUnavailable, route, sendError } from './errors.js';
 import { jobsRouter } from './routes/jobs.route.js';
+import { ollamaRouter } from './routes/ollama.route.js';
+import { openaiRouter } from './routes/openai.route.js';
 import { nodesRouter } from './routes/nodes.route.js';
 import { distributeRouter } from './routes/distribute.route.js';
 import { orchestrateRouter } from './routes/orchestrate.route.js';
@@ -37,12 +39,17 @@ export function buildApp(ctx: ApiContext): Express {
   const board = boardRouter(ctx);
   app.use(BOARD_PATH, requireKey(ctx.config.API_KEYS, { basicRealm: 'hydra' }), board.sync, board.router);
 
-  app.use('/v1', requireKey(ctx.config.API_KEYS));
+  // Hydra's own API and the OpenAI surface live under /v1, the Ollama surface under /api: the same key, rate limit,
+  // body limit and prompt checks for all three. (`GET /` answers "Ollama is running" without a key, as Ollama does.)
+  const guarded = ['/v1', '/api'];
+  app.use(guarded, requireKey(ctx.config.API_KEYS));
   if (ctx.config.RATE_LIMIT_PER_MIN > 0) {
-    app.use('/v1', rateLimit({ redis: ctx.redis, prefix: ctx.keys.prefix, perMinute: ctx.config.RATE_LIMIT_PER_MIN, keyed: ctx.config.API_KEYS.length > 0, logger: ctx.logger }));
+    app.use(guarded, rateLimit({ redis: ctx.redis, prefix: ctx.keys.prefix, perMinute: ctx.config.RATE_LIMIT_PER_MIN, keyed: ctx.config.API_KEYS.length > 0, logger: ctx.logger }));
   }
-  app.use('/v1', express.json({ limit: ctx.config.BODY_LIMIT_BYTES, strict: false, type: () => true }));
-  app.use('/v1', nestingLimit(), promptLimit(ctx.config.MAX_PROMPT_CHARS));
+  app.use(guarded, express.json({ limit: ctx.config.BODY_LIMIT_BYTES, strict: false, type: () => true }));
+  app.use(guarded, nestingLimit(), promptLimit(ctx.config.MAX_PROMPT_CHARS));
+  app.use(ollamaRouter(ctx));
+  app.use(openaiRouter(ctx));
   app.use(jobsRouter(ctx));
   app.use(nodesRouter(ctx));
   app.use(workflowsRouter(ctx));
