@@ -50,6 +50,14 @@ describe('node-sim command line', () => {
       logLevel: 'info',
       help: false,
     });
+    expect(parseSimArgs(['--vram-gb', '8', '--models', 'a=1:tools+thinking', '--pullable', 'b=2:vision,c=3', '--pull-mbps', '5000', '--disk-gb', '100'])).toMatchObject({
+      models: [{ name: 'a', sizeGb: 1, capabilities: ['completion', 'tools', 'thinking'] }],
+      pullable: [{ name: 'b', sizeGb: 2, capabilities: ['completion', 'vision'] }, { name: 'c', sizeGb: 3 }],
+      pullMBps: 5000,
+      diskGb: 100,
+    });
+    expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--pullable', 'b'])).toThrow(/--pullable: bad model entry "b"/);
+    expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--pull-mbps', '0'])).toThrow(/--pull-mbps must be a positive number of MB\/s/);
     expect(() => parseSimArgs(['--vram-gb', '8'])).toThrow(/--models is required/);
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a'])).toThrow(/--models: bad model entry "a"/);
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--parallel', '0'])).toThrow(/--parallel must be an integer >= 1/);

@@ -4,13 +4,17 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../libs/logger/index.js';
-import { createSimNode, parseModelsArg, type SimNodeOptions } from './sim-server.js';
+import { createSimNode, parseModelsArg, type SimModelSpec, type SimNodeOptions } from './sim-server.js';
 
 const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
   --port P                 port to listen on (default 0: a free port, printed)
   --host H                 address to bind (default 127.0.0.1)
   --vram-gb G              memory for loaded models, decimal GB (required)
-  --models LIST            models on "disk", e.g. "qwen3:14b=9.3,llama3.1:70b=43,nomic-embed-text=0.27:768" (required)
+  --models LIST            models on "disk", e.g. "qwen3:14b=9.3:tools+thinking,llava:7b=4.7:vision,nomic-embed-text=0.27:768" (required);
+                           entry: name=sizeGb[:embeddingLength][:cap+cap...], caps from completion, embedding, tools, thinking, vision, insert
+  --pullable LIST          more models /api/pull can fetch, same syntax (default none)
+  --pull-mbps R            simulated download speed of /api/pull, megabytes per second (default 200)
+  --disk-gb G              disk for installed models, decimal GB; a pull that does not fit fails (default unlimited)
   --parallel N             concurrent requests per loaded model, more wait in FIFO order (default 4)
   --tokens-per-second T    base decode speed; a model decodes at T * 8 / max(sizeGb, 1) (default 200)
   --load-ms-per-gb L       model load time per GB (default 20)
@@ -50,6 +54,9 @@ export function parseSimArgs(argv: string[]): SimArgs {
         host: { type: 'string' },
         'vram-gb': { type: 'string' },
         models: { type: 'string' },
+        pullable: { type: 'string' },
+        'pull-mbps': { type: 'string' },
+        'disk-gb': { type: 'string' },
         parallel: { type: 'string' },
         'tokens-per-second': { type: 'string' },
         'load-ms-per-gb': { type: 'string' },
@@ -67,17 +74,25 @@ export function parseSimArgs(argv: string[]): SimArgs {
   if (vramGb === undefined) throw new UsageError('--vram-gb is required (memory for loaded models, in GB)');
   const modelsRaw = str('models');
   if (modelsRaw === undefined) throw new UsageError('--models is required, e.g. --models "qwen3:14b=9.3,llama3.1:70b=43"');
-  let models;
-  try {
-    models = parseModelsArg(modelsRaw);
-  } catch (e) {
-    throw new UsageError(`--models: ${(e as Error).message}`);
-  }
+  const modelList = (flag: string, raw: string): SimModelSpec[] => {
+    try {
+      return parseModelsArg(raw);
+    } catch (e) {
+      throw new UsageError(`--${flag}: ${(e as Error).message}`);
+    }
+  };
+  const models = modelList('models', modelsRaw);
   const args: SimArgs = { vramGb, models, logLevel: str('log-level') ?? 'info', help: false, fast: values.fast === true };
   const port = num('port', str('port'), (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port 0-65535');
   const parallel = num('parallel', str('parallel'), (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
   const tps = num('tokens-per-second', str('tokens-per-second'), (n) => n > 0, 'a positive number');
   const loadMsPerGb = num('load-ms-per-gb', str('load-ms-per-gb'), (n) => n >= 0, 'a number >= 0');
+  const pullMBps = num('pull-mbps', str('pull-mbps'), (n) => n > 0, 'a positive number of MB/s');
+  const diskGb = num('disk-gb', str('disk-gb'), (n) => n > 0, 'a positive number of GB');
+  const pullable = str('pullable');
+  if (pullable !== undefined) args.pullable = modelList('pullable', pullable);
+  if (pullMBps !== undefined) args.pullMBps = pullMBps;
+  if (diskGb !== undefined) args.diskGb = diskGb;
   if (port !== undefined) args.port = port;
   if (parallel !== undefined) args.parallel = parallel;
   if (tps !== undefined) args.tokensPerSecond = tps;

@@ -1,59 +1,14 @@
-// The simulated node's shared state and request lifecycle: options, counters, injected faults, abort accounting and the timed token loop.
+// The simulated node's shared state and request lifecycle: counters, injected faults, abort accounting and the timed token loop.
 import type { ServerResponse } from 'node:http';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../../libs/logger/index.js';
 import { SimHttpError, sendError, type Flavor } from './sim-http.js';
-import { SimMemory, type LoadedModelState } from './sim-memory.js';
+import { SimCatalog } from './sim-catalog.js';
+import type { ResolvedSimOptions, SimState } from './sim-options.js';
+import { SimMemory } from './sim-memory.js';
 import { BYTES_PER_GB, embeddingLengthOf, type SimModelSpec } from './sim-models.js';
-import { countPromptTokens, embeddingFor, type PlannedAnswer } from './sim-text.js';
-
-export interface SimNodeOptions {
-  /** 0 (default) picks a free port. */
-  port?: number;
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Memory for loaded models, decimal GB. */
-  vramGb: number;
-  models: SimModelSpec[];
-  /** Concurrent requests per loaded model; more wait in FIFO order. Default 4. */
-  parallel?: number;
-  /** Load time per GB of model, ms. Default 20. */
-  loadMsPerGb?: number;
-  /** Base decode speed, tokens/s; a model decodes at `base * 8 / max(sizeGb, 1)`. Default 200. */
-  tokensPerSecond?: number;
-  /** Near-zero latency (no load, prompt or per-token delay), for benchmarks. */
-  fast?: boolean;
-  logger?: Logger;
-}
-
-export type ResolvedSimOptions = Required<Omit<SimNodeOptions, 'logger'>>;
-
-/** What `GET /admin/state` and `SimNode.state()` report. Bytes are exact; counters start at 0 and `POST /admin/reset` zeroes them. */
-export interface SimState {
-  simulated: true;
-  vram_total_bytes: number;
-  vram_used_bytes: number;
-  /** Loaded (or loading) models, least recently used first. */
-  loaded: LoadedModelState[];
-  /** Inference requests in progress, including those waiting for a load or a slot, or hanging on a fault. */
-  active_requests: number;
-  /** Inference requests answered in full. */
-  served: number;
-  /** Inference requests whose client went away before the answer was complete. */
-  aborted: number;
-  /** Inference requests answered with an error status (injected failures, OOM, unknown model). */
-  failed: number;
-  /** Connections the node cut on a `drop_next` fault. */
-  dropped: number;
-  oom_errors: number;
-  loads: number;
-  evictions: number;
-  unloads: number;
-  faults_pending: { fail_next: number; hang_next: number; drop_next: number };
-  /** Requests received by "METHOD /path" (all routes, admin ones included). */
-  requests: Record<string, number>;
-}
+import { countPromptTokens, embeddingFor } from './sim-text.js';
 
 export const FaultsSchema = z
   .object({
@@ -99,7 +54,9 @@ export class SimCore {
   readonly opts: ResolvedSimOptions;
   readonly log: Logger;
   readonly memory: SimMemory;
-  readonly modifiedAt = new Date().toISOString();
+  readonly catalog: SimCatalog;
+  /** Kept by the pull and delete routes; `pulls_active` is not a counter and survives a reset. */
+  readonly pulls = { pulls_active: 0, pulls_completed: 0, pulls_aborted: 0, pulls_failed: 0, deletes: 0 };
   private readonly counters = { served: 0, aborted: 0, failed: 0, dropped: 0 };
   private activeRequests = 0;
   private requests: Record<string, number> = {};
@@ -109,6 +66,7 @@ export class SimCore {
   constructor(opts: ResolvedSimOptions, log: Logger, lifetime: AbortSignal) {
     this.opts = opts;
     this.log = log;
+    this.catalog = new SimCatalog(opts.models, opts.pullable, opts.diskGb);
     this.memory = new SimMemory({
       totalBytes: Math.round(opts.vramGb * BYTES_PER_GB),
       parallel: opts.parallel,
@@ -117,11 +75,9 @@ export class SimCore {
     });
   }
 
-  /** The model by name, or Ollama's 404. */
+  /** The installed model by name (`x` matches `x:latest`), or Ollama's 404. */
   model(name: string): SimModelSpec {
-    const m = this.opts.models.find((x) => x.name === name);
-    if (!m) throw new SimHttpError(404, `model '${name}' not found`);
-    return m;
+    return this.catalog.get(name);
   }
 
   /** Decode speed of `m`, tokens per second: bigger models are slower. */
@@ -155,6 +111,10 @@ export class SimCore {
     this.counters.aborted = 0;
     this.counters.failed = 0;
     this.counters.dropped = 0;
+    this.pulls.pulls_completed = 0;
+    this.pulls.pulls_aborted = 0;
+    this.pulls.pulls_failed = 0;
+    this.pulls.deletes = 0;
     this.requests = {};
     this.memory.resetCounters();
     this.memory.unloadIdle();
@@ -172,6 +132,9 @@ export class SimCore {
       ...this.counters,
       ...this.memory.counters,
       faults_pending: { fail_next: this.faults.fail_next, hang_next: this.faults.hang_next, drop_next: this.faults.drop_next },
+      ...this.pulls,
+      disk_used_bytes: this.catalog.usedDiskBytes(),
+      disk_total_bytes: this.catalog.diskBytes ?? null,
       requests: { ...this.requests },
     };
   }
@@ -256,7 +219,7 @@ export class SimCore {
     const lease = await this.memory.acquire(m, rc.signal);
     try {
       const promptTokens = countPromptTokens(inputs);
-      await this.decode(rc, m, { pieces: [], doneReason: 'stop' }, promptTokens, () => undefined);
+      await this.decode(rc, m, [], promptTokens, () => undefined);
       const width = Math.min(dimensions ?? Infinity, embeddingLengthOf(m));
       const embeddings = inputs.map((text) => renormalise(embeddingFor(text, embeddingLengthOf(m)).slice(0, width)));
       return { embeddings, loadNs: lease.loadNs, promptTokens };
@@ -267,16 +230,16 @@ export class SimCore {
 
   /**
    * The timed token loop: prompt evaluation (a tenth of a token interval per prompt token), then one piece per
-   * interval of 1 / tokensPerSecond. Stops when the client goes away; `fast` removes every delay.
+   * interval of 1 / tokensPerSecond (each piece is one token). Stops when the client goes away; `fast` removes every delay.
    */
-  async decode(rc: InferenceCtx, m: SimModelSpec, plan: PlannedAnswer, promptTokens: number, onPiece: (piece: string) => Promise<void> | void): Promise<DecodeTimes> {
+  async decode<P>(rc: InferenceCtx, m: SimModelSpec, pieces: readonly P[], promptTokens: number, onPiece: (piece: P) => Promise<void> | void): Promise<DecodeTimes> {
     const fast = this.opts.fast;
     const intervalMs = fast ? 0 : 1000 / this.tokensPerSecond(m);
     const promptStart = process.hrtime.bigint();
     if (!fast) await sleep((promptTokens * intervalMs) / PROMPT_SPEEDUP, undefined, { signal: rc.signal });
     const evalStart = process.hrtime.bigint();
     const evalStartMs = performance.now();
-    for (let i = 0; i < plan.pieces.length; i++) {
+    for (const [i, piece] of pieces.entries()) {
       this.dropIfDue(rc, i);
       if (!fast) {
         const wait = evalStartMs + (i + 1) * intervalMs - performance.now();
@@ -285,9 +248,9 @@ export class SimCore {
         await yieldToLoop(undefined, { signal: rc.signal });
       }
       rc.signal.throwIfAborted();
-      await onPiece(plan.pieces[i] ?? '');
+      await onPiece(piece);
     }
-    this.dropIfDue(rc, plan.pieces.length, true);
+    this.dropIfDue(rc, pieces.length, true);
     const end = process.hrtime.bigint();
     return { promptEvalNs: Number(evalStart - promptStart), evalNs: Number(end - evalStart) };
   }

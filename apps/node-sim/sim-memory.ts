@@ -102,6 +102,11 @@ export class SimMemory {
       }));
   }
 
+  /** The spec of a loaded (or loading) model. */
+  specOf(name: string): SimModelSpec | undefined {
+    return this.residents.get(name)?.spec;
+  }
+
   /** Waits for `spec` to be loaded (loading it, evicting idle models, if needed) and for a free slot. */
   async acquire(spec: SimModelSpec, signal: AbortSignal): Promise<Lease> {
     this.expire();

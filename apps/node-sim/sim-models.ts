@@ -1,44 +1,100 @@
-// The simulated node's model catalog: the `name=sizeGb` flag syntax and the Ollama-shaped facts (tags, show) about each model.
+// The simulated node's model specs: the `name=sizeGb[:embeddingLength][:caps]` flag syntax, capabilities, names, and the Ollama-shaped facts (tags, show) about each model.
 import { createHash } from 'node:crypto';
+import { MODEL_CAPABILITIES, type ModelCapability } from '../../libs/core/index.js';
 import { DEFAULT_EMBEDDING_LENGTH } from './sim-text.js';
 
-/** One model the node "has on disk". `sizeGb` is decimal GB (1e9 bytes), as Ollama's /api/tags sizes are. */
+/** One model the node "has on disk" (or can pull). `sizeGb` is decimal GB (1e9 bytes), as Ollama's /api/tags sizes are. */
 export interface SimModelSpec {
   name: string;
   sizeGb: number;
   /** Set for embedding models: the width of their vectors (and `llama.embedding_length`). */
   embeddingLength?: number;
+  /**
+   * What /api/show reports, exactly (Ollama's words). Default: `["embedding"]` for models declared with an embedding
+   * length or named `*embed*`, else `["completion", "tools"]` (most chat models in Ollama's library can call tools).
+   * Names from MODEL_CAPABILITIES (plain strings, so untyped literals assign); `createSimNode` rejects unknown ones.
+   */
+  capabilities?: readonly string[];
 }
 
 export const BYTES_PER_GB = 1e9;
 
+const ENTRY_SYNTAX = 'expected name=sizeGb[:embeddingLength][:capability+capability...] with a positive size in GB (e.g. qwen3:14b=9.3, nomic-embed-text=0.27:768, qwen3:8b=5.2:tools+thinking)';
+
 /**
- * Parses `"qwen3:14b=9.3,llama3.1:70b=43,nomic-embed-text=0.27:768"`: comma-separated `name=sizeGb`, with an optional
- * `:embeddingLength` after the size for embedding models. Throws an Error naming the bad entry.
+ * Parses `"qwen3:14b=9.3:tools+thinking,llava:7b=4.7:vision,nomic-embed-text=0.27:768"`: comma-separated
+ * `name=sizeGb`, then optionally `:embeddingLength` (a number) and/or `:caps` (capabilities joined by `+`). Listed
+ * capabilities replace the default; `completion` is implied unless `embedding` is listed. Throws an Error naming the
+ * bad entry.
  */
 export function parseModelsArg(arg: string): SimModelSpec[] {
   const entries = arg.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (entries.length === 0) throw new Error('no models given: expected "name=sizeGb[,name=sizeGb...]", e.g. "qwen3:14b=9.3,llama3.1:70b=43"');
   const out: SimModelSpec[] = [];
   for (const entry of entries) {
-    const eq = entry.lastIndexOf('=');
-    const name = eq > 0 ? entry.slice(0, eq).trim() : '';
-    const [sizeText = '', dimText, ...rest] = eq > 0 ? entry.slice(eq + 1).split(':') : [];
-    const sizeGb = Number(sizeText);
-    if (!name || sizeText.trim() === '' || !Number.isFinite(sizeGb) || sizeGb <= 0 || rest.length > 0) {
-      throw new Error(`bad model entry "${entry}": expected name=sizeGb with a positive size in GB (e.g. qwen3:14b=9.3), optionally name=sizeGb:embeddingLength`);
-    }
-    let embeddingLength: number | undefined;
-    if (dimText !== undefined) {
-      embeddingLength = Number(dimText);
-      if (!Number.isInteger(embeddingLength) || embeddingLength <= 0) {
-        throw new Error(`bad model entry "${entry}": the embedding length after the size must be a positive integer (e.g. nomic-embed-text=0.27:768)`);
-      }
-    }
-    if (out.some((m) => m.name === name)) throw new Error(`model "${name}" is listed twice`);
-    out.push(embeddingLength === undefined ? { name, sizeGb } : { name, sizeGb, embeddingLength });
+    const spec = parseEntry(entry);
+    if (out.some((m) => m.name === spec.name)) throw new Error(`model "${spec.name}" is listed twice`);
+    out.push(spec);
   }
   return out;
+}
+
+function parseEntry(entry: string): SimModelSpec {
+  const eq = entry.lastIndexOf('=');
+  const name = eq > 0 ? entry.slice(0, eq).trim() : '';
+  const [sizeText = '', ...suffixes] = eq > 0 ? entry.slice(eq + 1).split(':') : [];
+  const sizeGb = Number(sizeText);
+  if (!name || sizeText.trim() === '' || !Number.isFinite(sizeGb) || sizeGb <= 0 || suffixes.length > 2) throw new Error(`bad model entry "${entry}": ${ENTRY_SYNTAX}`);
+  const spec: SimModelSpec = { name, sizeGb };
+  for (const [i, raw] of suffixes.entries()) {
+    const text = raw.trim();
+    if (i === 0 && /^[0-9.+-]+$/.test(text)) {
+      const dims = Number(text);
+      if (!Number.isInteger(dims) || dims <= 0) throw new Error(`bad model entry "${entry}": the embedding length after the size must be a positive integer (e.g. nomic-embed-text=0.27:768)`);
+      spec.embeddingLength = dims;
+    } else if (spec.capabilities === undefined) {
+      spec.capabilities = parseCapabilities(entry, text);
+    } else {
+      throw new Error(`bad model entry "${entry}": ${ENTRY_SYNTAX}`);
+    }
+  }
+  return spec;
+}
+
+function parseCapabilities(entry: string, text: string): ModelCapability[] {
+  const listed = new Set<ModelCapability>();
+  for (const c of text.split('+').map((s) => s.trim())) {
+    if (!(MODEL_CAPABILITIES as readonly string[]).includes(c)) throw new Error(`bad model entry "${entry}": unknown capability "${c}" (known: ${MODEL_CAPABILITIES.join(', ')})`);
+    listed.add(c as ModelCapability);
+  }
+  if (!listed.has('embedding')) listed.add('completion');
+  return MODEL_CAPABILITIES.filter((c) => listed.has(c));
+}
+
+/** Throws an Error naming the first capability of `m` that Ollama does not have. */
+export function checkCapabilityNames(m: SimModelSpec): void {
+  const bad = m.capabilities?.find((c) => !(MODEL_CAPABILITIES as readonly string[]).includes(c));
+  if (bad !== undefined) throw new Error(`model "${m.name}": unknown capability "${bad}" (known: ${MODEL_CAPABILITIES.join(', ')})`);
+}
+
+/** What the model can do (see `SimModelSpec.capabilities` for the default). */
+export function capabilitiesOf(m: SimModelSpec): ModelCapability[] {
+  if (m.capabilities) return MODEL_CAPABILITIES.filter((c) => m.capabilities?.includes(c));
+  return m.embeddingLength !== undefined || /embed/i.test(m.name) ? ['embedding'] : ['completion', 'tools'];
+}
+
+/** Ollama treats a name without a tag as `:latest`: "qwen3" and "qwen3:latest" are the same model. */
+export function canonicalName(name: string): string {
+  const last = name.slice(name.lastIndexOf('/') + 1);
+  return last.includes(':') ? name : `${name}:latest`;
+}
+
+/** The fully qualified name Ollama puts in capability errors, e.g. `registry.ollama.ai/library/qwen3:latest`. */
+export function qualifiedName(name: string): string {
+  const parts = canonicalName(name).split('/');
+  if (parts.length === 1) return `registry.ollama.ai/library/${parts[0]}`;
+  if (parts.length === 2) return `registry.ollama.ai/${parts.join('/')}`;
+  return parts.join('/');
 }
 
 export const modelBytes = (m: SimModelSpec): number => Math.round(m.sizeGb * BYTES_PER_GB);
@@ -67,10 +123,17 @@ const ARCH_BY_PARAMS: Array<{ maxBillions: number; arch: SimArch }> = [
 ];
 const LARGEST_ARCH: SimArch = { block_count: 126, embedding_length: 16384, head_count: 128, head_count_kv: 8, context_length: 131072 };
 
+/** An embedding-only model: its vectors are as wide as its `llama.embedding_length`. */
+export const isEmbeddingOnly = (m: SimModelSpec): boolean => {
+  const caps = capabilitiesOf(m);
+  return caps.includes('embedding') && !caps.includes('completion');
+};
+
 function archOf(m: SimModelSpec): SimArch {
-  if (m.embeddingLength !== undefined) {
-    const heads = m.embeddingLength % 64 === 0 ? m.embeddingLength / 64 : 1;
-    return { block_count: 12, embedding_length: m.embeddingLength, head_count: heads, head_count_kv: heads, context_length: 8192 };
+  if (isEmbeddingOnly(m)) {
+    const width = embeddingLengthOf(m);
+    const heads = width % 64 === 0 ? width / 64 : 1;
+    return { block_count: 12, embedding_length: width, head_count: heads, head_count_kv: heads, context_length: 8192 };
   }
   const billions = m.sizeGb / GB_PER_BILLION_PARAMS;
   const row = ARCH_BY_PARAMS.find((r) => billions <= r.maxBillions);
@@ -98,7 +161,7 @@ export function tagsEntry(m: SimModelSpec, modifiedAt: string): Record<string, u
   return { name: m.name, model: m.name, modified_at: modifiedAt, size: modelBytes(m), digest: modelDigest(m), details: modelDetails(m) };
 }
 
-/** The /api/show answer. `capabilities` says `embedding` for models declared with an embedding length. */
+/** The /api/show answer. */
 export function showBody(m: SimModelSpec, modifiedAt: string): Record<string, unknown> {
   const a = archOf(m);
   const modelInfo: Record<string, unknown> = {
@@ -115,7 +178,7 @@ export function showBody(m: SimModelSpec, modifiedAt: string): Record<string, un
     'llama.feed_forward_length': a.embedding_length * 4,
     'llama.vocab_size': 128256,
   };
-  if (m.embeddingLength !== undefined) modelInfo['llama.pooling_type'] = 1;
+  if (isEmbeddingOnly(m)) modelInfo['llama.pooling_type'] = 1;
   return {
     license: 'simulated model: no weights, no license',
     modelfile: `# simulated by hydra node-sim\nFROM ${m.name}\n`,
@@ -123,7 +186,7 @@ export function showBody(m: SimModelSpec, modifiedAt: string): Record<string, un
     template: '{{ .Prompt }}',
     details: modelDetails(m),
     model_info: modelInfo,
-    capabilities: m.embeddingLength !== undefined ? ['embedding'] : ['completion'],
+    capabilities: capabilitiesOf(m),
     modified_at: modifiedAt,
   };
 }

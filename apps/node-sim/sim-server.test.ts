@@ -73,7 +73,8 @@ describe('Ollama model endpoints', () => {
       'llama.embedding_length': 5120,
       'llama.context_length': 40960,
     });
-    expect(show.capabilities).toEqual(['completion']);
+    // A chat model declared without capabilities can complete and call tools (most of Ollama's library can).
+    expect(show.capabilities).toEqual(['completion', 'tools']);
     const embShow = await (await post(n, '/api/show', { model: 'emb' })).json();
     expect(embShow.model_info['llama.embedding_length']).toBe(16);
     expect(embShow.capabilities).toEqual(['embedding']);
@@ -395,6 +396,14 @@ describe('helpers', () => {
       { name: 'llama3.1:70b', sizeGb: 43 },
       { name: 'nomic-embed-text', sizeGb: 0.27, embeddingLength: 768 },
     ]);
+    expect(parseModelsArg('qwen3:8b=5.2:tools+thinking,llava=4.7:vision,bge-m3=1.2:1024:embedding,plain=1:completion')).toEqual([
+      { name: 'qwen3:8b', sizeGb: 5.2, capabilities: ['completion', 'tools', 'thinking'] },
+      { name: 'llava', sizeGb: 4.7, capabilities: ['completion', 'vision'] },
+      { name: 'bge-m3', sizeGb: 1.2, embeddingLength: 1024, capabilities: ['embedding'] },
+      { name: 'plain', sizeGb: 1, capabilities: ['completion'] },
+    ]);
+    expect(() => parseModelsArg('a=1:tools+telepathy')).toThrow(/unknown capability "telepathy"/);
+    expect(() => parseModelsArg('a=1:768:tools:vision')).toThrow(/bad model entry/);
     expect(() => parseModelsArg('qwen3:14b')).toThrow(/bad model entry "qwen3:14b"/);
     expect(() => parseModelsArg('a=-1')).toThrow(/positive size/);
     expect(() => parseModelsArg('a=1,a=2')).toThrow(/listed twice/);

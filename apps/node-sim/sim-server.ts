@@ -2,14 +2,20 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../../libs/logger/index.js';
-import { FaultsSchema, SimCore, type ResolvedSimOptions, type SimNodeOptions, type SimState } from './sim-core.js';
+import { FaultsSchema, SimCore } from './sim-core.js';
+import type { ResolvedSimOptions, SimNodeOptions, SimState } from './sim-options.js';
 import { SimHttpError, readJsonBody, sendError, sendJson, type Flavor, type Route } from './sim-http.js';
+import { ollamaChatRoutes } from './ollama-chat-routes.js';
 import { ollamaRoutes } from './ollama-routes.js';
 import { openaiRoutes } from './openai-routes.js';
+import { pullRoutes } from './pull-routes.js';
+import { BYTES_PER_GB, checkCapabilityNames, modelBytes, type SimModelSpec } from './sim-models.js';
 
 export { parseModelsArg } from './sim-models.js';
 export { simulatedAnswer, schemaInstance } from './sim-text.js';
-export type { SimNodeOptions, SimState } from './sim-core.js';
+export { simulatedThinking, toolArguments } from './sim-turn.js';
+export type { SimNodeOptions, SimState } from './sim-options.js';
+export type { SimModelSpec } from './sim-models.js';
 
 export interface SimNode {
   /** `http://host:port`, no trailing slash. */
@@ -32,12 +38,20 @@ function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
   if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${parallel}`);
   const loadMsPerGb = opts.loadMsPerGb ?? 20;
   if (!Number.isFinite(loadMsPerGb) || loadMsPerGb < 0) throw new Error(`loadMsPerGb must be >= 0, got ${loadMsPerGb}`);
-  const names = new Set<string>();
-  for (const m of opts.models) {
-    if (names.has(m.name)) throw new Error(`model "${m.name}" is listed twice`);
-    names.add(m.name);
-    positive(`size of model "${m.name}"`, m.sizeGb);
-  }
+  const checkList = (what: string, list: SimModelSpec[]): void => {
+    const names = new Set<string>();
+    for (const m of list) {
+      if (names.has(m.name)) throw new Error(`${what} "${m.name}" is listed twice`);
+      names.add(m.name);
+      positive(`size of ${what} "${m.name}"`, m.sizeGb);
+      checkCapabilityNames(m);
+    }
+  };
+  checkList('model', opts.models);
+  checkList('pullable model', opts.pullable ?? []);
+  const diskGb = opts.diskGb === undefined ? undefined : positive('diskGb', opts.diskGb);
+  const installedBytes = opts.models.reduce((s, m) => s + modelBytes(m), 0);
+  if (diskGb !== undefined && installedBytes > diskGb * BYTES_PER_GB) throw new Error(`the models take ${installedBytes / BYTES_PER_GB} GB, more than diskGb (${diskGb} GB)`);
   return {
     port: opts.port ?? 0,
     host: opts.host ?? '127.0.0.1',
@@ -47,6 +61,9 @@ function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
     loadMsPerGb,
     tokensPerSecond: positive('tokensPerSecond', opts.tokensPerSecond ?? 200),
     fast: opts.fast ?? false,
+    pullable: (opts.pullable ?? []).map((m) => ({ ...m })),
+    pullMBps: positive('pullMBps', opts.pullMBps ?? 200),
+    diskGb,
   };
 }
 
@@ -74,7 +91,7 @@ export async function createSimNode(opts: SimNodeOptions): Promise<SimNode> {
   const log = (opts.logger ?? silentLogger()).child({ component: 'node-sim' });
   const lifetime = new AbortController();
   const core = new SimCore(resolved, log, lifetime.signal);
-  const routes = new Map<string, Route>([...ollamaRoutes(core), ...openaiRoutes(core), ...adminRoutes(core)]);
+  const routes = new Map<string, Route>([...ollamaRoutes(core), ...ollamaChatRoutes(core), ...pullRoutes(core), ...openaiRoutes(core), ...adminRoutes(core)]);
 
   const lookup = (method: string, path: string): Route | undefined => {
     const m = method === 'HEAD' ? 'GET' : method;
@@ -89,7 +106,7 @@ export async function createSimNode(opts: SimNodeOptions): Promise<SimNode> {
     try {
       const route = lookup(req.method ?? 'GET', path);
       if (!route) {
-        const other = ['GET', 'POST'].some((m) => lookup(m, path) !== undefined);
+        const other = ['GET', 'POST', 'DELETE'].some((m) => lookup(m, path) !== undefined);
         throw new SimHttpError(other ? 405 : 404, other ? `method ${req.method} not allowed on ${path}` : `no such endpoint: ${req.method} ${path}`);
       }
       await route(req, res);

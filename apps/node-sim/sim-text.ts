@@ -23,6 +23,10 @@ export interface AnswerRequest {
   /** Natural length of a plain-text answer in tokens (sim-only option `sim_answer_tokens`), default 16. */
   answerTokens?: number;
   format?: AnswerFormat;
+  /** Images the (vision) model was shown: the answer says how many it saw. */
+  images?: number;
+  /** The tool result the answer is about (chat whose last message has role `tool`): quoted instead of the prompt. */
+  toolResult?: string;
 }
 
 export interface PlannedAnswer {
@@ -34,8 +38,9 @@ export interface PlannedAnswer {
 
 /**
  * The exact answer for a request.
- * Plain text: the words `simulated answer from <model> to:`, then the first 8 whitespace-separated words of the prompt,
- * then filler words (`lorem ipsum dolor ...`, repeating), cut to `answerTokens` (default 16) words. Each word is one
+ * Plain text: the words `simulated answer from <model> to:`, then `(saw N image(s))` when images were shown, then the
+ * first 8 whitespace-separated words of the prompt — or, answering a tool result, `simulated answer from <model> using
+ * tool result:` and its first 8 words — then filler words (`lorem ipsum dolor ...`, repeating), cut to `answerTokens` (default 16) words. Each word is one
  * token; every token after the first carries one leading space, so the text is the words joined by single spaces.
  * `format: "json"`: `{"simulated":true,"model":<model>,"answer":<the plain-text answer>}`.
  * `format: <JSON schema>`: a minimal valid instance of the schema (see `schemaInstance`).
@@ -44,11 +49,11 @@ export interface PlannedAnswer {
 export function planAnswer(req: AnswerRequest): PlannedAnswer {
   let pieces: string[];
   if (req.format === undefined) {
-    pieces = plainPieces(req.model, req.prompt, req.answerTokens ?? DEFAULT_ANSWER_TOKENS);
+    pieces = plainPieces(req);
   } else {
     const value =
       req.format === 'json'
-        ? { simulated: true, model: req.model, answer: plainPieces(req.model, req.prompt, req.answerTokens ?? DEFAULT_ANSWER_TOKENS).join('') }
+        ? { simulated: true, model: req.model, answer: plainPieces(req).join('') }
         : schemaInstance(req.format);
     pieces = chunk(JSON.stringify(value), JSON_PIECE_CHARS);
   }
@@ -63,13 +68,24 @@ export function simulatedAnswer(req: AnswerRequest): string {
   return planAnswer(req).pieces.join('');
 }
 
-function plainPieces(model: string, prompt: string, count: number): string[] {
-  const words = ['simulated', 'answer', 'from', model, 'to:', ...splitWords(prompt).slice(0, ECHOED_PROMPT_WORDS)];
-  for (let i = 0; words.length < count; i++) words.push(FILLER[i % FILLER.length] ?? 'lorem');
-  return words.slice(0, count).map((w, i) => (i === 0 ? w : ` ${w}`));
+function plainPieces(req: AnswerRequest): string[] {
+  const count = req.answerTokens ?? DEFAULT_ANSWER_TOKENS;
+  const images = req.images ?? 0;
+  const lead =
+    req.toolResult !== undefined
+      ? ['using', 'tool', 'result:', ...splitWords(req.toolResult).slice(0, ECHOED_PROMPT_WORDS)]
+      : ['to:', ...(images > 0 ? ['(saw', String(images), images === 1 ? 'image)' : 'images)'] : []), ...splitWords(req.prompt).slice(0, ECHOED_PROMPT_WORDS)];
+  return withFiller(['simulated', 'answer', 'from', req.model, ...lead], count);
 }
 
-function splitWords(text: string): string[] {
+/** Pads `words` with filler to `count` words (or cuts them), as tokens: every token after the first has one leading space. */
+export function withFiller(words: string[], count: number, filler: readonly string[] = FILLER): string[] {
+  const out = [...words];
+  for (let i = 0; out.length < count; i++) out.push(filler[i % filler.length] ?? 'lorem');
+  return out.slice(0, count).map((w, i) => (i === 0 ? w : ` ${w}`));
+}
+
+export function splitWords(text: string): string[] {
   return text.split(/\s+/).filter((w) => w.length > 0);
 }
 
@@ -78,7 +94,7 @@ export function countPromptTokens(texts: readonly string[]): number {
   return Math.max(1, texts.reduce((n, t) => n + splitWords(t).length, 0));
 }
 
-function chunk(text: string, size: number): string[] {
+export function chunk(text: string, size: number): string[] {
   const chars = Array.from(text);
   const out: string[] = [];
   for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));

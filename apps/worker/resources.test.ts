@@ -35,7 +35,7 @@ describe('node resources', () => {
     // 24 GB card, 9 GB of it our loaded model, 3 GB used by something else: 12 GB free.
     const r = buildNodeRecord(base({ gpu: { total_mb: 24 * 1024, free_mb: 12 * 1024 }, probe: probe(9) }));
     expect(r).toMatchObject({ type: 'gpu', vram_total_mb: 24576, vram_available_mb: 12 * 1024 - 200, capacity_mb: 24576 - 200 - 3 * 1024 });
-    expect(r.models_loaded).toEqual([{ name: 'qwen3:14b', size_mb: 9216, vram_mb: 9216 }]);
+    expect(r.models_loaded).toEqual([{ name: 'qwen3:14b', size_mb: 9216, vram_mb: 9216, size_bytes: 9 * GB, vram_bytes: 9 * GB }]);
   });
 
   it('without nvidia-smi: NODE_VRAM_GB minus what the backend has loaded', () => {
@@ -51,12 +51,26 @@ describe('node resources', () => {
   it('estimates each model’s need as weights + KV cache for NUM_CTX', () => {
     const r = buildNodeRecord(base({ nodeVramGb: 24 }));
     // KV: 2 × 40 layers × 8 kv heads × 128 head dim × 4096 ctx × 2 bytes = 640 MiB.
-    expect(r.models_available).toEqual([{ name: 'qwen3:14b', size_mb: 9216, need_mb: 9216 + 640 }]);
+    expect(r.models_available).toEqual([{ name: 'qwen3:14b', size_mb: 9216, need_mb: 9216 + 640, size_bytes: 9 * GB, details: {} }]);
   });
 
   it('takes the backend’s exact need when it has one (llama.cpp)', () => {
     const exact = { ...probe(), models_available: [{ name: 'tiny', size_bytes: 521_248, need_bytes: 7_865_600 }] };
-    expect(buildNodeRecord(base({ probe: exact })).models_available).toEqual([{ name: 'tiny', size_mb: 0, need_mb: 8 }]);
+    expect(buildNodeRecord(base({ probe: exact })).models_available).toEqual([{ name: 'tiny', size_mb: 0, need_mb: 8, size_bytes: 521_248, details: {} }]);
+  });
+
+  it('copies what /api/tags, /api/ps and the capability check need: digest, dates, details, capabilities, expiry, context', () => {
+    const details = { format: 'gguf', family: 'qwen3', families: ['qwen3'], parameter_size: '14.8B', quantization_level: 'Q4_K_M' };
+    const rich: BackendProbe = {
+      ...probe(),
+      models_available: [{ name: 'qwen3:14b', size_bytes: 9 * GB, digest: 'abc', modified_at: '2025-01-01T00:00:00+01:00', details, capabilities: ['completion', 'tools', 'thinking'] }],
+      models_loaded: [{ name: 'qwen3:14b', size_bytes: 9 * GB, vram_bytes: 9 * GB, expires_at: '2025-01-01T00:05:00+01:00', digest: 'abc', context_length: 4096 }],
+    };
+    const r = buildNodeRecord(base({ nodeVramGb: 24, probe: rich }));
+    expect(r.models_available[0]).toMatchObject({ digest: 'abc', modified_at: '2025-01-01T00:00:00+01:00', details, capabilities: ['completion', 'tools', 'thinking'] });
+    expect(r.models_loaded[0]).toMatchObject({ expires_at: '2025-01-01T00:05:00+01:00', digest: 'abc', context_length: 4096 });
+    // A backend that reports no capabilities leaves them out: unknown, which never blocks a request.
+    expect(buildNodeRecord(base({})).models_available[0]).not.toHaveProperty('capabilities');
   });
 
   it('marks simulated nodes from the backend version', () => {

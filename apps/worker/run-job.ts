@@ -1,11 +1,25 @@
-// Runs one taken job on the backend: validate, stream tokens, complete or fail (retry or final), publish the end.
+// Runs one taken job on the backend by its kind (inference, or admin: pull/delete/unload): validate, stream, complete or fail (retry or final), publish the end.
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ErrorCode, HydraError, routingDecision, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { checkPayload, DONE_MESSAGE_RESULT_LIMIT, encodeFailure, TokenStream, type DoneMessage, type HydraKeys, type InferJob, type JobKind, type JobLifecycle } from '../../libs/queue/index.js';
+import {
+  checkPayload,
+  DONE_MESSAGE_RESULT_LIMIT,
+  encodeFailure,
+  kindOfJobName,
+  modelOfJobName,
+  TokenStream,
+  type DoneMessage,
+  type HydraKeys,
+  type InferJob,
+  type JobKind,
+  type JobLifecycle,
+  type JobPayload,
+} from '../../libs/queue/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import type { InferenceBackend } from './backends/backend.js';
+import { runAdmin, type AdminResult } from './admin-job.js';
 import type { ActiveJob } from './dispatcher.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { WorkerSettings } from './settings.js';
@@ -33,7 +47,13 @@ export const DRAIN = new HydraError(ErrorCode.Unavailable, 'the worker is shutti
 const blamesBackend = (e: HydraError): boolean =>
   e.retryable && (e.code === ErrorCode.BackendUnavailable || e.code === ErrorCode.BackendError || e.code === ErrorCode.Timeout);
 
-type Handler = (data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream) => Promise<InferResult>;
+/** The job kinds a node agent runs, and what each returns. */
+type RunKind = Extract<JobKind, 'infer' | 'admin'>;
+interface Results {
+  infer: InferResult;
+  admin: AdminResult;
+}
+type Handler<K extends RunKind> = (data: JobPayload<K>, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream) => Promise<Results[K]>;
 
 async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream): Promise<InferResult> {
   const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t), onThinking: (t: string) => stream.push(t, 'thinking') };
@@ -53,11 +73,17 @@ async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: R
   };
 }
 
+/** Admin jobs never use the backend deadline: a pull of a large model may take far longer than any inference. */
+const handleAdmin: Handler<'admin'> = (data, a, s, d, stream) => runAdmin(data, d.backend, s.nodeId, a.abort.signal, stream);
+
 /**
- * The job kinds a node agent runs, by the queues it pulls from: inference only. Workflow parents are run by the
- * workflow finaliser and gates by nobody; the catalog lists them so their payloads are checked when enqueued.
+ * The job kinds a node agent runs, by the queues it pulls from: inference (class and node queues) and admin (its
+ * node queue). Workflow parents are run by the workflow finaliser and gates by nobody; the catalog lists them so
+ * their payloads are checked when enqueued.
  */
-const handlers = { infer: handleInfer } satisfies { [K in Extract<JobKind, 'infer'>]: Handler };
+const handlers = { infer: handleInfer, admin: handleAdmin } satisfies { [K in RunKind]: Handler<K> };
+
+const isRunKind = (k: string): k is RunKind => k === 'infer' || k === 'admin';
 
 export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promise<void> {
   const { job, token } = a;
@@ -77,8 +103,11 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     abortReason ??= e;
     a.abort.abort(e);
   };
+  const kindName = kindOfJobName(job.name);
   try {
-    const data = checkPayload('infer', job.data);
+    if (!isRunKind(kindName)) throw new HydraError(ErrorCode.BadRequest, `job ${job.name} is of kind "${kindName}", which node agents do not run`);
+    // Validated again on receipt: a payload that fails is failed as unrecoverable, never run nor dropped.
+    const typed = kindName === 'infer' ? { kind: kindName, data: checkPayload('infer', job.data) } : { kind: kindName, data: checkPayload('admin', job.data) };
     if (job.deferredFailure) {
       // BullMQ marks a job that stalled more than MAX_STALLED_COUNT times; its processor must fail it.
       throw new HydraError(
@@ -87,11 +116,13 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       );
     }
     if (await d.lifecycle.isCancelled(jobId)) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
-    const deadlines: [number, HydraError][] = [
-      [Date.now() + s.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${s.backendTimeoutMs} ms)`, { retryable: true })],
-    ];
-    if (data.timeout_ms) {
-      deadlines.push([data.submitted_at + data.timeout_ms, new HydraError(ErrorCode.Timeout, `the job's timeout_ms (${data.timeout_ms} ms, queued + running) expired`)]);
+    const deadlines: [number, HydraError][] = [];
+    if (typed.kind === 'infer') {
+      const { data } = typed;
+      deadlines.push([Date.now() + s.backendTimeoutMs, new HydraError(ErrorCode.Timeout, `the backend did not finish within BACKEND_TIMEOUT_MS (${s.backendTimeoutMs} ms)`, { retryable: true })]);
+      if (data.timeout_ms) {
+        deadlines.push([data.submitted_at + data.timeout_ms, new HydraError(ErrorCode.Timeout, `the job's timeout_ms (${data.timeout_ms} ms, queued + running) expired`)]);
+      }
     }
     for (const [at, err] of deadlines) {
       if (at <= Date.now()) throw err;
@@ -101,8 +132,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       const r: unknown = a.abort.signal.reason;
       if (r instanceof HydraError) abortReason ??= r;
     });
-    const result = await handlers.infer(data, a, s, d, stream);
-    d.breaker.success();
+    const outcome =
+      typed.kind === 'infer' ? { kind: typed.kind, result: await handlers.infer(typed.data, a, s, d, stream) } : { kind: typed.kind, result: await handlers.admin(typed.data, a, s, d, stream) };
+    const { result } = outcome;
+    // An admin op says nothing about the backend's inference health.
+    if (outcome.kind === 'infer') d.breaker.success();
+    else d.breaker.neutral();
     try {
       await job.moveToCompleted(result, token, false);
     } catch (e) {
@@ -125,9 +160,11 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
     };
     // Hooks first (cache store, workflow step): a client answered by the done message may resend at once.
-    await d.onFinished?.(job, { state: 'completed', result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
+    if (outcome.kind === 'infer') {
+      await d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
+    }
     await Promise.all([finished, d.lifecycle.publishDone(msg)]);
-    log.info({ node: s.nodeId, model: data.call.model, ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
+    log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
     if (err === DRAIN) {
@@ -142,7 +179,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       }
       return;
     }
-    if (blamesBackend(err)) {
+    if (kindName === 'infer' && blamesBackend(err)) {
       if (d.breaker.failure(Date.now())) log.warn({ node: s.nodeId }, 'circuit breaker open: not pulling jobs for a cooldown');
     } else d.breaker.neutral();
     const attempts = job.opts.attempts ?? 1;
@@ -162,7 +199,8 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         await stream.finish('error', { ...err.toJSON(), node_id: s.nodeId, attempts: job.attemptsMade });
         const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
         await d.lifecycle.publishDone(msg);
-        await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
+        // Cache and workflows follow inference jobs only.
+        if (kindName === 'infer') await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
       }
       log.warn({ node: s.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
     } catch (e) {

@@ -28,7 +28,8 @@ export class TokenStream {
       this.kind = kind;
     }
     this.buf += text;
-    if (this.buf.length >= FLUSH_BYTES) this.flush();
+    // The first piece goes out at once: it is the time to first token every client waits for; later ones coalesce.
+    if (!this.marked || this.buf.length >= FLUSH_BYTES) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.opts.flushMs);
   }
 

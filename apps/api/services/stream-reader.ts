@@ -8,7 +8,7 @@ import { viewJob } from '../job-view.js';
 import { cancelJob } from './jobs.js';
 
 /** An entry, or `idle`: nothing new for one block interval (a framing may send a keep-alive). */
-export type StreamItem = StreamEntry | { id: ''; event: 'idle'; data: '' };
+export type StreamItem = StreamEntry | { id: ''; event: 'idle'; data: ''; node?: undefined };
 
 export interface StreamSource {
   key: string;

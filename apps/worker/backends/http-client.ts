@@ -5,7 +5,7 @@ import { ErrorCode, HydraError } from '../../../libs/core/index.js';
 import { errorFromStatus, errorFromTransport, errorMessageOf } from './http-errors.js';
 
 export interface SendOptions {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Appended to the base URL's path, e.g. "/api/chat". */
   path: string;
   body?: unknown;

@@ -100,6 +100,8 @@ describe('probe', () => {
     // Wrong tensor shapes are only found by llama.cpp at load time; a header-only read cannot see them.
     expect(p.models_available.map((m) => m.name).sort()).toEqual(['broken-shape', TINY_MODEL_NAME]);
     expect(p.models_loaded).toEqual([]);
+    // ChatML has node-llama-cpp's function-call syntax but no thought segments; never vision: images are refused at submit.
+    expect(tiny?.capabilities).toEqual(['completion', 'tools']);
     expect(p.memory?.ram_total).toBeGreaterThan(0);
     const leftOut = captured.lines.filter((l) => l.msg === 'model file left out');
     expect(leftOut.map((l) => l.model).sort()).toEqual(['broken-truncated', 'not-a-model']);
@@ -262,7 +264,63 @@ describe('chat', () => {
   });
 });
 
+describe('chat with tools, thinking, images', () => {
+  const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+  // The function documentation node-llama-cpp puts in the system prompt is ~1k characters: one token each for the toy model.
+  const wide = { ...greedy, num_ctx: 4096 };
+
+  it('offers tools through function calling; the toy model spells the alphabet instead of calling one, and says so honestly', async () => {
+    const out = await backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'weather in Paris?' }], tools, options: wide }, hooks().hooks);
+    expect(out.message).toEqual({ role: 'assistant', content: TINY_CHAT_REPLY });
+    expect(out.done_reason).toBe('stop');
+    // The tool documentation reached the prompt.
+    expect(out.prompt_tokens).toBeGreaterThan(countTinyTokens(chatMLPrompt([{ role: 'user', content: 'weather in Paris?' }]), { special: true }) + 200);
+  });
+
+  it('replays an earlier tool call and its result in the model turn, then continues the answer', async () => {
+    const messages: ChatMessage[] = [
+      { role: 'user', content: 'weather in Paris?' },
+      { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+      { role: 'tool', content: '21 C', tool_name: 'get_weather' },
+    ];
+    const out = await backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages, tools, options: wide }, hooks().hooks);
+    expect(out.message?.tool_calls).toBeUndefined();
+    expect(typeof out.message?.content).toBe('string');
+  });
+
+  it('refuses tool definitions that do not fit the context, images, and format with tools, as bad_request', async () => {
+    const small = await rejection(backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'x' }], tools, options: { ...greedy, num_ctx: 256 } }, hooks().hooks));
+    expect(small.code).toBe('bad_request');
+    expect(small.message).toMatch(/tool definitions do not fit the context of 256 tokens: raise num_ctx/);
+    const img = await rejection(backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'x', images: ['aW1n'] }] }, hooks().hooks));
+    expect(img.code).toBe('bad_request');
+    expect(img.message).toMatch(/images: llama\.cpp nodes take no images/);
+    const both = await rejection(backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'x' }], tools, format: 'json' }, hooks().hooks));
+    expect(both.message).toMatch(/format/);
+    const fim = await rejection(backend.generate({ type: 'generate', model: TINY_MODEL_NAME, prompt: 'a', suffix: 'z' }, hooks().hooks));
+    expect(fim.message).toMatch(/suffix/);
+  });
+
+  it('ignores think on a template without thought segments: the same exact reply, no thinking', async () => {
+    const thoughts: string[] = [];
+    const h = hooks();
+    const out = await backend.chat({ type: 'chat', model: TINY_MODEL_NAME, messages: [{ role: 'user', content: 'x' }], think: true, options: greedy }, { ...h.hooks, onThinking: (t) => thoughts.push(t) });
+    expect(out.message).toEqual({ role: 'assistant', content: TINY_CHAT_REPLY });
+    expect(thoughts).toEqual([]);
+  });
+});
+
 describe('embed', () => {
+  it('truncates an input longer than the context (Ollama default), or refuses it with truncate: false', async () => {
+    const long = 'abcdefgh'.repeat(20);
+    const out = await backend.embed({ type: 'embed', model: TINY_MODEL_NAME, input: long, options: { num_ctx: 64 } }, hooks().hooks);
+    expect(out.embeddings?.[0]).toHaveLength(64);
+    expect(out.prompt_tokens).toBe(64);
+    const e = await rejection(backend.embed({ type: 'embed', model: TINY_MODEL_NAME, input: long, truncate: false, options: { num_ctx: 64 } }, hooks().hooks));
+    expect(e.code).toBe('bad_request');
+    expect(e.message).toMatch(/context holds 64/);
+  });
+
   it('returns one unit-length vector of the model width (64) per input, different for different texts', async () => {
     const out = await backend.embed({ type: 'embed', model: TINY_MODEL_NAME, input: ['hello', 'hello world'] }, hooks().hooks);
     expect(out.embeddings).toHaveLength(2);
@@ -306,6 +364,14 @@ describe('model lifecycle', () => {
       expect((await b.probe()).models_loaded.map((m) => m.name)).toEqual(['toy-b']);
       await b.generate({ type: 'generate', model: 'toy-b', prompt: 'y', options: greedy, keep_alive: 0 }, hooks().hooks);
       expect((await b.probe()).models_loaded).toEqual([]);
+      // The admin unload: now, by name; a model that is not loaded is already unloaded; an unknown one is not found.
+      await b.generate({ type: 'generate', model: 'toy-a', prompt: 'y', options: greedy }, hooks().hooks);
+      await b.unload!('toy-a:latest', { signal: new AbortController().signal });
+      expect((await b.probe()).models_loaded).toEqual([]);
+      await b.unload!('toy-a', { signal: new AbortController().signal });
+      expect((await rejection(b.unload!('nope', { signal: new AbortController().signal }))).code).toBe('model_not_found');
+      expect(b.pull).toBeUndefined();
+      expect(b.delete).toBeUndefined();
     } finally {
       await b.close();
     }

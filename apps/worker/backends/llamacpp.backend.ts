@@ -1,8 +1,8 @@
-// In-process llama.cpp (node-llama-cpp, optional): GGUF files from a models folder or an Ollama store, streamed and cancellable.
+// In-process llama.cpp (node-llama-cpp, optional): GGUF files from a models folder or an Ollama store, streamed and cancellable; tool calls through node-llama-cpp's function calling, returned to the client, never run here.
 import os from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { ChatHistoryItem, LlamaContextSequence, LlamaGrammar, Token } from 'node-llama-cpp';
+import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelFunctions, LlamaChatResponseChunk, LlamaContextSequence, LlamaGrammar, Token } from 'node-llama-cpp';
 import {
   ErrorCode,
   HydraError,
@@ -13,9 +13,10 @@ import {
   type GenerateCall,
   type InferenceOutput,
   type ModelAvailable,
+  type ToolCall,
 } from '../../../libs/core/index.js';
 import type { Logger } from '../../../libs/logger/index.js';
-import type { CallHooks, InferenceBackend } from './backend.js';
+import type { AdminHooks, CallHooks, InferenceBackend } from './backend.js';
 import { findModel, scanCatalog, type CatalogEntry } from './llamacpp/catalog.js';
 import { GgufInfoCache } from './llamacpp/gguf-info.js';
 import { ModelPool, type LoadedModel } from './llamacpp/model-pool.js';
@@ -239,6 +240,12 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
 
     generate(call: GenerateCall, hooks: CallHooks): Promise<InferenceOutput> {
       const callStarted = performance.now();
+      // The capability check refuses these at submit (this backend reports neither vision nor insert); a job queued
+      // before that check, or pinned here by hand, still gets the same clear answer.
+      if (call.images?.length) return Promise.reject(noImages());
+      if (call.suffix) {
+        return Promise.reject(new HydraError(ErrorCode.BadRequest, 'suffix: llama.cpp nodes do not do fill-in-the-middle; send the job to an Ollama node whose model has the insert capability'));
+      }
       return withModel(call, hooks, async (lm, entry, loadMs) => {
         const plan = planGeneration(call.options, await modelDefaults(entry));
         const size = contextSizeFor(lm, plan);
@@ -273,31 +280,62 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
 
     chat(call: ChatCall, hooks: CallHooks): Promise<InferenceOutput> {
       const callStarted = performance.now();
+      if (call.messages.some((m) => m.images?.length)) return Promise.reject(noImages());
+      const functions = toFunctions(call.tools);
+      if (functions && call.format !== undefined) {
+        return Promise.reject(new HydraError(ErrorCode.BadRequest, 'format: llama.cpp nodes cannot constrain the output to a format and offer tools in one request; send one or the other'));
+      }
       return withModel(call, hooks, async (lm, entry, loadMs) => {
-        if (call.messages.some((m) => m.images?.length)) {
-          throw new HydraError(ErrorCode.BadRequest, 'the llamacpp backend does not take images: send this job to an Ollama node with a vision model');
-        }
         const plan = planGeneration(call.options, await modelDefaults(entry));
         const size = contextSizeFor(lm, plan);
         const history = toChatHistory(call.messages);
         const grammar = await grammarFor(call.format);
+        // Thought segments exist only for wrappers that know them (Qwen3, DeepSeek-R1, ...); others never emit any.
+        // think: false asks for none (a zero thought budget); true or a level leaves the model's default.
+        const thinks = lm.chatWrapper.settings.segments?.thought !== undefined;
+        let thinking = '';
+        const onResponseChunk = (c: LlamaChatResponseChunk) => {
+          if (c.type !== 'segment' || c.segmentType !== 'thought' || !c.text) return;
+          thinking += c.text;
+          try {
+            hooks.onThinking?.(c.text);
+          } catch (e) {
+            log.warn({ err: String(e) }, 'onThinking hook threw; reasoning not streamed further');
+          }
+        };
         return lm.withSequence(size, hooks.signal, async (seq) => {
           const chat = new nlc.LlamaChat({ contextSequence: seq, chatWrapper: lm.chatWrapper, autoDisposeSequence: false });
           const m = meter(seq, hooks);
           try {
-            const res = await chat.generateResponse(history, {
+            const common = {
               ...sampling(plan),
-              ...(grammar ? { grammar } : {}),
               // A chat reply never runs past one window of tokens (LlamaChat would otherwise shift the history out).
               maxTokens: plan.maxTokens ?? size,
               signal: hooks.signal,
               stopOnAbortSignal: false,
               onToken: m.onToken,
               onTextChunk: m.onTextChunk,
-            });
+              ...(thinks ? { onResponseChunk, ...(call.think === false ? { budgets: { thoughtTokens: 0 } } : {}) } : {}),
+            };
+            // With functions, LlamaChat stops when the model has written its calls and returns them unexecuted
+            // (stopReason "functionCalls"): the client runs its tools and sends the results back as tool messages.
+            const res = functions
+              ? await chat.generateResponse(history, { ...common, functions }).catch((e: unknown) => {
+                  throw toolsError(e, size);
+                })
+              : await chat.generateResponse(history, { ...common, ...(grammar ? { grammar } : {}) });
+            const toolCalls: ToolCall[] = (res.functionCalls ?? []).map((fc, index) => ({
+              type: 'function',
+              function: { index, name: fc.functionName, arguments: isRecord(fc.params) ? fc.params : fc.params === undefined ? {} : { value: fc.params } },
+            }));
             return {
               model: call.model,
-              message: { role: 'assistant' as const, content: res.response },
+              message: {
+                role: 'assistant' as const,
+                content: res.response,
+                ...(thinking ? { thinking } : {}),
+                ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+              },
               done_reason: doneReason(res.metadata.stopReason),
               ...m.finish(loadMs, callStarted),
             };
@@ -321,11 +359,17 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
           for (const [i, text] of inputs.entries()) {
             hooks.signal.throwIfAborted(); // llama.cpp embeds one input at a time; stop between inputs
             const length = ctx.calculateInputLength(text);
+            let input: string | Token[] = text;
             if (length > size) {
-              throw new HydraError(ErrorCode.BadRequest, `input ${i} is ${length} tokens but the context holds ${size}: shorten it or raise num_ctx`);
+              // Ollama's truncate (default true): embed the input's first tokens that fit; false: refuse.
+              if (call.truncate === false) {
+                throw new HydraError(ErrorCode.BadRequest, `input ${i} is ${length} tokens but the context holds ${size}: shorten it, raise num_ctx, or allow truncate`);
+              }
+              const tokens = lm.model.tokenize(text);
+              input = tokens.slice(0, Math.max(1, size - Math.max(0, length - tokens.length)));
             }
-            promptTokens += length;
-            embeddings.push(unitLength((await ctx.getEmbeddingFor(text)).vector));
+            promptTokens += Math.min(length, size);
+            embeddings.push(unitLength((await ctx.getEmbeddingFor(input)).vector));
           }
           const end = performance.now();
           return {
@@ -342,6 +386,15 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
       });
     },
 
+    /** Unload now (or when the requests holding it finish); a model that is not loaded is already unloaded. */
+    async unload(model: string, hooks: AdminHooks): Promise<void> {
+      hooks.signal.throwIfAborted();
+      const catalog = await scanCatalog(sources);
+      const entry = findModel(catalog, model);
+      if (!entry) throw new HydraError(ErrorCode.ModelNotFound, `model ${model} is not on this node: nothing to unload`, { details: { model } });
+      await pool.unloadPath(entry.path);
+    },
+
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
@@ -352,16 +405,65 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
   };
 }
 
-/** Ollama chat messages → node-llama-cpp history. A trailing assistant message is continued (prefill). */
-function toChatHistory(messages: ChatCall['messages']): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((m) =>
-    m.role === 'system'
-      ? { type: 'system', text: m.content }
-      : m.role === 'assistant'
-        ? { type: 'model', response: [m.content] }
-        : // tool results are shown to the model as user turns; node-llama-cpp's history has no tool role
-          { type: 'user', text: m.content },
+const noImages = (): HydraError =>
+  new HydraError(ErrorCode.BadRequest, 'images: llama.cpp nodes take no images (node-llama-cpp has no image input); send this job to an Ollama node with a vision model');
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Ollama/OpenAI tools → node-llama-cpp functions (name → description and JSON-schema params); undefined for none. */
+function toFunctions(tools: ChatCall['tools']): ChatModelFunctions | undefined {
+  if (!tools?.length) return undefined;
+  return Object.fromEntries(
+    tools.map((t) => [
+      t.function.name,
+      {
+        ...(t.function.description ? { description: t.function.description } : {}),
+        // node-llama-cpp takes a subset of JSON schema (its GBNF converter); what it cannot take fails as bad_request.
+        ...(t.function.parameters ? { params: t.function.parameters as NonNullable<ChatModelFunctions[string]['params']> } : {}),
+      },
+    ]),
   );
+}
+
+/** A failure of a chat with functions: the usual ones, or the tool definitions not fitting the context / the grammar. */
+function toolsError(e: unknown, size: number): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/did not return a history that fits the context size/.test(msg)) {
+    return new HydraError(ErrorCode.BadRequest, `the messages and the tool definitions do not fit the context of ${size} tokens: raise num_ctx, or send fewer or shorter tools`, { cause: e });
+  }
+  if (/grammar|json schema|gbnf/i.test(msg)) {
+    return new HydraError(ErrorCode.BadRequest, `tools: a tool's parameters schema cannot be used by llama.cpp (${msg}); simplify it`, { cause: e });
+  }
+  return e;
+}
+
+/**
+ * Ollama chat messages → node-llama-cpp history. An assistant's tool calls become function calls of its model turn,
+ * and the tool results that follow fill in their results (matched by tool_name, else in order), so the model sees
+ * the exchange in its own template's function syntax. A tool result with no call before it is shown as a user
+ * turn. An assistant's `thinking` is not replayed. A trailing model turn is continued (prefill, or the answer after
+ * tool results).
+ */
+function toChatHistory(messages: ChatCall['messages']): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = [];
+  let open: ChatModelFunctionCall[] = [];
+  for (const m of messages) {
+    if (m.role === 'tool') {
+      const i = open.findIndex((c) => c.name === m.tool_name);
+      const call = open.splice(i >= 0 ? i : 0, 1)[0];
+      if (call) call.result = m.content;
+      else history.push({ type: 'user', text: m.content });
+      continue;
+    }
+    for (const c of open) c.result ??= '';
+    open = [];
+    if (m.role === 'system') history.push({ type: 'system', text: m.content });
+    else if (m.role === 'user') history.push({ type: 'user', text: m.content });
+    else {
+      open = (m.tool_calls ?? []).map((c) => ({ type: 'functionCall', name: c.function.name, params: c.function.arguments, result: undefined }));
+      history.push({ type: 'model', response: [...(m.content ? [m.content] : []), ...open] });
+    }
+  }
   if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] });
   return history;
 }

@@ -61,7 +61,7 @@ describe('ollama backend: inference', () => {
 });
 
 describe('ollama backend: probe', () => {
-  it('reports version, models with architecture, loaded models, and caches /api/show', async () => {
+  it('reports version, models with architecture, tags details, capabilities, loaded models, and caches /api/show', async () => {
     const n = await sim();
     const b = backend(n.url);
     await b.generate({ type: 'generate', model: 'm:8b', prompt: 'x' }, hooks());
@@ -71,6 +71,10 @@ describe('ollama backend: probe', () => {
       {
         name: 'm:8b',
         size_bytes: 8_000_000_000,
+        digest: expect.stringMatching(/^[0-9a-f]{64}$/),
+        modified_at: expect.any(String),
+        details: { format: 'gguf', family: 'simulated', families: ['simulated'], parameter_size: '13.3B', quantization_level: 'Q4_K_M' },
+        capabilities: expect.arrayContaining(['completion']),
         family: 'simulated',
         parameter_size: '13.3B',
         quantization: 'Q4_K_M',
@@ -79,6 +83,10 @@ describe('ollama backend: probe', () => {
       {
         name: 'emb',
         size_bytes: 500_000_000,
+        digest: expect.stringMatching(/^[0-9a-f]{64}$/),
+        modified_at: expect.any(String),
+        details: { format: 'gguf', family: 'simulated', families: ['simulated'], parameter_size: '833M', quantization_level: 'Q4_K_M' },
+        capabilities: expect.arrayContaining(['embedding']),
         family: 'simulated',
         parameter_size: '833M',
         quantization: 'Q4_K_M',
@@ -87,7 +95,9 @@ describe('ollama backend: probe', () => {
       },
       expect.objectContaining({ name: 'huge', size_bytes: 40_000_000_000, arch: expect.objectContaining({ block_count: 80 }) }),
     ]);
-    expect(p.models_loaded).toEqual([{ name: 'm:8b', size_bytes: 8_000_000_000, vram_bytes: 8_000_000_000, expires_at: expect.any(String) }]);
+    expect(p.models_loaded).toEqual([
+      { name: 'm:8b', size_bytes: 8_000_000_000, vram_bytes: 8_000_000_000, expires_at: expect.any(String), digest: p.models_available[0]?.digest, context_length: 4096 },
+    ]);
     await b.probe();
     expect(n.state().requests).toMatchObject({ 'GET /api/version': 2, 'GET /api/tags': 2, 'GET /api/ps': 2, 'POST /api/show': 3 });
   });
@@ -214,6 +224,158 @@ describe('ollama backend: error mapping', () => {
     const e2 = await failure(call(b));
     expectError(e2, 'backend_error', true, url);
     expect(e2.message).toMatch(/without a final "done"/);
+  });
+});
+
+/** A small real Ollama-shaped server: records each request (method, path, JSON body) and answers with `reply`. */
+async function ollamaStub(reply: (path: string, body: any, res: import('node:http').ServerResponse) => void) {
+  const seen: { method: string; path: string; body: any }[] = [];
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      const body = raw ? JSON.parse(raw) : undefined;
+      seen.push({ method: req.method ?? '', path: req.url ?? '', body });
+      reply(req.url ?? '', body, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => closeServer(server));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+const ndjsonLines = (res: import('node:http').ServerResponse, lines: unknown[], status = 200) => {
+  res.writeHead(status, { 'content-type': 'application/x-ndjson' });
+  res.end(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+};
+const doneLine = { done: true, done_reason: 'stop', prompt_eval_count: 3, eval_count: 4, total_duration: 2e6 };
+
+describe('ollama backend: tools, thinking, images', () => {
+  it('passes tools, think, images, tool history and generate/embed extras through as Ollama takes them', async () => {
+    const stub = await ollamaStub((path, _body, res) => {
+      if (path === '/api/embed') return ndjsonLines(res, [{ embeddings: [[1, 0]] }]);
+      ndjsonLines(res, [path === '/api/chat' ? { message: { role: 'assistant', content: 'ok' }, done: false } : { response: 'ok', done: false }, doneLine]);
+    });
+    const b = backend(stub.url);
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const messages = [
+      { role: 'user' as const, content: 'what is in this picture, and the weather?', images: ['aW1n'] },
+      { role: 'assistant' as const, content: '', thinking: 'I should call the tool', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+      { role: 'tool' as const, content: '21 C', tool_name: 'get_weather' },
+    ];
+    await b.chat({ type: 'chat', model: 'm', messages, tools, think: 'high' }, hooks());
+    await b.generate({ type: 'generate', model: 'm', prompt: 'def f(', suffix: '  return x', template: '{{ .Prompt }}', raw: true, images: ['aW1n'], context: [1, 2], think: true }, hooks());
+    await b.embed({ type: 'embed', model: 'emb', input: 'x', truncate: false, dimensions: 2 }, hooks());
+    expect(stub.seen[0]).toMatchObject({ method: 'POST', path: '/api/chat' });
+    expect(stub.seen[0]?.body).toEqual({ model: 'm', messages, tools, think: 'high', stream: true });
+    expect(stub.seen[1]?.body).toEqual({ model: 'm', prompt: 'def f(', suffix: '  return x', template: '{{ .Prompt }}', raw: true, images: ['aW1n'], context: [1, 2], think: true, stream: true });
+    expect(stub.seen[2]?.body).toEqual({ model: 'emb', input: 'x', truncate: false, dimensions: 2 });
+  });
+
+  it('streams thinking to onThinking and content to onToken, and returns the tool calls of a streamed chat', async () => {
+    const stub = await ollamaStub((path, _body, res) =>
+      ndjsonLines(
+        res,
+        path === '/api/chat'
+          ? [
+              { message: { role: 'assistant', content: '', thinking: 'The user wants ' }, done: false },
+              { message: { role: 'assistant', content: '', thinking: 'the weather.' }, done: false },
+              { message: { role: 'assistant', content: 'Checking.' }, done: false },
+              { message: { role: 'assistant', content: '', tool_calls: [{ id: 'call_1', function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } }] }, done: false },
+              { message: { role: 'assistant', content: '', tool_calls: [{ function: { index: 1, name: 'get_time', arguments: '{"tz":"CET"}' } }] }, done: false },
+              { ...doneLine, message: { role: 'assistant', content: '' } },
+            ]
+          : [{ thinking: 'hmm', response: '', done: false }, { response: '42', done: false }, doneLine],
+      ),
+    );
+    const b = backend(stub.url);
+    const thoughts: string[] = [];
+    const tokens: string[] = [];
+    const h = { signal: new AbortController().signal, onToken: (t: string) => tokens.push(t), onThinking: (t: string) => thoughts.push(t) };
+    const out = await b.chat({ type: 'chat', model: 'm', messages: [{ role: 'user', content: 'weather?' }], think: true, tools: [{ type: 'function', function: { name: 'get_weather' } }] }, h);
+    expect(thoughts).toEqual(['The user wants ', 'the weather.']);
+    expect(tokens).toEqual(['Checking.']);
+    expect(out.message).toEqual({
+      role: 'assistant',
+      content: 'Checking.',
+      thinking: 'The user wants the weather.',
+      tool_calls: [
+        { id: 'call_1', type: 'function', function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } },
+        { type: 'function', function: { index: 1, name: 'get_time', arguments: { tz: 'CET' } } },
+      ],
+    });
+    expect(out.done_reason).toBe('stop');
+    const gen = await b.generate({ type: 'generate', model: 'm', prompt: 'x', think: true }, h);
+    expect(gen).toMatchObject({ response: '42', thinking: 'hmm' });
+  });
+
+  it('reports capabilities from /api/show, calling show once per model digest across heartbeats', async () => {
+    let digest = 'a'.repeat(64);
+    const stub = await ollamaStub((path, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (path === '/api/version') return res.end(JSON.stringify({ version: '0.12.0' }));
+      if (path === '/api/ps') return res.end(JSON.stringify({ models: [] }));
+      if (path === '/api/tags') return res.end(JSON.stringify({ models: [{ name: 'llava:7b', size: 4e9, digest, modified_at: '2025-01-01T00:00:00+01:00' }] }));
+      res.end(JSON.stringify({ model_info: {}, capabilities: ['completion', 'vision', 'some-future-capability'] }));
+    });
+    const b = backend(stub.url);
+    expect((await b.probe()).models_available[0]).toMatchObject({ name: 'llava:7b', digest, modified_at: '2025-01-01T00:00:00+01:00', capabilities: ['completion', 'vision'] });
+    await b.probe();
+    const shows = () => stub.seen.filter((r) => r.path === '/api/show').length;
+    expect(shows()).toBe(1);
+    digest = 'b'.repeat(64); // re-pulled: a new digest may mean new capabilities
+    await b.probe();
+    expect(shows()).toBe(2);
+  });
+});
+
+describe('ollama backend: pull, delete, unload', () => {
+  it('streams pull progress to onProgress and succeeds on "success"; an error line fails naming it', async () => {
+    let fail = false;
+    const stub = await ollamaStub((_path, _body, res) =>
+      ndjsonLines(
+        res,
+        fail
+          ? [{ status: 'pulling manifest' }, { error: 'pull model manifest: file does not exist' }]
+          : [{ status: 'pulling manifest' }, { status: 'pulling abc', digest: 'sha256:abc', total: 100, completed: 40 }, { status: 'pulling abc', digest: 'sha256:abc', total: 100, completed: 100 }, { status: 'success' }],
+      ),
+    );
+    const b = backend(stub.url);
+    const progress: unknown[] = [];
+    await b.pull!('qwen3:0.6b', { insecure: true }, { signal: new AbortController().signal, onProgress: (p) => progress.push(p) });
+    expect(stub.seen[0]).toEqual({ method: 'POST', path: '/api/pull', body: { model: 'qwen3:0.6b', stream: true, insecure: true } });
+    expect(progress).toEqual([
+      { status: 'pulling manifest' },
+      { status: 'pulling abc', digest: 'sha256:abc', total: 100, completed: 40 },
+      { status: 'pulling abc', digest: 'sha256:abc', total: 100, completed: 100 },
+      { status: 'success' },
+    ]);
+    fail = true;
+    const e = await failure(b.pull!('nope', {}, { signal: new AbortController().signal }));
+    expect(e.message).toMatch(/could not pull nope: pull model manifest: file does not exist/);
+    expect(e.retryable).toBe(false);
+  });
+
+  it('deletes with DELETE /api/delete (404 is model_not_found) and unloads with keep_alive 0', async () => {
+    const stub = await ollamaStub((path, body, res) => {
+      if (path === '/api/delete' && body.model === 'gone') {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ error: "model 'gone' not found" }));
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(path === '/api/generate' ? JSON.stringify({ model: body.model, response: '', done: true, done_reason: 'unload' }) : '');
+    });
+    const b = backend(stub.url);
+    const h = { signal: new AbortController().signal };
+    await b.delete!('m:8b', h);
+    await b.unload!('m:8b', h);
+    expect(stub.seen.slice(0, 2)).toEqual([
+      { method: 'DELETE', path: '/api/delete', body: { model: 'm:8b' } },
+      { method: 'POST', path: '/api/generate', body: { model: 'm:8b', keep_alive: 0, stream: false } },
+    ]);
+    const e = await failure(b.delete!('gone', h));
+    expect(e.code).toBe('model_not_found');
+    expect(e.message).toMatch(/model gone is not on ollama at .*: nothing to delete/);
   });
 });
 

@@ -8,7 +8,7 @@ import { freePort, waitFor } from '../../../test/support/wait.js';
 import { simulatedAnswer } from '../../node-sim/sim-server.js';
 import { cleanups, failure, fault, hooks, sim } from '../../../test/support/backend-fixtures.js';
 import type { InferenceBackend } from './backend.js';
-import { createOpenAIBackend, openaiSamplingFields, type OpenAIBackendOptions } from './openai.backend.js';
+import { createOpenAIBackend, imageMimeType, openaiMessages, openaiSamplingFields, type OpenAIBackendOptions } from './openai.backend.js';
 
 function backend(baseUrl: string, extra: Partial<OpenAIBackendOptions> = {}): InferenceBackend {
   const b = createOpenAIBackend({ baseUrl, logger: silentLogger(), ...extra });
@@ -163,6 +163,122 @@ describe('openai backend: cancellation and errors', () => {
     const hung = await failure(chat(backend(url, { requestTimeoutMs: 300 })));
     expectError(hung, 'backend_unavailable', true, url);
     await waitFor(() => n.state().aborted === 1, { what: 'the timed-out request to be closed' });
+  });
+});
+
+/** A small real OpenAI-shaped server: records each request body and streams `events` as SSE, then [DONE]. */
+async function sseStub(events: (body: any) => unknown[]) {
+  const bodies: any[] = [];
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      const body = raw ? JSON.parse(raw) : undefined;
+      bodies.push(body);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end([...events(body).map((e) => `data: ${JSON.stringify(e)}\n\n`), 'data: [DONE]\n\n'].join(''));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => closeServer(server));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, bodies };
+}
+
+const delta = (d: Record<string, unknown>, finish: string | null = null) => ({ model: 'm', choices: [{ index: 0, delta: d, finish_reason: finish }] });
+
+describe('openai backend: tools, reasoning, images', () => {
+  it('sends tools, reasoning_effort, image parts and tool history in OpenAI form', async () => {
+    const stub = await sseStub(() => [delta({ content: 'ok' }, 'stop')]);
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    await backend(stub.url).chat(
+      {
+        type: 'chat',
+        model: 'm',
+        tools,
+        think: 'low',
+        messages: [
+          { role: 'user', content: 'look', images: ['/9j/4AAQ'] },
+          { role: 'assistant', content: '', thinking: 'not sent', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+          { role: 'tool', content: '21 C', tool_name: 'get_weather' },
+        ],
+      },
+      hooks(),
+    );
+    expect(stub.bodies[0]).toMatchObject({
+      model: 'm',
+      tools,
+      reasoning_effort: 'low',
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'look' }, { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,/9j/4AAQ' } }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', content: '21 C', tool_call_id: 'call_1_0' },
+      ],
+    });
+    // think true/false has no portable OpenAI field: nothing is sent.
+    await backend(stub.url).chat({ type: 'chat', model: 'm', think: true, messages: [{ role: 'user', content: 'x' }] }, hooks());
+    expect(stub.bodies[1]).not.toHaveProperty('reasoning_effort');
+  });
+
+  it('keeps given tool_call ids, matches tool results by name, and tells image types apart', () => {
+    const out = openaiMessages([
+      { role: 'assistant', content: 'two calls', tool_calls: [{ id: 'a', function: { name: 'f', arguments: {} } }, { function: { name: 'g', arguments: { x: 1 } } }] },
+      { role: 'tool', content: 'G', tool_name: 'g' },
+      { role: 'tool', content: 'F', tool_call_id: 'a' },
+    ]);
+    expect(out.slice(1)).toEqual([
+      { role: 'tool', content: 'G', tool_call_id: 'call_0_1' },
+      { role: 'tool', content: 'F', tool_call_id: 'a' },
+    ]);
+    expect(['iVBORw0KGgo', '/9j/4AAQ', 'R0lGODlh', 'UklGRh4AAABXRUJQ'].map(imageMimeType)).toEqual(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+  });
+
+  it('assembles streamed tool-call deltas by index, parses their arguments, and streams reasoning to onThinking', async () => {
+    const stub = await sseStub(() => [
+      delta({ role: 'assistant', reasoning_content: 'Need the ' }),
+      delta({ reasoning_content: 'weather.' }),
+      delta({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
+      delta({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }),
+      delta({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'broken', arguments: '{not json' } }] }),
+      delta({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }),
+      delta({}, 'tool_calls'),
+    ]);
+    const thoughts: string[] = [];
+    const out = await backend(stub.url).chat(
+      { type: 'chat', model: 'm', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather' } }] },
+      { signal: new AbortController().signal, onThinking: (t) => thoughts.push(t) },
+    );
+    expect(thoughts).toEqual(['Need the ', 'weather.']);
+    expect(out.message).toEqual({
+      role: 'assistant',
+      content: '',
+      thinking: 'Need the weather.',
+      tool_calls: [
+        { id: 'call_a', type: 'function', function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } },
+        // A model that wrote broken JSON: kept whole, for the client to see.
+        { id: 'call_b', type: 'function', function: { index: 1, name: 'broken', arguments: { _raw: '{not json' } } },
+      ],
+    });
+    // finish_reason tool_calls is a normal stop in Ollama's words (the message carries the calls).
+    expect(out.done_reason).toBe('stop');
+  });
+
+  it('maps finish_reason length, sends suffix, refuses images in a generate', async () => {
+    const stub = await sseStub(() => [{ model: 'm', choices: [{ index: 0, text: 'abc', finish_reason: 'length' }] }]);
+    const b = backend(stub.url);
+    const out = await b.generate({ type: 'generate', model: 'm', prompt: 'def f(', suffix: 'return x' }, hooks());
+    expect(out).toMatchObject({ response: 'abc', done_reason: 'length' });
+    expect(stub.bodies[0]).toMatchObject({ prompt: 'def f(', suffix: 'return x' });
+    const e = await failure(b.generate({ type: 'generate', model: 'm', prompt: 'x', images: ['aW1n'] }, hooks()));
+    expect(e.code).toBe('bad_request');
+    expect(e.message).toMatch(/images/);
+    expect(stub.bodies).toHaveLength(1);
+  });
+
+  it('reports capabilities only where configured', async () => {
+    const n = await sim();
+    const p = await backend(`${n.url}/v1`, { modelCapabilities: { 'm:8b': ['completion', 'tools'] } }).probe();
+    expect(p.models_available.find((m) => m.name === 'm:8b')?.capabilities).toEqual(['completion', 'tools']);
+    expect(p.models_available.find((m) => m.name === 'emb')).not.toHaveProperty('capabilities');
   });
 });
 

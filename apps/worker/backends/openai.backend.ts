@@ -1,4 +1,4 @@
-// Inference through any OpenAI-compatible server (llama-server, vLLM, LM Studio, Ollama's /v1): SSE streaming, Ollama-style options mapped, AbortSignal end to end.
+// Inference through any OpenAI-compatible server (llama-server, vLLM, LM Studio, Ollama's /v1): SSE streaming, Ollama-style options, tools, images and reasoning mapped, AbortSignal end to end.
 import { z } from 'zod';
 import {
   ErrorCode,
@@ -7,14 +7,18 @@ import {
   type ChatCall,
   type EmbedCall,
   type GenerateCall,
+  type ChatMessage,
   type InferenceOptions,
   type InferenceOutput,
+  type ModelCapability,
+  type Think,
 } from '../../../libs/core/index.js';
 import type { Logger } from '../../../libs/logger/index.js';
 import type { CallHooks, InferenceBackend } from './backend.js';
 import { createHttpClient } from './http-client.js';
 import { cancelledError, errorFromStreamMessage, errorFromTransport, failedProbe } from './http-errors.js';
 import { sseData } from './http-stream.js';
+import { ToolCallAccumulator } from './tool-calls.js';
 
 export interface OpenAIBackendOptions {
   /** The API root, e.g. http://127.0.0.1:8080/v1 */
@@ -28,6 +32,11 @@ export interface OpenAIBackendOptions {
   modelSizes?: Record<string, number>;
   /** Keep-alive connections to the server. Default 32. */
   connections?: number;
+  /**
+   * What each model can do, by model id. OpenAI-compatible servers do not say, so by default nothing is reported
+   * (unknown: the submit-time capability check lets every request through and the server answers for itself).
+   */
+  modelCapabilities?: Record<string, ModelCapability[]>;
 }
 
 const PROBE_TIMEOUT_MS = 2_000;
@@ -43,7 +52,26 @@ const ChunkSchema = z
       .array(
         z
           .object({
-            delta: z.object({ content: z.string().nullish() }).loose().nullish(),
+            delta: z
+              .object({
+                content: z.string().nullish(),
+                /** Reasoning text: `reasoning_content` (llama-server, vLLM, DeepSeek) or `reasoning` (Ollama's /v1, newer vLLM). */
+                reasoning_content: z.string().nullish(),
+                reasoning: z.string().nullish(),
+                tool_calls: z
+                  .array(
+                    z
+                      .object({
+                        index: z.number().int().nullish(),
+                        id: z.string().nullish(),
+                        function: z.object({ name: z.string().nullish(), arguments: z.string().nullish() }).loose().nullish(),
+                      })
+                      .loose(),
+                  )
+                  .nullish(),
+              })
+              .loose()
+              .nullish(),
             text: z.string().nullish(),
             finish_reason: z.string().nullish(),
           })
@@ -91,6 +119,61 @@ function openaiResponseFormat(format: GenerateCall['format']): Record<string, un
 
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/**
+ * `think` as OpenAI's `reasoning_effort`: a level is sent as it is. true/false have no portable OpenAI field
+ * (servers that think do so by default, or take vendor-specific switches), so they are not sent.
+ */
+export function openaiReasoningFields(think: Think | undefined): Record<string, unknown> {
+  return typeof think === 'string' ? { reasoning_effort: think } : {};
+}
+
+/** The MIME type of a base64 image from its first bytes (PNG, JPEG, GIF, WebP); PNG when unknown. */
+export function imageMimeType(b64: string): string {
+  if (b64.startsWith('/9j/')) return 'image/jpeg';
+  if (b64.startsWith('R0lGOD')) return 'image/gif';
+  if (b64.startsWith('UklGR')) return 'image/webp';
+  return 'image/png';
+}
+
+/**
+ * Chat messages in OpenAI's form. Images become `image_url` content parts with data URLs; an assistant's tool calls
+ * get OpenAI's JSON-string arguments and ids (Ollama-style histories have none: `call_<message>_<n>` is made up, and
+ * the tool results that follow take those ids, matched by tool_name, else in order). A tool result keeps its
+ * `tool_call_id`. An assistant's `thinking` is not sent: OpenAI's API has no field for it.
+ */
+export function openaiMessages(messages: readonly ChatMessage[]): Record<string, unknown>[] {
+  let pending: { id: string; name: string }[] = [];
+  return messages.map((m, i) => {
+    if (m.role === 'tool') {
+      const match = pending.findIndex((p) => p.name === m.tool_name);
+      const taken = m.tool_call_id ? undefined : pending.splice(match >= 0 ? match : 0, 1)[0];
+      const id = m.tool_call_id ?? taken?.id;
+      return { role: 'tool', content: m.content, ...(id ? { tool_call_id: id } : {}) };
+    }
+    if (m.role === 'assistant' && m.tool_calls?.length) {
+      const calls = m.tool_calls.map((c, n) => ({
+        id: c.id ?? `call_${i}_${n}`,
+        type: 'function',
+        function: { name: c.function.name, arguments: JSON.stringify(c.function.arguments) },
+      }));
+      pending = calls.map((c) => ({ id: c.id, name: c.function.name }));
+      // OpenAI: content may be null when the turn is only tool calls.
+      return { role: 'assistant', content: m.content === '' ? null : m.content, tool_calls: calls };
+    }
+    if (m.images?.length) {
+      const parts = [
+        ...(m.content ? [{ type: 'text', text: m.content }] : []),
+        ...m.images.map((img) => ({ type: 'image_url', image_url: { url: `data:${imageMimeType(img)};base64,${img}` } })),
+      ];
+      return { role: m.role, content: parts };
+    }
+    return { role: m.role, content: m.content };
+  });
+}
+
+/** OpenAI's finish_reason in Ollama's words: tool_calls is a normal stop (the message carries the calls), as in Ollama. */
+const doneReasonOf = (finish: string): string => (finish === 'tool_calls' || finish === 'function_call' ? 'stop' : finish);
+
 export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBackend {
   const http = createHttpClient({
     kind: 'openai',
@@ -108,7 +191,10 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
       const models = await http.json({ method: 'GET', path: '/models', signal: s, timeoutMs: PROBE_TIMEOUT_MS, schema: ModelsSchema });
       return {
         healthy: true,
-        models_available: models.data.map((m) => ({ name: m.id, size_bytes: opts.modelSizes?.[m.id] ?? 0 })),
+        models_available: models.data.map((m) => {
+          const caps = opts.modelCapabilities?.[m.id];
+          return { name: m.id, size_bytes: opts.modelSizes?.[m.id] ?? 0, ...(caps ? { capabilities: caps } : {}) };
+        }),
         models_loaded: [],
       };
     } catch (e) {
@@ -123,6 +209,8 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
     const path = kind === 'chat' ? '/chat/completions' : '/completions';
     const res = await http.send({ method: 'POST', path, body: { ...body, stream: true, stream_options: { include_usage: true } }, signal: hooks.signal, timeoutMs });
     let text = '';
+    let thinking = '';
+    const tools = new ToolCallAccumulator();
     let pieces = 0;
     let firstTokenAt: number | undefined;
     let finish: string | undefined;
@@ -130,8 +218,16 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
     let last: Chunk | undefined;
     let usage: Chunk['usage'];
     let timings: Chunk['timings'];
-    /** Set when the caller's onToken threw: that error is rethrown as it is, not blamed on the server. */
+    /** Set when a caller's hook threw: that error is rethrown as it is, not blamed on the server. */
     let hookError: { e: unknown } | undefined;
+    const call = (hook: ((t: string) => void) | undefined, piece: string) => {
+      try {
+        hook?.(piece);
+      } catch (e) {
+        hookError = { e };
+        throw e;
+      }
+    };
     try {
       for await (const data of sseData(res.body)) {
         if (data.trim() === '[DONE]') {
@@ -152,17 +248,23 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
         if (chunk.timings) timings = chunk.timings;
         const choice = chunk.choices?.[0];
         if (choice?.finish_reason) finish = choice.finish_reason;
-        const piece = kind === 'chat' ? choice?.delta?.content : choice?.text;
+        const delta = kind === 'chat' ? choice?.delta : undefined;
+        const thought = delta?.reasoning_content ?? delta?.reasoning;
+        if (thought) {
+          firstTokenAt ??= performance.now();
+          thinking += thought;
+          call(hooks.onThinking, thought);
+        }
+        for (const d of delta?.tool_calls ?? []) {
+          firstTokenAt ??= performance.now();
+          tools.add(d);
+        }
+        const piece = kind === 'chat' ? delta?.content : choice?.text;
         if (piece) {
           firstTokenAt ??= performance.now();
           text += piece;
           pieces++;
-          try {
-            hooks.onToken?.(piece);
-          } catch (e) {
-            hookError = { e };
-            throw e;
-          }
+          call(hooks.onToken, piece);
         }
       }
     } catch (e) {
@@ -176,10 +278,12 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
     }
     const ended = performance.now();
     const firstAt = firstTokenAt ?? ended;
+    const toolCalls = tools.calls();
+    const message = { role: 'assistant' as const, content: text, ...(thinking ? { thinking } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) };
     return {
       model: last?.model ?? model,
-      ...(kind === 'text' ? { response: text } : { message: { role: 'assistant' as const, content: text } }),
-      ...(finish ? { done_reason: finish } : {}),
+      ...(kind === 'text' ? { response: text } : { message }),
+      ...(finish ? { done_reason: doneReasonOf(finish) } : {}),
       prompt_tokens: usage?.prompt_tokens ?? 0,
       completion_tokens: usage?.completion_tokens ?? pieces,
       total_duration_ms: round3(ended - started),
@@ -193,19 +297,35 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
     kind: 'openai',
     url: http.url,
     probe,
-    /** Sent to /completions; a `system` text is prepended to the prompt, separated by a blank line. */
-    generate(call: GenerateCall, hooks: CallHooks) {
+    /**
+     * Sent to /completions; a `system` text is prepended to the prompt, separated by a blank line; `suffix` is the
+     * legacy completions field. /completions takes no images (send them in a chat); template, raw, context and think
+     * have no equivalent there and are not sent.
+     */
+    async generate(call: GenerateCall, hooks: CallHooks) {
+      if (call.images?.length) {
+        throw new HydraError(ErrorCode.BadRequest, `images: ${http.label} takes images only in a chat (/chat/completions), not in a generate; send the images as a chat message`);
+      }
       const prompt = call.system ? `${call.system}\n\n${call.prompt}` : call.prompt;
-      return stream('text', { model: call.model, prompt, ...openaiSamplingFields(call.options), ...openaiResponseFormat(call.format) }, call.model, hooks);
+      const body = { model: call.model, prompt, ...(call.suffix ? { suffix: call.suffix } : {}), ...openaiSamplingFields(call.options), ...openaiResponseFormat(call.format) };
+      return stream('text', body, call.model, hooks);
     },
     chat(call: ChatCall, hooks: CallHooks) {
-      const messages = call.messages.map((m) => ({ role: m.role, content: m.content }));
-      return stream('chat', { model: call.model, messages, ...openaiSamplingFields(call.options), ...openaiResponseFormat(call.format) }, call.model, hooks);
+      const body = {
+        model: call.model,
+        messages: openaiMessages(call.messages),
+        ...(call.tools?.length ? { tools: call.tools } : {}),
+        ...openaiReasoningFields(call.think),
+        ...openaiSamplingFields(call.options),
+        ...openaiResponseFormat(call.format),
+      };
+      return stream('chat', body, call.model, hooks);
     },
+    /** `dimensions` is OpenAI's own field; `truncate` has none (servers truncate or refuse as they do) and is not sent. */
     async embed(call: EmbedCall, hooks: CallHooks): Promise<InferenceOutput> {
       if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);
       const started = performance.now();
-      const out = await http.json({ method: 'POST', path: '/embeddings', body: { model: call.model, input: call.input, encoding_format: 'float' }, signal: hooks.signal, timeoutMs, schema: EmbeddingsSchema });
+      const out = await http.json({ method: 'POST', path: '/embeddings', body: { model: call.model, input: call.input, encoding_format: 'float', ...(call.dimensions ? { dimensions: call.dimensions } : {}) }, signal: hooks.signal, timeoutMs, schema: EmbeddingsSchema });
       const embeddings = [...out.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding);
       const total = round3(performance.now() - started);
       return {

@@ -1,7 +1,7 @@
-// What probe() says about a GGUF without loading it: architecture numbers, family, size, quantization; cached per file version.
+// What probe() says about a GGUF without loading it: architecture numbers, family, size, quantization, capabilities; cached per file version.
 import { stat } from 'node:fs/promises';
-import type { GgufFileInfo } from 'node-llama-cpp';
-import type { ModelAvailable } from '../../../../libs/core/index.js';
+import type { ChatWrapper, GgufFileInfo } from 'node-llama-cpp';
+import type { ModelAvailable, ModelCapability } from '../../../../libs/core/index.js';
 import type { NodeLlamaCpp } from './runtime.js';
 
 /** What probe() reports of one GGUF file: a model as the node agent sees it, less its name. */
@@ -59,7 +59,7 @@ export class GgufInfoCache {
     try {
       const info = await this.nlc.readGgufFileInfo(path, { sourceType: 'filesystem', logWarnings: false, ignoreKeys: IGNORED_KEYS });
       const truncated = truncation(info, size);
-      result = truncated ? { error: truncated } : summarise(info, size, this.nlc);
+      result = truncated ? { error: truncated } : summarise(info, size, this.nlc, path);
       if (!('error' in result) && this.estimateNeed) {
         const need = await this.estimateNeed(info).catch(() => undefined);
         if (need !== undefined && need > 0) result.need_bytes = need;
@@ -72,10 +72,28 @@ export class GgufInfoCache {
   }
 }
 
-function summarise(info: GgufFileInfo, size: number, nlc: NodeLlamaCpp): GgufSummary {
+/**
+ * What a model can do through this backend, in Ollama's words. completion always; tools when its chat wrapper has a
+ * function-call syntax (every node-llama-cpp wrapper does, Jinja ones included: the functions are documented in the
+ * system prompt and the call is grammar-constrained); thinking when the wrapper knows thought segments (e.g. the
+ * Qwen3 and DeepSeek-R1 templates). Never vision (node-llama-cpp 3.22 takes no images) nor insert (suffix is not
+ * implemented here), so such requests are refused at submit rather than answered wrongly.
+ */
+export function chatCapabilities(wrapper: ChatWrapper | null): ModelCapability[] {
+  const caps: ModelCapability[] = ['completion'];
+  const prefix = wrapper?.settings.functions.call.prefix;
+  if (prefix !== undefined && String(prefix) !== '') caps.push('tools');
+  if (wrapper?.settings.segments?.thought) caps.push('thinking');
+  return caps;
+}
+
+function summarise(info: GgufFileInfo, size: number, nlc: NodeLlamaCpp, path: string): GgufSummary {
   const a = info.architectureMetadata;
   const family = info.metadata.general.architecture;
-  const out: GgufSummary = { size_bytes: size, family };
+  // Resolved from the metadata as a load would (the template in tokenizer.chat_template); null: no template, the
+  // loaded model then gets node-llama-cpp's general wrapper, which has the same function-call syntax.
+  const wrapper = nlc.resolveChatWrapper({ fileInfo: info, filename: path, warningLogs: false }) ?? new nlc.GeneralChatWrapper();
+  const out: GgufSummary = { size_bytes: size, family, capabilities: chatCapabilities(wrapper) };
   if (a.block_count !== undefined && a.embedding_length !== undefined) {
     const headCount = firstNumber(a.attention?.head_count) ?? 1;
     out.arch = {

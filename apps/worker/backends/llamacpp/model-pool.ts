@@ -29,6 +29,8 @@ export class LoadedModel {
   /** Requests holding this model (generation and embedding). */
   active = 0;
   disposed = false;
+  /** An unload was asked for while requests held the model: the last one to finish unloads it. */
+  unloadWhenIdle = false;
   private gen?: { context: LlamaContext; size: number; free: LlamaContextSequence[]; busy: number };
   private embedding?: { context: LlamaEmbeddingContext; size: number };
   private wrapper?: ChatWrapper;
@@ -168,8 +170,20 @@ export class ModelPool {
   async release(lm: LoadedModel, opts: { unload?: boolean } = {}): Promise<void> {
     lm.active--;
     lm.lastUsed = Date.now();
-    if (opts.unload && lm.active === 0 && this.loaded.get(lm.path) === lm) await this.unload(lm, 'keep_alive 0');
+    if ((opts.unload || lm.unloadWhenIdle) && lm.active === 0 && this.loaded.get(lm.path) === lm) await this.unload(lm, opts.unload ? 'keep_alive 0' : 'unload asked');
     await this.evictIdle(this.opts.maxLoaded);
+  }
+
+  /**
+   * Unload the model loaded from `path` now, or, while requests hold it, when the last one finishes (they are not
+   * cut short). Returns whether it was loaded.
+   */
+  async unloadPath(path: string): Promise<boolean> {
+    const lm = this.loaded.get(path);
+    if (!lm) return false;
+    if (lm.active > 0) lm.unloadWhenIdle = true;
+    else await this.unload(lm, 'unload asked');
+    return true;
   }
 
   list(): LoadedModel[] {
