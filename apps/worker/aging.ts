@@ -2,8 +2,13 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../libs/logger/index.js';
-import { prioritizedTail, readJobFields, type HydraKeys } from '../../libs/queue/index.js';
+import { prioritizedOldest, readJobFields, type HydraKeys } from '../../libs/queue/index.js';
 import { agedPriority, fromBullPriority, toBullPriority, type QueueInfo } from '../../libs/scheduling/index.js';
+
+/** BullMQ priorities a job can still be promoted from (1, Hydra's priority 10, is the top). */
+const AGEABLE_BANDS = [10, 9, 8, 7, 6, 5, 4, 3, 2];
+/** Jobs read per band per pass: the oldest of each, so a backlog of any size ages from its old end. */
+const PER_BAND = 500;
 
 export class Ager {
   private readonly queues = new Map<string, Queue>();
@@ -32,22 +37,29 @@ export class Ager {
     if (!got) return 0;
     let promoted = 0;
     for (const info of queues) {
-      // Lowest-urgency jobs sit at the end of the prioritized set; look at the last few hundred (the newest of that
-      // band, not the oldest: issue #10). One pipelined read of their times and priorities; a Job is fetched only
-      // for the ones to promote.
-      const ids = await prioritizedTail(this.redis, this.keys, info.name, 500);
-      if (ids.length === 0) continue;
-      const rows = await readJobFields(this.redis, this.keys, info.name, ids);
-      for (const [i, id] of ids.entries()) {
+      // The oldest few hundred of each band that can still rise (BullMQ priority 2-10; 1 is the top), in one pipelined
+      // read, then one pipelined read of their times and priorities; a Job is fetched only for the ones to promote.
+      const entries = await prioritizedOldest(this.redis, this.keys, info.name, AGEABLE_BANDS, PER_BAND);
+      if (entries.length === 0) continue;
+      const rows = await readJobFields(this.redis, this.keys, info.name, entries.map((e) => e.id));
+      const due: { id: string; target: number; timestamp: number; counter: number }[] = [];
+      for (const [i, e] of entries.entries()) {
         const fields = rows[i];
         if (!fields) continue;
         // The priority the job was added with; changePriority only moves its current one.
         const added = fields.addedPriority ?? toBullPriority(5);
         const target = toBullPriority(agedPriority(fromBullPriority(added), now - fields.timestamp, this.stepMs));
-        if (target >= fields.priority) continue;
-        const job = await Job.fromId(this.queue(info.name), id);
-        // lifo keeps the promoted job ahead of fresh jobs of its new band.
-        if (job) await job.changePriority({ priority: target, lifo: true }).catch(() => undefined);
+        if (target < fields.priority) due.push({ id: e.id, target, timestamp: fields.timestamp, counter: e.counter });
+      }
+      // Oldest first (add time, then the queue's add counter for jobs added in the same ms): without lifo, each
+      // promoted job takes the next counter of its new band, so promoted jobs keep their age order among themselves.
+      // With lifo they would all score priority · 2^32 and run in job-id order (random for Hydra's uuid ids). The cost:
+      // a promoted job goes behind the jobs already waiting in its new band, ahead of any added after the pass.
+      due.sort((a, b) => a.timestamp - b.timestamp || a.counter - b.counter);
+      for (const d of due) {
+        const job = await Job.fromId(this.queue(info.name), d.id);
+        if (!job) continue;
+        await job.changePriority({ priority: d.target, lifo: false }).catch(() => undefined);
         promoted++;
       }
     }

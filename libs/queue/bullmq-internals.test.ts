@@ -9,10 +9,12 @@ import {
   BULLMQ_LAYOUT_VERSION,
   dueDelayedMaxScore,
   headPeeker,
-  prioritizedTail,
+  prioritizedOldest,
   priorityOfScore,
   queueStructures,
   readJobFields,
+  waitingCount,
+  waitingPosition,
   type HeadPeeker,
 } from './bullmq-internals.js';
 import { hydraKeys } from './keys.js';
@@ -77,14 +79,28 @@ describe('bullmq internals', () => {
     const fields = await readJobFields(redis, keys, name, [...added.map((j) => j.id!), 'no-such-job']);
     expect(fields).toEqual([...added.map((j) => ({ name: j.name, timestamp: j.timestamp, priority: j.opts.priority, addedPriority: j.opts.priority })), null]);
 
-    // The tail is the least urgent band, most recent last (aging reads it: issue #10).
-    expect(await prioritizedTail(redis, keys, name, 2)).toEqual([added[2]!.id, added[5]!.id]);
+    // The oldest of each band, in add order, whatever the band's size (aging reads them: issue #10).
+    const oldest = await prioritizedOldest(redis, keys, name, [7, 3, 2], 1);
+    expect(oldest.map((e) => [e.id, e.priority])).toEqual([[added[2]!.id, 7], [added[0]!.id, 3]]);
+    const band7 = await prioritizedOldest(redis, keys, name, [7], 10);
+    expect(band7.map((e) => e.id)).toEqual([added[2]!.id, added[5]!.id]);
+    expect(band7[0]!.counter).toBeLessThan(band7[1]!.counter);
 
     // changePriority moves the current priority and, with lifo, puts the job ahead of its new band.
     await (await q.getJob(added[5]!.id!))!.changePriority({ priority: 1, lifo: true });
     expect((await readJobFields(redis, keys, name, [added[5]!.id!]))[0]).toMatchObject({ priority: 1, addedPriority: 7 });
+    // ...with no counter: it leads band 1, where lifo-moved jobs among themselves sort by id, not by age.
+    expect(await prioritizedOldest(redis, keys, name, [1], 10)).toEqual([
+      { id: added[5]!.id, priority: 1, counter: 0 },
+      { id: added[1]!.id, priority: 1, counter: expect.any(Number) },
+      { id: added[3]!.id, priority: 1, counter: expect.any(Number) },
+    ]);
 
     const expected = [5, 1, 3, 0, 4, 2].map((i) => added[i]!);
+    // Place in line: 1 = handed out next, as BullMQ then hands them out.
+    expect(await Promise.all(expected.map((j) => waitingPosition(redis, keys, name, j.id!)))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await waitingCount(redis, keys, name)).toBe(6);
+    expect(await waitingPosition(redis, keys, name, 'no-such-job')).toBeNull();
     for (const job of expected) {
       const [head] = await peek([name], 'node-a', Date.now());
       expect(head).toEqual({ queue: name, jobId: job.id, name: job.name, priority: job.id === added[5]!.id ? 1 : job.opts.priority, timestamp: job.timestamp, excluded: false });
@@ -98,6 +114,9 @@ describe('bullmq internals', () => {
     const q = queue(name);
     const added = await Promise.all([0, 1, 2].map((i) => q.add(`infer:w${i}`, { i })));
     const ids = added.map((j) => j.id);
+    const inLine = [...ids].sort((a, b) => Number(a) - Number(b));
+    expect(await Promise.all(inLine.map((id) => waitingPosition(redis, keys, name, id!)))).toEqual([1, 2, 3]);
+    expect(await waitingCount(redis, keys, name)).toBe(3);
     // BullMQ assigns the ids in add order: hand-out order must follow them.
     for (const id of [...ids].sort((a, b) => Number(a) - Number(b))) {
       const [head] = await peek([name], 'node-a', Date.now());

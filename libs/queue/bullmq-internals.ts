@@ -72,12 +72,52 @@ export async function readJobFields(redis: Redis, keys: HydraKeys, queue: string
   });
 }
 
+/** A waiting job as its `prioritized` entry says: its band (BullMQ priority) and its place in the queue's add order. */
+export interface PrioritizedEntry {
+  id: string;
+  priority: number;
+  /** The per-queue add counter (0 for a job moved with `changePriority({lifo: true})`): lower = added earlier. */
+  counter: number;
+}
+
 /**
- * The `count` ids with the highest `prioritized` scores, in score order (the last is the least urgent): the least
- * urgent band, and within it the most recently added (the counter grows), not the oldest — see issue #10.
+ * The oldest `count` waiting jobs of each band in `priorities` (BullMQ priorities), each band in add order: one
+ * pipelined ZRANGEBYSCORE per band over [priority · 2^32, (priority + 1) · 2^32). Aging reads these, so with a
+ * backlog of any size the jobs that waited longest are the ones promoted (issue #10).
  */
-export async function prioritizedTail(redis: Redis, keys: HydraKeys, queue: string, count: number): Promise<string[]> {
-  return redis.zrange(queueStructures(keys, queue).prioritized, String(-count), '-1');
+export async function prioritizedOldest(redis: Redis, keys: HydraKeys, queue: string, priorities: readonly number[], count: number): Promise<PrioritizedEntry[]> {
+  const key = queueStructures(keys, queue).prioritized;
+  const p = redis.pipeline();
+  for (const b of priorities) p.zrangebyscore(key, b * PRIORITY_SCALE, `(${(b + 1) * PRIORITY_SCALE}`, 'WITHSCORES', 'LIMIT', 0, count);
+  const rows = (await p.exec()) ?? [];
+  const out: PrioritizedEntry[] = [];
+  for (const [i, b] of priorities.entries()) {
+    const flat = (rows[i]?.[1] ?? []) as string[];
+    for (let j = 0; j + 1 < flat.length; j += 2) out.push({ id: flat[j]!, priority: b, counter: Number(flat[j + 1]) - b * PRIORITY_SCALE });
+  }
+  return out;
+}
+
+/** Waiting jobs of a queue: `prioritized` plus `wait` (Hydra's jobs all sit in the first; see QueueStructures). */
+export async function waitingCount(redis: Redis, keys: HydraKeys, queue: string): Promise<number> {
+  const s = queueStructures(keys, queue);
+  const [z, l] = (await redis.pipeline().zcard(s.prioritized).llen(s.wait).exec()) ?? [];
+  return Number(z?.[1] ?? 0) + Number(l?.[1] ?? 0);
+}
+
+/**
+ * A waiting job's place in line, 1 = handed out next; null when it is not waiting (active, delayed, ended). `wait`
+ * goes before `prioritized` (BullMQ's fetch order) and its next job is at the right end.
+ */
+export async function waitingPosition(redis: Redis, keys: HydraKeys, queue: string, jobId: string): Promise<number | null> {
+  const s = queueStructures(keys, queue);
+  const [rank, waitLen, inWait] = ((await redis.pipeline().zrank(s.prioritized, jobId).llen(s.wait).lpos(s.wait, jobId).exec()) ?? []).map((r) => r?.[1]) as [
+    number | null,
+    number,
+    number | null,
+  ];
+  if (inWait != null) return Number(waitLen) - Number(inWait);
+  return rank == null ? null : Number(waitLen) + Number(rank) + 1;
 }
 
 /** The next job a queue would hand out, as the peek script reads it. */

@@ -9,6 +9,10 @@ export function hydraKeys(prefix: string) {
     nodes: `${prefix}:nodes`,
     reservations: (id: string) => `${prefix}:node:${id}:resv`,
     reservationPeak: (id: string) => `${prefix}:node:${id}:resv-peak`,
+    /** Hash process id → "slots|expiresAtMs": the worker processes sharing a node id (the node leaves with the last). */
+    nodeProcs: (id: string) => `${prefix}:node:${id}:procs`,
+    /** Hash {v: version token, s: JSON breaker state}: one circuit breaker per node id, shared by its processes. */
+    nodeBreaker: (id: string) => `${prefix}:node:${id}:breaker`,
     /** Hash queue name → JSON QueueInfo: every queue created at run time. */
     queues: `${prefix}:queues`,
     /** job id → queue name. */

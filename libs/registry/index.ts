@@ -8,14 +8,17 @@ export interface NodeView extends NodeRecord {
   active_jobs: number;
   /** Reserved memory (MB) by running jobs. */
   reserved_mb: number;
+  /** Live worker processes serving this node id; `slots` is the sum of theirs. */
+  processes: number;
 }
 
-/** This lib's Lua (reserve.lua, renew.lua): a reservation is one atomic step across every process of a node. */
+/** This lib's Lua (reserve.lua, renew.lua, leave.lua): one atomic step across every process of a node. */
 const REGISTRY_SCRIPTS = new URL('./scripts/', import.meta.url);
 
 export class NodeRegistry {
   private readonly reserveScript: ScriptCall<[string, number]>;
   private readonly renewScript: ScriptCall<number>;
+  private readonly leaveScript: ScriptCall<[string, number]>;
 
   constructor(
     private readonly r: Redis,
@@ -23,19 +26,32 @@ export class NodeRegistry {
   ) {
     this.reserveScript = loadScript(r, REGISTRY_SCRIPTS, 'reserve');
     this.renewScript = loadScript(r, REGISTRY_SCRIPTS, 'renew');
+    this.leaveScript = loadScript(r, REGISTRY_SCRIPTS, 'leave');
   }
 
-  /** Write the node's record with a TTL (a node that stops heartbeating disappears). */
-  async heartbeat(rec: NodeRecord, ttlMs: number): Promise<void> {
+  /**
+   * Write the node's record with a TTL (a node that stops heartbeating disappears). With `procId`, also this worker
+   * process's membership of the node (its slots, live for `ttlMs`): `list` sums slots over live processes.
+   */
+  async heartbeat(rec: NodeRecord, ttlMs: number, procId?: string): Promise<void> {
     await this.r
       .multi()
       .set(this.keys.node(rec.id), JSON.stringify(rec), 'PX', ttlMs)
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
+      .hset(this.keys.nodeProcs(rec.id), procId ?? 'default', `${rec.slots}|${rec.last_heartbeat + ttlMs}`)
+      .pexpire(this.keys.nodeProcs(rec.id), ttlMs * 4)
       .exec();
   }
 
+  /** Remove the node at once (every process). */
   async deregister(id: string): Promise<void> {
-    await this.r.multi().del(this.keys.node(id)).zrem(this.keys.nodes, id).exec();
+    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id)).zrem(this.keys.nodes, id).exec();
+  }
+
+  /** Process `procId` of node `id` leaves; the node is deregistered only with its last live process. True when it was. */
+  async leave(id: string, procId: string, now: number): Promise<boolean> {
+    const [code] = await this.leaveScript([this.keys.node(id), this.keys.nodes, this.keys.nodeProcs(id)], [id, procId, now]);
+    return replyCode('leave', code, ['gone', 'stays']) === 'gone';
   }
 
   /** Live nodes (record not expired), with their active jobs and reserved memory. */
@@ -43,14 +59,15 @@ export class NodeRegistry {
     const ids = await this.r.zrange(this.keys.nodes, '0', '-1');
     if (ids.length === 0) return [];
     const p = this.r.pipeline();
-    for (const id of ids) p.get(this.keys.node(id)).hgetall(this.keys.reservations(id));
+    for (const id of ids) p.get(this.keys.node(id)).hgetall(this.keys.reservations(id)).hgetall(this.keys.nodeProcs(id));
     const res = (await p.exec()) ?? [];
     const out: NodeView[] = [];
     const dead: string[] = [];
     ids.forEach((id, i) => {
-      const raw = res[2 * i]?.[1] as string | null;
+      const raw = res[3 * i]?.[1] as string | null;
       if (!raw) return void dead.push(id);
-      const resv = (res[2 * i + 1]?.[1] ?? {}) as Record<string, string>;
+      const resv = (res[3 * i + 1]?.[1] ?? {}) as Record<string, string>;
+      const procs = liveProcesses((res[3 * i + 2]?.[1] ?? {}) as Record<string, string>, now);
       let active = 0;
       const perModel = new Map<string, number>();
       for (const v of Object.values(resv)) {
@@ -60,7 +77,10 @@ export class NodeRegistry {
         perModel.set(m[1]!, Math.max(perModel.get(m[1]!) ?? 0, Number(m[2])));
       }
       const reserved = [...perModel.values()].reduce((a, b) => a + b, 0);
-      out.push({ ...(JSON.parse(raw) as NodeRecord), active_jobs: active, reserved_mb: reserved });
+      const rec = JSON.parse(raw) as NodeRecord;
+      // Each process writes the record with its own slots; the node has the sum over its live processes.
+      const slots = procs.length ? procs.reduce((a, n) => a + n, 0) : rec.slots;
+      out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, processes: Math.max(1, procs.length) });
     });
     if (dead.length) await this.r.zrem(this.keys.nodes, ...dead);
     return out.sort((a, b) => a.id.localeCompare(b.id));
@@ -88,4 +108,15 @@ export class NodeRegistry {
     return Number((await this.r.get(this.keys.reservationPeak(nodeId))) ?? 0);
   }
 }
+/** Slots of each live process from a node's `procs` hash ("slots|expiresAtMs"). */
+function liveProcesses(procs: Record<string, string>, now: number): number[] {
+  const out: number[] = [];
+  for (const v of Object.values(procs)) {
+    const m = /^(\d+)\|(\d+)$/.exec(v);
+    if (m && Number(m[2]) > now) out.push(Number(m[1]));
+  }
+  return out;
+}
+
+export * from './breaker-store.js';
 export * from './node-list.js';

@@ -1,7 +1,7 @@
 // Worker-side policy: which queues a node may pull from, and which waiting job to take next. Pure.
 import type { NodeRecord } from '../core/index.js';
 import { sameModel } from './models.js';
-import { nodeQualifies, type QueueInfo } from './routing.js';
+import { isServing, nodeQualifies, type QueueInfo } from './routing.js';
 
 /** Queues this node can ever serve: its own node queue and every class it qualifies for. */
 export function eligibleQueues(queues: readonly QueueInfo[], node: NodeRecord): QueueInfo[] {
@@ -24,10 +24,13 @@ export interface DispatchChoice {
   reason: string;
 }
 
+/** Another node as the registry lists it: `active_jobs` counts reservations over all its processes (unknown = not full). */
+export type PeerNode = NodeRecord & { active_jobs?: number };
+
 export interface DispatchContext {
   node: NodeRecord;
-  /** Other healthy nodes, to know whether a warm node exists for a model (delay scheduling). */
-  others: readonly NodeRecord[];
+  /** Other nodes, to know whether a warm node that could take a model's job exists (delay scheduling). */
+  others: readonly PeerNode[];
   now: number;
   localityWaitMs: number;
 }
@@ -35,9 +38,16 @@ export interface DispatchContext {
 const isWarm = (n: NodeRecord, model: string): boolean => n.models_loaded.some((l) => sameModel(l.name, model));
 
 /**
+ * A warm node worth waiting for: it could start the job now (healthy, breaker not open, a free slot). Waiting for a
+ * warm node that is full or sitting out a cooldown only adds the whole locality wait to the job's latency.
+ */
+export const canTakeNow = (n: PeerNode): boolean => isServing(n) && (n.active_jobs ?? 0) < n.slots;
+
+/**
  * Order the heads to try: most urgent priority first, then oldest. A head whose model is cold here
  * while another healthy node that serves it has it loaded is held back for `localityWaitMs` (delay
- * scheduling), so models are not reloaded needlessly; `retryInMs` says when to look again.
+ * scheduling), so models are not reloaded needlessly — but only while that node could take it now (`canTakeNow`);
+ * `retryInMs` says when to look again.
  */
 export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): { choices: DispatchChoice[]; retryInMs: number | null } {
   const sorted = [...heads].sort((a, b) => a.priority - b.priority || a.timestamp - b.timestamp);
@@ -49,7 +59,8 @@ export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): {
       continue;
     }
     const age = ctx.now - head.timestamp;
-    const warmElsewhere = ctx.others.find((o) => o.id !== ctx.node.id && o.healthy && isWarm(o, head.model));
+    const warmElsewhere = ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model) && canTakeNow(o));
+    const busyWarm = warmElsewhere ? undefined : ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model));
     if (warmElsewhere && age < ctx.localityWaitMs) {
       const wait = ctx.localityWaitMs - age;
       retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
@@ -60,7 +71,9 @@ export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): {
       warm: false,
       reason: warmElsewhere
         ? `cold load of ${head.model}: warm node ${warmElsewhere.id} did not take it within ${ctx.localityWaitMs} ms`
-        : `cold load of ${head.model}: no node has it loaded`,
+        : busyWarm
+          ? `cold load of ${head.model}: warm node ${busyWarm.id} cannot take it now (${!isServing(busyWarm) ? 'unhealthy or breaker open' : 'all slots busy'})`
+          : `cold load of ${head.model}: no node has it loaded`,
     });
   }
   return { choices, retryInMs };

@@ -19,6 +19,25 @@ export function classQueueName(model: string, minVramMb = 0): string {
   return minVramMb > 0 ? `infer.${modelSlug(model)}.min${minVramMb}mb` : `infer.${modelSlug(model)}`;
 }
 
+/**
+ * The `min_vram_gb` buckets (GiB, as nvidia-smi and GPU vendors mean "24 GB"): the common GPU and multi-GPU sizes up
+ * to 256, then 2^k · {1, 1.25, 1.5, 1.75}. Each bucket is a class queue (and BullMQ connections in every worker that
+ * serves it), so a caller choosing arbitrary values must not create arbitrary many: up to the schema's 100 000 GiB
+ * there are at most ~50 buckets.
+ */
+const VRAM_LADDER_GB = [0, 4, 8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256] as const;
+
+/** The bucket a `min_vram_gb` request is served under: the smallest ladder step ≥ it (rounding up never under-serves). */
+export function minVramBucketGb(gb: number): number {
+  if (!(gb > 0)) return 0;
+  const step = VRAM_LADDER_GB.find((b) => b >= gb);
+  if (step !== undefined) return step;
+  for (let base = 256; ; base *= 2) {
+    const next = [1.25, 1.5, 1.75, 2].map((f) => base * f).find((b) => b >= gb);
+    if (next !== undefined) return next;
+  }
+}
+
 export const nodeQueueName = (nodeId: string): string => `node.${nodeId}`;
 
 /** KV cache bytes = 2 (K and V) × layers × kv heads × head dim × context × parallel × 2 bytes (f16). */

@@ -1,6 +1,6 @@
 // Submit-time routing: which queue a request goes to, why, and which nodes could serve it. Pure.
 import { ErrorCode, HydraError, type NodeRecord, type Route, type RoutingCandidate, type RoutingFields } from '../core/index.js';
-import { classQueueName, nodeQueueName, sameModel } from './models.js';
+import { classQueueName, minVramBucketGb, nodeQueueName, sameModel } from './models.js';
 
 export interface RouteRequest extends RoutingFields {
   model: string;
@@ -64,13 +64,15 @@ function unsatisfiable(nodes: NodeRecord[], model: string, minVramMb: number, mi
     });
   }
   if (minVramMb > 0) {
+    const bucket = minVramMb / 1024;
+    const asked = bucket === minVramGb ? `min_vram_gb ${minVramGb}` : `min_vram_gb ${minVramGb} (the ${bucket} GB bucket)`;
     const gpus = withModel.filter((n) => n.type === 'gpu');
     const largest = Math.max(0, ...gpus.map((n) => n.vram_total_mb));
     if (largest < minVramMb) {
       return new HydraError(
         ErrorCode.Unsatisfiable,
-        `min_vram_gb ${minVramGb}: no registered GPU node with model "${model}" has that much VRAM (largest: ${mbToGb(largest)} GB)`,
-        { details: { model, min_vram_gb: minVramGb, largest_vram_gb: Number(mbToGb(largest)) } },
+        `${asked}: no registered GPU node with model "${model}" has that much VRAM (largest: ${mbToGb(largest)} GB)`,
+        { details: { model, min_vram_gb: minVramGb, min_vram_bucket_gb: bucket, largest_vram_gb: Number(mbToGb(largest)) } },
       );
     }
   }
@@ -83,7 +85,10 @@ function unsatisfiable(nodes: NodeRecord[], model: string, minVramMb: number, mi
  * a request that only waits for capacity or health is queued.
  */
 export function planRoute(req: RouteRequest, nodes: NodeRecord[], localHosts: readonly string[]): RoutePlan {
-  const minVramMb = req.min_vram_gb ? gbToMb(req.min_vram_gb) : 0;
+  // Served under its bucket (rounded up): one class queue per bucket, and every node of the queue has ≥ the bucket.
+  const bucketGb = minVramBucketGb(req.min_vram_gb ?? 0);
+  const minVramMb = gbToMb(bucketGb);
+  const vramNote = !bucketGb ? '' : bucketGb === req.min_vram_gb ? ` with ≥ ${bucketGb} GB VRAM` : ` with ≥ ${bucketGb} GB VRAM (min_vram_gb ${req.min_vram_gb} rounded up to its bucket)`;
   const candidates = candidatesFor(nodes, req.model, minVramMb);
   const requested = req.node_id ?? null;
   const klass = (): QueueInfo => ({ kind: 'class', name: classQueueName(req.model, minVramMb), model: req.model, min_vram_mb: minVramMb });
@@ -122,7 +127,7 @@ export function planRoute(req: RouteRequest, nodes: NodeRecord[], localHosts: re
   const reason =
     (req.prefer_local ? 'prefer_local: no healthy local node qualifies; ' : '') +
     (healthy > 0
-      ? `queued for ${healthy} qualifying node(s)${minVramMb ? ` with ≥ ${req.min_vram_gb} GB VRAM` : ''}`
+      ? `queued for ${healthy} qualifying node(s)${vramNote}`
       : 'every qualifying node is unhealthy right now; queued until one recovers');
   return { queue: info.name, queueInfo: info, requested_node: null, reason, candidates };
 }

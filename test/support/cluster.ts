@@ -76,7 +76,8 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
   const req = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(`${url}${path}`, {
       method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      // With API_KEYS set, the harness itself (nodes(), waitForNode, post...) speaks with the first key unless told otherwise.
+      headers: { ...(config.API_KEYS[0] ? { authorization: `Bearer ${config.API_KEYS[0]}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await r.text();
