@@ -209,6 +209,11 @@ describe('the Ollama API through ollama-js', () => {
     const loaded = await waitFor(async () => (await ollama.ps()).models.find((m) => m.name === SMALL), { what: `${SMALL} in /api/ps` });
     expect(loaded.expires_at.toString()).not.toBe('Invalid Date');
     expect((loaded as unknown as { node: string }).node).toMatch(/^gpu/);
+    // Open WebUI parses expires_at itself: it must carry a UTC offset; every field Ollama's /api/ps has is there.
+    const raw = ((await (await fetch(`${c.url}/api/ps`)).json()) as { models: Record<string, unknown>[] }).models.find((m) => m.name === SMALL)!;
+    expect(raw.expires_at).toMatch(/(Z|[+-]\d\d:\d\d)$/);
+    expect(raw).toMatchObject({ model: SMALL, size: expect.any(Number), size_vram: expect.any(Number), digest: expect.stringMatching(/^[0-9a-f]{64}$/), details: expect.objectContaining({ format: 'gguf' }) });
+    expect(Number(raw.context_length)).toBeGreaterThan(0);
     const unloaded = await ollama.generate({ model: SMALL, prompt: '', keep_alive: 0 });
     expect(unloaded).toMatchObject({ response: '', done: true, done_reason: 'unload' });
     await waitFor(async () => !(await ollama.ps()).models.some((m) => m.name === SMALL), { what: `${SMALL} to leave /api/ps` });

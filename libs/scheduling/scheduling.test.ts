@@ -6,6 +6,7 @@ import {
   classQueueName,
   estimateNeedMb,
   kvCacheBytes,
+  minVramBucketGb,
   orderHeads,
   planRoute,
   toBullPriority,
@@ -51,6 +52,20 @@ describe('fit estimates', () => {
   });
 });
 
+describe('minVramBucketGb', () => {
+  // [requested GiB, bucket GiB]: the smallest ladder step at or above the request.
+  const table: [number, number][] = [
+    [0, 0], [-1, 0], [Number.NaN, 0], [0.1, 4], [4, 4], [4.01, 8], [12, 12], [13, 16], [20, 24], [24, 24], [33, 40], [41, 48],
+    [49, 64], [70, 80], [81, 96], [100, 128], [129, 160], [161, 192], [193, 256], [256, 256], [257, 320], [321, 384],
+    [400, 448], [449, 512], [513, 640], [100_000, 114_688],
+  ];
+  it.each(table)('%s GiB → %s GiB', (gb, bucket) => expect(minVramBucketGb(gb)).toBe(bucket));
+  it('keeps the number of class queues small whatever callers send', () => {
+    const buckets = new Set(Array.from({ length: 100_000 }, (_, i) => minVramBucketGb(i + 0.5)));
+    expect(buckets.size).toBeLessThan(60);
+  });
+});
+
 describe('planRoute', () => {
   const small = node('small', { vram_total_mb: 24 * 1024, models: [['llama3.1:70b', 43], ['qwen3:14b', 9.3]] });
   const big = node('big', { vram_total_mb: 80 * 1024, models: [['llama3.1:70b', 43]] });
@@ -58,6 +73,14 @@ describe('planRoute', () => {
     { name: 'class queue for a plain request', req: { model: 'qwen3:14b' }, nodes: [small], queue: 'infer.qwen3_14b', reason: /1 qualifying node/ },
     { name: 'llama3 and llama3:latest are one model', req: { model: 'llama3' }, nodes: [node('a', { models: [['llama3:latest', 4]] })], queue: 'infer.llama3_latest' },
     { name: 'min_vram_gb gets its own class', req: { model: 'llama3.1:70b', min_vram_gb: 40 }, nodes: [small, big], queue: 'infer.llama3.1_70b.min40960mb' },
+    {
+      name: 'min_vram_gb is rounded up to its bucket',
+      req: { model: 'llama3.1:70b', min_vram_gb: 41.5 },
+      nodes: [small, big],
+      queue: 'infer.llama3.1_70b.min49152mb',
+      reason: /≥ 48 GB VRAM \(min_vram_gb 41.5 rounded up to its bucket\)/,
+    },
+    { name: 'a bucket above the node that the exact value would fit', req: { model: 'llama3.1:70b', min_vram_gb: 70 }, nodes: [node('n72', { vram_total_mb: 72 * 1024, models: [['llama3.1:70b', 43]] })], error: /min_vram_gb 70 \(the 80 GB bucket\).*largest: 72.0 GB/ },
     { name: 'min_vram_gb above every node', req: { model: 'llama3.1:70b', min_vram_gb: 100 }, nodes: [small, big], error: /min_vram_gb 100.*largest: 80.0 GB/ },
     { name: '43 GB model with only a 24 GB node', req: { model: 'llama3.1:70b' }, nodes: [small], error: /cannot fit it \(needs 45\.2 GB, has 23\.8 GB usable\)/ },
     { name: 'unknown model', req: { model: 'nope:1b' }, nodes: [small], error: /no registered node has model "nope:1b"; models available: llama3.1:70b, qwen3:14b/ },
