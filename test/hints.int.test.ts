@@ -53,7 +53,7 @@ describe('rate limits on the Ollama and OpenAI surfaces', () => {
     const raw = await fetch(`${c.url}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY_PLAIN}` }, body: JSON.stringify({ model: MODEL, messages: [] }) });
     expect(raw.status).toBe(429);
     expect(Number(raw.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(Object.keys(await raw.json())).toEqual(['error']);
+    expect(Object.keys((await raw.json()) as object)).toEqual(['error']);
     const viaOllama = await ollama.list().catch((e: unknown) => e as { status_code?: number; error?: string });
     expect(viaOllama).toMatchObject({ status_code: 429 });
     const viaOpenAI = await openai.models.list().catch((e: unknown) => e);

@@ -69,3 +69,24 @@ export async function* sseData(body: Chunks): AsyncGenerator<string> {
     if (event !== undefined) yield event;
   }
 }
+
+/**
+ * Calls the caller's token hooks while a streamed body is read, remembering a hook that threw: that error is
+ * rethrown as it is (`rethrowHookError`), not blamed on the server as a transport error.
+ */
+export function hookCaller() {
+  let hookError: { e: unknown } | undefined;
+  return {
+    call(hook: ((t: string) => void) | undefined, piece: string): void {
+      try {
+        hook?.(piece);
+      } catch (e) {
+        hookError = { e };
+        throw e;
+      }
+    },
+    rethrowHookError(): void {
+      if (hookError) throw hookError.e;
+    },
+  };
+}

@@ -20,7 +20,7 @@ import type { Logger } from '../../../libs/logger/index.js';
 import type { AdminHooks, CallHooks, InferenceBackend } from './backend.js';
 import { createHttpClient } from './http-client.js';
 import { cancelledError, errorFromStreamMessage, errorFromTransport, failedProbe } from './http-errors.js';
-import { ndjson } from './http-stream.js';
+import { hookCaller, ndjson } from './http-stream.js';
 import { toolArguments } from './tool-calls.js';
 
 export interface OllamaBackendOptions {
@@ -276,16 +276,7 @@ export function createOllamaBackend(opts: OllamaBackendOptions): InferenceBacken
     let thinking = '';
     const toolCalls: ToolCall[] = [];
     let final: Chunk | undefined;
-    /** Set when a caller's hook threw: that error is rethrown as it is, not blamed on the server. */
-    let hookError: { e: unknown } | undefined;
-    const call = (hook: ((t: string) => void) | undefined, piece: string) => {
-      try {
-        hook?.(piece);
-      } catch (e) {
-        hookError = { e };
-        throw e;
-      }
-    };
+    const { call, rethrowHookError } = hookCaller();
     try {
       for await (const line of ndjson(res.body)) {
         const parsed = ChunkSchema.safeParse(line);
@@ -309,7 +300,7 @@ export function createOllamaBackend(opts: OllamaBackendOptions): InferenceBacken
       }
     } catch (e) {
       res.body.destroy();
-      if (hookError) throw hookError.e;
+      rethrowHookError();
       throw errorFromTransport(http.label, e, hooks.signal);
     }
     if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);

@@ -17,7 +17,7 @@ import type { Logger } from '../../../libs/logger/index.js';
 import type { CallHooks, InferenceBackend } from './backend.js';
 import { createHttpClient } from './http-client.js';
 import { cancelledError, errorFromStreamMessage, errorFromTransport, failedProbe } from './http-errors.js';
-import { sseData } from './http-stream.js';
+import { hookCaller, sseData } from './http-stream.js';
 import { ToolCallAccumulator } from './tool-calls.js';
 
 export interface OpenAIBackendOptions {
@@ -218,16 +218,7 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
     let last: Chunk | undefined;
     let usage: Chunk['usage'];
     let timings: Chunk['timings'];
-    /** Set when a caller's hook threw: that error is rethrown as it is, not blamed on the server. */
-    let hookError: { e: unknown } | undefined;
-    const call = (hook: ((t: string) => void) | undefined, piece: string) => {
-      try {
-        hook?.(piece);
-      } catch (e) {
-        hookError = { e };
-        throw e;
-      }
-    };
+    const { call, rethrowHookError } = hookCaller();
     try {
       for await (const data of sseData(res.body)) {
         if (data.trim() === '[DONE]') {
@@ -269,7 +260,7 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
       }
     } catch (e) {
       res.body.destroy();
-      if (hookError) throw hookError.e;
+      rethrowHookError();
       throw errorFromTransport(http.label, e, hooks.signal);
     }
     if (hooks.signal.aborted) throw cancelledError(http.label, hooks.signal.reason);
