@@ -33,6 +33,9 @@ export const surfaceOf = (path: string): Surface => (path === '/' || path.starts
 export function sendError(res: Response, e: HydraError): void {
   if (res.headersSent) return;
   const status = STATUS[e.code] ?? 500;
+  // A refusal that knows when to come back says so on every surface (a full queue: MAX_QUEUE_DEPTH).
+  const retryAfter = (e.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
+  if (e.retryable && typeof retryAfter === 'number' && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(retryAfter))));
   // originalUrl: under app.use('/v1', ...) req.path is relative to the mount point.
   const surface = surfaceOf(res.req.originalUrl.split('?')[0] ?? '');
   if (surface === 'ollama') {

@@ -76,8 +76,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
   const req = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(`${url}${path}`, {
       method,
-      // With API_KEYS set, the harness itself (nodes(), waitForNode, post...) speaks with the first key unless told otherwise.
-      headers: { ...(config.API_KEYS[0] ? { authorization: `Bearer ${config.API_KEYS[0]}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await r.text();
@@ -134,7 +133,9 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     get: (path, headers) => req('GET', path, undefined, headers),
     del: (path) => req('DELETE', path),
     async nodes() {
-      return (await req('GET', '/v1/nodes')).body.nodes as any[];
+      // With API_KEYS set, the harness's own look at the nodes speaks with the first key (tests' requests do not).
+      const auth: Record<string, string> = config.API_KEYS[0] ? { authorization: `Bearer ${config.API_KEYS[0]}` } : {};
+      return (await req('GET', '/v1/nodes', undefined, auth)).body.nodes as any[];
     },
     async waitForNode(id, check = () => true, timeoutMs = 15_000) {
       return waitFor(async () => (await cluster.nodes()).find((n) => n.id === id && check(n)), { timeoutMs, what: `node ${id} in /v1/nodes` });
