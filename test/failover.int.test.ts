@@ -60,7 +60,8 @@ describe('failover', () => {
   it('re-runs a SIGKILLed worker’s job on another node within 10 s (default lock settings)', async () => {
     c = await startCluster({ LOCK_DURATION_MS: '6000', STALLED_INTERVAL_MS: '2000' });
     const a = await c.simWorker('a', slow);
-    const long = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'long', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    // Long enough (~50 s on the slow node) that it is still running on a when b has started, however loaded the machine.
+    const long = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'long', options: { num_predict: 2000, sim_answer_tokens: 2000 } })).body.id;
     await until(c, long, (v) => v.state === 'active');
     await c.simWorker('b', fast);
     const killedAt = Date.now();

@@ -52,7 +52,7 @@ describe('the Ollama API through ollama-js', () => {
     expect(names).toEqual(expect.arrayContaining([`${SMALL}`, BIG, `${EMBED}:latest`]));
     const m = models.find((x) => x.name === SMALL)!;
     expect(m.model).toBe(SMALL);
-    expect(m.size).toBe(2.5e9);
+    expect(m.size).toBe(2.5 * 2 ** 30);
     expect(m.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(m.details).toMatchObject({ format: 'gguf' });
     expect((m as unknown as { nodes: string[] }).nodes.sort()).toEqual(['gpu8', 'gpu80']);

@@ -1,9 +1,11 @@
 // How a job looks to API users: state, attempts, result or error, routing decision. Built from a BullMQ job, from the
 // worker's done message, or from an L1 cache hit.
 import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { CacheEntry } from '../../libs/cache/index.js';
 import { routingDecision, type InferenceCall, type InferResult, type RoutingDecision } from '../../libs/core/index.js';
-import { decodeFailure, type DoneMessage, type Failure, type InferJob } from '../../libs/queue/index.js';
+import { decodeFailure, recentFinishes, waitingPosition, type DoneMessage, type Failure, type HydraKeys, type InferJob } from '../../libs/queue/index.js';
+import { completionRate, estimatedStartMs } from '../../libs/scheduling/index.js';
 
 export interface JobView {
   id: string;
@@ -20,6 +22,21 @@ export interface JobView {
   result?: InferResult;
   error?: Failure;
   routing_decision: RoutingDecision;
+  /** A waiting job's place in its queue, 1 = next (absent unless waiting; null when delayed for a retry). */
+  queue_position?: number | null;
+  /** When it should start at its queue's recent completion rate (docs/scheduling.md); null when that is unknown. */
+  estimated_start?: string | null;
+}
+
+/** Completions sampled for a queue's rate: enough to smooth single jobs, few enough to follow a change in load. */
+const RATE_SAMPLE = 20;
+
+/** Where a waiting job stands: its place in line and an estimated start (two cheap reads, no job hashes). */
+export async function placeInLine(redis: Redis, keys: HydraKeys, queue: string, jobId: string, now: number): Promise<Pick<JobView, 'queue_position' | 'estimated_start'>> {
+  const [position, finishes] = await Promise.all([waitingPosition(redis, keys, queue, jobId), recentFinishes(redis, keys, queue, RATE_SAMPLE)]);
+  if (position === null) return { queue_position: null, estimated_start: null };
+  const at = estimatedStartMs(position, completionRate(finishes, now), now);
+  return { queue_position: position, estimated_start: at === null ? null : new Date(at).toISOString() };
 }
 
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);

@@ -9,12 +9,12 @@ import { createSimNode, parseModelsArg, type SimModelSpec, type SimNodeOptions }
 const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
   --port P                 port to listen on (default 0: a free port, printed)
   --host H                 address to bind (default 127.0.0.1)
-  --vram-gb G              memory for loaded models, decimal GB (required)
+  --vram-gb G              memory for loaded models, GB = GiB as nvidia-smi means it (required)
   --models LIST            models on "disk", e.g. "qwen3:14b=9.3:tools+thinking,llava:7b=4.7:vision,nomic-embed-text=0.27:768" (required);
                            entry: name=sizeGb[:embeddingLength][:cap+cap...], caps from completion, embedding, tools, thinking, vision, insert
   --pullable LIST          more models /api/pull can fetch, same syntax (default none)
   --pull-mbps R            simulated download speed of /api/pull, megabytes per second (default 200)
-  --disk-gb G              disk for installed models, decimal GB; a pull that does not fit fails (default unlimited)
+  --disk-gb G              disk for installed models, GB = GiB; a pull that does not fit fails (default unlimited)
   --parallel N             concurrent requests per loaded model, more wait in FIFO order (default 4)
   --tokens-per-second T    base decode speed; a model decodes at T * 8 / max(sizeGb, 1) (default 200)
   --load-ms-per-gb L       model load time per GB (default 20)

@@ -3,7 +3,11 @@ import { createHash } from 'node:crypto';
 import { MODEL_CAPABILITIES, type ModelCapability } from '../../libs/core/index.js';
 import { DEFAULT_EMBEDDING_LENGTH } from './sim-text.js';
 
-/** One model the node "has on disk" (or can pull). `sizeGb` is decimal GB (1e9 bytes), as Ollama's /api/tags sizes are. */
+/**
+ * One model the node "has on disk" (or can pull). `sizeGb` is GiB (2^30 bytes), the unit of `--vram-gb` and of the
+ * worker's NODE_VRAM_GB: "24 GB" of GPU memory means GiB in nvidia-smi and vendor specs, and one unit everywhere keeps
+ * Hydra from over-committing its own simulated nodes (decimal GB would hold 7 % less than the worker counts).
+ */
 export interface SimModelSpec {
   name: string;
   sizeGb: number;
@@ -17,7 +21,8 @@ export interface SimModelSpec {
   capabilities?: readonly string[];
 }
 
-export const BYTES_PER_GB = 1e9;
+/** Bytes in the simulator's "GB" (a GiB): memory, model sizes and disk alike. */
+export const BYTES_PER_GB = 1024 ** 3;
 
 const ENTRY_SYNTAX = 'expected name=sizeGb[:embeddingLength][:capability+capability...] with a positive size in GB (e.g. qwen3:14b=9.3, nomic-embed-text=0.27:768, qwen3:8b=5.2:tools+thinking)';
 

@@ -8,7 +8,7 @@ export interface SimNodeOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** Memory for loaded models, decimal GB. */
+  /** Memory for loaded models, GB = GiB (2^30 bytes), the unit of the worker's NODE_VRAM_GB. */
   vramGb: number;
   models: SimModelSpec[];
   /** Concurrent requests per loaded model; more wait in FIFO order. Default 4. */
@@ -23,7 +23,7 @@ export interface SimNodeOptions {
   pullable?: SimModelSpec[];
   /** Simulated download speed of /api/pull, megabytes (1e6 bytes) per second. Default 200. */
   pullMBps?: number;
-  /** Disk for installed models, decimal GB; a pull that does not fit fails. Default unlimited. */
+  /** Disk for installed models, GB = GiB; a pull that does not fit fails. Default unlimited. */
   diskGb?: number;
   logger?: Logger;
 }

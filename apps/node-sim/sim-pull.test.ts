@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { getJson, ndjson, postJson, send, startSim } from './sim-test-support.js';
 
+/** The simulator's GB: GiB (2^30 bytes), the unit of --vram-gb and of NODE_VRAM_GB. */
+const GiB = 1024 ** 3;
+
 const BASE = [{ name: 'have:1b', sizeGb: 1 }];
 const LIB = [{ name: 'new:3b', sizeGb: 2, capabilities: ['completion', 'tools', 'thinking'] }];
 const names = async (n: Awaited<ReturnType<typeof startSim>>): Promise<string[]> => (await getJson(n, '/api/tags')).models.map((m: any) => m.name);
@@ -28,12 +31,12 @@ describe('/api/pull', () => {
     expect(weights[weights.length - 1].completed).toBe(weights[0].total);
     // The layers add up to the size /api/tags shows.
     const totals = new Map(layers.map((l) => [l.digest, l.total]));
-    expect([...totals.values()].reduce((a, b) => a + b, 0)).toBe(2_000_000_000);
+    expect([...totals.values()].reduce((a, b) => a + b, 0)).toBe(2 * GiB);
 
     expect(await names(n)).toEqual(['have:1b', 'new:3b']);
     expect((await postJson(n, '/api/show', { model: 'new:3b' })).capabilities).toEqual(['completion', 'tools', 'thinking']);
     expect((await postJson(n, '/api/generate', { model: 'new:3b', prompt: 'hi', stream: false })).done).toBe(true);
-    expect(n.state()).toMatchObject({ pulls_completed: 1, pulls_active: 0, disk_used_bytes: 3_000_000_000 });
+    expect(n.state()).toMatchObject({ pulls_completed: 1, pulls_active: 0, disk_used_bytes: 3 * GiB });
 
     // Pulling again finds every layer on disk: no download time.
     const again = ndjson(await (await send(n, 'POST', '/api/pull', { name: 'new:3b' })).text());
@@ -59,7 +62,7 @@ describe('/api/pull', () => {
     const r = await send(n, 'POST', '/api/pull', { model: 'new:3b', stream: false });
     expect(r.status).toBe(500);
     expect((await r.json()).error).toBe('no space left on device: new:3b needs 2 GB, the simulated disk has 1.5 GB free');
-    expect(n.state()).toMatchObject({ disk_total_bytes: 2_500_000_000, disk_used_bytes: 1_000_000_000 });
+    expect(n.state()).toMatchObject({ disk_total_bytes: 2.5 * GiB, disk_used_bytes: 1 * GiB });
   });
 
   it('stops the download when the client goes away, counts it, and installs nothing', async () => {

@@ -4,6 +4,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { createSimNode, parseModelsArg, schemaInstance, simulatedAnswer, type SimNode, type SimNodeOptions } from './sim-server.js';
 
+/** The simulator's GB: GiB (2^30 bytes), the unit of --vram-gb and of NODE_VRAM_GB. */
+const GiB = 1024 ** 3;
+
 const nodes: SimNode[] = [];
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.close()));
@@ -58,7 +61,7 @@ describe('Ollama model endpoints', () => {
     expect(tags.models[0]).toMatchObject({
       name: 'm:8b',
       model: 'm:8b',
-      size: 8_000_000_000,
+      size: 8 * GiB,
       digest: expect.stringMatching(/^[0-9a-f]{64}$/),
       details: { format: 'gguf', family: 'simulated', parameter_size: '13.3B', quantization_level: 'Q4_K_M' },
     });
@@ -88,7 +91,7 @@ describe('Ollama model endpoints', () => {
     await post(n, '/api/generate', { model: 'm:8b', prompt: 'hi', stream: false });
     const ps = await getJson(n, '/api/ps');
     expect(ps.models).toEqual([
-      expect.objectContaining({ name: 'm:8b', model: 'm:8b', size: 8_000_000_000, size_vram: 8_000_000_000, digest: tags.models[0].digest, details: expect.any(Object) }),
+      expect.objectContaining({ name: 'm:8b', model: 'm:8b', size: 8 * GiB, size_vram: 8 * GiB, digest: tags.models[0].digest, details: expect.any(Object) }),
     ]);
     expect(Date.parse(ps.models[0].expires_at)).toBeGreaterThan(Date.now());
   });
@@ -217,21 +220,21 @@ describe('memory model', () => {
     for (const model of ['a', 'b', 'a', 'c']) await post(n, '/api/generate', { model, prompt: 'x', stream: false });
     const ps = await getJson(n, '/api/ps');
     expect(ps.models.map((m: any) => m.name).sort()).toEqual(['a', 'c']);
-    expect(n.state()).toMatchObject({ loads: 3, evictions: 1, vram_used_bytes: 8_000_000_000, vram_total_bytes: 10_000_000_000 });
+    expect(n.state()).toMatchObject({ loads: 3, evictions: 1, vram_used_bytes: 8 * GiB, vram_total_bytes: 10 * GiB });
   });
 
   it("answers Ollama's out-of-memory error when a model can never fit, or only busy models could make room", async () => {
     const n = await sim({ vramGb: 10, models: three, fast: false, tokensPerSecond: 50, loadMsPerGb: 0 });
     const tooBig = await post(n, '/api/generate', { model: 'big', prompt: 'x' });
     expect(tooBig.status).toBe(500);
-    expect(await tooBig.json()).toEqual({ error: 'model requires more system memory (11.2 GiB) than is available (9.3 GiB)' });
+    expect(await tooBig.json()).toEqual({ error: 'model requires more system memory (12.0 GiB) than is available (10.0 GiB)' });
 
     const busy = new AbortController();
     const slow = await post(n, '/api/generate', { model: 'seven', prompt: 'x', options: { sim_answer_tokens: 10_000 } }, { signal: busy.signal });
     expect(slow.status).toBe(200);
     const blocked = await post(n, '/api/generate', { model: 'a', prompt: 'x', stream: false });
     expect(blocked.status).toBe(500);
-    expect(await blocked.json()).toEqual({ error: 'model requires more system memory (3.7 GiB) than is available (2.8 GiB)' });
+    expect(await blocked.json()).toEqual({ error: 'model requires more system memory (4.0 GiB) than is available (3.0 GiB)' });
     expect(n.state().oom_errors).toBe(2);
     busy.abort();
     await waitFor(() => n.state().active_requests === 0, { what: 'the busy request to end' });
@@ -243,7 +246,8 @@ describe('memory model', () => {
   it('runs at most `parallel` requests per model and queues the rest in order', async () => {
     const n = await sim({ parallel: 1, fast: false, tokensPerSecond: 400, loadMsPerGb: 0 });
     const done: string[] = [];
-    const first = post(n, '/api/generate', { model: 'm:8b', prompt: 'first', stream: false, options: { sim_answer_tokens: 40 } }).then(async (r) => done.push((await r.json()).response));
+    // ~1 s at 400 tokens/s: still holding the slot when the second arrives, however loaded the machine.
+    const first = post(n, '/api/generate', { model: 'm:8b', prompt: 'first', stream: false, options: { sim_answer_tokens: 400 } }).then(async (r) => done.push((await r.json()).response));
     await waitFor(() => n.state().loaded[0]?.active === 1, { what: 'the first request to hold the slot' });
     const second = post(n, '/api/generate', { model: 'm:8b', prompt: 'second', stream: false, options: { num_predict: 6 } }).then(async (r) => done.push((await r.json()).response));
     await waitFor(() => n.state().loaded[0]?.waiting === 1, { what: 'the second request to queue' });

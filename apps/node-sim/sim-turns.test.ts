@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { simulatedAnswer, simulatedThinking, toolArguments } from './sim-server.js';
 import { getJson, ndjson, postJson, send, sseChunks, startSim } from './sim-test-support.js';
 
+/** The simulator's GB: GiB (2^30 bytes), the unit of --vram-gb and of NODE_VRAM_GB. */
+const GiB = 1024 ** 3;
+
 const MODELS = [
   { name: 'chat:8b', sizeGb: 5 },
   { name: 'plain:1b', sizeGb: 1, capabilities: ['completion' as const] },
@@ -46,14 +49,14 @@ describe('capabilities per model', () => {
       name: 'chat:8b',
       model: 'chat:8b',
       modified_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      size: 5_000_000_000,
+      size: 5 * GiB,
       digest: expect.stringMatching(/^[0-9a-f]{64}$/),
       details: { parent_model: '', format: 'gguf', family: 'simulated', families: ['simulated'], parameter_size: '8.3B', quantization_level: 'Q4_K_M' },
     });
     await postJson(n, '/api/generate', { model: 'chat:8b', keep_alive: -1 });
     const ps = await getJson(n, '/api/ps');
     expect(ps.models.find((m: any) => m.name === 'chat:8b')).toEqual(
-      { name: 'chat:8b', model: 'chat:8b', size: 5_000_000_000, size_vram: 5_000_000_000, digest: tags.models[0].digest, details: tags.models[0].details, expires_at: expect.stringMatching(/Z$/), context_length: 4096 },
+      { name: 'chat:8b', model: 'chat:8b', size: 5 * GiB, size_vram: 5 * GiB, digest: tags.models[0].digest, details: tags.models[0].details, expires_at: expect.stringMatching(/Z$/), context_length: 4096 },
     );
   });
 

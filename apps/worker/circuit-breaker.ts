@@ -150,7 +150,8 @@ export class SharedBreaker extends CircuitBreaker {
    * single probe for the whole node (atomically): the caller calls `neutral()` if it then starts no job.
    */
   async admit(now: number): Promise<{ ok: boolean; probe: boolean }> {
-    await this.sync(now).catch((e: Error) => this.onError(e));
+    // Redis unreachable: decide on the mirror (the dispatch round that follows fails and logs the outage itself).
+    await this.sync(now).catch(() => undefined);
     if (!this.allow(now)) return { ok: false, probe: false };
     if (this.view(now).state !== 'half_open') return { ok: true, probe: false };
     const won = await this.update((b) => {
@@ -161,17 +162,12 @@ export class SharedBreaker extends CircuitBreaker {
     return { ok: won, probe: won };
   }
 
-  override started(now = 0): void {
-    // The probe was claimed by `admit`; a start in closed state changes nothing.
-    super.started(now);
-  }
-
   override success(): void {
-    this.change((b) => b.success());
+    this.locally(() => super.success(), (b) => b.success());
   }
 
   override neutral(): void {
-    this.change((b) => b.neutral());
+    this.locally(() => super.neutral(), (b) => b.neutral());
   }
 
   override failure(now: number): boolean {
@@ -180,24 +176,11 @@ export class SharedBreaker extends CircuitBreaker {
     return opened;
   }
 
-  /** Apply locally; write only when it changed something (a success in closed state is the common, free case). */
-  private change(op: (b: CircuitBreaker) => void): void {
+  /** Apply here, and to the store only when it changed something (a success while closed is the common, free case). */
+  private locally(here: () => void, there: (b: CircuitBreaker) => void): void {
     const before = JSON.stringify(this.snapshot());
-    const probe = new CircuitBreaker(this.o);
-    probe.restore(before);
-    op(probe);
-    if (JSON.stringify(probe.snapshot()) === before) return;
-    op(this.asPolicy());
-    void this.update((b) => (op(b), true));
-  }
-
-  /** The base-class behaviour of this mirror (its own overrides write to the store). */
-  private asPolicy(): CircuitBreaker {
-    const self = this;
-    return {
-      success: () => CircuitBreaker.prototype.success.call(self),
-      neutral: () => CircuitBreaker.prototype.neutral.call(self),
-    } as CircuitBreaker;
+    here();
+    if (JSON.stringify(this.snapshot()) !== before) void this.update((b) => (there(b), true));
   }
 
   /** Compare-and-set `op` onto the stored state, one update at a time; resolves to op's answer on the stored state. */

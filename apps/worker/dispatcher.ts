@@ -1,6 +1,7 @@
 // The pull loop: peek every eligible queue's head in one Lua call, pick by priority and age, reserve memory atomically, take the job.
 // Admin jobs (pull/delete/unload, only ever in this node's own queue) are taken first, without a memory reservation
-// and without an inference slot: a model download must not wait behind, nor block, inference.
+// and without an inference slot: a model download must not wait behind, nor block, inference. A node queue mixes
+// models: a head that does not fit now is bypassed (for a bounded time) by a job behind it that fits.
 //
 // Shape (b) of DESIGN.md: one BullMQ Worker per queue, used without a processor (manual fetching). Chosen because
 // it gives exact memory admission per job and priority across queues; per-class Workers (a) cannot coordinate.
@@ -10,9 +11,9 @@ import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys } from '../../libs/queue/index.js';
-import type { NodeRegistry } from '../../libs/registry/index.js';
+import type { NodeRegistry, NodeView } from '../../libs/registry/index.js';
 import { eligibleQueues, isServing, nodeQualifies, orderHeads, sameModel, type DispatchChoice, type QueueHead, type QueueInfo } from '../../libs/scheduling/index.js';
-import type { CircuitBreaker } from './circuit-breaker.js';
+import type { SharedBreaker } from './circuit-breaker.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface ActiveJob {
@@ -27,16 +28,23 @@ export interface ActiveJob {
 
 const isAdminName = (name: string): boolean => kindOfJobName(name) === 'admin';
 
+/** How many jobs of a node queue a round may take in order to find one that fits behind a blocked head. */
+const HOL_DEPTH = 4;
+
+/** What a take attempt started: nothing, an inference job, or an admin job. */
+type Taken = false | 'infer' | 'admin';
+
 export interface DispatcherDeps {
   redis: Redis;
   registry: NodeRegistry;
   keys: HydraKeys;
   logger: Logger;
-  breaker: CircuitBreaker;
+  /** The node's breaker, shared by its processes (`admit` claims the half-open probe for the whole node). */
+  breaker: SharedBreaker;
   /** Latest record of this node (from the last probe). */
   node: () => NodeRecord | null;
-  /** Latest view of the other nodes (for delay scheduling). */
-  others: () => readonly NodeRecord[];
+  /** Latest view of the other nodes, with their active jobs (for delay scheduling). */
+  others: () => readonly NodeView[];
   queues: () => readonly QueueInfo[];
   /** Runs a taken job to its end (completed, failed or handed back). Must not throw. */
   run: (a: ActiveJob) => Promise<void>;
@@ -148,11 +156,26 @@ export class Dispatcher {
     const node = this.d.node();
     const now = Date.now();
     if (!node || !node.healthy) return this.s.pollMs;
-    if (!this.d.breaker.allow(now)) return Math.min(this.s.pollMs, 250);
+    const admitted = await this.d.breaker.admit(now);
+    if (!admitted.ok) return Math.min(this.s.pollMs, 250);
+    let took: Taken = false;
+    try {
+      const r = await this.round(node, now);
+      took = r.took;
+      return took ? 0 : r.waitMs;
+    } finally {
+      // The node's single half-open probe was claimed for this round but no inference job started: free it.
+      if (admitted.probe && took !== 'infer') this.d.breaker.neutral();
+    }
+  }
+
+  /** Look at the heads and take one job if any can run; `waitMs`: how long to sleep when none was taken. */
+  private async round(node: NodeRecord, now: number): Promise<{ took: Taken; waitMs: number }> {
+    const idle = (waitMs: number) => ({ took: false as const, waitMs });
     // With every slot busy only the node's own queue is looked at, for admin jobs.
     const full = this.inferenceActive() >= this.s.slots;
     const queues = eligibleQueues(this.d.queues(), node).filter((q) => !full || q.kind === 'node');
-    if (queues.length === 0) return this.s.pollMs;
+    if (queues.length === 0) return idle(this.s.pollMs);
     // Workers (and so stalled-job checkers) for every queue this node could serve, so a crashed node's jobs
     // are recovered by any node that qualifies, not only by ones that happened to pull from that queue before.
     for (const q of queues) this.worker(q.name);
@@ -166,34 +189,43 @@ export class Dispatcher {
     // Admin heads skip ordering and delay scheduling: they are for this node only and hold no memory.
     const admin = peeked.filter((h) => h.admin).map((head): DispatchChoice => ({ head, warm: false, reason: `model management (${head.model}) on ${node.id}` }));
     const heads = full ? [] : peeked.filter((h) => !h.admin);
-    if (admin.length === 0 && heads.length === 0) return this.s.pollMs;
+    if (admin.length === 0 && heads.length === 0) return idle(this.s.pollMs);
+    // Pruned against every peeked head (a full node still peeks its node queue), so the fence clock keeps running.
+    this.pruneBlocked(peeked);
     const { choices: ordered, retryInMs } = orderHeads(heads, { node, others, now, localityWaitMs: this.s.localityWaitMs });
     const choices: [DispatchChoice, boolean][] = [...admin.map((c): [DispatchChoice, boolean] => [c, true]), ...ordered.map((c): [DispatchChoice, boolean] => [c, false])];
     for (const [choice, headIsAdmin] of choices) {
-      const taken = await this.tryTake(node, choice, headIsAdmin);
-      if (taken) return 0;
+      const took = await this.tryTake(node, choice, headIsAdmin);
+      if (took) return { took, waitMs: 0 };
     }
-    return retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs;
+    return idle(retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs);
+  }
+
+  /** Memory needed by `model` on this node (MB), or undefined when the node does not have it. */
+  private needFor(node: NodeRecord, model: string): number | undefined {
+    return node.models_available.find((m) => sameModel(m.name, model))?.need_mb;
+  }
+
+  /** Reserve `model`'s memory under `token` (one atomic step across the node's processes). */
+  private async reserve(node: NodeRecord, token: string, model: string): Promise<boolean> {
+    const need = this.needFor(node, model);
+    if (need === undefined) return false; // node queue holding a model this node does not have
+    const admitted = await this.d.registry.reserve(node.id, token, model, need, node.capacity_mb, Date.now(), this.s.lockDurationMs * 2);
+    if (!admitted.ok) this.d.logger.debug({ model, need, used: admitted.usedMb, capacity: node.capacity_mb }, 'does not fit now');
+    return admitted.ok;
   }
 
   /**
    * Reserve memory for the head's model, then take the next job of that queue (it may not be the peeked one).
    * The reservation is keyed by the BullMQ lock token, which also identifies the job run while it holds it.
    * Admin jobs take none: a pull's model is not on the node yet, and delete/unload free memory rather than use it.
+   * A node queue mixes models: when its head does not fit now, a job behind it that fits may run (`bypass`).
    */
-  private async tryTake(node: NodeRecord, choice: DispatchChoice, headIsAdmin: boolean): Promise<boolean> {
+  private async tryTake(node: NodeRecord, choice: DispatchChoice, headIsAdmin: boolean): Promise<Taken> {
     const { registry } = this.d;
-    const { lockDurationMs } = this.s;
     const token = randomUUID();
-    const needFor = (model: string) => node.models_available.find((m) => sameModel(m.name, model))?.need_mb;
-    const reserve = async (model: string): Promise<boolean> => {
-      const need = needFor(model);
-      if (need === undefined) return false; // node queue holding a model this node does not have
-      const admitted = await registry.reserve(node.id, token, model, need, node.capacity_mb, Date.now(), lockDurationMs * 2);
-      if (!admitted.ok) this.d.logger.debug({ model, need, used: admitted.usedMb, capacity: node.capacity_mb }, 'does not fit now');
-      return admitted.ok;
-    };
-    if (!headIsAdmin && !(await reserve(choice.head.model))) return false;
+    const isNodeQueue = this.d.queues().some((q) => q.name === choice.head.queue && q.kind === 'node');
+    if (!headIsAdmin && !(await this.reserve(node, token, choice.head.model))) return isNodeQueue ? this.bypass(node, choice) : false;
     let job: Job | undefined;
     try {
       job = await this.worker(choice.head.queue).getNextJob(token, { block: false });
@@ -211,21 +243,112 @@ export class Dispatcher {
       // An admin job came first where an inference head was peeked (the node queue mixes them): it needs no memory.
       await registry.release(node.id, token);
     } else if (kind === 'infer' && (headIsAdmin || !sameModel(model, choice.head.model))) {
-      // A different job than peeked came first (node queues mix models and kinds): admit it for its own model.
-      if (!(await reserve(model))) {
+      // A different job than peeked came first (node queues mix models and kinds): admit it for its own model, or
+      // hand it back to the front of its queue (its place kept) and let the next round look behind it.
+      if (!(await this.reserve(node, token, model))) {
         await registry.release(node.id, token);
-        await job.moveToDelayed(Date.now() + 250, token).catch(() => undefined);
+        await this.handBack(choice.head.queue, [{ job, token }]);
         return false;
       }
     }
-    if (kind === 'infer') this.d.breaker.started();
+    return this.launch(node, job, token, kind, choice);
+  }
+
+  /** Run a taken job (its memory already reserved under `token` for inference); answers what it started. */
+  private launch(node: NodeRecord, job: Job, token: string, kind: 'infer' | 'admin', choice: DispatchChoice): Taken {
+    const { registry } = this.d;
+    const model = modelOfJobName(job.name);
+    if (kind === 'infer') this.d.breaker.started(Date.now());
     const a: ActiveJob = { job, token, abort: new AbortController(), choice: kind === 'admin' ? { ...choice, warm: false, reason: `model management (${model}) on ${node.id}` } : choice, kind };
-    this.active.set(job.id, a);
+    const id = job.id!;
+    this.active.set(id, a);
     void this.d.run(a).finally(() => {
-      this.active.delete(job.id!);
+      this.active.delete(id);
       if (kind === 'infer') void registry.release(node.id, token).catch(() => undefined);
       this.wake();
     });
-    return true;
+    return kind;
+  }
+
+  /** Since when (ms, this process's clock) each node-queue head has been found not fitting: the bypass fence. */
+  private readonly blockedSince = new Map<string, number>();
+  /** Heads whose fence is up (logged once each). */
+  private readonly fenced = new Set<string>();
+
+  /**
+   * Head-of-line blocking in a node queue: its head's model does not fit now (memory held by other models), but a
+   * job behind it may. Take the jobs in order, up to HOL_DEPTH, until one fits (or is an admin job); the misfits
+   * taken on the way go back to the front of the queue (`handBack`), so they stay ahead of every younger job. Fence: a head blocked for `holFenceMs` is bypassed no longer, so the jobs running here finish, its
+   * memory frees and it runs (a flood of small jobs behind it cannot starve it).
+   */
+  private async bypass(node: NodeRecord, choice: DispatchChoice): Promise<Taken> {
+    const now = Date.now();
+    const headId = choice.head.jobId;
+    const since = this.blockedSince.get(headId) ?? now;
+    this.blockedSince.set(headId, since);
+    // Fence only a head that can ever fit here: one that never will (model missing, too big) would block the queue for good.
+    const need = this.needFor(node, choice.head.model);
+    const canEverFit = need !== undefined && need <= node.capacity_mb;
+    if (canEverFit && now - since >= this.holFenceMs()) {
+      if (!this.fenced.has(headId)) this.d.logger.info({ jobId: headId, queue: choice.head.queue, model: choice.head.model, blockedMs: now - since }, 'blocked head fenced: no more bypassing it');
+      this.fenced.add(headId);
+      return false;
+    }
+    const queue = choice.head.queue;
+    const held: { job: Job; token: string }[] = [];
+    try {
+      for (let i = 0; i < HOL_DEPTH; i++) {
+        const token = randomUUID();
+        const job = await this.worker(queue).getNextJob(token, { block: false });
+        if (!job?.id) return false;
+        if (isAdminName(job.name)) return this.launch(node, job, token, 'admin', choice);
+        const model = modelOfJobName(job.name);
+        if (await this.reserve(node, token, model)) {
+          const warm = node.models_loaded.some((l) => sameModel(l.name, model));
+          const head: QueueHead = { queue, jobId: job.id, model, priority: job.priority, timestamp: job.timestamp };
+          const reason = `${choice.head.model} at the head of ${queue} does not fit on ${node.id} now; took job ${job.id} (${model}) behind it`;
+          return this.launch(node, job, token, 'infer', { head, warm, reason });
+        }
+        await this.d.registry.release(node.id, token);
+        held.push({ job, token });
+      }
+      return false;
+    } finally {
+      await this.handBack(queue, held);
+    }
+  }
+
+  /** A blocked head is bypassed for at most this long (ms): ten poll rounds, at least 2 s. */
+  private holFenceMs(): number {
+    return Math.max(2000, 10 * this.s.pollMs);
+  }
+
+  /**
+   * Give taken-but-not-run jobs back to their queue, at the front of their priority band: BullMQ's moveToWait scores a
+   * prioritized job priority · 2^32 with no add counter, ahead of every job added normally. (Restoring the old score
+   * would be wrong: BullMQ resets the add counter when `prioritized` empties, so younger jobs could then sort first.)
+   * Several handed back at once keep the front among themselves in job-id order, not add order.
+   */
+  private async handBack(queue: string, held: readonly { job: Job; token: string }[]): Promise<void> {
+    for (const { job, token } of held) {
+      try {
+        await job.moveToWait(token);
+      } catch (err) {
+        // Its lock runs out and the stalled checker puts it back: late, but not lost.
+        this.d.logger.warn({ jobId: job.id, queue, err: (err as Error).message }, 'could not hand a job back to its queue');
+      }
+    }
+  }
+
+  /** Forget fence entries of jobs that are no longer a head here. */
+  private pruneBlocked(heads: readonly QueueHead[]): void {
+    if (this.blockedSince.size === 0) return;
+    const live = new Set(heads.map((h) => h.jobId));
+    for (const id of this.blockedSince.keys()) {
+      if (!live.has(id)) {
+        this.blockedSince.delete(id);
+        this.fenced.delete(id);
+      }
+    }
   }
 }

@@ -5,14 +5,17 @@ import type { BackendProbe, NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import type { NodeRegistry } from '../../libs/registry/index.js';
 import type { InferenceBackend } from './backends/backend.js';
-import type { CircuitBreaker } from './circuit-breaker.js';
+import type { SharedBreaker } from './circuit-breaker.js';
 import { buildNodeRecord, osRam, readNvidiaSmi } from './resources.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface HeartbeatDeps {
   backend: InferenceBackend;
   registry: NodeRegistry;
-  breaker: CircuitBreaker;
+  /** The node's breaker (shared by its processes): re-read at each beat so the record shows the node's state. */
+  breaker: SharedBreaker;
+  /** This worker process: its membership of the node (and its slots) is renewed with each beat. */
+  procId: string;
   logger: Logger;
   /** The backend started or stopped answering. */
   onHealthChange: (healthy: boolean) => void;
@@ -75,9 +78,10 @@ export class Heartbeat {
       now: Date.now(),
       ram: osRam(),
     });
+    await d.breaker.sync(Date.now(), 0).catch((e: Error) => d.logger.warn({ err: e.message }, 'circuit breaker state unreadable'));
     rec.breaker = d.breaker.view(Date.now());
     this.current = rec;
-    await d.registry.heartbeat(rec, s.heartbeatMs * 3);
+    await d.registry.heartbeat(rec, s.heartbeatMs * 3, d.procId);
     if (this.lastHealthy !== rec.healthy) {
       d.logger[rec.healthy ? 'info' : 'warn']({ node: s.nodeId, backend: d.backend.url, err: rec.error }, rec.healthy ? 'backend healthy' : 'backend unhealthy; not pulling jobs');
       this.lastHealthy = rec.healthy;

@@ -7,13 +7,13 @@ import type { Config } from '../../libs/config/index.js';
 import { ErrorCode, HydraError, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createProducer, createRedis, hydraKeys } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry } from '../../libs/registry/index.js';
+import { cachedNodeList, NodeRegistry, redisBreakerStore, type NodeView } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import { createCoordinator } from '../../libs/workflows/index.js';
 import { createAfterJob } from './after-job.js';
 import { Ager } from './aging.js';
 import type { InferenceBackend } from './backends/backend.js';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { SharedBreaker } from './circuit-breaker.js';
 import { Dispatcher } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
 import { Rehomer } from './rehome.js';
@@ -26,7 +26,8 @@ export interface NodeAgent {
   record(): NodeRecord | null;
   /**
    * Drain: stop pulling; with DRAIN_MODE=requeue hand active jobs back to the queue at once (no attempt spent),
-   * with finish let them run up to DRAIN_GRACE_MS and hand back the rest; then deregister and close.
+   * with finish let them run up to DRAIN_GRACE_MS and hand back the rest; then leave the node (deregistered only
+   * when this was its last live process: several may share a NODE_ID) and close.
    */
   stop(): Promise<void>;
 }
@@ -50,14 +51,24 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const finaliser = startWorkflowFinaliser(config, { redis, keys, coordinator, logger: wfLogger });
   const ager = new Ager(redis, keys, s.agingStepMs, logger);
   const rehomer = new Rehomer(s, { redis, keys, producer, logger });
+  // This process: owner of locks it takes, and its membership of the node in the registry.
   const owner = randomUUID();
-  const breaker = new CircuitBreaker({ failures: config.BREAKER_FAILURES, windowMs: config.BREAKER_WINDOW_MS, cooldownMs: config.BREAKER_COOLDOWN_MS });
+  const breakerOpts = {
+    failures: config.BREAKER_FAILURES,
+    windowMs: config.BREAKER_WINDOW_MS,
+    cooldownMs: config.BREAKER_COOLDOWN_MS,
+    // A probe whose process died would hold the node's half-open breaker shut; its job's lock ends by then anyway.
+    probeTimeoutMs: Math.max(2 * s.lockDurationMs, config.BREAKER_COOLDOWN_MS),
+  };
+  // One breaker per node id, shared by its processes; its stored state outlives the window and cooldown (ms).
+  const breakerStore = redisBreakerStore(redis, keys, nodeId, 2 * (config.BREAKER_WINDOW_MS + config.BREAKER_COOLDOWN_MS + breakerOpts.probeTimeoutMs));
+  const breaker = new SharedBreaker(breakerOpts, breakerStore, (e) => logger.warn({ err: e.message }, 'circuit breaker state not written'));
 
-  let others: NodeRecord[] = [];
+  let others: NodeView[] = [];
   let queues: QueueInfo[] = [];
   const knownQueues = new Set<string>();
 
-  const heartbeat: Heartbeat = new Heartbeat(s, config, { backend, registry, breaker, logger, onHealthChange: () => dispatcher.wake() });
+  const heartbeat: Heartbeat = new Heartbeat(s, config, { backend, registry, breaker, procId: owner, logger, onHealthChange: () => dispatcher.wake() });
   const refresh = async () => {
     const [all, qs] = await Promise.all([registry.list(Date.now()), producer.listQueues()]);
     others = all.filter((n) => n.id !== nodeId);
@@ -124,7 +135,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       for (const a of dispatcher.active.values()) a.abort.abort(DRAIN);
       await settle(10_000);
       if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
-      await registry.deregister(nodeId).catch(() => undefined);
+      const gone = await registry.leave(nodeId, owner, Date.now()).catch(() => true);
+      if (!gone) logger.info({ node: nodeId }, 'other processes still serve this node: it stays registered');
       await finaliser.close().catch(() => undefined);
       await coordinator.close().catch(() => undefined);
       await dispatcher.close();

@@ -59,21 +59,28 @@ export class Rehomer {
     this.checkers.set(queue, w);
   }
 
-  /** Same id, payload and priority in the class queue, then out of the node queue; undone if the node took it meanwhile. */
+  /**
+   * Same id, payload, priority, min_vram_gb bucket and age (the hash's `timestamp`, which aging and the dispatcher's
+   * oldest-first order read) in the class queue, then out of the node queue; undone if the node took it meanwhile.
+   */
   private async rehome(job: Job, node: string): Promise<boolean> {
     const { producer, redis } = this.d;
     const data = job.data as InferJob;
     const model = data.call?.model;
     if (!model || !job.id) return false;
-    const info: QueueInfo = { kind: 'class', name: classQueueName(model), model, min_vram_mb: 0 };
+    const minVramMb = data.min_vram_mb ?? 0;
+    const info: QueueInfo = { kind: 'class', name: classQueueName(model, minVramMb), model, min_vram_mb: minVramMb };
     const payload: InferJob = {
       ...data,
       route: { ...data.route, queue: info.name, reason: `${data.route.reason}; requested node ${node} stopped heartbeating before running it: moved to any qualifying node` },
     };
     await producer.registerQueue(info);
     const target = producer.queue(info.name);
-    // Keep the priority it has aged to.
-    await target.add(job.name, payload, { ...producer.jobOptions('infer', job.id, data.priority), ...(job.priority ? { priority: job.priority } : {}) });
+    // Keep when it was added and the priority it has aged to. It is added with its original priority (aging reads
+    // opts.priority as the starting level and ages it by the kept timestamp), then moved to the level it had reached.
+    const options = { ...producer.jobOptions('infer', job.id, data.priority), timestamp: job.timestamp };
+    const moved = await target.add(job.name, payload, options);
+    if (job.priority && job.priority !== options.priority) await moved.changePriority({ priority: job.priority }).catch(() => undefined);
     try {
       await job.remove();
     } catch {

@@ -82,6 +82,7 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
     vramTotal = Math.round(mem.vram_total / MB);
     vramFree = Math.round(mem.vram_free / MB);
   } else if (i.nodeVramGb && i.nodeVramGb > 0) {
+    // NODE_VRAM_GB is GiB, as nvidia-smi and GPU vendors mean "24 GB" (and as `hydra sim --vram-gb` holds): × 1024 MiB.
     vramTotal = Math.round(i.nodeVramGb * 1024);
     vramFree = Math.max(0, vramTotal - loadedVram);
   }

@@ -103,6 +103,10 @@ const ConfigSchema = z.object({
   WORKER_CONCURRENCY: optional(number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256')),
   LOCALITY_WAIT_MS: int(500, 0),
   AGING_STEP_MS: int(10_000, 10),
+  /** Waiting jobs a queue may hold before submits to it get 503 + Retry-After; 0 = unbounded (like OLLAMA_MAX_QUEUE). */
+  MAX_QUEUE_DEPTH: int(0, 0),
+  /** How long a model stays routable (queued, not 422) after the last node that had it stopped heartbeating (ms). */
+  MODEL_GRACE_MS: int(60_000, 0),
   POLL_MS: int(1000, 10),
   LOCK_DURATION_MS: int(6000, 1000),
   STALLED_INTERVAL_MS: int(2000, 500),

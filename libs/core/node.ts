@@ -126,7 +126,7 @@ export interface NodeRecord {
   models_loaded: NodeLoadedModel[];
   /** Worker processes serving this node id and their slots. */
   slots: number;
-  /** Circuit breaker of the reporting worker process: open = not pulling after repeated backend failures. */
+  /** Circuit breaker of the node, shared by all its worker processes (in Redis): open = not pulling after repeated backend failures. */
   breaker?: { state: 'closed' | 'open' | 'half_open'; recent_failures: number; open_until: number | null };
   last_heartbeat: number;
   version?: string;

@@ -13,6 +13,7 @@ import {
   priorityOfScore,
   queueStructures,
   readJobFields,
+  recentFinishes,
   waitingCount,
   waitingPosition,
   type HeadPeeker,
@@ -107,6 +108,9 @@ describe('bullmq internals', () => {
       expect((await takeNext(name))?.id).toBe(head!.jobId);
     }
     expect(await peek([name], 'node-a', Date.now())).toEqual([]);
+    // Finish times of the completed jobs, newest first, as BullMQ recorded them.
+    const done = await Promise.all(expected.map((j) => q.getJob(j.id!)));
+    expect(await recentFinishes(redis, keys, name, 3)).toEqual(done.map((j) => j!.finishedOn).sort((a, b) => b! - a!).slice(0, 3));
   });
 
   it('reads the next waiting job of a queue without priorities, oldest first', async () => {

@@ -120,6 +120,12 @@ export async function waitingPosition(redis: Redis, keys: HydraKeys, queue: stri
   return rank == null ? null : Number(waitLen) + Number(rank) + 1;
 }
 
+/** When (ms) the last `count` completed jobs of a queue finished, newest first: the `completed` zset's score is finishedOn. */
+export async function recentFinishes(redis: Redis, keys: HydraKeys, queue: string, count: number): Promise<number[]> {
+  const flat = await redis.zrevrange(keys.queueKey(queue, 'completed'), 0, count - 1, 'WITHSCORES');
+  return flat.filter((_, i) => i % 2 === 1).map(Number);
+}
+
 /** The next job a queue would hand out, as the peek script reads it. */
 export interface PeekedHead {
   queue: string;

@@ -11,6 +11,8 @@ export const InferJobSchema = z.object({
   route: RouteSchema,
   timeout_ms: z.number().int().positive().optional(),
   submitted_at: z.number(),
+  /** The request's min_vram_gb bucket (MB): kept when a job pinned to a node that went away moves to its class queue. */
+  min_vram_mb: z.number().int().min(0).optional(),
   /** Survives its client going away (no cancel on disconnect). */
   detach: z.boolean().optional(),
   /** Failed attempts so far (written by the worker before a retry). */

@@ -1,6 +1,6 @@
 // Turning a validated request into a routed inference job: the queue it goes to and the payload it carries.
 import { InferenceCallSchema, routingFieldsOf, type InferenceCall, type JobRequest, type NodeRecord, type RoutingFields } from '../core/index.js';
-import { checkCapabilities, planRoute, type RoutePlan } from '../scheduling/index.js';
+import { checkCapabilities, minVramMbOf, planRoute, type RecentNode, type RoutePlan } from '../scheduling/index.js';
 import type { InferJob } from './catalog.js';
 
 /** Fields of a job request that say how to run it, not what to run: they stay out of the backend's call. */
@@ -24,14 +24,18 @@ export function buildInferJob(
   nodes: NodeRecord[],
   localHosts: readonly string[],
   now: number,
+  /** Nodes seen within MODEL_GRACE_MS: a model only they had is queued, not refused (planRoute). */
+  recent: readonly RecentNode[] = [],
 ): { plan: RoutePlan; payload: InferJob } {
-  const plan = planRoute({ model: call.model, ...routingFieldsOf(routing) }, nodes, localHosts);
+  const plan = planRoute({ model: call.model, ...routingFieldsOf(routing) }, nodes, localHosts, recent);
   checkCapabilities(call, nodes);
   const { queueInfo: _info, ...route } = plan;
+  const minVramMb = minVramMbOf(routing.min_vram_gb);
   const payload: InferJob = {
     call,
     priority: routing.priority,
     route,
+    ...(minVramMb ? { min_vram_mb: minVramMb } : {}),
     ...(routing.timeout_ms ? { timeout_ms: routing.timeout_ms } : {}),
     ...(routing.detach ? { detach: true } : {}),
     submitted_at: now,

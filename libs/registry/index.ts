@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../core/index.js';
 import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { recentModelsEntry } from './recent-models.js';
 
 export interface NodeView extends NodeRecord {
   /** Jobs holding a reservation on this node right now (all its worker processes). */
@@ -40,6 +41,8 @@ export class NodeRegistry {
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
       .hset(this.keys.nodeProcs(rec.id), procId ?? 'default', `${rec.slots}|${rec.last_heartbeat + ttlMs}`)
       .pexpire(this.keys.nodeProcs(rec.id), ttlMs * 4)
+      // What this node has, remembered past its TTL (MODEL_GRACE_MS): recent-models.ts.
+      .hset(...recentModelsEntry(this.keys, rec))
       .exec();
   }
 
@@ -120,3 +123,4 @@ function liveProcesses(procs: Record<string, string>, now: number): number[] {
 
 export * from './breaker-store.js';
 export * from './node-list.js';
+export * from './recent-models.js';

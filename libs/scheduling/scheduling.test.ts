@@ -4,13 +4,18 @@ import type { NodeRecord } from '../core/index.js';
 import {
   agedPriority,
   classQueueName,
+  completionRate,
   estimateNeedMb,
+  estimatedStartMs,
   kvCacheBytes,
   minVramBucketGb,
   orderHeads,
   planRoute,
+  RATE_STALE_MS,
+  retryAfterS,
   toBullPriority,
   type QueueHead,
+  type RecentNode,
 } from './index.js';
 
 function node(id: string, o: Partial<NodeRecord> & { models?: [string, number][]; loaded?: string[] } = {}): NodeRecord {
@@ -69,7 +74,16 @@ describe('minVramBucketGb', () => {
 describe('planRoute', () => {
   const small = node('small', { vram_total_mb: 24 * 1024, models: [['llama3.1:70b', 43], ['qwen3:14b', 9.3]] });
   const big = node('big', { vram_total_mb: 80 * 1024, models: [['llama3.1:70b', 43]] });
-  const cases: { name: string; req: Parameters<typeof planRoute>[0]; nodes: NodeRecord[]; queue?: string; reason?: RegExp; error?: RegExp }[] = [
+  // Nodes that stopped heartbeating a few seconds ago (MODEL_GRACE_MS facts from the registry).
+  const gone = (id: string, models: string[], o: Partial<RecentNode> = {}): RecentNode => ({ id, type: 'gpu', vram_total_mb: 24 * 1024, models, age_ms: 4000, ...o });
+  const cases: { name: string; req: Parameters<typeof planRoute>[0]; nodes: NodeRecord[]; recent?: RecentNode[]; queue?: string; reason?: RegExp; error?: RegExp }[] = [
+    { name: 'restarting only node: queued for the class', req: { model: 'qwen3:14b' }, nodes: [], recent: [gone('solo', ['qwen3:14b'])], queue: 'infer.qwen3_14b', reason: /no live node has model "qwen3:14b"; .*MODEL_GRACE_MS: solo \(4 s ago\); queued until one comes back/ },
+    { name: 'restarting node among others without the model', req: { model: 'llama3' }, nodes: [small], recent: [gone('solo', ['llama3:latest'])], queue: 'infer.llama3_latest', reason: /solo/ },
+    { name: 'pinned to the restarting node', req: { model: 'qwen3:14b', node_id: 'solo' }, nodes: [], recent: [gone('solo', ['qwen3:14b'])], queue: 'infer.qwen3_14b', reason: /requested node solo is not registered; .*queued until one comes back/ },
+    { name: 'no recent node had the model', req: { model: 'qwen3:14b' }, nodes: [], recent: [gone('solo', ['other:1b'])], error: /no inference node is registered/ },
+    { name: 'a live node judged by its record, not its past', req: { model: 'llama3.1:70b' }, nodes: [small].map((n) => ({ ...n, models_available: [] })), recent: [gone('small', ['llama3.1:70b'])], error: /no registered node has model/ },
+    { name: 'the recent node is below the bucket', req: { model: 'qwen3:14b', min_vram_gb: 30 }, nodes: [], recent: [gone('solo', ['qwen3:14b'])], error: /no inference node is registered/ },
+    { name: 'the recent node meets the bucket', req: { model: 'qwen3:14b', min_vram_gb: 30 }, nodes: [], recent: [gone('solo', ['qwen3:14b'], { vram_total_mb: 32 * 1024 })], queue: 'infer.qwen3_14b.min32768mb', reason: /≥ 32 GB VRAM/ },
     { name: 'class queue for a plain request', req: { model: 'qwen3:14b' }, nodes: [small], queue: 'infer.qwen3_14b', reason: /1 qualifying node/ },
     { name: 'llama3 and llama3:latest are one model', req: { model: 'llama3' }, nodes: [node('a', { models: [['llama3:latest', 4]] })], queue: 'infer.llama3_latest' },
     { name: 'min_vram_gb gets its own class', req: { model: 'llama3.1:70b', min_vram_gb: 40 }, nodes: [small, big], queue: 'infer.llama3.1_70b.min40960mb' },
@@ -96,10 +110,10 @@ describe('planRoute', () => {
   for (const c of cases) {
     it(c.name, () => {
       if (c.error) {
-        expect(() => planRoute(c.req, c.nodes, ['me'])).toThrow(c.error);
+        expect(() => planRoute(c.req, c.nodes, ['me'], c.recent)).toThrow(c.error);
         return;
       }
-      const plan = planRoute(c.req, c.nodes, ['me']);
+      const plan = planRoute(c.req, c.nodes, ['me'], c.recent);
       expect(plan.queue).toBe(c.queue);
       if (c.reason) expect(plan.reason).toMatch(c.reason);
     });
@@ -148,5 +162,30 @@ describe('priorities', () => {
     [9, 5000, 1000, 10],
   ])('priority %i after %i ms with a %i ms step → %i', (p, waited, step, want) => {
     expect(agedPriority(p, waited, step)).toBe(want);
+  });
+});
+
+describe('queue estimates', () => {
+  const now = 1_000_000_000;
+  it('measures the completion rate from recent finishes only', () => {
+    expect(completionRate([now - 4000, now - 3000, now - 2000, now - 1000, now], now)).toEqual({ perSecond: 1, sample: 5 });
+    expect(completionRate([now - 500, now], now).perSecond).toBe(2);
+    // Older than RATE_STALE_MS: they say nothing about now.
+    expect(completionRate([now - RATE_STALE_MS - 1, now - RATE_STALE_MS - 2000, now], now)).toEqual({ perSecond: null, sample: 1 });
+    expect(completionRate([], now)).toEqual({ perSecond: null, sample: 0 });
+    expect(completionRate([now, now], now).perSecond).toBeNull();
+  });
+  const table: [number, number | null, number | null, number][] = [
+    // [position, jobs/s, start in ms from now, Retry-After s]
+    [1, 2, 0, 1],
+    [5, 2, 2000, 1],
+    [3, 0.1, 20_000, 10],
+    [10, 0.001, 9_000_000, 60],
+    [4, null, null, 5],
+  ];
+  it.each(table)('position %s at %s jobs/s starts in %s ms, retry after %s s', (position, perSecond, inMs, retry) => {
+    const rate = { perSecond, sample: 10 };
+    expect(estimatedStartMs(position, rate, now)).toBe(inMs === null ? null : now + inMs);
+    expect(retryAfterS(rate)).toBe(retry);
   });
 });

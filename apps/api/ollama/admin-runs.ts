@@ -36,7 +36,7 @@ export function pullTargets(nodes: NodeView[], model: string): NodeView[] {
   const size = known.length > 0 ? Math.min(...known) : 0;
   const out = nodes.filter((n) => n.healthy && n.backend === 'ollama' && n.capacity_mb * MB >= size);
   if (out.length === 0) {
-    throw new HydraError(ErrorCode.Unavailable, `no healthy Ollama node can pull "${model}"${size ? ` (${(size / 1e9).toFixed(1)} GB)` : ''}; name nodes with "nodes": [...] or X-Hydra-Node`, { retryable: true });
+    throw new HydraError(ErrorCode.Unavailable, `no healthy Ollama node can pull "${model}"${size ? ` (${(size / 2 ** 30).toFixed(1)} GiB)` : ''}; name nodes with "nodes": [...] or X-Hydra-Node`, { retryable: true });
   }
   return out;
 }

@@ -3,11 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
 import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
-import { buildInferJob, toCall, type InferJob } from '../../../libs/queue/index.js';
-import type { RoutePlan } from '../../../libs/scheduling/index.js';
+import { buildInferJob, recentFinishes, toCall, waitingCount, type InferJob } from '../../../libs/queue/index.js';
+import { completionRate, retryAfterS, type RoutePlan } from '../../../libs/scheduling/index.js';
+import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { isRedisDown } from '../errors.js';
-import { cachedJobView, viewFromMessage, viewJob, type CachedJobView, type JobView } from '../job-view.js';
+import { cachedJobView, placeInLine, viewFromMessage, viewJob, type CachedJobView, type JobView } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 
 /** A job the API just added: what it needs to wait for it and to answer about it. */
@@ -31,8 +32,9 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
   const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
   if (cacheKey && hit) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, hit) };
-  const { plan, payload } = buildInferJob(call, request, await ctx.nodes(), ctx.localHosts, Date.now());
+  const { plan, payload } = await route(ctx, call, request);
   if (cacheKey) payload.cache_key = cacheKey;
+  await checkDepth(ctx, plan.queue);
   const id = randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
   try {
@@ -42,6 +44,41 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
     throw e;
   }
   return { kind: 'queued', job: { id, payload, plan, watch } };
+}
+
+/**
+ * Route a request. When no live node could serve it, the nodes seen within MODEL_GRACE_MS are asked about too (one
+ * read, only then): a model whose nodes are restarting is queued rather than refused.
+ */
+async function route(ctx: ApiContext, call: ReturnType<typeof toCall>, request: JobRequest): Promise<ReturnType<typeof buildInferJob>> {
+  const nodes = await ctx.nodes();
+  try {
+    return buildInferJob(call, request, nodes, ctx.localHosts, Date.now());
+  } catch (e) {
+    if (!(e instanceof HydraError && e.code === ErrorCode.Unsatisfiable) || ctx.config.MODEL_GRACE_MS <= 0) throw e;
+    const now = Date.now();
+    const recent = await readRecentNodes(ctx.redis, ctx.keys, now, ctx.config.MODEL_GRACE_MS);
+    if (recent.length === 0) throw e;
+    return buildInferJob(call, request, nodes, ctx.localHosts, now, recent);
+  }
+}
+
+/**
+ * Overload is explicit: a queue already holding MAX_QUEUE_DEPTH waiting jobs refuses more (503, retryable) rather
+ * than letting waits grow without bound. One count (ZCARD + LLEN) per submit, only when the limit is set; the check
+ * and the add are not atomic, so concurrent submits may pass it by a few. Retry-After: one completion at the queue's
+ * recent rate (docs/scheduling.md).
+ */
+async function checkDepth(ctx: ApiContext, queue: string): Promise<void> {
+  const max = ctx.config.MAX_QUEUE_DEPTH;
+  if (max <= 0) return;
+  const waiting = await waitingCount(ctx.redis, ctx.keys, queue);
+  if (waiting < max) return;
+  const s = retryAfterS(completionRate(await recentFinishes(ctx.redis, ctx.keys, queue, 20), Date.now()));
+  throw new HydraError(ErrorCode.Unavailable, `queue ${queue} is full (${waiting} waiting, MAX_QUEUE_DEPTH ${max}); retry after ~${s} s`, {
+    retryable: true,
+    details: { queue, waiting, max_queue_depth: max, retry_after_s: s },
+  });
 }
 
 /** How long a `wait` may last: with timeout_ms the job ends by itself by then, so a little longer than that. */
@@ -104,7 +141,11 @@ export type JobLookup = { kind: 'found'; view: JobView } | { kind: 'cancelled' }
 /** A job by id: its view, or that it was cancelled before it ran (removed), or unknown. */
 export async function findJob(ctx: ApiContext, id: string): Promise<JobLookup> {
   const found = await ctx.lifecycle.find(id);
-  if (found?.job) return { kind: 'found', view: await viewJob(found.queue, found.job) };
+  if (found?.job) {
+    const view = await viewJob(found.queue, found.job);
+    if (view.state !== 'waiting') return { kind: 'found', view };
+    return { kind: 'found', view: { ...view, ...(await placeInLine(ctx.redis, ctx.keys, found.queue.name, id, Date.now())) } };
+  }
   if (await ctx.lifecycle.isCancelled(id)) return { kind: 'cancelled' };
   return { kind: 'unknown' };
 }

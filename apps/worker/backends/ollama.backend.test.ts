@@ -10,6 +10,9 @@ import { cleanups, failure, fault, hooks, sim } from '../../../test/support/back
 import type { InferenceBackend } from './backend.js';
 import { archFromModelInfo, createOllamaBackend } from './ollama.backend.js';
 
+/** The simulated node's GB: GiB (2^30 bytes), as --vram-gb and NODE_VRAM_GB. */
+const GiB = 1024 ** 3;
+
 function backend(url: string, requestTimeoutMs?: number): InferenceBackend {
   const b = createOllamaBackend({ url, logger: silentLogger(), ...(requestTimeoutMs ? { requestTimeoutMs } : {}) });
   cleanups.push(() => b.close());
@@ -70,7 +73,7 @@ describe('ollama backend: probe', () => {
     expect(p.models_available).toEqual([
       {
         name: 'm:8b',
-        size_bytes: 8_000_000_000,
+        size_bytes: 8 * GiB,
         digest: expect.stringMatching(/^[0-9a-f]{64}$/),
         modified_at: expect.any(String),
         details: { format: 'gguf', family: 'simulated', families: ['simulated'], parameter_size: '13.3B', quantization_level: 'Q4_K_M' },
@@ -82,7 +85,7 @@ describe('ollama backend: probe', () => {
       },
       {
         name: 'emb',
-        size_bytes: 500_000_000,
+        size_bytes: 0.5 * GiB,
         digest: expect.stringMatching(/^[0-9a-f]{64}$/),
         modified_at: expect.any(String),
         details: { format: 'gguf', family: 'simulated', families: ['simulated'], parameter_size: '833M', quantization_level: 'Q4_K_M' },
@@ -93,10 +96,10 @@ describe('ollama backend: probe', () => {
         arch: { block_count: 12, head_count: 1, head_count_kv: 1, embedding_length: 16, context_length: 8192 },
         embedding_length: 16,
       },
-      expect.objectContaining({ name: 'huge', size_bytes: 40_000_000_000, arch: expect.objectContaining({ block_count: 80 }) }),
+      expect.objectContaining({ name: 'huge', size_bytes: 40 * GiB, arch: expect.objectContaining({ block_count: 80 }) }),
     ]);
     expect(p.models_loaded).toEqual([
-      { name: 'm:8b', size_bytes: 8_000_000_000, vram_bytes: 8_000_000_000, expires_at: expect.any(String), digest: p.models_available[0]?.digest, context_length: 4096 },
+      { name: 'm:8b', size_bytes: 8 * GiB, vram_bytes: 8 * GiB, expires_at: expect.any(String), digest: p.models_available[0]?.digest, context_length: 4096 },
     ]);
     await b.probe();
     expect(n.state().requests).toMatchObject({ 'GET /api/version': 2, 'GET /api/tags': 2, 'GET /api/ps': 2, 'POST /api/show': 3 });
