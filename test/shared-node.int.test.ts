@@ -47,9 +47,10 @@ describe('a node served by several processes', () => {
     const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'shared', NODE_VRAM_GB: '24' };
     const workers = [await c.worker(env), await c.worker(env)];
     await c.waitForNode('shared', (n) => n.healthy && n.slots === 2, 20_000);
-    // Each request is dropped after 40 tokens (~0.25 s): the two jobs run at once, one on each process (1 slot each).
-    await fetch(`${sim.url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ drop_next: 2, drop_after_tokens: 40 }) });
-    const ids = await Promise.all([0, 1].map(async (i) => (await c!.post('/v1/jobs', { type: 'generate', model: M, prompt: `fail ${i}`, options: { num_predict: 200, sim_answer_tokens: 200 } })).body.id as string));
+    // Each request is dropped after 160 tokens (~1 s): the two jobs run at once, one on each process (1 slot each; a
+    // process stays busy long enough that the second job cannot wait for it, however loaded the machine).
+    await fetch(`${sim.url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ drop_next: 2, drop_after_tokens: 160 }) });
+    const ids = await Promise.all([0, 1].map(async (i) => (await c!.post('/v1/jobs', { type: 'generate', model: M, prompt: `fail ${i}`, options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id as string));
     await waitFor(async () => {
       const v = await Promise.all(ids.map(async (id) => (await c!.get(`/v1/jobs/${id}`)).body));
       return v.every((x) => x.state === 'failed') ? v : null;
