@@ -97,6 +97,9 @@ describe('probe', () => {
       embedding_length: 64,
       arch: { block_count: 2, head_count: 4, head_count_kv: 4, embedding_length: 64, context_length: 4096 },
     });
+    // What Ollama's /api/tags shows: the file's time and an identity digest (not epoch 0 and "").
+    expect(tiny!.modified_at).toBe((await stat(tinyPath)).mtime.toISOString());
+    expect(tiny!.digest).toMatch(/^[0-9a-f]{64}$/);
     // Wrong tensor shapes are only found by llama.cpp at load time; a header-only read cannot see them.
     expect(p.models_available.map((m) => m.name).sort()).toEqual(['broken-shape', TINY_MODEL_NAME]);
     expect(p.models_loaded).toEqual([]);

@@ -1,6 +1,7 @@
 // In-process llama.cpp (node-llama-cpp, optional): GGUF files from a models folder or an Ollama store, streamed and cancellable; tool calls through node-llama-cpp's function calling, returned to the client, never run here.
+import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelFunctions, LlamaChatResponseChunk, LlamaContextSequence, LlamaGrammar, Token } from 'node-llama-cpp';
 import {
@@ -217,7 +218,7 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
             reportOnce(`file:${entry.path}:${info.error}`, { model: entry.name, path: entry.path, reason: info.error }, 'model file left out');
             continue;
           }
-          available.push({ name: entry.name, ...info });
+          available.push({ name: entry.name, ...info, ...(await fileIdentity(entry.path)) });
         }
         const loaded = pool.list().map((lm) => {
           const mem = lm.memory();
@@ -493,4 +494,20 @@ function asHydraError(e: unknown, signal: AbortSignal): HydraError {
     return new HydraError(ErrorCode.BackendUnavailable, 'the model was unloaded during the request (backend closing); retry', { retryable: true, cause: e });
   }
   return toHydraError(e);
+}
+
+/**
+ * What Ollama's /api/tags shows for a file: its mtime, and a digest. A blob of an Ollama store is named by its
+ * content hash, so that is used; for a file in MODELS_DIR hashing gigabytes on every probe is not an option, so the
+ * digest is a sha256 over its path, size and mtime: an identity that changes when the file does, not a content hash.
+ */
+async function fileIdentity(path: string): Promise<{ modified_at?: string; digest?: string }> {
+  try {
+    const st = await stat(path);
+    const blob = /sha256-([0-9a-f]{64})$/.exec(path);
+    const digest = blob ? blob[1]! : createHash('sha256').update(`${path}|${st.size}|${st.mtimeMs}`).digest('hex');
+    return { modified_at: st.mtime.toISOString(), digest };
+  } catch {
+    return {};
+  }
 }
