@@ -212,7 +212,7 @@ describe('a step redelivered after its worker is SIGKILLed', () => {
     const a = await c.simWorker('a', { vramGb: 24, models: [model], tokensPerSecond: 25, loadMsPerGb: 0 }); // 200 tok/s
     const r = await c.post('/v1/workflows', {
       steps: [
-        { id: 'root', model: 'm', prompt: 'root', options: { sim_answer_tokens: 1000 } }, // ~5 s on a
+        { id: 'root', model: 'm', prompt: 'root', options: { sim_answer_tokens: 4000 } }, // ~20 s on a: still running when b is up, however loaded the machine
         { id: 'left', model: 'm', prompt: 'L {{steps.root.output}}', depends_on: ['root'] },
         { id: 'right', model: 'm', prompt: 'R {{steps.root.output}}', depends_on: ['root'] },
         { id: 'join', model: 'm', prompt: 'J {{steps.left.output}} {{steps.right.output}}', depends_on: ['left', 'right'] },
