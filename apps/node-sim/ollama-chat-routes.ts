@@ -22,6 +22,15 @@ const ThinkField = z.union([z.boolean(), z.enum(['low', 'medium', 'high'])]).opt
 const ImagesField = z.array(z.string()).optional();
 export const ToolsField = z.array(z.object({ function: z.object({ name: z.string().min(1), parameters: z.unknown().optional() }).loose() }).loose()).optional();
 
+/** Fields generate and chat share (how to answer, not what to answer). */
+const turnFields = {
+  stream: z.boolean().optional(),
+  format: FormatField,
+  options: OptionsSchema.optional(),
+  keep_alive: KeepAliveField,
+  think: ThinkField,
+};
+
 const GenerateBodySchema = z
   .object({
     model: z.string(),
@@ -29,11 +38,7 @@ const GenerateBodySchema = z
     suffix: z.string().optional(),
     system: z.string().optional(),
     images: ImagesField,
-    stream: z.boolean().optional(),
-    format: FormatField,
-    options: OptionsSchema.optional(),
-    keep_alive: KeepAliveField,
-    think: ThinkField,
+    ...turnFields,
   })
   .loose();
 
@@ -43,11 +48,7 @@ const ChatBodySchema = z
     model: z.string(),
     messages: z.array(ChatMessageSchema).optional(),
     tools: ToolsField,
-    stream: z.boolean().optional(),
-    format: FormatField,
-    options: OptionsSchema.optional(),
-    keep_alive: KeepAliveField,
-    think: ThinkField,
+    ...turnFields,
   })
   .loose();
 
