@@ -40,7 +40,10 @@ describe('a node served by several processes', () => {
     expect((await c.nodes()).map((n) => n.id)).not.toContain('shared');
   }, 60_000);
 
-  it('has one circuit breaker: failures on two of its processes add up and open it for the whole node', async () => {
+  // retry: the precondition (one failing job on each process) is a race a loaded machine sometimes loses; the
+  // assertions stay as they are.
+  it('has one circuit breaker: failures on two of its processes add up and open it for the whole node', { retry: 2, timeout: 60_000 }, async () => {
+    await c?.stop();
     // Two failures open it; with a breaker per process each would have seen one and stayed closed.
     c = await startCluster({ WORKER_CONCURRENCY: '1', JOB_ATTEMPTS: '1', BREAKER_FAILURES: '2', BREAKER_WINDOW_MS: '30000', BREAKER_COOLDOWN_MS: '30000' });
     const sim = await c.sim({ vramGb: 24, models: [{ name: M, sizeGb: 4 }], tokensPerSecond: 80, loadMsPerGb: 0 }); // 160 tokens/s
@@ -59,5 +62,5 @@ describe('a node served by several processes', () => {
     expect(perWorker, 'one failure on each process').toEqual([1, 1]);
     const node = await c.waitForNode('shared', (n) => n.breaker.state === 'open');
     expect(node.breaker.recent_failures).toBe(2);
-  }, 60_000);
+  });
 });
