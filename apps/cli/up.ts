@@ -9,6 +9,9 @@ import { loadConfigOrExit } from '../../libs/config/index.js';
 import { parseRedisUrl, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
 import { HYDRA_BIN } from './paths.js';
 
+/** Concurrent requests per model on each simulated node, and the worker's NUM_PARALLEL for it. */
+const SIM_PARALLEL = 4;
+
 /** Simulated fleet for `--sim N`: labelled simulated everywhere; sizes in GB. */
 const SIM_FLEET = [
   { vram: 24, models: 'qwen3:14b=9.3,llama3.2:3b=2.0,nomic-embed-text=0.27:768' },
@@ -126,13 +129,15 @@ export async function up(argv: string[]): Promise<void> {
   for (let i = 0; i < sims; i++) {
     const spec = SIM_FLEET[i % SIM_FLEET.length]!;
     const port = await freePort();
-    start(`sim-${i + 1}`, process.execPath, [HYDRA_BIN, 'sim', '--port', String(port), '--vram-gb', String(spec.vram), '--models', spec.models], env);
+    // The worker's NUM_PARALLEL is the simulated node's --parallel (as it would be OLLAMA_NUM_PARALLEL): one number for both.
+    start(`sim-${i + 1}`, process.execPath, [HYDRA_BIN, 'sim', '--port', String(port), '--vram-gb', String(spec.vram), '--models', spec.models, '--parallel', String(SIM_PARALLEL)], env);
     start(`worker-sim-${i + 1}`, process.execPath, [HYDRA_BIN, 'worker'], {
       ...env,
       BACKEND: 'ollama',
       OLLAMA_URL: `http://127.0.0.1:${port}`,
       NODE_ID: `sim-${i + 1}`,
       NODE_VRAM_GB: String(spec.vram),
+      NUM_PARALLEL: String(SIM_PARALLEL),
     });
     say(`simulated node sim-${i + 1}: ${spec.vram} GB VRAM, models ${spec.models} (simulated, port ${port})`);
   }

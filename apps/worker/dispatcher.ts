@@ -11,8 +11,20 @@ import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys } from '../../libs/queue/index.js';
-import type { NodeRegistry, NodeView } from '../../libs/registry/index.js';
-import { eligibleQueues, isServing, nodeQualifies, orderHeads, sameModel, type DispatchChoice, type QueueHead, type QueueInfo } from '../../libs/scheduling/index.js';
+import type { NodeRegistry, NodeView, ReserveOutcome } from '../../libs/registry/index.js';
+import {
+  bestFit,
+  canTakeNow,
+  eligibleQueues,
+  isServing,
+  nodeQualifies,
+  orderHeads,
+  sameModel,
+  type DispatchChoice,
+  type FitCandidate,
+  type QueueHead,
+  type QueueInfo,
+} from '../../libs/scheduling/index.js';
 import type { SharedBreaker } from './circuit-breaker.js';
 import type { WorkerSettings } from './settings.js';
 
@@ -34,6 +46,12 @@ const HOL_DEPTH = 4;
 /** What a take attempt started: nothing, an inference job, or an admin job. */
 type Taken = false | 'infer' | 'admin';
 
+/** A take attempt: what it started, and when it started nothing because of the reservation, why. */
+interface TakeResult {
+  took: Taken;
+  refused?: ReserveOutcome;
+}
+
 export interface DispatcherDeps {
   redis: Redis;
   registry: NodeRegistry;
@@ -43,8 +61,10 @@ export interface DispatcherDeps {
   breaker: SharedBreaker;
   /** Latest record of this node (from the last probe). */
   node: () => NodeRecord | null;
-  /** Latest view of the other nodes, with their active jobs (for delay scheduling). */
+  /** Latest view of the other nodes, with their active jobs (for delay scheduling and best fit). */
   others: () => readonly NodeView[];
+  /** This node as the registry lists it (reservations of all its processes), for best fit. */
+  self: () => NodeView | undefined;
   queues: () => readonly QueueInfo[];
   /** Runs a taken job to its end (completed, failed or handed back). Must not throw. */
   run: (a: ActiveJob) => Promise<void>;
@@ -192,13 +212,85 @@ export class Dispatcher {
     if (admin.length === 0 && heads.length === 0) return idle(this.s.pollMs);
     // Pruned against every peeked head (a full node still peeks its node queue), so the fence clock keeps running.
     this.pruneBlocked(peeked);
-    const { choices: ordered, retryInMs } = orderHeads(heads, { node, others, now, localityWaitMs: this.s.localityWaitMs });
+    const { choices: ordered, retryInMs } = orderHeads(heads, {
+      node,
+      others,
+      now,
+      localityWaitMs: this.s.localityWaitMs,
+      bestFitWaitMs: this.s.bestFitWaitMs,
+      betterFit: (head) => this.betterFit(node, head, queues, others),
+    });
     const choices: [DispatchChoice, boolean][] = [...admin.map((c): [DispatchChoice, boolean] => [c, true]), ...ordered.map((c): [DispatchChoice, boolean] => [c, false])];
-    for (const [choice, headIsAdmin] of choices) {
-      const took = await this.tryTake(node, choice, headIsAdmin);
-      if (took) return { took, waitMs: 0 };
+    // The fence goes to the most urgent class-queue head that does not fit now only because memory is in use.
+    let fenceFor: DispatchChoice | null = null;
+    let fenceDecided = full;
+    try {
+      for (const [choice, headIsAdmin] of choices) {
+        const r = await this.tryTake(node, choice, headIsAdmin);
+        if (r.took) return { took: r.took, waitMs: 0 };
+        if (!fenceDecided && !headIsAdmin && r.refused && r.refused !== 'fenced' && r.refused !== 'admitted') {
+          fenceDecided = true;
+          if (r.refused === 'full' && (await this.putUpFence(node, choice))) fenceFor = choice;
+        }
+      }
+      return idle(retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs);
+    } finally {
+      if (!full && this.fencing && this.fencing !== fenceFor?.head.jobId) await this.takeDownFence(node.id);
     }
-    return idle(retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs);
+  }
+
+  /** The job this process holds node memory back for (registry fence), if any. */
+  private fencing: string | null = null;
+
+  /**
+   * Hold memory back for `choice` (it does not fit now because of memory held by running jobs, but fits this node's
+   * capacity): younger, less urgent jobs that would delay it are refused from now on (reserve.lua), so it starts as
+   * soon as running jobs end, however many small jobs keep arriving. A node queue's head is not fenced here: its
+   * bypass has its own time bound. One node fences a given job; true when this one does.
+   */
+  private async putUpFence(node: NodeRecord, choice: DispatchChoice): Promise<boolean> {
+    const info = this.d.queues().find((q) => q.name === choice.head.queue);
+    const need = this.needFor(node, choice.head.model);
+    if (info?.kind !== 'class' || need === undefined || need > node.capacity_mb) return false;
+    if (this.fencing && this.fencing !== choice.head.jobId) await this.takeDownFence(node.id);
+    const r = await this.d.registry.fence(node.id, { id: choice.head.jobId, model: choice.head.model, mb: need, bullPriority: choice.head.priority }, Date.now(), this.fenceTtlMs());
+    if (!r.ok) return false;
+    if (this.fencing !== choice.head.jobId) this.d.logger.info({ jobId: choice.head.jobId, model: choice.head.model, needMb: need }, 'holding memory back for a job that does not fit now (fence)');
+    this.fencing = choice.head.jobId;
+    return true;
+  }
+
+  private async takeDownFence(nodeId: string): Promise<void> {
+    const jobId = this.fencing;
+    this.fencing = null;
+    if (jobId) await this.d.registry.unfence(nodeId, jobId).catch(() => undefined);
+  }
+
+  /** A fence lives a few rounds unless refreshed: a crashed process's fence does not outlast it for long. */
+  private fenceTtlMs(): number {
+    return Math.max(3000, 3 * this.s.pollMs);
+  }
+
+  /**
+   * Best fit for a class-queue head that is cold here: another node that qualifies, could start it now and fits it
+   * better (`bestFit`: warm there, or less memory left over), or null when this node is the best place.
+   */
+  private betterFit(node: NodeRecord, head: QueueHead, queues: readonly QueueInfo[], others: readonly NodeView[]): string | null {
+    const info = queues.find((q) => q.name === head.queue);
+    if (info?.kind !== 'class') return null;
+    const myNeed = this.needFor(node, head.model);
+    if (myNeed === undefined) return null;
+    const self = this.d.self();
+    const candidates: FitCandidate[] = [{ id: node.id, warm: false, freeMb: node.capacity_mb - (self?.reserved_mb ?? 0), needMb: myNeed }];
+    for (const o of others) {
+      if (o.id === node.id || !canTakeNow(o)) continue;
+      const q = nodeQualifies(o, info.model, info.min_vram_mb);
+      if (!q.ok) continue;
+      candidates.push({ id: o.id, warm: o.models_loaded.some((l) => sameModel(l.name, head.model)), freeMb: o.capacity_mb - o.reserved_mb, needMb: q.need_mb });
+    }
+    if (candidates.length < 2) return null;
+    const best = bestFit(candidates);
+    return best && best !== node.id ? best : null;
   }
 
   /** Memory needed by `model` on this node (MB), or undefined when the node does not have it. */
@@ -206,13 +298,26 @@ export class Dispatcher {
     return node.models_available.find((m) => sameModel(m.name, model))?.need_mb;
   }
 
-  /** Reserve `model`'s memory under `token` (one atomic step across the node's processes). */
-  private async reserve(node: NodeRecord, token: string, model: string): Promise<boolean> {
+  /**
+   * Reserve `model`'s memory and one of its backend slots under `token` (one atomic step across the node's
+   * processes); `head` is the job it is for when known (its priority meets the node's fence). Answers why not.
+   */
+  private async reserve(node: NodeRecord, token: string, model: string, head?: { jobId: string; priority: number }): Promise<ReserveOutcome> {
     const need = this.needFor(node, model);
-    if (need === undefined) return false; // node queue holding a model this node does not have
-    const admitted = await this.d.registry.reserve(node.id, token, model, need, node.capacity_mb, Date.now(), this.s.lockDurationMs * 2);
-    if (!admitted.ok) this.d.logger.debug({ model, need, used: admitted.usedMb, capacity: node.capacity_mb }, 'does not fit now');
-    return admitted.ok;
+    if (need === undefined) return 'full'; // node queue holding a model this node does not have
+    const r = await this.d.registry.reserve({
+      nodeId: node.id,
+      token,
+      model,
+      mb: need,
+      capacityMb: node.capacity_mb,
+      now: Date.now(),
+      ttlMs: this.s.lockDurationMs * 2,
+      parallel: node.parallel ?? 1,
+      ...(head ? { forJobId: head.jobId, bullPriority: head.priority } : {}),
+    });
+    if (!r.ok) this.d.logger.debug({ model, need, used: r.usedMb, capacity: node.capacity_mb, why: r.why }, 'not admitted now');
+    return r.why;
   }
 
   /**
@@ -221,11 +326,14 @@ export class Dispatcher {
    * Admin jobs take none: a pull's model is not on the node yet, and delete/unload free memory rather than use it.
    * A node queue mixes models: when its head does not fit now, a job behind it that fits may run (`bypass`).
    */
-  private async tryTake(node: NodeRecord, choice: DispatchChoice, headIsAdmin: boolean): Promise<Taken> {
+  private async tryTake(node: NodeRecord, choice: DispatchChoice, headIsAdmin: boolean): Promise<TakeResult> {
     const { registry } = this.d;
     const token = randomUUID();
     const isNodeQueue = this.d.queues().some((q) => q.name === choice.head.queue && q.kind === 'node');
-    if (!headIsAdmin && !(await this.reserve(node, token, choice.head.model))) return isNodeQueue ? this.bypass(node, choice) : false;
+    if (!headIsAdmin) {
+      const why = await this.reserve(node, token, choice.head.model, choice.head);
+      if (why !== 'admitted') return isNodeQueue ? { took: await this.bypass(node, choice) } : { took: false, refused: why };
+    }
     let job: Job | undefined;
     try {
       job = await this.worker(choice.head.queue).getNextJob(token, { block: false });
@@ -235,7 +343,7 @@ export class Dispatcher {
     }
     if (!job || !job.id) {
       await registry.release(node.id, token);
-      return false;
+      return { took: false };
     }
     const kind = isAdminName(job.name) ? 'admin' : 'infer';
     const model = modelOfJobName(job.name);
@@ -245,13 +353,13 @@ export class Dispatcher {
     } else if (kind === 'infer' && (headIsAdmin || !sameModel(model, choice.head.model))) {
       // A different job than peeked came first (node queues mix models and kinds): admit it for its own model, or
       // hand it back to the front of its queue (its place kept) and let the next round look behind it.
-      if (!(await this.reserve(node, token, model))) {
+      if ((await this.reserve(node, token, model, { jobId: job.id, priority: job.priority })) !== 'admitted') {
         await registry.release(node.id, token);
         await this.handBack(choice.head.queue, [{ job, token }]);
-        return false;
+        return { took: false };
       }
     }
-    return this.launch(node, job, token, kind, choice);
+    return { took: this.launch(node, job, token, kind, choice) };
   }
 
   /** Run a taken job (its memory already reserved under `token` for inference); answers what it started. */
@@ -303,7 +411,7 @@ export class Dispatcher {
         if (!job?.id) return false;
         if (isAdminName(job.name)) return this.launch(node, job, token, 'admin', choice);
         const model = modelOfJobName(job.name);
-        if (await this.reserve(node, token, model)) {
+        if ((await this.reserve(node, token, model, { jobId: job.id, priority: job.priority })) === 'admitted') {
           const warm = node.models_loaded.some((l) => sameModel(l.name, model));
           const head: QueueHead = { queue, jobId: job.id, model, priority: job.priority, timestamp: job.timestamp };
           const reason = `${choice.head.model} at the head of ${queue} does not fit on ${node.id} now; took job ${job.id} (${model}) behind it`;

@@ -80,6 +80,7 @@ export class Heartbeat {
     });
     await d.breaker.sync(Date.now(), 0).catch((e: Error) => d.logger.warn({ err: e.message }, 'circuit breaker state unreadable'));
     rec.breaker = d.breaker.view(Date.now());
+    rec.parallel = Math.max(1, probe.parallel ?? mem.NUM_PARALLEL);
     this.current = rec;
     await d.registry.heartbeat(rec, s.heartbeatMs * 3, d.procId);
     if (this.lastHealthy !== rec.healthy) {

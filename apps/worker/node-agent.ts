@@ -65,6 +65,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const breaker = new SharedBreaker(breakerOpts, breakerStore, (e) => logger.warn({ err: e.message }, 'circuit breaker state not written'));
 
   let others: NodeView[] = [];
+  let self: NodeView | undefined;
   let queues: QueueInfo[] = [];
   const knownQueues = new Set<string>();
 
@@ -72,6 +73,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const refresh = async () => {
     const [all, qs] = await Promise.all([registry.list(Date.now()), producer.listQueues()]);
     others = all.filter((n) => n.id !== nodeId);
+    self = all.find((n) => n.id === nodeId);
     queues = qs;
     for (const q of queues) knownQueues.add(q.name);
     await rehomer.pass(queues, new Set([nodeId, ...all.map((n) => n.id)]), owner);
@@ -85,6 +87,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     breaker,
     node: () => heartbeat.record(),
     others: () => others,
+    self: () => self,
     queues: () => queues,
     run: (a) =>
       runJob(a, s, { redis, keys, lifecycle, registry, backend, logger, node: () => heartbeat.record(), breaker, onFinished: afterJob.onFinished }).finally(() => {

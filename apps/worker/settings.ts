@@ -11,6 +11,8 @@ export interface WorkerSettings {
   maxStalledCount: number;
   pollMs: number;
   localityWaitMs: number;
+  /** How long a cold job is left to a better-fitting node that could start it now (ms). */
+  bestFitWaitMs: number;
   backoffMs: number;
   backoffMaxMs: number;
   retentionS: number;
@@ -34,6 +36,7 @@ export function workerSettings(config: Config, nodeId: string, slots: number): W
     maxStalledCount: config.MAX_STALLED_COUNT,
     pollMs: config.POLL_MS,
     localityWaitMs: config.LOCALITY_WAIT_MS,
+    bestFitWaitMs: config.BEST_FIT_WAIT_MS,
     backoffMs: config.BACKOFF_MS,
     backoffMaxMs: config.BACKOFF_MAX_MS,
     retentionS: config.JOB_RETENTION_S,

@@ -102,6 +102,8 @@ const ConfigSchema = z.object({
   VRAM_BUFFER_MB: int(200, 0),
   WORKER_CONCURRENCY: optional(number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256')),
   LOCALITY_WAIT_MS: int(500, 0),
+  /** Best fit: a cold job is left this long (ms) to another idle node where it fits better (docs/scheduling.md). */
+  BEST_FIT_WAIT_MS: int(250, 0),
   AGING_STEP_MS: int(10_000, 10),
   /** Waiting jobs a queue may hold before submits to it get 503 + Retry-After; 0 = unbounded (like OLLAMA_MAX_QUEUE). */
   MAX_QUEUE_DEPTH: int(0, 0),

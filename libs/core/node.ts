@@ -67,6 +67,8 @@ export interface BackendProbe {
   version?: string;
   models_available: ModelAvailable[];
   models_loaded: ModelLoaded[];
+  /** Concurrent requests per model the server itself reports (llama-server's slots); else NUM_PARALLEL is used. */
+  parallel?: number;
   /** Memory facts the backend itself knows (llama.cpp does; Ollama does not). Bytes. */
   memory?: { vram_total: number; vram_free: number; ram_total?: number; ram_free?: number };
 }
@@ -126,6 +128,12 @@ export interface NodeRecord {
   models_loaded: NodeLoadedModel[];
   /** Worker processes serving this node id and their slots. */
   slots: number;
+  /**
+   * Requests the backend runs at once per loaded model (OLLAMA_NUM_PARALLEL as configured in NUM_PARALLEL, or the
+   * server's own slots): a node never has more in flight for one model, so nothing queues inside a backend where
+   * other nodes cannot take it. Absent in records of older workers: 1.
+   */
+  parallel?: number;
   /** Circuit breaker of the node, shared by all its worker processes (in Redis): open = not pulling after repeated backend failures. */
   breaker?: { state: 'closed' | 'open' | 'half_open'; recent_failures: number; open_until: number | null };
   last_heartbeat: number;

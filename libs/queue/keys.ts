@@ -9,6 +9,10 @@ export function hydraKeys(prefix: string) {
     nodes: `${prefix}:nodes`,
     reservations: (id: string) => `${prefix}:node:${id}:resv`,
     reservationPeak: (id: string) => `${prefix}:node:${id}:resv-peak`,
+    /** "jobId|model|mb|priority|expiresAtMs": the job this node holds memory back for (reserve.lua, fence.lua). */
+    nodeFence: (id: string) => `${prefix}:node:${id}:fence`,
+    /** Node id fencing this job: one node at a time drains for it. */
+    fenceClaim: (jobId: string) => `${prefix}:fence-claim:${jobId}`,
     /** Hash process id → "slots|expiresAtMs": the worker processes sharing a node id (the node leaves with the last). */
     nodeProcs: (id: string) => `${prefix}:node:${id}:procs`,
     /** Hash {v: version token, s: JSON breaker state}: one circuit breaker per node id, shared by its processes. */

@@ -13,13 +13,34 @@ export interface NodeView extends NodeRecord {
   processes: number;
 }
 
-/** This lib's Lua (reserve.lua, renew.lua, leave.lua): one atomic step across every process of a node. */
+/** Why a reservation was refused, or that it was admitted (reserve.lua). */
+export type ReserveOutcome = 'admitted' | 'full' | 'busy' | 'fenced';
+
+export interface ReserveRequest {
+  nodeId: string;
+  /** The reservation's key: the BullMQ lock token the job will be taken with. */
+  token: string;
+  model: string;
+  mb: number;
+  capacityMb: number;
+  now: number;
+  ttlMs: number;
+  /** The backend's concurrent requests per model on this node (OLLAMA_NUM_PARALLEL, server slots). */
+  parallel: number;
+  /** The job this reservation is for, when known (the peeked head): admitting the fenced job lifts the fence. */
+  forJobId?: string;
+  /** Its BullMQ priority (1 most urgent): a more urgent job than the fenced one is not held back by the fence. */
+  bullPriority?: number;
+}
+
+/** This lib's Lua (reserve.lua, renew.lua, leave.lua, fence.lua): one atomic step across every process of a node. */
 const REGISTRY_SCRIPTS = new URL('./scripts/', import.meta.url);
 
 export class NodeRegistry {
   private readonly reserveScript: ScriptCall<[string, number]>;
   private readonly renewScript: ScriptCall<number>;
   private readonly leaveScript: ScriptCall<[string, number]>;
+  private readonly fenceScript: ScriptCall<[string, string?]>;
 
   constructor(
     private readonly r: Redis,
@@ -28,6 +49,7 @@ export class NodeRegistry {
     this.reserveScript = loadScript(r, REGISTRY_SCRIPTS, 'reserve');
     this.renewScript = loadScript(r, REGISTRY_SCRIPTS, 'renew');
     this.leaveScript = loadScript(r, REGISTRY_SCRIPTS, 'leave');
+    this.fenceScript = loadScript(r, REGISTRY_SCRIPTS, 'fence');
   }
 
   /**
@@ -89,13 +111,39 @@ export class NodeRegistry {
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Admit a job of `model` needing `mb` if the node's reservations leave room under `capacityMb`; `usedMb` is the total then. */
-  async reserve(nodeId: string, jobId: string, model: string, mb: number, capacityMb: number, now: number, ttlMs: number): Promise<{ ok: boolean; usedMb: number }> {
+  /**
+   * Admit a job of `model` needing `mb` if the node's reservations leave room under `capacityMb`, the model has a free
+   * backend slot (fewer than `parallel` in flight) and the node's fence (if any) still fits beside it. `usedMb` is the
+   * total then (without the job when refused).
+   */
+  async reserve(r: ReserveRequest): Promise<{ ok: boolean; why: ReserveOutcome; usedMb: number }> {
     const [code, used] = await this.reserveScript(
-      [this.keys.reservations(nodeId), this.keys.reservationPeak(nodeId)],
-      [jobId, model, Math.ceil(mb), Math.floor(capacityMb), now, ttlMs],
+      [this.keys.reservations(r.nodeId), this.keys.reservationPeak(r.nodeId), this.keys.nodeFence(r.nodeId)],
+      [r.token, r.model, Math.ceil(r.mb), Math.floor(r.capacityMb), r.now, r.ttlMs, Math.max(1, r.parallel), r.forJobId ?? '', r.bullPriority ?? 0],
     );
-    return { ok: replyCode('reserve', code, ['admitted', 'full']) === 'admitted', usedMb: used };
+    const why = replyCode('reserve', code, ['admitted', 'full', 'busy', 'fenced']);
+    return { ok: why === 'admitted', why, usedMb: used };
+  }
+
+  /**
+   * Hold memory back on `nodeId` for `job` (the most urgent job it could serve that does not fit now), unless another
+   * node already does: then the answer names it. The fence lives `ttlMs` unless refreshed.
+   */
+  async fence(nodeId: string, job: { id: string; model: string; mb: number; bullPriority: number }, now: number, ttlMs: number): Promise<{ ok: true } | { ok: false; owner: string }> {
+    const [code, owner] = await this.fenceScript([this.keys.nodeFence(nodeId), this.keys.fenceClaim(job.id)], ['set', nodeId, job.id, job.model, Math.ceil(job.mb), job.bullPriority, now, ttlMs]);
+    return replyCode('fence', code, ['fenced', 'claimed']) === 'fenced' ? { ok: true } : { ok: false, owner: owner ?? '' };
+  }
+
+  /** Take down `nodeId`'s fence for `jobId` (and its claim), if it is still the one standing. */
+  async unfence(nodeId: string, jobId: string): Promise<void> {
+    await this.fenceScript([this.keys.nodeFence(nodeId), this.keys.fenceClaim(jobId)], ['clear', nodeId, jobId, '', 0, 0, 0, 0]);
+  }
+
+  /** The job `nodeId` holds memory back for right now, if any (for /v1/nodes and tests). */
+  async fenceOf(nodeId: string, now: number): Promise<{ jobId: string; model: string; mb: number } | null> {
+    const raw = await this.r.get(this.keys.nodeFence(nodeId));
+    const m = raw ? /^(.*)\|(.*)\|(\d+)\|(\d+)\|(\d+)$/.exec(raw) : null;
+    return m && Number(m[5]) > now ? { jobId: m[1]!, model: m[2]!, mb: Number(m[3]) } : null;
   }
 
   async release(nodeId: string, jobId: string): Promise<void> {

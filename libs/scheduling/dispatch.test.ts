@@ -1,7 +1,7 @@
-// Table-driven tests of the locality wait: a cold head waits only for a warm node that could take it now.
+// Table-driven tests of the locality wait (a cold head waits only for a warm node that could take it now) and of best fit.
 import { describe, expect, it } from 'vitest';
 import type { NodeRecord } from '../core/index.js';
-import { orderHeads, type PeerNode, type QueueHead } from './index.js';
+import { bestFit, orderHeads, type FitCandidate, type PeerNode, type QueueHead } from './index.js';
 
 function node(id: string, o: { loaded?: string[]; healthy?: boolean; breaker?: 'closed' | 'open' | 'half_open'; slots?: number; active?: number } = {}): PeerNode {
   const rec: NodeRecord = {
@@ -52,5 +52,29 @@ describe('orderHeads: locality wait', () => {
       expect(r.retryInMs).toBeNull();
       if (reason) expect(r.choices[0]?.reason).toMatch(reason);
     }
+  });
+});
+
+describe('bestFit', () => {
+  const c = (id: string, o: Partial<FitCandidate> = {}): FitCandidate => ({ id, warm: false, freeMb: 8000, needMb: 5000, ...o });
+  it.each<[string, FitCandidate[], string | null]>([
+    ['warm beats a tighter cold fit', [c('cold-tight', { freeMb: 5000 }), c('warm', { warm: true, freeMb: 70_000 })], 'warm'],
+    ['least memory left over wins among cold nodes', [c('big', { freeMb: 80_000 }), c('small', { freeMb: 8000 }), c('mid', { freeMb: 24_000 })], 'small'],
+    ['a node that cannot fit it now is ignored', [c('too-small', { freeMb: 4000 }), c('big', { freeMb: 48_000 })], 'big'],
+    ['ties broken by measured speed', [c('slow', { tokensPerS: 20 }), c('fast', { tokensPerS: 90 }), c('unknown')], 'fast'],
+    ['none fits', [c('a', { freeMb: 100 })], null],
+    ['a warm node is a candidate even when its free memory is small (the model is already there)', [c('warm-full', { warm: true, freeMb: 0 }), c('cold', { freeMb: 9000 })], 'warm-full'],
+  ])('%s', (_name, cands, want) => {
+    expect(bestFit(cands)).toBe(want);
+  });
+
+  it('orderHeads leaves a young cold head to a better-fitting node, then takes it after the wait', () => {
+    const me = node('me');
+    const head: QueueHead = { queue: 'qb', jobId: '1', model: 'b', priority: 1, timestamp: 1000 };
+    const ctx = { node: me, others: [], localityWaitMs: 500, bestFitWaitMs: 250, betterFit: () => 'small' };
+    expect(orderHeads([head], { ...ctx, now: 1100 })).toEqual({ choices: [], retryInMs: 150 });
+    const later = orderHeads([head], { ...ctx, now: 1300 });
+    expect(later.choices.map((x) => x.head.jobId)).toEqual(['1']);
+    expect(orderHeads([head], { ...ctx, now: 1100, betterFit: () => null }).choices).toHaveLength(1);
   });
 });

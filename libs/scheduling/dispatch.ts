@@ -33,6 +33,45 @@ export interface DispatchContext {
   others: readonly PeerNode[];
   now: number;
   localityWaitMs: number;
+  /**
+   * Best fit: another node that fits this (cold here) head better and could start it now, if any (`betterFit`).
+   * A head younger than `bestFitWaitMs` is left to it, as a warm node's is left for `localityWaitMs`.
+   */
+  betterFit?: (head: QueueHead) => string | null;
+  bestFitWaitMs?: number;
+}
+
+/** One node as best fit compares it for a job: whether the model is loaded there and the room it has now. */
+export interface FitCandidate {
+  id: string;
+  warm: boolean;
+  /** Memory (MB) not reserved by running jobs: capacity minus reservations. */
+  freeMb: number;
+  /** What the job's model needs there (MB). */
+  needMb: number;
+  /** Measured decode speed of the model there (tokens/s, EWMA), when known. */
+  tokensPerS?: number;
+}
+
+/**
+ * Best fit (the trade-off is in docs/scheduling.md): among nodes that could start a job now, prefer the one where the
+ * model is loaded, then the one left with the least free memory after it (so big nodes stay free for big models),
+ * then the faster one by measured speed. Returns the best candidate's id; candidates that cannot fit it now are
+ * ignored; null when none can.
+ */
+export function bestFit(candidates: readonly FitCandidate[]): string | null {
+  let best: FitCandidate | null = null;
+  const key = (c: FitCandidate): [number, number, number] => [c.warm ? 0 : 1, c.warm ? 0 : c.freeMb - c.needMb, -(c.tokensPerS ?? 0)];
+  for (const c of candidates) {
+    if (!c.warm && c.freeMb < c.needMb) continue;
+    if (!best) {
+      best = c;
+      continue;
+    }
+    const [a, b] = [key(c), key(best)];
+    if (a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])))) best = c;
+  }
+  return best?.id ?? null;
 }
 
 const isWarm = (n: NodeRecord, model: string): boolean => n.models_loaded.some((l) => sameModel(l.name, model));
@@ -59,6 +98,12 @@ export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): {
       continue;
     }
     const age = ctx.now - head.timestamp;
+    const better = ctx.betterFit && ctx.bestFitWaitMs && age < ctx.bestFitWaitMs ? ctx.betterFit(head) : null;
+    if (better) {
+      const wait = ctx.bestFitWaitMs! - age;
+      retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
+      continue;
+    }
     const warmElsewhere = ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model) && canTakeNow(o));
     const busyWarm = warmElsewhere ? undefined : ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model));
     if (warmElsewhere && age < ctx.localityWaitMs) {

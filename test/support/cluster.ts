@@ -123,7 +123,8 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     },
     async simWorker(nodeId, opts, wenv = {}) {
       const sim = await cluster.sim(opts);
-      const worker = await cluster.worker({ BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: nodeId, NODE_VRAM_GB: String(opts.vramGb), ...wenv });
+      // NUM_PARALLEL is the backend's per-model limit: the simulated node's --parallel (its default, 4, unless set).
+      const worker = await cluster.worker({ BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: nodeId, NODE_VRAM_GB: String(opts.vramGb), NUM_PARALLEL: String(opts.parallel ?? 4), ...wenv });
       await cluster.waitForNode(nodeId, (n) => n.healthy, 20_000).catch((e: Error) => {
         throw new Error(`${e.message}\nworker output:\n${worker.output()}`);
       });
