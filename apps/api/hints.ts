@@ -12,12 +12,14 @@ const HEADER = {
   priority: 'x-hydra-priority',
   node_id: 'x-hydra-node',
   min_vram_gb: 'x-hydra-min-vram-gb',
+  session_id: 'x-hydra-session',
   prefer_local: 'x-hydra-prefer-local',
 } as const;
 
 /**
  * The hints of a request: X-Hydra-Priority (1-10), X-Hydra-Node, X-Hydra-Min-VRAM-GB, X-Hydra-Prefer-Local
- * (true/false/1/0), else the API key's default priority, else 5. A bad header is a 400 naming it.
+ * (true/false/1/0), X-Hydra-Session (session affinity), else the API key's default priority, else 5. A bad header is a
+ * 400 naming it.
  */
 export function hintsOf(req: Request, keyPriorities: ReadonlyMap<string, number>): Hints {
   const raw = (h: string) => req.header(h)?.trim();
@@ -34,7 +36,7 @@ export function hintsOf(req: Request, keyPriorities: ReadonlyMap<string, number>
   const localRaw = raw(HEADER.prefer_local);
   const local = localRaw === undefined || localRaw === '' ? undefined : /^(1|true|yes)$/i.test(localRaw) ? true : /^(0|false|no)$/i.test(localRaw) ? false : null;
   if (local === null) problems.push(`${HEADER.prefer_local} must be true or false (got ${JSON.stringify(localRaw)})`);
-  const routing = RoutingFieldsSchema.safeParse({ node_id: raw(HEADER.node_id) || undefined, min_vram_gb: min, prefer_local: local ?? undefined });
+  const routing = RoutingFieldsSchema.safeParse({ node_id: raw(HEADER.node_id) || undefined, min_vram_gb: min, prefer_local: local ?? undefined, session_id: raw(HEADER.session_id) || undefined });
   if (!routing.success) for (const p of zodProblems(routing.error)) problems.push(`${HEADER[p.field as keyof typeof HEADER] ?? p.field} ${p.problem}`);
   let p = priority;
   if (p !== undefined) {

@@ -367,6 +367,11 @@ export class Dispatcher {
     const { registry } = this.d;
     const model = modelOfJobName(job.name);
     if (kind === 'infer') this.d.breaker.started(Date.now());
+    // Session affinity: this node now holds the session's KV cache; its next turn is offered here first.
+    const session = kind === 'infer' ? (job.data as { session?: unknown }).session : undefined;
+    if (typeof session === 'string' && this.s.sessionAffinityS > 0) {
+      void this.d.redis.set(this.d.keys.sessionNode(session), node.id, 'EX', this.s.sessionAffinityS).catch(() => undefined);
+    }
     const a: ActiveJob = { job, token, abort: new AbortController(), choice: kind === 'admin' ? { ...choice, warm: false, reason: `model management (${model}) on ${node.id}` } : choice, kind };
     const id = job.id!;
     this.active.set(id, a);

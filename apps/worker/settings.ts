@@ -13,6 +13,8 @@ export interface WorkerSettings {
   localityWaitMs: number;
   /** How long a cold job is left to a better-fitting node that could start it now (ms). */
   bestFitWaitMs: number;
+  /** How long a session stays tied to the node that ran its last turn (s); 0: no affinity. */
+  sessionAffinityS: number;
   backoffMs: number;
   backoffMaxMs: number;
   retentionS: number;
@@ -37,6 +39,7 @@ export function workerSettings(config: Config, nodeId: string, slots: number): W
     pollMs: config.POLL_MS,
     localityWaitMs: config.LOCALITY_WAIT_MS,
     bestFitWaitMs: config.BEST_FIT_WAIT_MS,
+    sessionAffinityS: config.SESSION_AFFINITY_S,
     backoffMs: config.BACKOFF_MS,
     backoffMaxMs: config.BACKOFF_MAX_MS,
     retentionS: config.JOB_RETENTION_S,

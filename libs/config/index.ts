@@ -104,6 +104,8 @@ const ConfigSchema = z.object({
   LOCALITY_WAIT_MS: int(500, 0),
   /** Best fit: a cold job is left this long (ms) to another idle node where it fits better (docs/scheduling.md). */
   BEST_FIT_WAIT_MS: int(250, 0),
+  /** Session affinity: how long (s) a session stays tied to the node that ran its last turn; 0 turns it off. */
+  SESSION_AFFINITY_S: int(600, 0),
   AGING_STEP_MS: int(10_000, 10),
   /** Waiting jobs a queue may hold before submits to it get 503 + Retry-After; 0 = unbounded (like OLLAMA_MAX_QUEUE). */
   MAX_QUEUE_DEPTH: int(0, 0),

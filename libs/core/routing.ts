@@ -18,12 +18,23 @@ export const RoutingFieldsSchema = z.object({
   node_id: z.string().min(1).max(64).optional(),
   min_vram_gb: z.number({ error: 'must be a number of GB' }).min(0, 'must not be negative').max(100_000).optional(),
   prefer_local: z.boolean().optional(),
+  /**
+   * Session affinity: requests of one conversation (same value) go to the node that served its last turn, which holds
+   * its KV cache (prefix reuse), when that node can take them now. Chat requests without it get one from their opening
+   * messages (sessionKeyOf).
+   */
+  session_id: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters').optional(),
 });
 export type RoutingFields = z.infer<typeof RoutingFieldsSchema>;
 
 /** Only the routing fields that say something (no empty strings, zero VRAM or false). */
-export function routingFieldsOf(r: { node_id?: string | undefined; min_vram_gb?: number | undefined; prefer_local?: boolean | undefined }): RoutingFields {
-  return { ...(r.node_id ? { node_id: r.node_id } : {}), ...(r.min_vram_gb ? { min_vram_gb: r.min_vram_gb } : {}), ...(r.prefer_local ? { prefer_local: true } : {}) };
+export function routingFieldsOf(r: { node_id?: string | undefined; min_vram_gb?: number | undefined; prefer_local?: boolean | undefined; session_id?: string | undefined }): RoutingFields {
+  return {
+    ...(r.node_id ? { node_id: r.node_id } : {}),
+    ...(r.min_vram_gb ? { min_vram_gb: r.min_vram_gb } : {}),
+    ...(r.prefer_local ? { prefer_local: true } : {}),
+    ...(r.session_id ? { session_id: r.session_id } : {}),
+  };
 }
 
 /** A node that could serve a request, as seen at submit. */

@@ -136,6 +136,8 @@ export interface PeekedHead {
   timestamp: number;
   /** This node just failed the job: it leaves it to other nodes for a while. */
   excluded: boolean;
+  /** Session affinity: the node that ran the last job of this job's session, if any. */
+  sessionNode?: string;
 }
 
 export type HeadPeeker = (queues: readonly string[], nodeId: string, nowMs: number) => Promise<PeekedHead[]>;
@@ -147,11 +149,11 @@ export function headPeeker(redis: Redis, keys: HydraKeys): HeadPeeker {
     const structures = queues.map((q) => queueStructures(keys, q));
     const flat = await peek(
       structures.flatMap((s) => [s.prioritized, s.wait, s.delayed]),
-      [dueDelayedMaxScore(nowMs), keys.excluded(''), nodeId, ...structures.map((s) => s.jobPrefix)],
+      [dueDelayedMaxScore(nowMs), keys.excluded(''), nodeId, keys.jobSession(''), keys.sessionNode(''), ...structures.map((s) => s.jobPrefix)],
     );
     const heads: PeekedHead[] = [];
-    for (let i = 0; i + 6 < flat.length; i += 7) {
-      const [at, jobId, name, score, priority, timestamp, excluded] = flat.slice(i, i + 7).map(String) as [string, string, string, string, string, string, string];
+    for (let i = 0; i + 7 < flat.length; i += 8) {
+      const [at, jobId, name, score, priority, timestamp, excluded, sessionNode] = flat.slice(i, i + 8).map(String) as [string, string, string, string, string, string, string, string];
       heads.push({
         queue: queues[Number(at) - 1]!,
         jobId,
@@ -160,6 +162,7 @@ export function headPeeker(redis: Redis, keys: HydraKeys): HeadPeeker {
         priority: score ? priorityOfScore(Number(score)) : Number(priority) || 0,
         timestamp: timestamp ? Number(timestamp) : nowMs,
         excluded: replyCode('peek-heads', excluded, ['excluded', 'eligible']) === 'excluded',
+        ...(sessionNode ? { sessionNode } : {}),
       });
     }
     return heads;

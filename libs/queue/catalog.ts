@@ -15,6 +15,8 @@ export const InferJobSchema = z.object({
   min_vram_mb: z.number().int().min(0).optional(),
   /** Survives its client going away (no cancel on disconnect). */
   detach: z.boolean().optional(),
+  /** Session affinity key (hex, from session_id or the conversation's opening messages): see sessionKeyOf. */
+  session: z.string().regex(/^[0-9a-f]{16,64}$/).optional(),
   /** Failed attempts so far (written by the worker before a retry). */
   attempts_log: z.array(AttemptRecordSchema).default([]),
   /** L1 cache key (hex SHA-256 of the normalized call): the worker stores the result under it when the job completes. */

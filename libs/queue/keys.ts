@@ -11,6 +11,9 @@ export function hydraKeys(prefix: string) {
     reservationPeak: (id: string) => `${prefix}:node:${id}:resv-peak`,
     /** "jobId|model|mb|priority|expiresAtMs": the job this node holds memory back for (reserve.lua, fence.lua). */
     nodeFence: (id: string) => `${prefix}:node:${id}:fence`,
+    /** Session affinity: a waiting job's session key, and the node that last ran a job of that session. */
+    jobSession: (jobId: string) => `${prefix}:jsess:${jobId}`,
+    sessionNode: (session: string) => `${prefix}:sess:${session}`,
     /** Node id fencing this job: one node at a time drains for it. */
     fenceClaim: (jobId: string) => `${prefix}:fence-claim:${jobId}`,
     /** Hash process id → "slots|expiresAtMs": the worker processes sharing a node id (the node leaves with the last). */

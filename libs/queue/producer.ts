@@ -53,7 +53,10 @@ export class Producer {
   async addInference(jobId: string, payload: InferJob, info: QueueInfo): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
-    await this.lifecycle.index(this.redis.pipeline(), jobId, info.name).exec();
+    const p = this.lifecycle.index(this.redis.pipeline(), jobId, info.name);
+    // Session affinity: the dispatcher's peek reads a head's session, then the node that served it (peek-heads.lua).
+    if (data.session) p.set(this.keys.jobSession(jobId), data.session, 'EX', this.settings.retentionS);
+    await p.exec();
     await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
     await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
   }

@@ -78,3 +78,21 @@ describe('bestFit', () => {
     expect(orderHeads([head], { ...ctx, now: 1100, betterFit: () => null }).choices).toHaveLength(1);
   });
 });
+
+describe('orderHeads: session affinity', () => {
+  const me = node('me', { loaded: ['b:latest'] });
+  const head = (sessionNode?: string): QueueHead => ({ queue: 'qb', jobId: '1', model: 'b', priority: 1, timestamp: 1000, ...(sessionNode ? { sessionNode } : {}) });
+  it.each<[string, PeerNode[], string | undefined, 'wait' | 'take']>([
+    ['session node warm with a free slot: left to it, though warm here too', [node('home', { loaded: ['b:latest'], active: 0 })], 'home', 'wait'],
+    ['session node full: taken here', [node('home', { loaded: ['b:latest'], active: 4 })], 'home', 'take'],
+    ['session node no longer has the model loaded: taken here', [node('home', { active: 0 })], 'home', 'take'],
+    ['session node gone from the registry: taken here', [], 'home', 'take'],
+    ['this node is the session node', [node('other', { loaded: ['b:latest'], active: 0 })], 'me', 'take'],
+    ['no session', [node('other', { loaded: ['b:latest'], active: 0 })], undefined, 'take'],
+  ])('%s', (_name, others, sessionNode, want) => {
+    const r = orderHeads([head(sessionNode)], { node: me, others, now: 1100, localityWaitMs: 500 });
+    expect(r.choices.length).toBe(want === 'take' ? 1 : 0);
+    if (want === 'wait') expect(r.retryInMs).toBe(400);
+    if (sessionNode === 'me') expect(r.choices[0]?.reason).toMatch(/session affinity/);
+  });
+});

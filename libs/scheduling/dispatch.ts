@@ -16,6 +16,8 @@ export interface QueueHead {
   priority: number;
   /** When the job was added (ms since epoch). */
   timestamp: number;
+  /** Session affinity: the node that ran the previous job of this job's session (it holds the KV cache). */
+  sessionNode?: string;
 }
 
 export interface DispatchChoice {
@@ -93,12 +95,20 @@ export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): {
   const choices: DispatchChoice[] = [];
   let retryInMs: number | null = null;
   for (const head of sorted) {
-    if (isWarm(ctx.node, head.model)) {
-      choices.push({ head, warm: true, reason: `model ${head.model} already loaded on ${ctx.node.id}` });
+    const age = ctx.now - head.timestamp;
+    // Session affinity first: another node holds this conversation's KV cache and could start it now.
+    const home = head.sessionNode && head.sessionNode !== ctx.node.id ? ctx.others.find((o) => o.id === head.sessionNode) : undefined;
+    if (home && isWarm(home, head.model) && canTakeNow(home) && age < ctx.localityWaitMs) {
+      const wait = ctx.localityWaitMs - age;
+      retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
       continue;
     }
-    const age = ctx.now - head.timestamp;
-    const better = ctx.betterFit && ctx.bestFitWaitMs && age < ctx.bestFitWaitMs ? ctx.betterFit(head) : null;
+    if (isWarm(ctx.node, head.model)) {
+      const own = head.sessionNode === ctx.node.id;
+      choices.push({ head, warm: true, reason: own ? `session affinity: ${ctx.node.id} ran this session's last turn (model loaded)` : `model ${head.model} already loaded on ${ctx.node.id}` });
+      continue;
+    }
+    const better = ctx.betterFit && ctx.bestFitWaitMs && age < ctx.bestFitWaitMs && head.sessionNode !== ctx.node.id ? ctx.betterFit(head) : null;
     if (better) {
       const wait = ctx.bestFitWaitMs! - age;
       retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);

@@ -18,7 +18,7 @@ export const isEmptyRequest = (b: GenerateBody | ChatBody): boolean =>
   'messages' in b ? b.messages.length === 0 : !b.prompt && !b.system && !b.template && !b.suffix && !b.images?.length;
 
 /** The routing part of a job request from the X-Hydra-* hints; answers stay tied to their client (no detach). */
-const routing = (h: Hints) => ({ priority: h.priority, node_id: h.node_id, min_vram_gb: h.min_vram_gb, prefer_local: h.prefer_local, detach: false });
+const routing = (h: Hints) => ({ priority: h.priority, node_id: h.node_id, min_vram_gb: h.min_vram_gb, prefer_local: h.prefer_local, session_id: h.session_id, detach: false });
 
 export function generateRequest(b: GenerateBody, h: Hints): JobRequest {
   return {

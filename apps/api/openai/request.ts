@@ -92,6 +92,8 @@ export const ChatCompletionBodySchema = z.object({
   functions: opt(z.unknown()),
   function_call: opt(z.unknown()),
   web_search_options: opt(z.unknown()),
+  /** OpenAI's cache-routing key: Hydra's session affinity (X-Hydra-Session wins when both are sent). */
+  prompt_cache_key: opt(z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters')),
 });
 export type ChatCompletionBody = z.infer<typeof ChatCompletionBodySchema>;
 
@@ -253,7 +255,7 @@ function optionsOf(b: Sampling, maxTokens: number | null | undefined): Record<st
 }
 
 /** Routing comes only from the X-Hydra-* headers (and the key's priority): OpenAI bodies have no place for it. */
-const routing = (h: Hints) => ({ priority: h.priority, node_id: h.node_id, min_vram_gb: h.min_vram_gb, prefer_local: h.prefer_local });
+const routing = (h: Hints) => ({ priority: h.priority, node_id: h.node_id, min_vram_gb: h.min_vram_gb, prefer_local: h.prefer_local, session_id: h.session_id });
 
 export function chatJobRequest(b: ChatCompletionBody, messages: ChatMessage[], hints: Hints): JobRequest {
   const rf = b.response_format;
@@ -269,6 +271,7 @@ export function chatJobRequest(b: ChatCompletionBody, messages: ChatMessage[], h
     ...(format ? { format } : {}),
     ...(options ? { options } : {}),
     ...routing(hints),
+    ...(hints.session_id === undefined && b.prompt_cache_key ? { session_id: b.prompt_cache_key } : {}),
   };
 }
 

@@ -10,11 +10,13 @@
 -- tag, so those keys are in the slot of the KEYS (per-queue tags would break it). Dragonfly refuses undeclared keys
 -- unless the script allows them: the `--!df` line above is its per-script flag, a plain comment to Redis.
 -- KEYS: [prioritized wait delayed]...
--- ARGV: dueMaxScore excludedPrefix nodeId [jobPrefix]...
--- RETURNS: flat list, seven entries per queue that has a head (empty queues are left out): the queue's position
+-- Session affinity reads two more undeclared keys the same way: the head's session (sessionPrefix .. id) and the node
+-- that last ran a job of that session (sessionNodePrefix .. session).
+-- ARGV: dueMaxScore excludedPrefix nodeId sessionPrefix sessionNodePrefix [jobPrefix]...
+-- RETURNS: flat list, eight entries per queue that has a head (empty queues are left out): the queue's position
 --   (1-based, its triple in KEYS), job id, job name, its `prioritized` score ('' when it came from wait or delayed),
---   its hash's priority, its added timestamp (ms, '' if unknown), and 'excluded' when this node just failed the job
---   (it then leaves it to other nodes for a while) else 'eligible'
+--   its hash's priority, its added timestamp (ms, '' if unknown), 'excluded' when this node just failed the job
+--   (it then leaves it to other nodes for a while) else 'eligible', and the node its session is on ('' if none)
 local dueMax = ARGV[1]
 local excludedPrefix = ARGV[2]
 local me = ARGV[3]
@@ -34,7 +36,7 @@ for q = 1, #KEYS / 3 do
     if #d > 0 then id = d[1] end
   end
   if id ~= nil then
-    local h = redis.call('HMGET', ARGV[3 + q] .. id, 'name', 'timestamp', 'priority')
+    local h = redis.call('HMGET', ARGV[5 + q] .. id, 'name', 'timestamp', 'priority')
     out[#out + 1] = q
     out[#out + 1] = id
     out[#out + 1] = h[1] or ''
@@ -42,6 +44,10 @@ for q = 1, #KEYS / 3 do
     out[#out + 1] = h[3] or ''
     out[#out + 1] = h[2] or ''
     if redis.call('GET', excludedPrefix .. id) == me then out[#out + 1] = 'excluded' else out[#out + 1] = 'eligible' end
+    local session = redis.call('GET', ARGV[4] .. id)
+    local at = false
+    if session then at = redis.call('GET', ARGV[5] .. session) end
+    out[#out + 1] = at or ''
   end
 end
 return out
