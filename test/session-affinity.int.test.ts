@@ -58,6 +58,22 @@ describe('session affinity (simulated nodes)', () => {
     expect(nodes[0]).toMatch(/^[ab]$/);
   }, 90_000);
 
+  it("takes OpenAI's prompt_cache_key and the X-Hydra-Session header as the session", async () => {
+    c = await twoWarmNodes();
+    for (const [how, body, headers] of [
+      ['prompt_cache_key', { prompt_cache_key: 'user-42' }, {}],
+      ['X-Hydra-Session', {}, { 'x-hydra-session': 'user-43' }],
+    ] as const) {
+      const nodes: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${c.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model: M, max_tokens: 5, messages: [{ role: 'user', content: `q ${i}` }], ...body }) });
+        expect(r.status).toBe(200);
+        nodes.push(r.headers.get('x-hydra-node') ?? '');
+      }
+      expect(new Set(nodes).size, `${how}: ${nodes.join(',')}`).toBe(1);
+    }
+  }, 90_000);
+
   it('runs a turn elsewhere at once when the session node is busy (no waiting for affinity)', async () => {
     c = await twoWarmNodes();
     const home = (await run(c, { session_id: 'conv-busy' })).result.node_id;
