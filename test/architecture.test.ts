@@ -17,9 +17,12 @@ const RANK: Record<string, number> = {
   'libs/queue': 2,
   'libs/registry': 2,
   'libs/cache': 2,
+  'libs/activity': 2,
   // The worker's inference backends sit beside the libs of rank 2: they know nothing of the node agent.
   'apps/worker/backends': 2,
   'libs/workflows': 3,
+  // Metrics read the queues, the registry and the cache counters; apps record and serve them.
+  'libs/metrics': 3,
   // Entry points like the apps (the cli runs make-tiny-model); benchmarks and test support drive the apps from outside.
   scripts: APP_RANK,
   bench: 5,

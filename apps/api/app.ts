@@ -1,11 +1,14 @@
-// Builds the express app (never listens): JSON limits, auth, /v1 routes, Bull Board, health.
+// Builds the express app (never listens): JSON limits, auth, /v1 routes, Bull Board, the dashboard, health, /metrics.
 import express, { type Express, type Request, type Response } from 'express';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { ApiContext } from './context.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
+import { DASHBOARD_PATH, dashboardRouter } from './dashboard/dashboard.route.js';
 import { errorHandler, REDIS_RETRY_AFTER_S, redisUnavailable, route, sendError } from './errors.js';
+import { httpMetrics } from './http-metrics.js';
 import { jobsRouter } from './routes/jobs.route.js';
+import { metricsRouter } from './routes/metrics.route.js';
 import { ollamaRouter } from './routes/ollama.route.js';
 import { openaiRouter } from './routes/openai.route.js';
 import { nodesRouter } from './routes/nodes.route.js';
@@ -19,6 +22,8 @@ export function buildApp(ctx: ApiContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Counts and times every request of the API surfaces, whatever answers it (auth, limits, routes, errors).
+  app.use(httpMetrics(ctx.metrics));
 
   app.get(
     '/healthz',
@@ -36,8 +41,13 @@ export function buildApp(ctx: ApiContext): Express {
     }),
   );
 
+  // Prometheus: behind the API key when API_KEYS is set (like /v1); without keys the server is loopback-only anyway.
+  app.use(metricsRouter(ctx));
+
   const board = boardRouter(ctx);
   app.use(BOARD_PATH, requireKey(ctx.config.API_KEYS, { basicRealm: 'hydra' }), board.sync, board.router);
+  // The live cluster page and its state: a browser page like Bull Board, behind the same key (HTTP Basic or Bearer).
+  app.use(DASHBOARD_PATH, requireKey(ctx.config.API_KEYS, { basicRealm: 'hydra' }), dashboardRouter(ctx));
 
   // Hydra's own API and the OpenAI surface live under /v1, the Ollama surface under /api: the same key, rate limit,
   // body limit and prompt checks for all three. (`GET /` answers "Ollama is running" without a key, as Ollama does.)

@@ -2,6 +2,7 @@
 // heartbeat, dispatcher, job runner, L1 cache, coordinator, after-job hooks, workflow finaliser), wires the wake and
 // cancel channels, runs the periodic passes, and drains on stop.
 import { randomUUID } from 'node:crypto';
+import { ActivityLog } from '../../libs/activity/index.js';
 import { createL1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
 import { ErrorCode, HydraError, type NodeRecord } from '../../libs/core/index.js';
@@ -16,6 +17,7 @@ import type { InferenceBackend } from './backends/backend.js';
 import { SharedBreaker } from './circuit-breaker.js';
 import { Dispatcher } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
+import { startWorkerMetrics } from './metrics-server.js';
 import { Rehomer } from './rehome.js';
 import { DRAIN, runJob } from './run-job.js';
 import { workerSettings } from './settings.js';
@@ -40,6 +42,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const sub = createRedis(config.REDIS_URL, 'subscriber');
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   sub.on('error', () => {});
+  // Metrics: this process's /metrics (METRICS_PORT) and the job metrics it records into Redis (docs/metrics.md).
+  const metrics = await startWorkerMetrics(config, { redis, keys, logger, nodeId, slots: s.slots, backend, active: () => dispatcher.active });
   const producer = createProducer(config, { redis });
   const { lifecycle } = producer;
   const registry = new NodeRegistry(redis, keys);
@@ -47,7 +51,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const wfLogger = logger.child({ part: 'workflows' });
   const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: wfLogger });
-  const afterJob = createAfterJob(config, { cache, coordinator, logger: wfLogger });
+  const afterJob = createAfterJob(config, { cache, coordinator, logger: wfLogger, activity: { log: new ActivityLog(redis, keys), nodeId }, metrics });
   const finaliser = startWorkflowFinaliser(config, { redis, keys, coordinator, logger: wfLogger });
   const ager = new Ager(redis, keys, s.agingStepMs, logger);
   const rehomer = new Rehomer(s, { redis, keys, producer, logger });
@@ -90,7 +94,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     self: () => self,
     queues: () => queues,
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend, logger, node: () => heartbeat.record(), breaker, onFinished: afterJob.onFinished }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, onFinished: afterJob.onFinished }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),
@@ -114,7 +118,14 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   });
 
   const timers = [
-    setInterval(() => void heartbeat.beat().catch((e: Error) => logger.warn({ err: e.message }, 'heartbeat failed')), s.heartbeatMs),
+    setInterval(
+      () =>
+        void heartbeat.beat().then(
+          () => metrics.nodeSeen(heartbeat.record()),
+          (e: Error) => logger.warn({ err: e.message }, 'heartbeat failed'),
+        ),
+      s.heartbeatMs,
+    ),
     setInterval(() => void refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
     setInterval(() => void ager.pass(queues, owner, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
   ];
@@ -148,6 +159,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       await producer.close().catch(() => undefined);
       cache.close();
       await backend.close().catch(() => undefined);
+      await metrics.close();
       sub.disconnect();
       await redis.quit().catch(() => redis.disconnect());
       logger.info({ node: nodeId }, 'node agent stopped');

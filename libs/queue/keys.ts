@@ -20,6 +20,8 @@ export function hydraKeys(prefix: string) {
     nodeProcs: (id: string) => `${prefix}:node:${id}:procs`,
     /** Hash {v: version token, s: JSON breaker state}: one circuit breaker per node id, shared by its processes. */
     nodeBreaker: (id: string) => `${prefix}:node:${id}:breaker`,
+    /** Hash model → "tokensPerS|ttftMs|jobMs|samples|loadMs|loadSamples|updatedAtMs": measured speed (libs/registry/perf.ts). */
+    nodePerf: (id: string) => `${prefix}:node:${id}:perf`,
     /** Hash queue name → JSON QueueInfo: every queue created at run time. */
     queues: `${prefix}:queues`,
     /** job id → queue name. */
@@ -49,6 +51,14 @@ export function hydraKeys(prefix: string) {
     /** Zset workflow id → created ms: workflows not yet finalised (the reconcile sweep walks it). */
     workflowsOpen: `${prefix}:wf-open`,
     workflowSweepLock: `${prefix}:wf-sweep-lock`,
+    /** List of JSON activity entries, newest first, capped (libs/activity): finished jobs for the dashboard. */
+    activity: `${prefix}:activity`,
+    /** Cluster-wide Prometheus metrics (libs/metrics): one hash per metric, field = label values (+ histogram bucket). */
+    metric: (name: string) => `${prefix}:metrics:${name}`,
+    /** Set of the model names that have their own `model` label value (at most METRICS_MAX_MODELS; the rest are "other"). */
+    metricModels: `${prefix}:metrics:models`,
+    /** Set of the models a node had loaded at its last heartbeat: loads and unloads are the differences (TTL). */
+    metricLoaded: (nodeId: string) => `${prefix}:metrics:loaded:${nodeId}`,
     channels: {
       /** Payload: queue name. Published after every add so idle workers look at once. */
       wake: `${prefix}:ch:wake`,
