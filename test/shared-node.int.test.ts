@@ -15,7 +15,7 @@ describe('a node served by several processes', () => {
   it('stays registered and healthy when one of its processes is stopped; a pinned job runs on the other', async () => {
     c = await startCluster({ WORKER_CONCURRENCY: '2' });
     const sim = await c.sim({ vramGb: 24, models: [{ name: M, sizeGb: 4 }], tokensPerSecond: 2000, loadMsPerGb: 0 });
-    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'shared', NODE_VRAM_GB: '24' };
+    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'shared', NODE_VRAM_GB: '24', NUM_PARALLEL: '4' }; // the sim's --parallel
     const first = await c.worker(env);
     const second = await c.worker(env);
     // Both processes' slots count: 2 + 2.
@@ -47,7 +47,7 @@ describe('a node served by several processes', () => {
     // Two failures open it; with a breaker per process each would have seen one and stayed closed.
     c = await startCluster({ WORKER_CONCURRENCY: '1', JOB_ATTEMPTS: '1', BREAKER_FAILURES: '2', BREAKER_WINDOW_MS: '30000', BREAKER_COOLDOWN_MS: '30000' });
     const sim = await c.sim({ vramGb: 24, models: [{ name: M, sizeGb: 4 }], tokensPerSecond: 80, loadMsPerGb: 0 }); // 160 tokens/s
-    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'shared', NODE_VRAM_GB: '24' };
+    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'shared', NODE_VRAM_GB: '24', NUM_PARALLEL: '4' }; // the sim's --parallel
     const workers = [await c.worker(env), await c.worker(env)];
     await c.waitForNode('shared', (n) => n.healthy && n.slots === 2, 20_000);
     // Each request is dropped after 160 tokens (~1 s): the two jobs run at once, one on each process (1 slot each; a

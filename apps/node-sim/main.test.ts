@@ -63,4 +63,34 @@ describe('node-sim command line', () => {
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--parallel', '0'])).toThrow(/--parallel must be an integer >= 1/);
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--nope'])).toThrow(/--nope/);
   });
+
+  it('parses the realism flags, with the names the scheduling benchmark uses, and names a bad one', () => {
+    const realism = ['--ram-gb', '128', '--num-ctx', '8192', '--kv-cache-type', 'q8_0', '--max-queue', '16', '--batch-exponent', '0.75', '--cpu-speed-ratio', '0.2', '--load-fixed-ms', '1500', '--load-ms-per-gb', '100', '--time-scale', '50'];
+    expect(parseSimArgs(['--vram-gb', '24', '--models', 'a=1', '--parallel', '2', ...realism])).toEqual({
+      vramGb: 24,
+      models: [{ name: 'a', sizeGb: 1 }],
+      parallel: 2,
+      ramGb: 128,
+      numCtx: 8192,
+      kvCacheType: 'q8_0',
+      maxQueue: 16,
+      batchExponent: 0.75,
+      cpuSpeedRatio: 0.2,
+      loadFixedMs: 1500,
+      loadMsPerGb: 100,
+      timeScale: 50,
+      fast: false,
+      logLevel: 'info',
+      help: false,
+    });
+    const bad = (flag: string, value: string): (() => unknown) => () => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', `${flag}=${value}`]);
+    expect(bad('--batch-exponent', '1.5')).toThrow('--batch-exponent must be a number > 0 and <= 1, got "1.5"');
+    expect(bad('--cpu-speed-ratio', '0')).toThrow('--cpu-speed-ratio must be a number > 0 and <= 1, got "0"');
+    expect(bad('--time-scale', '-2')).toThrow('--time-scale must be a positive number, got "-2"');
+    expect(bad('--num-ctx', '2.5')).toThrow('--num-ctx must be an integer >= 4 (tokens), got "2.5"');
+    expect(bad('--max-queue', 'x')).toThrow('--max-queue must be an integer >= 0, got "x"');
+    expect(bad('--ram-gb', '-1')).toThrow('--ram-gb must be a number of GB >= 0, got "-1"');
+    expect(bad('--load-fixed-ms', '')).toThrow('--load-fixed-ms must be a number of ms >= 0, got ""');
+    expect(bad('--kv-cache-type', 'q5_1')).toThrow('--kv-cache-type must be one of f16, q8_0, q4_0, got "q5_1"');
+  });
 });

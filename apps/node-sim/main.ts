@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../libs/logger/index.js';
-import { createSimNode, parseModelsArg, type SimModelSpec, type SimNodeOptions } from './sim-server.js';
+import { createSimNode, KV_CACHE_TYPES, parseModelsArg, type KvCacheType, type SimModelSpec, type SimNodeOptions } from './sim-server.js';
 
 const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
   --port P                 port to listen on (default 0: a free port, printed)
@@ -15,11 +15,20 @@ const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...
   --pullable LIST          more models /api/pull can fetch, same syntax (default none)
   --pull-mbps R            simulated download speed of /api/pull, megabytes per second (default 200)
   --disk-gb G              disk for installed models, GB = GiB; a pull that does not fit fails (default unlimited)
-  --parallel N             concurrent requests per loaded model, more wait in FIFO order (default 4)
-  --tokens-per-second T    base decode speed; a model decodes at T * 8 / max(sizeGb, 1) (default 200)
-  --load-ms-per-gb L       model load time per GB (default 20)
-  --fast                   no load, prompt or per-token delays (benchmarks)
+  --ram-gb R               system RAM for the layers of a model bigger than the VRAM (CPU offload), GB = GiB (default 64)
+  --parallel N             concurrent requests (KV-cache slots) per loaded model, as OLLAMA_NUM_PARALLEL; more wait in FIFO order (default 4)
+  --num-ctx C              context per slot when a request sets no options.num_ctx, tokens (default 4096)
+  --kv-cache-type T        KV cache element type, as OLLAMA_KV_CACHE_TYPE: f16, q8_0 or q4_0 (default f16)
+  --max-queue Q            requests that may wait for memory to load their model, as OLLAMA_MAX_QUEUE; more get a 503 (default 512)
+  --tokens-per-second T    single-stream decode speed; a model decodes at T * 8 / max(sizeGb, 1) (default 200)
+  --batch-exponent E       n requests decoding at once each run at speed * n^(E-1), aggregate n^E; 1 = parallelism is free (default 0.7)
+  --cpu-speed-ratio X      CPU decode speed as a fraction of the GPU's, for the offloaded part of a model (default 0.1)
+  --load-fixed-ms MS       fixed cost of every model load: runner start-up (default 1000)
+  --load-ms-per-gb L       model load time per GB of weights, on top of --load-fixed-ms (default 20)
+  --time-scale K           divide every simulated duration by K; answers report real-time-equivalent durations (default 1)
+  --fast                   no load, prompt or per-token delays (benchmarks of Hydra's own overhead)
   --log-level LEVEL        pino level for logs on stderr (default info)
+  sources of the defaults: docs/simulator.md
 `;
 
 /** A bad command line: the message names the flag; the process exits with code 2. */
@@ -57,9 +66,17 @@ export function parseSimArgs(argv: string[]): SimArgs {
         pullable: { type: 'string' },
         'pull-mbps': { type: 'string' },
         'disk-gb': { type: 'string' },
+        'ram-gb': { type: 'string' },
         parallel: { type: 'string' },
+        'num-ctx': { type: 'string' },
+        'kv-cache-type': { type: 'string' },
+        'max-queue': { type: 'string' },
         'tokens-per-second': { type: 'string' },
+        'batch-exponent': { type: 'string' },
+        'cpu-speed-ratio': { type: 'string' },
+        'load-fixed-ms': { type: 'string' },
         'load-ms-per-gb': { type: 'string' },
+        'time-scale': { type: 'string' },
         fast: { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -89,14 +106,33 @@ export function parseSimArgs(argv: string[]): SimArgs {
   const loadMsPerGb = num('load-ms-per-gb', str('load-ms-per-gb'), (n) => n >= 0, 'a number >= 0');
   const pullMBps = num('pull-mbps', str('pull-mbps'), (n) => n > 0, 'a positive number of MB/s');
   const diskGb = num('disk-gb', str('disk-gb'), (n) => n > 0, 'a positive number of GB');
+  const ramGb = num('ram-gb', str('ram-gb'), (n) => n >= 0, 'a number of GB >= 0');
+  const numCtx = num('num-ctx', str('num-ctx'), (n) => Number.isInteger(n) && n >= 4, 'an integer >= 4 (tokens)');
+  const maxQueue = num('max-queue', str('max-queue'), (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0');
+  const batchExponent = num('batch-exponent', str('batch-exponent'), (n) => n > 0 && n <= 1, 'a number > 0 and <= 1');
+  const cpuSpeedRatio = num('cpu-speed-ratio', str('cpu-speed-ratio'), (n) => n > 0 && n <= 1, 'a number > 0 and <= 1');
+  const loadFixedMs = num('load-fixed-ms', str('load-fixed-ms'), (n) => n >= 0, 'a number of ms >= 0');
+  const timeScale = num('time-scale', str('time-scale'), (n) => n > 0, 'a positive number');
+  const kvCacheType = str('kv-cache-type');
+  if (kvCacheType !== undefined) {
+    if (!(KV_CACHE_TYPES as readonly string[]).includes(kvCacheType)) throw new UsageError(`--kv-cache-type must be one of ${KV_CACHE_TYPES.join(', ')}, got "${kvCacheType}"`);
+    args.kvCacheType = kvCacheType as KvCacheType;
+  }
   const pullable = str('pullable');
   if (pullable !== undefined) args.pullable = modelList('pullable', pullable);
   if (pullMBps !== undefined) args.pullMBps = pullMBps;
   if (diskGb !== undefined) args.diskGb = diskGb;
+  if (ramGb !== undefined) args.ramGb = ramGb;
   if (port !== undefined) args.port = port;
   if (parallel !== undefined) args.parallel = parallel;
+  if (numCtx !== undefined) args.numCtx = numCtx;
+  if (maxQueue !== undefined) args.maxQueue = maxQueue;
   if (tps !== undefined) args.tokensPerSecond = tps;
+  if (batchExponent !== undefined) args.batchExponent = batchExponent;
+  if (cpuSpeedRatio !== undefined) args.cpuSpeedRatio = cpuSpeedRatio;
+  if (loadFixedMs !== undefined) args.loadFixedMs = loadFixedMs;
   if (loadMsPerGb !== undefined) args.loadMsPerGb = loadMsPerGb;
+  if (timeScale !== undefined) args.timeScale = timeScale;
   const host = str('host');
   if (host !== undefined) args.host = host;
   return args;
@@ -119,7 +155,8 @@ export async function main(argv: string[]): Promise<void> {
   const { logLevel: _level, help: _help, ...opts } = args;
   const node = await createSimNode({ ...opts, logger });
   const models = opts.models.map((m) => `${m.name} ${m.sizeGb} GB`).join(', ');
-  process.stdout.write(`simulated Ollama node listening on ${node.url} (vram ${opts.vramGb} GB, models: ${models}${opts.fast ? ', fast mode' : ''})\n`);
+  const scale = opts.timeScale !== undefined && opts.timeScale !== 1 ? `, time scale ${opts.timeScale}` : '';
+  process.stdout.write(`simulated Ollama node listening on ${node.url} (vram ${opts.vramGb} GB, models: ${models}${scale}${opts.fast ? ', fast mode' : ''})\n`);
   const stop = (signal: string): void => {
     logger.info({ signal }, 'simulated node stopping');
     void node.close().then(() => process.exit(0));

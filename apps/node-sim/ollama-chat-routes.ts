@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { elapsedNs, type InferenceCtx, type SimCore } from './sim-core.js';
 import { parseRequest, readJsonBody, sendJson, startStream, writePiece, type Route } from './sim-http.js';
-import { parseKeepAlive } from './sim-memory.js';
+import { parseKeepAlive, type Lease } from './sim-memory.js';
 import type { SimModelSpec } from './sim-models.js';
 import { countPromptTokens, type AnswerFormat } from './sim-text.js';
 import { checkCapabilities, checkImages, extraPromptTokens, planTurn, resolveThink, type PlannedTurn, type ToolDef } from './sim-turn.js';
@@ -12,6 +12,8 @@ import { checkCapabilities, checkImages, extraPromptTokens, planTurn, resolveThi
 const OptionsSchema = z
   .object({
     num_predict: z.number().int().optional(),
+    /** Context per slot; a model loaded with another one is reloaded (once idle), as on Ollama. */
+    num_ctx: z.number().int().optional(),
     /** Sim-only: natural length of a plain-text answer, in tokens. */
     sim_answer_tokens: z.number().int().min(0).max(100_000).optional(),
   })
@@ -78,12 +80,12 @@ async function generate(core: SimCore, req: IncomingMessage, res: ServerResponse
     const m = core.model(b.model);
     const think = resolveThink(m, b.model, b.think);
     checkCapabilities(m, b.model, { kind: 'generate', tools: false, images: images.length, suffix: Boolean(b.suffix) });
-    if (!b.prompt && !b.system) return loadOrUnload(core, rc, m, keepAliveMs, 'response');
-    const lease = await core.memory.acquire(m, rc.signal);
+    if (!b.prompt && !b.system) return loadOrUnload(core, rc, m, b.options?.num_ctx, keepAliveMs, 'response');
+    const lease = await core.memory.acquire(m, b.options?.num_ctx, rc.signal);
     try {
       const turn = planTurn({ model: m.name, prompt: b.prompt ?? '', numPredict: b.options?.num_predict, answerTokens: b.options?.sim_answer_tokens, format: toFormat(b.format), images: images.length, ...(think ? { think } : {}) });
       const promptTokens = countPromptTokens([b.system ?? '', b.prompt ?? '']) + extraPromptTokens(images.length, undefined);
-      await answer(core, rc, m, 'generate', turn, promptTokens, b.stream !== false, lease.loadNs);
+      await answer(core, rc, lease, 'generate', turn, promptTokens, b.stream !== false);
     } finally {
       lease.release(keepAliveMs);
     }
@@ -102,10 +104,10 @@ async function chat(core: SimCore, req: IncomingMessage, res: ServerResponse): P
     const m = core.model(b.model);
     const think = resolveThink(m, b.model, b.think);
     checkCapabilities(m, b.model, { kind: 'chat', tools: tools.length > 0, images, suffix: false });
-    if (messages.length === 0) return loadOrUnload(core, rc, m, keepAliveMs, 'message');
+    if (messages.length === 0) return loadOrUnload(core, rc, m, b.options?.num_ctx, keepAliveMs, 'message');
     const last = messages[messages.length - 1];
     const lastUser = [...messages].reverse().find((x) => x.role === 'user') ?? last;
-    const lease = await core.memory.acquire(m, rc.signal);
+    const lease = await core.memory.acquire(m, b.options?.num_ctx, rc.signal);
     try {
       const turn = planTurn({
         model: m.name,
@@ -119,7 +121,7 @@ async function chat(core: SimCore, req: IncomingMessage, res: ServerResponse): P
         ...(last?.role === 'tool' ? { toolResult: last.content ?? '' } : {}),
       });
       const promptTokens = countPromptTokens(messages.map((x) => x.content ?? '')) + extraPromptTokens(images, tools);
-      await answer(core, rc, m, 'chat', turn, promptTokens, b.stream !== false, lease.loadNs);
+      await answer(core, rc, lease, 'chat', turn, promptTokens, b.stream !== false);
     } finally {
       lease.release(keepAliveMs);
     }
@@ -127,13 +129,13 @@ async function chat(core: SimCore, req: IncomingMessage, res: ServerResponse): P
 }
 
 /** Ollama's empty request: loads the model (or unloads it with keep_alive 0) and answers one done object. */
-async function loadOrUnload(core: SimCore, rc: InferenceCtx, m: SimModelSpec, keepAliveMs: number | null, field: 'response' | 'message'): Promise<void> {
+async function loadOrUnload(core: SimCore, rc: InferenceCtx, m: SimModelSpec, numCtx: number | undefined, keepAliveMs: number | null, field: 'response' | 'message'): Promise<void> {
   let reason: 'load' | 'unload';
   if (keepAliveMs === 0) {
     core.memory.unload(m.name);
     reason = 'unload';
   } else {
-    await core.memory.preload(m, keepAliveMs, rc.signal);
+    await core.memory.preload(m, numCtx, keepAliveMs, rc.signal);
     reason = 'load';
   }
   const empty = field === 'response' ? { response: '' } : { message: { role: 'assistant', content: '' } };
@@ -150,7 +152,8 @@ interface Said {
  * Streams the turn as NDJSON — reasoning pieces (`thinking`), then answer pieces, then the tool calls in one object,
  * then the final `done: true` one — or sends it as one object.
  */
-async function answer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, kind: 'generate' | 'chat', turn: PlannedTurn, promptTokens: number, stream: boolean, loadNs: number): Promise<void> {
+async function answer(core: SimCore, rc: InferenceCtx, lease: Lease, kind: 'generate' | 'chat', turn: PlannedTurn, promptTokens: number, stream: boolean): Promise<void> {
+  const m = lease.spec;
   const said = (s: Said): Record<string, unknown> => {
     const extra = { ...(s.thinking ? { thinking: s.thinking } : {}), ...(s.tool_calls?.length ? { tool_calls: s.tool_calls } : {}) };
     return kind === 'generate' ? { response: s.content ?? '', ...extra } : { message: { role: 'assistant', content: s.content ?? '', ...extra } };
@@ -159,7 +162,7 @@ async function answer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, kind: 'g
   if (stream) startStream(rc.res, 'application/x-ndjson');
   let text = '';
   let thinking = '';
-  const times = await core.decode(rc, m, turn.pieces, promptTokens, async (p) => {
+  const times = await core.decode(rc, lease, turn.pieces, promptTokens, async (p) => {
     if (p.kind === 'tool') return;
     if (p.kind === 'thinking') thinking += p.text;
     else text += p.text;
@@ -172,7 +175,7 @@ async function answer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, kind: 'g
     done: true,
     done_reason: turn.doneReason,
     total_duration: elapsedNs(rc),
-    load_duration: loadNs,
+    load_duration: core.reportNs(lease.loadNs),
     prompt_eval_count: promptTokens,
     prompt_eval_duration: times.promptEvalNs,
     eval_count: turn.pieces.length,

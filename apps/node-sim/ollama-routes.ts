@@ -9,10 +9,8 @@ import { modelDetails, modelDigest, showBody, tagsEntry } from './sim-models.js'
 const SIM_VERSION = '0.12.0-simulated';
 /** What /api/ps shows as `expires_at` for a model kept loaded for good (Ollama shows a far-future time too). */
 const NEVER = '2318-01-01T00:00:00.000Z';
-/** Context length /api/ps reports for loaded models (Ollama's default num_ctx). */
-const LOADED_CONTEXT_LENGTH = 4096;
-
 const KeepAliveField = z.union([z.string(), z.number()]).optional();
+const OptionsField = z.object({ num_ctx: z.number().int().optional() }).loose().optional();
 
 const EmbedBodySchema = z
   .object({
@@ -20,10 +18,11 @@ const EmbedBodySchema = z
     input: z.union([z.string(), z.array(z.string())]),
     dimensions: z.number().int().positive().optional(),
     keep_alive: KeepAliveField,
+    options: OptionsField,
   })
   .loose();
 
-const LegacyEmbeddingsBodySchema = z.object({ model: z.string(), prompt: z.string(), keep_alive: KeepAliveField }).loose();
+const LegacyEmbeddingsBodySchema = z.object({ model: z.string(), prompt: z.string(), keep_alive: KeepAliveField, options: OptionsField }).loose();
 
 export function ollamaRoutes(core: SimCore): Array<[string, Route]> {
   return [
@@ -57,8 +56,8 @@ function psEntries(core: SimCore): Array<Record<string, unknown>> {
       digest: modelDigest(m),
       details: modelDetails(m),
       expires_at: l.expires_at ?? NEVER,
-      size_vram: l.size_bytes,
-      context_length: LOADED_CONTEXT_LENGTH,
+      size_vram: l.size_vram,
+      context_length: l.num_ctx,
     };
   });
 }
@@ -70,7 +69,7 @@ async function embed(core: SimCore, req: IncomingMessage, res: ServerResponse): 
   const rc = core.open(res);
   await core.run(rc, 'ollama', async () => {
     const m = core.model(b.model);
-    const out = await core.embed(rc, m, inputs, b.dimensions, keepAliveMs);
+    const out = await core.embed(rc, m, inputs, b.dimensions, keepAliveMs, b.options?.num_ctx);
     sendJson(res, 200, { model: m.name, embeddings: out.embeddings, total_duration: elapsedNs(rc), load_duration: out.loadNs, prompt_eval_count: out.promptTokens });
   });
 }
@@ -80,7 +79,7 @@ async function legacyEmbeddings(core: SimCore, req: IncomingMessage, res: Server
   const keepAliveMs = parseKeepAlive(b.keep_alive);
   const rc = core.open(res);
   await core.run(rc, 'ollama', async () => {
-    const out = await core.embed(rc, core.model(b.model), [b.prompt], undefined, keepAliveMs);
+    const out = await core.embed(rc, core.model(b.model), [b.prompt], undefined, keepAliveMs, b.options?.num_ctx);
     sendJson(res, 200, { embedding: out.embeddings[0] ?? [] });
   });
 }

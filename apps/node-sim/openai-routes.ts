@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { toolCallId, ToolsField } from './ollama-chat-routes.js';
 import { type InferenceCtx, type SimCore } from './sim-core.js';
 import { SimHttpError, parseRequest, readJsonBody, sendJson, startStream, writePiece, type Route } from './sim-http.js';
-import { DEFAULT_KEEP_ALIVE_MS } from './sim-memory.js';
+import { DEFAULT_KEEP_ALIVE_MS, type Lease } from './sim-memory.js';
 import type { SimModelSpec } from './sim-models.js';
 import { countPromptTokens, type AnswerFormat } from './sim-text.js';
 import { checkCapabilities, checkImages, extraPromptTokens, planTurn, resolveThink, type PlannedTurn, type ThinkValue, type ToolDef } from './sim-turn.js';
@@ -144,7 +144,8 @@ export function openaiRoutes(core: SimCore): Array<[string, Route]> {
       const rc = core.open(res);
       await core.run(rc, 'openai', async () => {
         const m = core.model(b.model);
-        const out = await core.embed(rc, m, inputs, b.dimensions, DEFAULT_KEEP_ALIVE_MS);
+        // Ollama's /v1 takes no num_ctx: the node's default context.
+        const out = await core.embed(rc, m, inputs, b.dimensions, DEFAULT_KEEP_ALIVE_MS, undefined);
         sendJson(res, 200, {
           object: 'list',
           data: out.embeddings.map((e, index) => ({ object: 'embedding', index, embedding: b.encoding_format === 'base64' ? toBase64(e) : e })),
@@ -182,9 +183,9 @@ async function complete(core: SimCore, res: ServerResponse, kind: 'chat' | 'text
     const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     const { promptTokens, tools: _offered, think: _asked, ...turnAsk } = ask;
     const plan = planTurn({ model: m.name, numPredict: maxTokens, format: formatOf(b), ...turnAsk, ...(think ? { think } : {}) });
-    const lease = await core.memory.acquire(m, rc.signal);
+    const lease = await core.memory.acquire(m, undefined, rc.signal);
     try {
-      await (b.stream === true ? streamAnswer(core, rc, m, kind, plan, promptTokens, b.stream_options?.include_usage === true) : wholeAnswer(core, rc, m, kind, plan, promptTokens));
+      await (b.stream === true ? streamAnswer(core, rc, lease, kind, plan, promptTokens, b.stream_options?.include_usage === true) : wholeAnswer(core, rc, lease, kind, plan, promptTokens));
     } finally {
       lease.release(DEFAULT_KEEP_ALIVE_MS);
     }
@@ -212,12 +213,12 @@ const finishOf = (plan: PlannedTurn): string => (plan.toolCalls.length > 0 ? 'to
 const openaiToolCalls = (plan: PlannedTurn): Array<Record<string, unknown>> =>
   plan.toolCalls.map((c, index) => ({ index, id: toolCallId(), type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }));
 
-async function streamAnswer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, kind: 'chat' | 'text', plan: PlannedTurn, promptTokens: number, includeUsage: boolean): Promise<void> {
-  const head = envelope(core, m, kind, true);
+async function streamAnswer(core: SimCore, rc: InferenceCtx, lease: Lease, kind: 'chat' | 'text', plan: PlannedTurn, promptTokens: number, includeUsage: boolean): Promise<void> {
+  const head = envelope(core, lease.spec, kind, true);
   const chatChoice = (delta: Record<string, unknown>, finish: string | null): Record<string, unknown> => ({ index: 0, delta: { role: 'assistant', content: '', ...delta }, finish_reason: finish });
   const event = (choice: Record<string, unknown>): string => `data: ${JSON.stringify({ ...head, choices: [choice] })}\n\n`;
   startStream(rc.res, 'text/event-stream');
-  await core.decode(rc, m, plan.pieces, promptTokens, async (p) => {
+  await core.decode(rc, lease, plan.pieces, promptTokens, async (p) => {
     if (p.kind === 'tool') return;
     if (kind === 'text') await writePiece(rc.res, event({ index: 0, text: p.text, finish_reason: null }), rc.signal);
     else await writePiece(rc.res, event(chatChoice(p.kind === 'thinking' ? reasoningOf(p.text) : { content: p.text }, null)), rc.signal);
@@ -229,15 +230,15 @@ async function streamAnswer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, ki
   rc.res.end(`${tail}data: [DONE]\n\n`);
 }
 
-async function wholeAnswer(core: SimCore, rc: InferenceCtx, m: SimModelSpec, kind: 'chat' | 'text', plan: PlannedTurn, promptTokens: number): Promise<void> {
+async function wholeAnswer(core: SimCore, rc: InferenceCtx, lease: Lease, kind: 'chat' | 'text', plan: PlannedTurn, promptTokens: number): Promise<void> {
   let text = '';
   let reasoning = '';
-  await core.decode(rc, m, plan.pieces, promptTokens, (p) => {
+  await core.decode(rc, lease, plan.pieces, promptTokens, (p) => {
     if (p.kind === 'content') text += p.text;
     else if (p.kind === 'thinking') reasoning += p.text;
   });
   const toolCalls = openaiToolCalls(plan);
   const message = { role: 'assistant', content: text, ...reasoningOf(reasoning), ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) };
   const choice = kind === 'chat' ? { index: 0, message, finish_reason: finishOf(plan) } : { index: 0, text, finish_reason: plan.doneReason };
-  sendJson(rc.res, 200, { ...envelope(core, m, kind, false), choices: [choice], usage: usageOf(promptTokens, plan) });
+  sendJson(rc.res, 200, { ...envelope(core, lease.spec, kind, false), choices: [choice], usage: usageOf(promptTokens, plan) });
 }

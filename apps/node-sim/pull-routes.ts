@@ -115,7 +115,8 @@ async function pull(core: SimCore, req: IncomingMessage, res: ServerResponse): P
 async function download(core: SimCore, layer: Layer, onDisk: boolean, emit: (p: Record<string, unknown>) => Promise<void>, signal: AbortSignal): Promise<void> {
   const progress = (completed: number): Record<string, unknown> => ({ status: `pulling ${layer.digest.slice(7, 19)}`, digest: layer.digest, total: layer.size, completed });
   if (onDisk) return emit(progress(layer.size));
-  const ms = (layer.size / (core.opts.pullMBps * 1e6)) * 1000;
+  // Wall-clock ms of the download: simulated durations are divided by the time scale (the 60 ms ticker is not).
+  const ms = (layer.size / (core.opts.pullMBps * 1e6)) * 1000 / core.opts.timeScale;
   const steps = layer.weights ? Math.min(MAX_PROGRESS_STEPS, Math.max(MIN_PROGRESS_STEPS, Math.ceil(ms / PROGRESS_INTERVAL_MS))) : 1;
   const start = performance.now();
   if (layer.weights) await emit(progress(0));

@@ -1,4 +1,4 @@
-// The simulated node's shared state and request lifecycle: counters, injected faults, abort accounting and the timed token loop.
+// The simulated node's shared state and request lifecycle: counters, injected faults, abort accounting and the timed token loop (batching slowdown, CPU offload, time scale).
 import type { ServerResponse } from 'node:http';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -6,7 +6,7 @@ import type { Logger } from '../../libs/logger/index.js';
 import { SimHttpError, sendError, type Flavor } from './sim-http.js';
 import { SimCatalog } from './sim-catalog.js';
 import type { ResolvedSimOptions, SimState } from './sim-options.js';
-import { SimMemory } from './sim-memory.js';
+import { SimMemory, type Lease } from './sim-memory.js';
 import { BYTES_PER_GB, embeddingLengthOf, type SimModelSpec } from './sim-models.js';
 import { countPromptTokens, embeddingFor } from './sim-text.js';
 
@@ -26,6 +26,10 @@ const DEFAULT_FAIL_MESSAGE = 'simulated failure';
 const DEFAULT_DROP_AFTER_TOKENS = 1;
 /** Prompt evaluation runs this many times faster than decoding, per token. */
 const PROMPT_SPEEDUP = 10;
+/** Prompt evaluation re-reads the node's load (how many requests share the GPU) at least this often, wall-clock ms. */
+const PROMPT_CHUNK_MS = 20;
+/** Tokens sent back to back without a timer (a high speed or time scale) yield to the event loop this often. */
+const YIELD_EVERY = 64;
 
 /** Thrown inside a request after the node cut the connection on purpose. */
 class DroppedError extends Error {
@@ -40,11 +44,14 @@ export interface InferenceCtx {
   res: ServerResponse;
   signal: AbortSignal;
   startedNs: bigint;
+  /** The node's time scale: wall-clock durations × this = the real-time-equivalent durations answers report. */
+  timeScale: number;
   /** Set by a drop fault: cut the connection once this many tokens were sent. */
   dropAfter: number | undefined;
   dropped: boolean;
 }
 
+/** Real-time-equivalent nanoseconds (wall clock × time scale). */
 export interface DecodeTimes {
   promptEvalNs: number;
   evalNs: number;
@@ -59,6 +66,8 @@ export class SimCore {
   readonly pulls = { pulls_active: 0, pulls_completed: 0, pulls_aborted: 0, pulls_failed: 0, deletes: 0 };
   private readonly counters = { served: 0, aborted: 0, failed: 0, dropped: 0 };
   private activeRequests = 0;
+  /** Requests in prompt evaluation or decoding now: they share the GPU (all models together). */
+  private decoding = 0;
   private requests: Record<string, number> = {};
   private faults = { fail_next: 0, fail_status: 500, fail_message: DEFAULT_FAIL_MESSAGE, hang_next: 0, drop_next: 0, drop_after_tokens: DEFAULT_DROP_AFTER_TOKENS };
   private nextId = 1;
@@ -69,8 +78,13 @@ export class SimCore {
     this.catalog = new SimCatalog(opts.models, opts.pullable, opts.diskGb);
     this.memory = new SimMemory({
       totalBytes: Math.round(opts.vramGb * BYTES_PER_GB),
+      ramBytes: Math.round(opts.ramGb * BYTES_PER_GB),
       parallel: opts.parallel,
-      loadMs: (m) => (opts.fast ? 0 : opts.loadMsPerGb * m.sizeGb),
+      numCtx: opts.numCtx,
+      kvCacheType: opts.kvCacheType,
+      maxQueue: opts.maxQueue,
+      loadMs: (m) => (opts.fast ? 0 : (opts.loadFixedMs + opts.loadMsPerGb * m.sizeGb) / opts.timeScale),
+      timeScale: opts.timeScale,
       lifetime,
     });
   }
@@ -80,9 +94,14 @@ export class SimCore {
     return this.catalog.get(name);
   }
 
-  /** Decode speed of `m`, tokens per second: bigger models are slower. */
+  /** Single-stream decode speed of `m` fully in VRAM, tokens per second: bigger models are slower. */
   tokensPerSecond(m: SimModelSpec): number {
     return (this.opts.tokensPerSecond * 8) / Math.max(m.sizeGb, 1);
+  }
+
+  /** Real-time-equivalent nanoseconds of a wall-clock span. */
+  reportNs(wallNs: number): number {
+    return Math.round(wallNs * this.opts.timeScale);
   }
 
   countRequest(key: string): void {
@@ -127,8 +146,12 @@ export class SimCore {
       simulated: true,
       vram_total_bytes: this.memory.totalBytes,
       vram_used_bytes: this.memory.usedBytes(),
+      ram_total_bytes: this.memory.ramBytes,
+      ram_used_bytes: this.memory.usedRamBytes(),
       loaded,
       active_requests: this.activeRequests,
+      queued_for_load: this.memory.queuedForLoad(),
+      decoding: this.decoding,
       ...this.counters,
       ...this.memory.counters,
       faults_pending: { fail_next: this.faults.fail_next, hang_next: this.faults.hang_next, drop_next: this.faults.drop_next },
@@ -142,7 +165,7 @@ export class SimCore {
   /** Starts tracking an inference request: the client going away before the answer is complete counts as aborted. */
   open(res: ServerResponse): InferenceCtx {
     const ac = new AbortController();
-    const rc: InferenceCtx = { res, signal: ac.signal, startedNs: process.hrtime.bigint(), dropAfter: undefined, dropped: false };
+    const rc: InferenceCtx = { res, signal: ac.signal, startedNs: process.hrtime.bigint(), timeScale: this.opts.timeScale, dropAfter: undefined, dropped: false };
     const gone = (): void => {
       if (res.writableFinished || ac.signal.aborted) return;
       if (!rc.dropped) this.counters.aborted++;
@@ -215,44 +238,79 @@ export class SimCore {
    * Embeds every input (vectors cut to `dimensions` when smaller than the model's width, then renormalised) after a
    * simulated prompt evaluation; a pending drop fault cuts the connection instead of answering.
    */
-  async embed(rc: InferenceCtx, m: SimModelSpec, inputs: string[], dimensions: number | undefined, keepAliveMs: number | null): Promise<{ embeddings: number[][]; loadNs: number; promptTokens: number }> {
-    const lease = await this.memory.acquire(m, rc.signal);
+  async embed(rc: InferenceCtx, m: SimModelSpec, inputs: string[], dimensions: number | undefined, keepAliveMs: number | null, numCtx: number | undefined): Promise<{ embeddings: number[][]; loadNs: number; promptTokens: number }> {
+    const lease = await this.memory.acquire(m, numCtx, rc.signal);
     try {
       const promptTokens = countPromptTokens(inputs);
-      await this.decode(rc, m, [], promptTokens, () => undefined);
+      await this.decode(rc, lease, [], promptTokens, () => undefined);
       const width = Math.min(dimensions ?? Infinity, embeddingLengthOf(m));
       const embeddings = inputs.map((text) => renormalise(embeddingFor(text, embeddingLengthOf(m)).slice(0, width)));
-      return { embeddings, loadNs: lease.loadNs, promptTokens };
+      return { embeddings, loadNs: this.reportNs(lease.loadNs), promptTokens };
     } finally {
       lease.release(keepAliveMs);
     }
   }
 
   /**
-   * The timed token loop: prompt evaluation (a tenth of a token interval per prompt token), then one piece per
-   * interval of 1 / tokensPerSecond (each piece is one token). Stops when the client goes away; `fast` removes every delay.
+   * The timed token loop: prompt evaluation (a tenth of a token interval per prompt token), then one piece per token
+   * interval (each piece is one token). The interval is the model's single-stream one, lengthened for the part that
+   * runs on the CPU, × n^(1 − batchExponent) for the n requests evaluating or decoding on the node at that moment
+   * (re-read every token), ÷ the time scale. Stops when the client goes away; `fast` removes every delay.
    */
-  async decode<P>(rc: InferenceCtx, m: SimModelSpec, pieces: readonly P[], promptTokens: number, onPiece: (piece: P) => Promise<void> | void): Promise<DecodeTimes> {
+  async decode<P>(rc: InferenceCtx, lease: Lease, pieces: readonly P[], promptTokens: number, onPiece: (piece: P) => Promise<void> | void): Promise<DecodeTimes> {
     const fast = this.opts.fast;
-    const intervalMs = fast ? 0 : 1000 / this.tokensPerSecond(m);
-    const promptStart = process.hrtime.bigint();
-    if (!fast) await sleep((promptTokens * intervalMs) / PROMPT_SPEEDUP, undefined, { signal: rc.signal });
-    const evalStart = process.hrtime.bigint();
-    const evalStartMs = performance.now();
-    for (const [i, piece] of pieces.entries()) {
-      this.dropIfDue(rc, i);
-      if (!fast) {
-        const wait = evalStartMs + (i + 1) * intervalMs - performance.now();
-        if (wait > 0) await sleep(wait, undefined, { signal: rc.signal });
-      } else if (i % 64 === 63) {
-        await yieldToLoop(undefined, { signal: rc.signal });
+    this.decoding++;
+    try {
+      // Single-stream ms per token: the VRAM part at GPU speed, the rest at cpuSpeedRatio of it (decoding is memory-bound).
+      const cpuShare = 1 - lease.gpuFraction;
+      const tokenMs = (1000 / this.tokensPerSecond(lease.spec)) * (lease.gpuFraction + cpuShare / this.opts.cpuSpeedRatio);
+      const promptStart = process.hrtime.bigint();
+      if (!fast) await this.evaluatePrompt(rc, (promptTokens * tokenMs) / PROMPT_SPEEDUP);
+      const evalStart = process.hrtime.bigint();
+      let deadline = performance.now();
+      let unslept = 0;
+      for (const [i, piece] of pieces.entries()) {
+        this.dropIfDue(rc, i);
+        if (!fast) {
+          deadline += tokenMs * this.wallFactor();
+          const wait = deadline - performance.now();
+          if (wait > 0) {
+            await sleep(wait, undefined, { signal: rc.signal });
+            unslept = 0;
+          } else if (++unslept % YIELD_EVERY === 0) {
+            await yieldToLoop(undefined, { signal: rc.signal });
+          }
+        } else if (i % YIELD_EVERY === YIELD_EVERY - 1) {
+          await yieldToLoop(undefined, { signal: rc.signal });
+        }
+        rc.signal.throwIfAborted();
+        await onPiece(piece);
       }
-      rc.signal.throwIfAborted();
-      await onPiece(piece);
+      this.dropIfDue(rc, pieces.length, true);
+      const end = process.hrtime.bigint();
+      return { promptEvalNs: this.reportNs(Number(evalStart - promptStart)), evalNs: this.reportNs(Number(end - evalStart)) };
+    } finally {
+      this.decoding--;
     }
-    this.dropIfDue(rc, pieces.length, true);
-    const end = process.hrtime.bigint();
-    return { promptEvalNs: Number(evalStart - promptStart), evalNs: Number(end - evalStart) };
+  }
+
+  /** Wall-clock ms per single-stream ms now: the batching slowdown n^(1 − e) for the requests sharing the GPU, ÷ the time scale. */
+  private wallFactor(): number {
+    return Math.max(1, this.decoding) ** (1 - this.opts.batchExponent) / this.opts.timeScale;
+  }
+
+  /** Spends `singleStreamMs` of prompt evaluation in chunks of at most PROMPT_CHUNK_MS, each at the node's load then. */
+  private async evaluatePrompt(rc: InferenceCtx, singleStreamMs: number): Promise<void> {
+    let left = singleStreamMs;
+    let deadline = performance.now();
+    while (left > 0) {
+      const factor = this.wallFactor();
+      const step = Math.min(left, PROMPT_CHUNK_MS / factor);
+      left -= step;
+      deadline += step * factor;
+      const wait = deadline - performance.now();
+      if (wait > 0) await sleep(wait, undefined, { signal: rc.signal });
+    }
   }
 }
 
@@ -261,5 +319,5 @@ function renormalise(v: number[]): number[] {
   return v.map((x) => x / norm);
 }
 
-/** Nanoseconds since the request started. */
-export const elapsedNs = (rc: InferenceCtx): number => Number(process.hrtime.bigint() - rc.startedNs);
+/** Real-time-equivalent nanoseconds since the request started (wall clock × time scale). */
+export const elapsedNs = (rc: InferenceCtx): number => Math.round(Number(process.hrtime.bigint() - rc.startedNs) * rc.timeScale);

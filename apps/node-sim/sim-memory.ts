@@ -1,7 +1,8 @@
-// The simulated node's VRAM: loaded models, load delays, LRU eviction of idle models, keep-alive expiry and per-model request slots (FIFO).
+// The simulated node's memory: loaded models (weights + KV cache + graph), load delays, the FIFO of requests waiting for memory, LRU eviction of idle models, CPU offload, keep-alive expiry and per-model request slots (FIFO).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SimHttpError } from './sim-http.js';
-import { modelBytes, modelDigest, type SimModelSpec } from './sim-models.js';
+import { modelDigest, type SimModelSpec } from './sim-models.js';
+import { footprint, place, type Footprint, type KvCacheType, type Placement } from './sim-sizing.js';
 
 /** Ollama's default keep-alive: an idle model stays loaded 5 minutes. */
 export const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
@@ -24,9 +25,12 @@ export function parseKeepAlive(v: string | number | undefined): number | null {
   return Math.round(total);
 }
 
+/** Ollama's answer (503) when OLLAMA_MAX_QUEUE requests already wait to be scheduled (server/sched.go ErrMaxQueue). */
+const MAX_QUEUE_MESSAGE = 'server busy, please try again.  maximum pending requests exceeded';
+
 interface Resident {
   spec: SimModelSpec;
-  bytes: number;
+  placement: Placement;
   /** Pending while the load delay runs; the model's memory is held from the start of the load. */
   loading: Promise<void> | undefined;
   /** Requests holding a slot. */
@@ -40,9 +44,26 @@ interface Resident {
   expiresAtMs: number | null;
 }
 
+/** A request waiting for memory to load its model; `grant` hands it the resident with its `pending` already counted. */
+interface LoadWaiter {
+  spec: SimModelSpec;
+  numCtx: number;
+  grant: (r: Resident) => void;
+  fail: (e: Error) => void;
+}
+
 export interface LoadedModelState {
   name: string;
+  /** Weights + KV cache + graph, bytes (/api/ps `size`). */
   size_bytes: number;
+  /** The part in VRAM (/api/ps `size_vram`); less than `size_bytes` when offloaded. */
+  size_vram: number;
+  /** Part of the model runs on the CPU from system RAM. */
+  offload: boolean;
+  /** Context per slot, tokens (/api/ps `context_length`). */
+  num_ctx: number;
+  /** Request slots (KV-cache sequences). */
+  parallel: number;
   digest: string;
   loading: boolean;
   active: number;
@@ -52,38 +73,65 @@ export interface LoadedModelState {
 
 /** A request's hold on one slot of a loaded model. */
 export interface Lease {
-  /** Nanoseconds this request waited for the model to load (0 when it was already loaded). */
+  spec: SimModelSpec;
+  /** Wall-clock nanoseconds this request waited for memory and for the load (0 when the model was already loaded). */
   loadNs: number;
+  /** Share of the model's bytes in VRAM: 1, or less when offloaded (the rest decodes at CPU speed). */
+  gpuFraction: number;
   /** Gives the slot back; `keepAliveMs` 0 unloads the model once nobody uses it, null keeps it loaded for good. */
   release(keepAliveMs: number | null): void;
 }
 
 export interface SimMemoryOptions {
   totalBytes: number;
-  /** Concurrent requests per loaded model; more wait in FIFO order. */
+  /** System RAM for offloaded layers, bytes. */
+  ramBytes: number;
+  /** Slots per loaded model (embedding models get one); more requests wait in FIFO order. */
   parallel: number;
+  /** Context per slot for requests that do not set num_ctx. */
+  numCtx: number;
+  kvCacheType: KvCacheType;
+  /** Requests that may wait for a load behind the one being placed. */
+  maxQueue: number;
+  /** Wall-clock load delay of a model, ms (already divided by the time scale). */
   loadMs: (spec: SimModelSpec) => number;
+  /** Keep-alive durations are divided by this (wall clock), like every simulated duration. */
+  timeScale: number;
   /** Aborted when the server closes: cancels load delays. */
   lifetime: AbortSignal;
 }
 
-const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
-
 export class SimMemory {
   readonly totalBytes: number;
-  readonly counters = { loads: 0, evictions: 0, unloads: 0, oom_errors: 0 };
+  readonly ramBytes: number;
+  readonly counters = { loads: 0, offloaded_loads: 0, evictions: 0, unloads: 0, reloads: 0, oom_errors: 0, queue_full: 0 };
   private readonly residents = new Map<string, Resident>();
+  /** Requests waiting for memory, FIFO; the head blocks the rest, as Ollama's scheduler places one request at a time. */
+  private readonly loadQueue: LoadWaiter[] = [];
   private readonly opts: SimMemoryOptions;
+  private pumping = false;
 
   constructor(opts: SimMemoryOptions) {
     this.opts = opts;
     this.totalBytes = opts.totalBytes;
+    this.ramBytes = opts.ramBytes;
   }
 
   usedBytes(): number {
     let used = 0;
-    for (const r of this.residents.values()) used += r.bytes;
+    for (const r of this.residents.values()) used += r.placement.vramBytes;
     return used;
+  }
+
+  usedRamBytes(): number {
+    let used = 0;
+    for (const r of this.residents.values()) used += r.placement.ramBytes;
+    return used;
+  }
+
+  /** Requests waiting for memory to load their model. */
+  queuedForLoad(): number {
+    return this.loadQueue.length;
   }
 
   /** Loaded (and loading) models, least recently used first, after expiring idle ones whose keep-alive ran out. */
@@ -93,7 +141,11 @@ export class SimMemory {
       .sort((a, b) => a.lastUsedMs - b.lastUsedMs)
       .map((r) => ({
         name: r.spec.name,
-        size_bytes: r.bytes,
+        size_bytes: r.placement.fp.total,
+        size_vram: r.placement.vramBytes,
+        offload: r.placement.offload,
+        num_ctx: r.placement.fp.numCtx,
+        parallel: r.placement.fp.parallel,
         digest: modelDigest(r.spec),
         loading: r.loading !== undefined,
         active: r.active,
@@ -107,25 +159,42 @@ export class SimMemory {
     return this.residents.get(name)?.spec;
   }
 
-  /** Waits for `spec` to be loaded (loading it, evicting idle models, if needed) and for a free slot. */
-  async acquire(spec: SimModelSpec, signal: AbortSignal): Promise<Lease> {
+  /**
+   * Waits for `spec` to be loaded with `numCtx` (default: the node's) and for a free slot. A model loaded with that
+   * context is used at once, as Ollama does, even while other requests wait for memory; otherwise the request joins
+   * the FIFO of requests waiting for memory (503 when `maxQueue` already wait behind the head).
+   */
+  async acquire(spec: SimModelSpec, numCtx: number | undefined, signal: AbortSignal): Promise<Lease> {
     this.expire();
     const started = process.hrtime.bigint();
-    const r = this.residents.get(spec.name) ?? this.startLoad(spec);
-    r.pending++;
+    const ctx = this.footprintOf(spec, numCtx).numCtx;
+    const loaded = this.residents.get(spec.name);
+    let r: Resident;
+    let waited = false;
+    if (loaded && loaded.placement.fp.numCtx === ctx) {
+      r = loaded;
+      r.pending++;
+    } else {
+      r = await this.waitForMemory(spec, ctx, signal);
+      waited = true;
+    }
     let loadNs = 0;
     try {
       if (r.loading) {
         await raceAbort(r.loading, signal);
-        loadNs = Number(process.hrtime.bigint() - started);
+        waited = true;
       }
+      if (waited) loadNs = Number(process.hrtime.bigint() - started);
       await this.takeSlot(r, signal);
     } finally {
       r.pending--;
+      this.pump();
     }
     let released = false;
     return {
+      spec: r.spec,
       loadNs,
+      gpuFraction: r.placement.vramBytes / r.placement.fp.total,
       release: (keepAliveMs) => {
         if (released) return;
         released = true;
@@ -135,8 +204,8 @@ export class SimMemory {
   }
 
   /** Loads `spec` if needed and leaves it idle (Ollama's empty-prompt "load" request). */
-  async preload(spec: SimModelSpec, keepAliveMs: number | null, signal: AbortSignal): Promise<void> {
-    const lease = await this.acquire(spec, signal);
+  async preload(spec: SimModelSpec, numCtx: number | undefined, keepAliveMs: number | null, signal: AbortSignal): Promise<void> {
+    const lease = await this.acquire(spec, numCtx, signal);
     lease.release(keepAliveMs);
   }
 
@@ -150,6 +219,7 @@ export class SimMemory {
     }
     this.residents.delete(name);
     this.counters.unloads++;
+    this.pump();
     return true;
   }
 
@@ -159,10 +229,11 @@ export class SimMemory {
   }
 
   resetCounters(): void {
-    this.counters.loads = 0;
-    this.counters.evictions = 0;
-    this.counters.unloads = 0;
-    this.counters.oom_errors = 0;
+    for (const k of Object.keys(this.counters) as Array<keyof SimMemory['counters']>) this.counters[k] = 0;
+  }
+
+  private footprintOf(spec: SimModelSpec, numCtx: number | undefined): Footprint {
+    return footprint(spec, numCtx ?? this.opts.numCtx, this.opts.parallel, this.opts.kvCacheType);
   }
 
   private expire(): void {
@@ -175,34 +246,102 @@ export class SimMemory {
     }
   }
 
-  /**
-   * Reserves memory for `spec` and starts its load. When it does not fit, idle models are evicted least recently used
-   * first — but only if evicting them all would make room; otherwise nothing is evicted and the request gets Ollama's 500.
-   */
-  private startLoad(spec: SimModelSpec): Resident {
-    const bytes = modelBytes(spec);
-    const used = this.usedBytes();
-    if (used + bytes > this.totalBytes) {
-      const idle = [...this.residents.values()].filter(isIdle).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
-      const busyBytes = used - idle.reduce((s, r) => s + r.bytes, 0);
-      if (busyBytes + bytes > this.totalBytes) {
-        this.counters.oom_errors++;
-        throw new SimHttpError(500, `model requires more system memory (${gib(bytes)}) than is available (${gib(Math.max(0, this.totalBytes - busyBytes))})`);
-      }
-      let usedNow = used;
-      for (const victim of idle) {
-        if (usedNow + bytes <= this.totalBytes) break;
-        this.residents.delete(victim.spec.name);
-        usedNow -= victim.bytes;
-        this.counters.evictions++;
-      }
+  private waitForMemory(spec: SimModelSpec, numCtx: number, signal: AbortSignal): Promise<Resident> {
+    signal.throwIfAborted();
+    // Ollama's pending channel holds OLLAMA_MAX_QUEUE requests; the one its scheduler is placing has left it.
+    if (this.loadQueue.length > this.opts.maxQueue) {
+      this.counters.queue_full++;
+      throw new SimHttpError(503, MAX_QUEUE_MESSAGE);
     }
-    const r: Resident = { spec, bytes, loading: undefined, active: 0, pending: 0, queue: [], lastUsedMs: Date.now(), expiresAtMs: null };
+    return new Promise<Resident>((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = this.loadQueue.indexOf(waiter);
+        if (i >= 0) this.loadQueue.splice(i, 1);
+        reject(signal.reason);
+        this.pump();
+      };
+      const waiter: LoadWaiter = {
+        spec,
+        numCtx,
+        grant: (r) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        fail: (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.loadQueue.push(waiter);
+      this.pump();
+    });
+  }
+
+  /**
+   * Places the requests waiting for memory, in order, while the head can go: its model is loaded (or loading) with
+   * its context, or it fits once idle models are evicted least recently used first. A model loaded with another
+   * context is reloaded once idle. A head that can never fit (VRAM + RAM) gets Ollama's 500 and the next one is tried;
+   * a head that must wait for busy models blocks those behind it. Called whenever memory or a model's use changes.
+   */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let head = this.loadQueue[0]; head; head = this.loadQueue[0]) {
+        const current = this.residents.get(head.spec.name);
+        if (current && current.placement.fp.numCtx === head.numCtx) {
+          this.loadQueue.shift();
+          current.pending++;
+          head.grant(current);
+          continue;
+        }
+        if (current) {
+          if (!isIdle(current)) break;
+          this.residents.delete(head.spec.name);
+          this.counters.reloads++;
+        }
+        const placement = place(this.footprintOf(head.spec, head.numCtx), this.totalBytes, this.ramBytes);
+        if ('error' in placement) {
+          this.loadQueue.shift();
+          this.counters.oom_errors++;
+          head.fail(new SimHttpError(500, placement.error));
+          continue;
+        }
+        if (!this.makeRoom(placement.vramBytes)) break;
+        this.loadQueue.shift();
+        const r = this.startLoad(head.spec, placement);
+        r.pending++;
+        head.grant(r);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Evicts idle models, least recently used first, until `vramBytes` fit; evicts nothing (false) when they cannot. */
+  private makeRoom(vramBytes: number): boolean {
+    const free = (): number => this.totalBytes - this.usedBytes();
+    if (vramBytes <= free()) return true;
+    const idle = [...this.residents.values()].filter(isIdle).sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+    if (vramBytes > free() + idle.reduce((s, r) => s + r.placement.vramBytes, 0)) return false;
+    for (const victim of idle) {
+      if (vramBytes <= free()) break;
+      this.residents.delete(victim.spec.name);
+      this.counters.evictions++;
+    }
+    return true;
+  }
+
+  /** Reserves the placement's memory and starts the load delay. */
+  private startLoad(spec: SimModelSpec, placement: Placement): Resident {
+    const r: Resident = { spec, placement, loading: undefined, active: 0, pending: 0, queue: [], lastUsedMs: Date.now(), expiresAtMs: null };
     r.loading = sleep(this.opts.loadMs(spec), undefined, { signal: this.opts.lifetime }).then(
       () => {
         r.loading = undefined;
         r.lastUsedMs = Date.now();
-        r.expiresAtMs = Date.now() + DEFAULT_KEEP_ALIVE_MS;
+        r.expiresAtMs = Date.now() + DEFAULT_KEEP_ALIVE_MS / this.opts.timeScale;
+        this.pump();
       },
       () => {
         r.loading = undefined;
@@ -210,12 +349,13 @@ export class SimMemory {
     );
     this.residents.set(spec.name, r);
     this.counters.loads++;
+    if (placement.offload) this.counters.offloaded_loads++;
     return r;
   }
 
   private takeSlot(r: Resident, signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();
-    if (r.active < this.opts.parallel && r.queue.length === 0) {
+    if (r.active < r.placement.fp.parallel && r.queue.length === 0) {
       r.active++;
       return Promise.resolve();
     }
@@ -251,9 +391,10 @@ export class SimMemory {
       } else {
         r.expiresAtMs = Date.now();
       }
-      return;
+    } else {
+      r.expiresAtMs = keepAliveMs === null ? null : Date.now() + keepAliveMs / this.opts.timeScale;
     }
-    r.expiresAtMs = keepAliveMs === null ? null : Date.now() + keepAliveMs;
+    this.pump();
   }
 }
 

@@ -109,16 +109,25 @@ export const modelDigest = (m: SimModelSpec): string => createHash('sha256').upd
 /** Q4_K_M weighs about 0.6 GB per billion parameters: the size gives a plausible parameter count. */
 const GB_PER_BILLION_PARAMS = 0.6;
 
-interface SimArch {
+/** Architecture numbers as GGUF names them (`<arch>.block_count`, ...): what /api/show reports and what memory is sized from. */
+export interface SimArch {
   block_count: number;
   embedding_length: number;
   head_count: number;
   head_count_kv: number;
   context_length: number;
+  /** Per-head width of keys and values (`attention.key_length` / `value_length`): embedding_length / head_count. */
+  key_length: number;
+  value_length: number;
 }
 
+/** `llama.vocab_size` the sim reports: llama 3's tokenizer. It sizes the logits buffer of the compute graph. */
+export const VOCAB_SIZE = 128256;
+
+type ArchShape = Omit<SimArch, 'key_length' | 'value_length'>;
+
 /** Real llama/qwen shapes by parameter count (llama3.2:1b/3b, llama3.1:8b, qwen3:14b/32b, llama3.1:70b/405b). */
-const ARCH_BY_PARAMS: Array<{ maxBillions: number; arch: SimArch }> = [
+const ARCH_BY_PARAMS: Array<{ maxBillions: number; arch: ArchShape }> = [
   { maxBillions: 2, arch: { block_count: 16, embedding_length: 2048, head_count: 32, head_count_kv: 8, context_length: 131072 } },
   { maxBillions: 5, arch: { block_count: 28, embedding_length: 3072, head_count: 24, head_count_kv: 8, context_length: 131072 } },
   { maxBillions: 11, arch: { block_count: 32, embedding_length: 4096, head_count: 32, head_count_kv: 8, context_length: 131072 } },
@@ -126,7 +135,7 @@ const ARCH_BY_PARAMS: Array<{ maxBillions: number; arch: SimArch }> = [
   { maxBillions: 40, arch: { block_count: 64, embedding_length: 5120, head_count: 64, head_count_kv: 8, context_length: 40960 } },
   { maxBillions: 150, arch: { block_count: 80, embedding_length: 8192, head_count: 64, head_count_kv: 8, context_length: 131072 } },
 ];
-const LARGEST_ARCH: SimArch = { block_count: 126, embedding_length: 16384, head_count: 128, head_count_kv: 8, context_length: 131072 };
+const LARGEST_ARCH: ArchShape = { block_count: 126, embedding_length: 16384, head_count: 128, head_count_kv: 8, context_length: 131072 };
 
 /** An embedding-only model: its vectors are as wide as its `llama.embedding_length`. */
 export const isEmbeddingOnly = (m: SimModelSpec): boolean => {
@@ -134,15 +143,19 @@ export const isEmbeddingOnly = (m: SimModelSpec): boolean => {
   return caps.includes('embedding') && !caps.includes('completion');
 };
 
-function archOf(m: SimModelSpec): SimArch {
+/** The model's architecture, derived from its size (embedding models: from their width). */
+export function archOf(m: SimModelSpec): SimArch {
+  let shape: ArchShape;
   if (isEmbeddingOnly(m)) {
     const width = embeddingLengthOf(m);
     const heads = width % 64 === 0 ? width / 64 : 1;
-    return { block_count: 12, embedding_length: width, head_count: heads, head_count_kv: heads, context_length: 8192 };
+    shape = { block_count: 12, embedding_length: width, head_count: heads, head_count_kv: heads, context_length: 8192 };
+  } else {
+    const billions = m.sizeGb / GB_PER_BILLION_PARAMS;
+    shape = { ...(ARCH_BY_PARAMS.find((r) => billions <= r.maxBillions)?.arch ?? LARGEST_ARCH) };
   }
-  const billions = m.sizeGb / GB_PER_BILLION_PARAMS;
-  const row = ARCH_BY_PARAMS.find((r) => billions <= r.maxBillions);
-  return { ...(row?.arch ?? LARGEST_ARCH) };
+  const headDim = shape.embedding_length / shape.head_count;
+  return { ...shape, key_length: headDim, value_length: headDim };
 }
 
 function parameterSize(m: SimModelSpec): string {
@@ -180,8 +193,10 @@ export function showBody(m: SimModelSpec, modifiedAt: string): Record<string, un
     'llama.attention.head_count_kv': a.head_count_kv,
     'llama.embedding_length': a.embedding_length,
     'llama.context_length': a.context_length,
+    'llama.attention.key_length': a.key_length,
+    'llama.attention.value_length': a.value_length,
     'llama.feed_forward_length': a.embedding_length * 4,
-    'llama.vocab_size': 128256,
+    'llama.vocab_size': VOCAB_SIZE,
   };
   if (isEmbeddingOnly(m)) modelInfo['llama.pooling_type'] = 1;
   return {

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { createSimNode, parseModelsArg, schemaInstance, simulatedAnswer, type SimNode, type SimNodeOptions } from './sim-server.js';
+import { footprint } from './sim-sizing.js';
 
 /** The simulator's GB: GiB (2^30 bytes), the unit of --vram-gb and of NODE_VRAM_GB. */
 const GiB = 1024 ** 3;
@@ -73,6 +74,8 @@ describe('Ollama model endpoints', () => {
       'llama.block_count': 40,
       'llama.attention.head_count': 40,
       'llama.attention.head_count_kv': 8,
+      'llama.attention.key_length': 128,
+      'llama.attention.value_length': 128,
       'llama.embedding_length': 5120,
       'llama.context_length': 40960,
     });
@@ -90,8 +93,11 @@ describe('Ollama model endpoints', () => {
     expect(await getJson(n, '/api/ps')).toEqual({ models: [] });
     await post(n, '/api/generate', { model: 'm:8b', prompt: 'hi', stream: false });
     const ps = await getJson(n, '/api/ps');
+    // Loaded: 8 GiB of weights + f16 KV cache for 4096 tokens × 4 slots (2 × 40 layers × 8 kv heads × 128 × 2 bytes
+    // = 160 KiB a token: 2.5 GiB) + the compute graph (4 · 512 · (1 + 4 · 5120 + 16384 · 41) bytes).
+    const size = 8 * GiB + 2.5 * GiB + 4 * 512 * (1 + 4 * 5120 + 16384 * 41);
     expect(ps.models).toEqual([
-      expect.objectContaining({ name: 'm:8b', model: 'm:8b', size: 8 * GiB, size_vram: 8 * GiB, digest: tags.models[0].digest, details: expect.any(Object) }),
+      expect.objectContaining({ name: 'm:8b', model: 'm:8b', size, size_vram: size, context_length: 4096, digest: tags.models[0].digest, details: expect.any(Object) }),
     ]);
     expect(Date.parse(ps.models[0].expires_at)).toBeGreaterThan(Date.now());
   });
@@ -100,7 +106,7 @@ describe('Ollama model endpoints', () => {
 describe('generation', () => {
   it('streams NDJSON, one token per line in order, then done with nanosecond durations', async () => {
     // m:8b decodes at 400 * 8 / 8 = 400 tokens/s: 16 tokens take about 40 ms.
-    const n = await sim({ fast: false, tokensPerSecond: 400, loadMsPerGb: 5 });
+    const n = await sim({ fast: false, tokensPerSecond: 400, loadMsPerGb: 5, loadFixedMs: 0 });
     const res = await post(n, '/api/generate', { model: 'm:8b', prompt: 'Why is the sky blue?' });
     expect(res.headers.get('content-type')).toBe('application/x-ndjson');
     const objs = lines(await res.text());
@@ -215,36 +221,42 @@ describe('memory model', () => {
     { name: 'seven', sizeGb: 7 },
   ];
 
+  // A small context and one slot keep the KV cache and graph small (~0.17 GiB a model), so the weights decide what fits.
+  const small = { numCtx: 256, parallel: 1 };
+  const loadedBytes = (sizeGb: number): number => footprint({ name: 'x', sizeGb }, small.numCtx, small.parallel, 'f16').total;
+
   it('evicts the least recently used idle model to make room', async () => {
-    const n = await sim({ vramGb: 10, models: three });
+    const n = await sim({ vramGb: 10, models: three, ...small });
     for (const model of ['a', 'b', 'a', 'c']) await post(n, '/api/generate', { model, prompt: 'x', stream: false });
     const ps = await getJson(n, '/api/ps');
     expect(ps.models.map((m: any) => m.name).sort()).toEqual(['a', 'c']);
-    expect(n.state()).toMatchObject({ loads: 3, evictions: 1, vram_used_bytes: 8 * GiB, vram_total_bytes: 10 * GiB });
+    expect(n.state()).toMatchObject({ loads: 3, evictions: 1, vram_used_bytes: 2 * loadedBytes(4), vram_total_bytes: 10 * GiB });
   });
 
-  it("answers Ollama's out-of-memory error when a model can never fit, or only busy models could make room", async () => {
-    const n = await sim({ vramGb: 10, models: three, fast: false, tokensPerSecond: 50, loadMsPerGb: 0 });
+  it("queues a model that fits once busy models finish, and answers Ollama's out-of-memory error only for one that never fits VRAM + RAM", async () => {
+    const n = await sim({ vramGb: 10, ramGb: 2, models: three, fast: false, tokensPerSecond: 50, loadMsPerGb: 0, loadFixedMs: 0, ...small });
+    // 12 GiB of weights + 0.17 GiB: 2.2 GiB would have to go to RAM, which has 2.
     const tooBig = await post(n, '/api/generate', { model: 'big', prompt: 'x' });
     expect(tooBig.status).toBe(500);
-    expect(await tooBig.json()).toEqual({ error: 'model requires more system memory (12.0 GiB) than is available (10.0 GiB)' });
+    expect(await tooBig.json()).toEqual({ error: 'model requires more system memory (2.2 GiB) than is available (2.0 GiB)' });
 
     const busy = new AbortController();
     const slow = await post(n, '/api/generate', { model: 'seven', prompt: 'x', options: { sim_answer_tokens: 10_000 } }, { signal: busy.signal });
     expect(slow.status).toBe(200);
-    const blocked = await post(n, '/api/generate', { model: 'a', prompt: 'x', stream: false });
-    expect(blocked.status).toBe(500);
-    expect(await blocked.json()).toEqual({ error: 'model requires more system memory (4.0 GiB) than is available (3.0 GiB)' });
-    expect(n.state().oom_errors).toBe(2);
+    // "a" does not fit beside the busy "seven": it waits for memory instead of failing (Ollama queues it).
+    const blocked = post(n, '/api/generate', { model: 'a', prompt: 'x', stream: false, options: { num_predict: 1 } });
+    await waitFor(() => n.state().queued_for_load === 1, { what: '"a" to wait for memory' });
+    expect(n.state().loaded.map((l) => l.name)).toEqual(['seven']);
     busy.abort();
-    await waitFor(() => n.state().active_requests === 0, { what: 'the busy request to end' });
-    // Now "seven" is idle and can be evicted.
-    expect((await post(n, '/api/generate', { model: 'a', prompt: 'x', stream: false, options: { num_predict: 1 } })).status).toBe(200);
-    expect(n.state().loaded.map((l) => l.name)).toEqual(['a']);
+    // Once "seven" is idle it is evicted and "a" loads and answers.
+    const res = await blocked;
+    expect(res.status).toBe(200);
+    expect((await res.json()).done).toBe(true);
+    expect(n.state()).toMatchObject({ oom_errors: 1, evictions: 1, queued_for_load: 0, loaded: [expect.objectContaining({ name: 'a' })] });
   });
 
   it('runs at most `parallel` requests per model and queues the rest in order', async () => {
-    const n = await sim({ parallel: 1, fast: false, tokensPerSecond: 400, loadMsPerGb: 0 });
+    const n = await sim({ parallel: 1, fast: false, tokensPerSecond: 400, loadMsPerGb: 0, loadFixedMs: 0 });
     const done: string[] = [];
     // ~1 s at 400 tokens/s: still holding the slot when the second arrives, however loaded the machine.
     const first = post(n, '/api/generate', { model: 'm:8b', prompt: 'first', stream: false, options: { sim_answer_tokens: 400 } }).then(async (r) => done.push((await r.json()).response));
@@ -316,7 +328,7 @@ describe('faults and aborts', () => {
   });
 
   it('stops generating when the client disconnects mid-stream and counts the abort', async () => {
-    const n = await sim({ fast: false, tokensPerSecond: 100, loadMsPerGb: 0 });
+    const n = await sim({ fast: false, tokensPerSecond: 100, loadMsPerGb: 0, loadFixedMs: 0 });
     const ac = new AbortController();
     const res = await post(n, '/api/generate', { model: 'm:8b', prompt: 'x', options: { sim_answer_tokens: 10_000 } }, { signal: ac.signal });
     const reader = res.body!.getReader();
@@ -412,6 +424,18 @@ describe('helpers', () => {
     expect(() => parseModelsArg('a=-1')).toThrow(/positive size/);
     expect(() => parseModelsArg('a=1,a=2')).toThrow(/listed twice/);
     expect(() => parseModelsArg('')).toThrow(/no models/);
+  });
+
+  it('rejects bad options naming them', async () => {
+    const base = { vramGb: 8, models: [{ name: 'a', sizeGb: 1 }] };
+    await expect(createSimNode({ ...base, batchExponent: 0 })).rejects.toThrow('batchExponent must be a number > 0 and <= 1, got 0');
+    await expect(createSimNode({ ...base, timeScale: 0 })).rejects.toThrow('timeScale must be a positive number, got 0');
+    await expect(createSimNode({ ...base, numCtx: 2 })).rejects.toThrow('numCtx must be an integer >= 4, got 2');
+    await expect(createSimNode({ ...base, maxQueue: -1 })).rejects.toThrow('maxQueue must be an integer >= 0, got -1');
+    await expect(createSimNode({ ...base, ramGb: -1 })).rejects.toThrow('ramGb must be >= 0, got -1');
+    await expect(createSimNode({ ...base, cpuSpeedRatio: 2 })).rejects.toThrow('cpuSpeedRatio must be a number > 0 and <= 1, got 2');
+    await expect(createSimNode({ ...base, loadFixedMs: -5 })).rejects.toThrow('loadFixedMs must be >= 0, got -5');
+    await expect(createSimNode({ ...base, kvCacheType: 'q2' as never })).rejects.toThrow('kvCacheType must be one of f16, q8_0, q4_0, got "q2"');
   });
 
   it('builds minimal schema instances', () => {

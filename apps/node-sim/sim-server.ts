@@ -1,4 +1,4 @@
-// The simulated Ollama node: an HTTP server speaking Ollama's API (and its OpenAI-compatible /v1), with VRAM, load/evict, decode speed and injectable faults. Always labelled simulated.
+// The simulated Ollama node: an HTTP server speaking Ollama's API (and its OpenAI-compatible /v1), with VRAM and KV cache, load/queue/evict/offload, shared decode speed and injectable faults. Always labelled simulated.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../../libs/logger/index.js';
@@ -10,12 +10,14 @@ import { ollamaRoutes } from './ollama-routes.js';
 import { openaiRoutes } from './openai-routes.js';
 import { pullRoutes } from './pull-routes.js';
 import { BYTES_PER_GB, checkCapabilityNames, modelBytes, type SimModelSpec } from './sim-models.js';
+import { KV_CACHE_TYPES } from './sim-sizing.js';
 
 export { parseModelsArg } from './sim-models.js';
 export { simulatedAnswer, schemaInstance } from './sim-text.js';
 export { simulatedThinking, toolArguments } from './sim-turn.js';
 export type { SimNodeOptions, SimState } from './sim-options.js';
 export type { SimModelSpec } from './sim-models.js';
+export { KV_CACHE_TYPES, type KvCacheType } from './sim-sizing.js';
 
 export interface SimNode {
   /** `http://host:port`, no trailing slash. */
@@ -34,10 +36,20 @@ function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number, got ${v}`);
     return v;
   };
-  const parallel = opts.parallel ?? 4;
-  if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`parallel must be an integer >= 1, got ${parallel}`);
-  const loadMsPerGb = opts.loadMsPerGb ?? 20;
-  if (!Number.isFinite(loadMsPerGb) || loadMsPerGb < 0) throw new Error(`loadMsPerGb must be >= 0, got ${loadMsPerGb}`);
+  const atLeast0 = (name: string, v: number): number => {
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${name} must be >= 0, got ${v}`);
+    return v;
+  };
+  const integer = (name: string, v: number, min: number): number => {
+    if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}, got ${v}`);
+    return v;
+  };
+  const fraction = (name: string, v: number): number => {
+    if (!Number.isFinite(v) || v <= 0 || v > 1) throw new Error(`${name} must be a number > 0 and <= 1, got ${v}`);
+    return v;
+  };
+  const kvCacheType = opts.kvCacheType ?? 'f16';
+  if (!(KV_CACHE_TYPES as readonly string[]).includes(kvCacheType)) throw new Error(`kvCacheType must be one of ${KV_CACHE_TYPES.join(', ')}, got "${kvCacheType}"`);
   const checkList = (what: string, list: SimModelSpec[]): void => {
     const names = new Set<string>();
     for (const m of list) {
@@ -52,14 +64,23 @@ function resolveOptions(opts: SimNodeOptions): ResolvedSimOptions {
   const diskGb = opts.diskGb === undefined ? undefined : positive('diskGb', opts.diskGb);
   const installedBytes = opts.models.reduce((s, m) => s + modelBytes(m), 0);
   if (diskGb !== undefined && installedBytes > diskGb * BYTES_PER_GB) throw new Error(`the models take ${installedBytes / BYTES_PER_GB} GB, more than diskGb (${diskGb} GB)`);
+  // Defaults and where each comes from: docs/simulator.md.
   return {
     port: opts.port ?? 0,
     host: opts.host ?? '127.0.0.1',
     vramGb: positive('vramGb', opts.vramGb),
+    ramGb: atLeast0('ramGb', opts.ramGb ?? 64),
     models: opts.models.map((m) => ({ ...m })),
-    parallel,
-    loadMsPerGb,
+    parallel: integer('parallel', opts.parallel ?? 4, 1),
+    numCtx: integer('numCtx', opts.numCtx ?? 4096, 4),
+    kvCacheType,
+    maxQueue: integer('maxQueue', opts.maxQueue ?? 512, 0),
+    loadFixedMs: atLeast0('loadFixedMs', opts.loadFixedMs ?? 1000),
+    loadMsPerGb: atLeast0('loadMsPerGb', opts.loadMsPerGb ?? 20),
     tokensPerSecond: positive('tokensPerSecond', opts.tokensPerSecond ?? 200),
+    batchExponent: fraction('batchExponent', opts.batchExponent ?? 0.7),
+    cpuSpeedRatio: fraction('cpuSpeedRatio', opts.cpuSpeedRatio ?? 0.1),
+    timeScale: positive('timeScale', opts.timeScale ?? 1),
     fast: opts.fast ?? false,
     pullable: (opts.pullable ?? []).map((m) => ({ ...m })),
     pullMBps: positive('pullMBps', opts.pullMBps ?? 200),
@@ -131,7 +152,7 @@ export async function createSimNode(opts: SimNodeOptions): Promise<SimNode> {
   const port = (server.address() as AddressInfo).port;
   const host = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
   const url = `http://${host}:${port}`;
-  log.info({ url, vramGb: resolved.vramGb, models: resolved.models.map((m) => m.name) }, 'simulated node listening');
+  log.info({ url, vramGb: resolved.vramGb, ramGb: resolved.ramGb, parallel: resolved.parallel, numCtx: resolved.numCtx, timeScale: resolved.timeScale, models: resolved.models.map((m) => m.name) }, 'simulated node listening');
 
   let closing: Promise<void> | undefined;
   return {

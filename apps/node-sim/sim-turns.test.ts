@@ -55,8 +55,11 @@ describe('capabilities per model', () => {
     });
     await postJson(n, '/api/generate', { model: 'chat:8b', keep_alive: -1 });
     const ps = await getJson(n, '/api/ps');
+    // /api/ps `size` is the loaded footprint: 5 GiB of weights + f16 KV for 4096 tokens × 4 slots (32 layers × 8 kv
+    // heads × 128 × 2 × 2 bytes a token: 2 GiB) + the compute graph (4 · 512 · (1 + 4 · 4096 + 16384 · 33) bytes).
+    const size = 5 * GiB + 2 * GiB + 4 * 512 * (1 + 4 * 4096 + 16384 * 33);
     expect(ps.models.find((m: any) => m.name === 'chat:8b')).toEqual(
-      { name: 'chat:8b', model: 'chat:8b', size: 5 * GiB, size_vram: 5 * GiB, digest: tags.models[0].digest, details: tags.models[0].details, expires_at: expect.stringMatching(/Z$/), context_length: 4096 },
+      { name: 'chat:8b', model: 'chat:8b', size, size_vram: size, digest: tags.models[0].digest, details: tags.models[0].details, expires_at: expect.stringMatching(/Z$/), context_length: 4096 },
     );
   });
 

@@ -19,6 +19,8 @@ export async function sim(opts: Partial<SimNodeOptions> = {}): Promise<SimNode> 
       { name: 'huge', sizeGb: 40 },
     ],
     fast: true,
+    // No system RAM to offload into: the 40 GB model really never fits (it gets Ollama's out-of-memory error).
+    ramGb: 1,
     ...opts,
   });
   cleanups.push(() => n.close());

@@ -98,13 +98,18 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     sims,
     workers,
     async sim(opts) {
-      const s = await createSimNode({ ...opts, logger: silentLogger() });
+      // Cheap, old-style timing unless a test asks (no runner start-up, parallelism free), and the sim's default
+      // context is the workers' NUM_CTX, so the worker's fit estimate and the sim's allocation use one number.
+      const s = await createSimNode({ loadFixedMs: 0, batchExponent: 1, numCtx: config.NUM_CTX, ...opts, logger: silentLogger() });
       sims.push(s);
       return s;
     },
     async worker(wenv) {
       let out = '';
-      const proc = spawn(process.execPath, [HYDRA_BIN, 'worker'], { env: { ...process.env, ...testEnv(prefix, redisUrl, extraEnv), ...wenv }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // An Ollama-backed worker here fronts a simulated node, which runs 4 requests per model unless told otherwise:
+      // the worker's per-model limit (NUM_PARALLEL) says the same unless the test sets it.
+      const parallel = wenv.BACKEND === 'ollama' && !('NUM_PARALLEL' in wenv) && !('NUM_PARALLEL' in extraEnv) ? { NUM_PARALLEL: '4' } : {};
+      const proc = spawn(process.execPath, [HYDRA_BIN, 'worker'], { env: { ...process.env, ...testEnv(prefix, redisUrl, extraEnv), ...parallel, ...wenv }, stdio: ['ignore', 'pipe', 'pipe'] });
       proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
       proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
       const w: WorkerProc = {
