@@ -3,9 +3,11 @@ import type { Redis } from 'ioredis';
 import { createL1Cache, type L1Cache } from '../../libs/cache/index.js';
 import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { countingCancels } from '../../libs/metrics/index.js';
 import { createProducer, createRedis, hydraKeys, type HydraKeys, type JobLifecycle, type Producer } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
+import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
 import { Waiters } from './waiters.js';
 
 export interface ApiContext {
@@ -23,6 +25,8 @@ export interface ApiContext {
   /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
   cache: L1Cache;
   coordinator: Coordinator;
+  /** Prometheus metrics: this process's (HTTP, Redis commands) and the cluster-wide collector (GET /metrics). */
+  metrics: ApiMetrics;
   /** Host names that count as "local" for prefer_local. */
   localHosts: readonly string[];
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
@@ -64,18 +68,21 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const nodes = cachedNodeList(registry);
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
+  const metrics = createApiMetrics(config, { redis, keys, nodes });
   return {
     config,
     logger,
     keys,
     redis,
     producer,
-    lifecycle: producer.lifecycle,
+    // Cancels of jobs that never started are counted here: no worker sees them end.
+    lifecycle: countingCancels(producer.lifecycle, metrics.store, logger),
     registry,
     waiters,
     nodes,
     cache,
     coordinator,
+    metrics,
     localHosts: localHostNames(),
     blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { CacheEntry } from '../../libs/cache/index.js';
 import { routingDecision, type InferenceCall, type InferResult, type RoutingDecision } from '../../libs/core/index.js';
 import { decodeFailure, recentFinishes, waitingPosition, type DoneMessage, type Failure, type HydraKeys, type InferJob } from '../../libs/queue/index.js';
-import { completionRate, estimatedStartMs } from '../../libs/scheduling/index.js';
+import { completionRate, estimatedStartMs, measuredLine, type PerfNode } from '../../libs/scheduling/index.js';
 
 export interface JobView {
   id: string;
@@ -24,19 +24,35 @@ export interface JobView {
   routing_decision: RoutingDecision;
   /** A waiting job's place in its queue, 1 = next (absent unless waiting; null when delayed for a retry). */
   queue_position?: number | null;
-  /** When it should start at its queue's recent completion rate (docs/scheduling.md); null when that is unknown. */
+  /**
+   * When it should start: its queue's recent completion rate, else the serving nodes' measured job times, plus the
+   * wait for a busy node to free a slot (docs/scheduling.md, "Place in line"); null when nothing is known.
+   */
   estimated_start?: string | null;
 }
 
 /** Completions sampled for a queue's rate: enough to smooth single jobs, few enough to follow a change in load. */
 const RATE_SAMPLE = 20;
 
-/** Where a waiting job stands: its place in line and an estimated start (two cheap reads, no job hashes). */
-export async function placeInLine(redis: Redis, keys: HydraKeys, queue: string, jobId: string, now: number): Promise<Pick<JobView, 'queue_position' | 'estimated_start'>> {
+/**
+ * Where a waiting job stands: its place in line and an estimated start (two cheap reads, no job hashes). With `line`
+ * (the registry's nodes and the job's model), the nodes' measured speed fills in a rate the queue has not shown yet and
+ * adds the wait until a busy node frees a slot.
+ */
+export async function placeInLine(
+  redis: Redis,
+  keys: HydraKeys,
+  queue: string,
+  jobId: string,
+  now: number,
+  line?: { model: string; nodes: readonly PerfNode[] },
+): Promise<Pick<JobView, 'queue_position' | 'estimated_start'>> {
   const [position, finishes] = await Promise.all([waitingPosition(redis, keys, queue, jobId), recentFinishes(redis, keys, queue, RATE_SAMPLE)]);
   if (position === null) return { queue_position: null, estimated_start: null };
-  const at = estimatedStartMs(position, completionRate(finishes, now), now);
-  return { queue_position: position, estimated_start: at === null ? null : new Date(at).toISOString() };
+  const rate = completionRate(finishes, now);
+  const measured = line ? measuredLine(line.nodes, line.model) : { perSecond: null, firstFreeMs: null };
+  const at = estimatedStartMs(position, rate.perSecond === null ? { ...rate, perSecond: measured.perSecond } : rate, now);
+  return { queue_position: position, estimated_start: at === null ? null : new Date(at + Math.round(measured.firstFreeMs ?? 0)).toISOString() };
 }
 
 const iso = (ms: number | undefined): string | null => (ms ? new Date(ms).toISOString() : null);

@@ -6,7 +6,7 @@
 // Shape (b) of DESIGN.md: one BullMQ Worker per queue, used without a processor (manual fetching). Chosen because
 // it gives exact memory admission per job and priority across queues; per-class Workers (a) cannot coordinate.
 import { randomUUID } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
+import { MetricsTime, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
@@ -121,6 +121,8 @@ export class Dispatcher {
         lockDuration: this.s.lockDurationMs,
         stalledInterval: this.s.stalledIntervalMs,
         maxStalledCount: this.s.maxStalledCount,
+        // BullMQ's own completed/failed counts (and per-minute points for a week) stay at 0 without it (docs/metrics.md).
+        metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
         settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, backoffMs, backoffMaxMs) },
       });
       w.on('error', (err) => this.d.logger.warn({ queue, err: err.message }, 'queue worker error'));

@@ -22,7 +22,7 @@ export interface HeartbeatDeps {
 }
 
 /** Memory facts from config: what a node without nvidia-smi says it has, and what it keeps free. */
-type MemoryConfig = Pick<Config, 'NODE_URL' | 'NODE_VRAM_GB' | 'NODE_RAM_GB' | 'VRAM_BUFFER_MB' | 'NUM_CTX' | 'NUM_PARALLEL'>;
+type MemoryConfig = Pick<Config, 'NODE_URL' | 'NODE_VRAM_GB' | 'NODE_RAM_GB' | 'VRAM_BUFFER_MB' | 'NUM_CTX' | 'NUM_PARALLEL'> & Partial<Pick<Config, 'KV_CACHE_TYPE'>>;
 
 export class Heartbeat {
   private current: NodeRecord | null = null;
@@ -74,6 +74,7 @@ export class Heartbeat {
       bufferMb: mem.VRAM_BUFFER_MB,
       numCtx: mem.NUM_CTX,
       numParallel: mem.NUM_PARALLEL,
+      ...(mem.KV_CACHE_TYPE ? { kvCacheType: mem.KV_CACHE_TYPE } : {}),
       slots: s.slots,
       now: Date.now(),
       ram: osRam(),

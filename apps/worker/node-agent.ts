@@ -8,7 +8,7 @@ import type { Config } from '../../libs/config/index.js';
 import { ErrorCode, HydraError, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createProducer, createRedis, hydraKeys } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, redisBreakerStore, type NodeView } from '../../libs/registry/index.js';
+import { cachedNodeList, NodeRegistry, PerfStore, redisBreakerStore, type NodeView } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import { createCoordinator } from '../../libs/workflows/index.js';
 import { createAfterJob } from './after-job.js';
@@ -47,6 +47,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const producer = createProducer(config, { redis });
   const { lifecycle } = producer;
   const registry = new NodeRegistry(redis, keys);
+  const perf = new PerfStore(redis, keys);
   const nodes = cachedNodeList(registry);
   const wfLogger = logger.child({ part: 'workflows' });
   const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
@@ -94,13 +95,15 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     self: () => self,
     queues: () => queues,
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, onFinished: afterJob.onFinished }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf, onFinished: afterJob.onFinished }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),
   });
 
   await heartbeat.beat();
+  // The models loaded before this process took any job: later differences are loads and unloads.
+  metrics.nodeSeen(heartbeat.record());
   await refresh();
 
   await sub.subscribe(keys.channels.wake, keys.channels.cancel);

@@ -1,8 +1,8 @@
 // What this node can hold: VRAM from nvidia-smi, else NODE_VRAM_GB minus what the backend has loaded; RAM for CPU nodes.
 import { execFile } from 'node:child_process';
 import os from 'node:os';
-import type { BackendProbe, NodeLoadedModel, NodeRecord } from '../../libs/core/index.js';
-import { estimateNeedMb } from '../../libs/scheduling/index.js';
+import type { BackendProbe, KvCacheType, ModelAvailable, NodeLoadedModel, NodeModel, NodeRecord } from '../../libs/core/index.js';
+import { memoryFactsOf, needMbFor } from '../../libs/scheduling/index.js';
 
 const MB = 1024 * 1024;
 
@@ -50,6 +50,8 @@ export interface RecordInputs {
   bufferMb: number;
   numCtx: number;
   numParallel: number;
+  /** KV_CACHE_TYPE; the backend's own (probe.kv_cache_type) wins. Default f16. */
+  kvCacheType?: KvCacheType;
   slots: number;
   now: number;
   ram: { total_mb: number; free_mb: number };
@@ -91,6 +93,7 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
   const ramFree = i.nodeRamGb && i.nodeRamGb > 0 ? Math.max(0, ramTotal - loadedTotal) : i.ram.free_mb;
   const [total, free, inModels] = type === 'gpu' ? [vramTotal, vramFree, loadedVram] : [ramTotal, ramFree, loadedTotal];
   const external = Math.max(0, total - free - inModels);
+  const capacity = Math.max(0, total - i.bufferMb - external);
   return {
     id: i.id,
     url: i.url,
@@ -104,28 +107,47 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
     vram_available_mb: Math.max(0, vramFree - (type === 'gpu' ? i.bufferMb : 0)),
     ram_total_mb: ramTotal,
     ram_available_mb: Math.max(0, ramFree - (type === 'cpu' ? i.bufferMb : 0)),
-    capacity_mb: Math.max(0, total - i.bufferMb - external),
+    capacity_mb: capacity,
     buffer_mb: i.bufferMb,
-    models_available: i.probe.models_available.map((m) => ({
-      name: m.name,
-      size_mb: Math.round(m.size_bytes / MB),
-      need_mb: m.need_bytes ? Math.ceil(m.need_bytes / MB) : estimateNeedMb(m, i.numCtx, i.numParallel),
-      size_bytes: m.size_bytes,
-      ...(m.digest ? { digest: m.digest } : {}),
-      ...(m.modified_at ? { modified_at: m.modified_at } : {}),
-      details: m.details ?? {
-        ...(m.family ? { family: m.family, families: [m.family] } : {}),
-        ...(m.parameter_size ? { parameter_size: m.parameter_size } : {}),
-        ...(m.quantization ? { quantization_level: m.quantization } : {}),
-      },
-      ...(m.capabilities ? { capabilities: m.capabilities } : {}),
-      ...(m.arch?.context_length ? { context_length: m.arch.context_length } : {}),
-    })),
+    models_available: i.probe.models_available.map((m) => nodeModel(m, i, capacity)),
     models_loaded: loaded,
     slots: i.slots,
+    num_ctx: i.numCtx,
     last_heartbeat: i.now,
     ...(i.probe.version ? { version: i.probe.version } : {}),
   };
+}
+
+/**
+ * A model as the registry shows it, with its memory need at the node's NUM_CTX × NUM_PARALLEL (docs/scheduling.md,
+ * "Memory admission") and the facts `needMbFor` recomputes it from at another context. A model of unknown size is
+ * counted as taking the whole capacity (`need_source: 'unknown'`): it runs, but never beside another model.
+ */
+function nodeModel(m: ModelAvailable, i: RecordInputs, capacityMb: number): NodeModel {
+  const kvType = i.probe.kv_cache_type ?? i.kvCacheType ?? 'f16';
+  const out: NodeModel = {
+    name: m.name,
+    size_mb: Math.round(m.size_bytes / MB),
+    need_mb: 0,
+    size_bytes: m.size_bytes,
+    ...(m.digest ? { digest: m.digest } : {}),
+    ...(m.modified_at ? { modified_at: m.modified_at } : {}),
+    details: m.details ?? {
+      ...(m.family ? { family: m.family, families: [m.family] } : {}),
+      ...(m.parameter_size ? { parameter_size: m.parameter_size } : {}),
+      ...(m.quantization ? { quantization_level: m.quantization } : {}),
+    },
+    ...(m.capabilities ? { capabilities: m.capabilities } : {}),
+    ...(m.arch?.context_length || m.context_length ? { context_length: m.arch?.context_length ?? m.context_length } : {}),
+  };
+  if (m.size_unknown) return { ...out, need_mb: capacityMb, need_source: 'unknown' };
+  Object.assign(out, memoryFactsOf(m, kvType));
+  const formula = out.kv_bytes_per_token === undefined ? Math.ceil(m.size_bytes / MB) : needMbFor(out, i.numCtx, i.numParallel);
+  if (m.need_bytes) {
+    const exact = Math.ceil(m.need_bytes / MB);
+    return { ...out, need_mb: exact, need_source: 'backend', ...(out.kv_bytes_per_token === undefined ? {} : { correction_mb: exact - formula }) };
+  }
+  return { ...out, need_mb: formula, need_source: out.kv_bytes_per_token === undefined ? 'weights' : 'estimate' };
 }
 
 export const osRam = (): { total_mb: number; free_mb: number } => ({

@@ -17,7 +17,8 @@ import {
   type JobLifecycle,
   type JobPayload,
 } from '../../libs/queue/index.js';
-import type { NodeRegistry } from '../../libs/registry/index.js';
+import type { NodeRegistry, PerfStore } from '../../libs/registry/index.js';
+import { perfSampleOf, type PerfSample } from '../../libs/scheduling/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { runAdmin, type AdminResult } from './admin-job.js';
 import type { ActiveJob } from './dispatcher.js';
@@ -33,6 +34,8 @@ export interface RunDeps {
   logger: Logger;
   node: () => NodeRecord | null;
   breaker: CircuitBreaker;
+  /** Where each completed inference job's speed goes (tokens/s, first token, load: EWMAs per node × model). */
+  perf?: PerfStore;
   /**
    * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
@@ -53,15 +56,36 @@ interface Results {
   infer: InferResult;
   admin: AdminResult;
 }
-type Handler<K extends RunKind> = (data: JobPayload<K>, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream) => Promise<Results[K]>;
+/** What a handler measured of its run, for the node's speed figures. */
+interface Metered {
+  sample?: PerfSample;
+}
+type Handler<K extends RunKind> = (data: JobPayload<K>, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream, m: Metered) => Promise<Results[K]>;
 
-async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream): Promise<InferResult> {
-  const hooks = { signal: a.abort.signal, onToken: (t: string) => stream.push(t), onThinking: (t: string) => stream.push(t, 'thinking') };
+async function handleInfer(data: InferJob, a: ActiveJob, s: WorkerSettings, d: RunDeps, stream: TokenStream, m: Metered): Promise<InferResult> {
+  // Time to the first piece (text or reasoning), from the call's start: the backend's own durations say when decoding
+  // began, not when the client saw it.
+  const callStart = performance.now();
+  let firstAt: number | undefined;
+  const first = () => (firstAt ??= performance.now());
+  const hooks = {
+    signal: a.abort.signal,
+    onToken: (t: string) => {
+      first();
+      stream.push(t);
+    },
+    onThinking: (t: string) => {
+      first();
+      stream.push(t, 'thinking');
+    },
+  };
   const call = data.call;
   let out: InferenceOutput;
   if (call.type === 'generate') out = await d.backend.generate(call, hooks);
   else if (call.type === 'chat') out = await d.backend.chat(call, hooks);
   else out = await d.backend.embed(call, hooks);
+  const sample = perfSampleOf(out, { callMs: performance.now() - callStart, ...(firstAt === undefined ? {} : { firstTokenMs: firstAt - callStart }), loaded: !a.choice.warm });
+  if (sample) m.sample = sample;
   const job = a.job;
   const started = job.processedOn ?? Date.now();
   return {
@@ -104,6 +128,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     a.abort.abort(e);
   };
   const kindName = kindOfJobName(job.name);
+  const metered: Metered = {};
   try {
     if (!isRunKind(kindName)) throw new HydraError(ErrorCode.BadRequest, `job ${job.name} is of kind "${kindName}", which node agents do not run`);
     // Validated again on receipt: a payload that fails is failed as unrecoverable, never run nor dropped.
@@ -133,7 +158,9 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       if (r instanceof HydraError) abortReason ??= r;
     });
     const outcome =
-      typed.kind === 'infer' ? { kind: typed.kind, result: await handlers.infer(typed.data, a, s, d, stream) } : { kind: typed.kind, result: await handlers.admin(typed.data, a, s, d, stream) };
+      typed.kind === 'infer'
+        ? { kind: typed.kind, result: await handlers.infer(typed.data, a, s, d, stream, metered) }
+        : { kind: typed.kind, result: await handlers.admin(typed.data, a, s, d, stream, metered) };
     const { result } = outcome;
     // An admin op says nothing about the backend's inference health.
     if (outcome.kind === 'infer') d.breaker.success();
@@ -146,6 +173,11 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       stream.discard();
       log.warn({ err: (e as Error).message }, 'could not complete the job (lock lost); it runs again elsewhere');
       return;
+    }
+    // The node's speed figures (libs/registry/perf.ts), from completed jobs only. Not awaited: no answer waits for it.
+    if (typed.kind === 'infer' && metered.sample && d.perf) {
+      const model = typed.data.call.model;
+      void d.perf.record(s.nodeId, model, metered.sample, Date.now()).catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
     }
     // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. Not awaited
     // before the hooks and the done message: the commands share one connection and go out in this order.

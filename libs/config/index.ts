@@ -1,7 +1,7 @@
 // One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
 import os from 'node:os';
 import { z } from 'zod';
-import { BACKEND_KINDS } from '../core/index.js';
+import { BACKEND_KINDS, KV_CACHE_TYPES } from '../core/index.js';
 
 const number = () => z.coerce.number({ error: 'must be a number' });
 const int = (def: number, min = 0) => number().int('must be a whole number').min(min, `must be at least ${min}`).default(def);
@@ -56,6 +56,11 @@ const ConfigSchema = z.object({
   JOB_RETENTION_S: int(86_400, 60),
   NUM_CTX: int(4096, 128),
   NUM_PARALLEL: int(1, 1),
+  /** Element type of the node's KV cache, as its OLLAMA_KV_CACHE_TYPE: sizes the KV cache in the memory estimate. */
+  KV_CACHE_TYPE: z.preprocess(
+    (v) => (typeof v === 'string' ? v.trim().toLowerCase() : v),
+    z.enum(KV_CACHE_TYPES, { error: `must be one of ${KV_CACHE_TYPES.join(', ')} (the node's OLLAMA_KV_CACHE_TYPE; f16 when unset)` }).default('f16'),
+  ),
   // api
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(8080, 0).refine((p) => p <= 65535, 'must be a port number (0-65535)'),
@@ -131,6 +136,11 @@ const ConfigSchema = z.object({
   ORCH_MODELS_CODE: modelList,
   ORCH_MODELS_REASONING: modelList,
   ORCH_MODELS_GENERAL: modelList,
+  // metrics (docs/metrics.md)
+  /** A worker's own /metrics (process metrics) on this port; 0 = off. Binds HOST as the API does (loopback without API_KEYS). */
+  METRICS_PORT: int(0, 0).refine((p) => p <= 65535, 'must be a port number (0-65535)'),
+  /** Distinct `model` label values in metrics; further models are counted as model="other" (bounded cardinality). */
+  METRICS_MAX_MODELS: int(50, 1),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
 });

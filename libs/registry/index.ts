@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../core/index.js';
 import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { parsePerf } from './perf.js';
 import { recentModelsEntry } from './recent-models.js';
 
 export interface NodeView extends NodeRecord {
@@ -85,6 +86,8 @@ export class NodeRegistry {
     if (ids.length === 0) return [];
     const p = this.r.pipeline();
     for (const id of ids) p.get(this.keys.node(id)).hgetall(this.keys.reservations(id)).hgetall(this.keys.nodeProcs(id));
+    // Measured speed per model (perf.ts), after the rest so their indexes stay: one round trip for all of it.
+    for (const id of ids) p.hgetall(this.keys.nodePerf(id));
     const res = (await p.exec()) ?? [];
     const out: NodeView[] = [];
     const dead: string[] = [];
@@ -105,7 +108,8 @@ export class NodeRegistry {
       const rec = JSON.parse(raw) as NodeRecord;
       // Each process writes the record with its own slots; the node has the sum over its live processes.
       const slots = procs.length ? procs.reduce((a, n) => a + n, 0) : rec.slots;
-      out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, processes: Math.max(1, procs.length) });
+      const perf = parsePerf((res[3 * ids.length + i]?.[1] ?? {}) as Record<string, string>);
+      out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, processes: Math.max(1, procs.length), ...(Object.keys(perf).length ? { perf } : {}) });
     });
     if (dead.length) await this.r.zrem(this.keys.nodes, ...dead);
     return out.sort((a, b) => a.id.localeCompare(b.id));
@@ -171,4 +175,5 @@ function liveProcesses(procs: Record<string, string>, now: number): number[] {
 
 export * from './breaker-store.js';
 export * from './node-list.js';
+export * from './perf.js';
 export * from './recent-models.js';

@@ -3,3 +3,4 @@ export * from './models.js';
 export * from './routing.js';
 export * from './dispatch.js';
 export * from './capabilities.js';
+export * from './perf.js';

@@ -28,6 +28,8 @@ function viewNode(n: NodeView) {
     models_loaded_count: n.models_loaded.length,
     active_jobs: n.active_jobs,
     slots: n.slots,
+    // Measured speed per model (EWMAs over completed jobs: tokens/s, first token, load), {} until a job ran.
+    perf: n.perf ?? {},
     breaker: n.breaker ?? { state: 'closed', recent_failures: 0, open_until: null },
     last_heartbeat: new Date(n.last_heartbeat).toISOString(),
   };

@@ -144,7 +144,8 @@ export async function findJob(ctx: ApiContext, id: string): Promise<JobLookup> {
   if (found?.job) {
     const view = await viewJob(found.queue, found.job);
     if (view.state !== 'waiting') return { kind: 'found', view };
-    return { kind: 'found', view: { ...view, ...(await placeInLine(ctx.redis, ctx.keys, found.queue.name, id, Date.now())) } };
+    const nodes = await ctx.nodes().catch(() => []);
+    return { kind: 'found', view: { ...view, ...(await placeInLine(ctx.redis, ctx.keys, found.queue.name, id, Date.now(), { model: view.model, nodes })) } };
   }
   if (await ctx.lifecycle.isCancelled(id)) return { kind: 'cancelled' };
   return { kind: 'unknown' };

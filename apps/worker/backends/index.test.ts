@@ -34,7 +34,7 @@ describe('backend table', () => {
     expect(p.models_available).toEqual([
       { name: 'm:8b', size_bytes: 8 * 1024 ** 3 },
       { name: 'emb', size_bytes: 512 * 1024 ** 2 },
-      { name: 'huge', size_bytes: 0 },
+      { name: 'huge', size_bytes: 0, size_unknown: true },
     ]);
   });
 

@@ -97,6 +97,9 @@ describe('probe', () => {
       embedding_length: 64,
       arch: { block_count: 2, head_count: 4, head_count_kv: 4, embedding_length: 64, context_length: 4096 },
     });
+    // The memory estimate's inputs: the vocabulary (llama.vocab_size) and the KV cache type contexts really get.
+    expect(tiny?.arch?.vocab_size).toBeGreaterThan(300);
+    expect(p.kv_cache_type).toBe('f16');
     // What Ollama's /api/tags shows: the file's time and an identity digest (not epoch 0 and "").
     expect(tiny!.modified_at).toBe((await stat(tinyPath)).mtime.toISOString());
     expect(tiny!.digest).toMatch(/^[0-9a-f]{64}$/);

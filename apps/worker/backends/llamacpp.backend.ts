@@ -233,6 +233,8 @@ export async function createLlamaCppBackend(opts: LlamaCppBackendOptions): Promi
           models_available: available,
           models_loaded: loaded,
           memory: { vram_total: vram.total, vram_free: vram.free, ram_total: os.totalmem(), ram_free: os.freemem() },
+          // Contexts are created with node-llama-cpp's default KV cache type, f16, whatever KV_CACHE_TYPE says.
+          kv_cache_type: 'f16',
         };
       } catch (e) {
         return { healthy: false, error: e instanceof Error ? e.message : String(e), models_available: [], models_loaded: [] };

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { HydraError, type ErrorCode } from '../../../libs/core/index.js';
 import { silentLogger } from '../../../libs/logger/index.js';
+import { estimateNeedMb, graphBytes, kvCacheBytes } from '../../../libs/scheduling/index.js';
 import { freePort, waitFor } from '../../../test/support/wait.js';
 import { simulatedAnswer } from '../../node-sim/sim-server.js';
 import { cleanups, failure, fault, hooks, sim } from '../../../test/support/backend-fixtures.js';
@@ -81,7 +82,7 @@ describe('ollama backend: probe', () => {
         family: 'simulated',
         parameter_size: '13.3B',
         quantization: 'Q4_K_M',
-        arch: { block_count: 40, head_count: 40, head_count_kv: 8, embedding_length: 5120, context_length: 40960 },
+        arch: { block_count: 40, head_count: 40, head_count_kv: 8, embedding_length: 5120, context_length: 40960, key_length: 128, value_length: 128, vocab_size: 128256 },
       },
       {
         name: 'emb',
@@ -93,14 +94,19 @@ describe('ollama backend: probe', () => {
         family: 'simulated',
         parameter_size: '833M',
         quantization: 'Q4_K_M',
-        arch: { block_count: 12, head_count: 1, head_count_kv: 1, embedding_length: 16, context_length: 8192 },
+        arch: { block_count: 12, head_count: 1, head_count_kv: 1, embedding_length: 16, context_length: 8192, key_length: 16, value_length: 16, vocab_size: 128256 },
         embedding_length: 16,
       },
       expect.objectContaining({ name: 'huge', size_bytes: 40 * GiB, arch: expect.objectContaining({ block_count: 80 }) }),
     ]);
+    // The simulated node loads as Ollama does: weights + KV cache of its 4 slots × 4096 + compute graph, which is
+    // exactly the worker's own estimate of that load.
+    const m8b = p.models_available[0]!;
+    const loadedBytes = 8 * GiB + kvCacheBytes(m8b.arch!, 4096, 4) + graphBytes({ embedding_length: 5120, head_count: 40, vocab_size: 128256 }, 4096, 4);
     expect(p.models_loaded).toEqual([
-      { name: 'm:8b', size_bytes: 8 * GiB, vram_bytes: 8 * GiB, expires_at: expect.any(String), digest: p.models_available[0]?.digest, context_length: 4096 },
+      { name: 'm:8b', size_bytes: loadedBytes, vram_bytes: loadedBytes, expires_at: expect.any(String), digest: m8b.digest, context_length: 4096 },
     ]);
+    expect(Math.ceil(loadedBytes / 2 ** 20)).toBe(estimateNeedMb(m8b, 4096, 4));
     await b.probe();
     expect(n.state().requests).toMatchObject({ 'GET /api/version': 2, 'GET /api/tags': 2, 'GET /api/ps': 2, 'POST /api/show': 3 });
   });
@@ -174,7 +180,8 @@ describe('ollama backend: error mapping', () => {
   };
 
   it('maps 5xx, 4xx, unknown model and out-of-memory answers', async () => {
-    const n = await sim();
+    // 1 GB of system RAM: the 40 GB model can be neither held in VRAM nor offloaded.
+    const n = await sim({ ramGb: 1 });
     const b = backend(n.url);
     await fault(n, { fail_next: 1, fail_status: 500, fail_message: 'runner crashed' });
     const e500 = await failure(call(b));
@@ -397,6 +404,24 @@ describe('archFromModelInfo', () => {
       embedding_length: 64,
       context_length: 512,
     });
+    // llama3.1:8b as Ollama's /api/show describes it: explicit head widths and the vocabulary for the memory estimate.
+    const llama31 = {
+      'general.architecture': 'llama',
+      'llama.block_count': 32,
+      'llama.attention.head_count': 32,
+      'llama.attention.head_count_kv': 8,
+      'llama.attention.key_length': 128,
+      'llama.attention.value_length': 128,
+      'llama.embedding_length': 4096,
+      'llama.context_length': 131072,
+      'llama.vocab_size': 128256,
+      'tokenizer.ggml.tokens': null,
+    };
+    expect(archFromModelInfo(llama31)).toEqual({ block_count: 32, head_count: 32, head_count_kv: 8, embedding_length: 4096, context_length: 131072, key_length: 128, value_length: 128, vocab_size: 128256 });
+    // Without vocab_size, a verbose /api/show's token list gives it.
+    const { ['llama.vocab_size']: _, ...noVocab } = llama31;
+    expect(archFromModelInfo({ ...noVocab, 'tokenizer.ggml.tokens': ['a', 'b', 'c'] })?.vocab_size).toBe(3);
+    expect(archFromModelInfo(noVocab)).not.toHaveProperty('vocab_size');
     expect(archFromModelInfo({ 'general.architecture': 'llama', 'llama.block_count': 2 })).toBeUndefined();
     expect(archFromModelInfo(undefined)).toBeUndefined();
   });

@@ -176,6 +176,15 @@ export function archFromModelInfo(info: Record<string, unknown> | null | undefin
   const out: ModelArch = { block_count: block, head_count: heads, head_count_kv: num('attention.head_count_kv') ?? heads, embedding_length: width };
   const ctx = num('context_length');
   if (ctx !== undefined) out.context_length = ctx;
+  // Per-head widths (models whose heads are not embedding_length / head_count, e.g. gemma, qwen3), and the vocabulary
+  // (`<arch>.vocab_size`, else the token list when /api/show was verbose): the KV cache and graph estimates use them.
+  const keyLength = num('attention.key_length');
+  const valueLength = num('attention.value_length');
+  if (keyLength !== undefined) out.key_length = keyLength;
+  if (valueLength !== undefined) out.value_length = valueLength;
+  const tokens = info['tokenizer.ggml.tokens'];
+  const vocab = num('vocab_size') ?? (Array.isArray(tokens) && tokens.length > 0 ? tokens.length : undefined);
+  if (vocab !== undefined) out.vocab_size = vocab;
   return out;
 }
 

@@ -71,15 +71,66 @@ describe('openai backend: probe', () => {
   it('lists models with configured sizes and nothing loaded', async () => {
     const n = await sim();
     const p = await backend(`${n.url}/v1`, { modelSizes: { 'm:8b': 123 } }).probe();
+    // A model whose size nobody gave is shown as unknown, not silently 0 (docs/scheduling.md, "Memory admission").
     expect(p).toEqual({
       healthy: true,
       models_available: [
         { name: 'm:8b', size_bytes: 123 },
-        { name: 'emb', size_bytes: 0 },
-        { name: 'huge', size_bytes: 0 },
+        { name: 'emb', size_bytes: 0, size_unknown: true },
+        { name: 'huge', size_bytes: 0, size_unknown: true },
       ],
       models_loaded: [],
     });
+  });
+
+  it('takes sizes, contexts and slots from the server where it tells: llama-server /models meta and /props, vLLM max_model_len', async () => {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      const json = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.url === '/v1/models') {
+        return json(200, {
+          object: 'list',
+          data: [
+            // llama-server (server_context::model_meta): weights bytes and the training context.
+            { id: 'llama3.1-8b-q4', object: 'model', owned_by: 'llamacpp', meta: { vocab_type: 2, n_vocab: 128256, n_ctx_train: 131072, n_embd: 4096, n_params: 8030261312, size: 4_920_733_696 } },
+            // vLLM: the context it serves, no size.
+            { id: 'Qwen/Qwen3-8B', object: 'model', owned_by: 'vllm', max_model_len: 32768 },
+            // configured: OPENAI_MODEL_SIZES wins over the server's meta; router mode: not loaded now.
+            { id: 'listed', object: 'model', meta: { size: 1 }, status: { value: 'unloaded' } },
+          ],
+        });
+      }
+      if (req.url === '/props') return json(200, { total_slots: 4, default_generation_settings: { n_ctx: 8192 } });
+      json(404, { error: { message: 'not found' } });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => closeServer(server));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    const p = await backend(url, { modelSizes: { listed: 2 * 1024 ** 3 } }).probe();
+    expect(p.models_available).toEqual([
+      { name: 'llama3.1-8b-q4', size_bytes: 4_920_733_696, context_length: 131072 },
+      { name: 'Qwen/Qwen3-8B', size_bytes: 0, size_unknown: true, context_length: 32768 },
+      { name: 'listed', size_bytes: 2 * 1024 ** 3 },
+    ]);
+    // llama-server holds its model from the start: loaded, so nvidia-smi's used memory is not counted twice.
+    expect(p.models_loaded).toEqual([{ name: 'llama3.1-8b-q4', size_bytes: 4_920_733_696, vram_bytes: 4_920_733_696 }]);
+    // llama-server's slots become the node's per-model parallel (heartbeat: the server's own slots win over NUM_PARALLEL).
+    expect(p.parallel).toBe(4);
+    expect(paths.sort()).toEqual(['/props', '/v1/models']);
+  });
+
+  it('asks a server without /props (vLLM, LM Studio) only once in a while', async () => {
+    const n = await sim();
+    const b = backend(`${n.url}/v1`);
+    const first = await b.probe();
+    expect(first.healthy).toBe(true);
+    expect(first).not.toHaveProperty('parallel');
+    await b.probe();
+    expect(n.state().requests['GET /props'] ?? 0).toBeLessThanOrEqual(1);
   });
 
   it('reports an unreachable server as unhealthy without throwing', async () => {
@@ -89,9 +140,9 @@ describe('openai backend: probe', () => {
   });
 
   it('sends the API key only as a bearer token and never puts it in errors', async () => {
-    const seen: IncomingHttpHeaders[] = [];
+    const seen: { url: string; headers: IncomingHttpHeaders }[] = [];
     const server = createServer((req, res) => {
-      seen.push(req.headers);
+      seen.push({ url: req.url ?? '', headers: req.headers });
       if (req.url === '/v1/models') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ object: 'list', data: [{ id: 'x', object: 'model' }] }));
@@ -109,10 +160,16 @@ describe('openai backend: probe', () => {
     expect({ code: e.code, retryable: e.retryable }).toEqual({ code: 'backend_error', retryable: false });
     expect(e.message).toMatch(/API key/);
     expect(JSON.stringify(e.toJSON())).not.toContain('sk-secret-123');
-    expect(seen.map((h) => h.authorization)).toEqual(['Bearer sk-secret-123', 'Bearer sk-secret-123']);
+    // /models, llama-server's /props (refused here) and the chat: each with the key.
+    expect(seen.map((r) => [r.url, r.headers.authorization]).sort()).toEqual([
+      ['/props', 'Bearer sk-secret-123'],
+      ['/v1/chat/completions', 'Bearer sk-secret-123'],
+      ['/v1/models', 'Bearer sk-secret-123'],
+    ]);
 
+    const before = seen.length;
     await backend(url).probe();
-    expect(seen[2]?.authorization).toBeUndefined();
+    expect(seen.slice(before).map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
   });
 });
 
@@ -143,7 +200,8 @@ describe('openai backend: cancellation and errors', () => {
   });
 
   it('maps 5xx, 4xx, unknown model, out-of-memory, dropped and hanging requests', async () => {
-    const n = await sim();
+    // 1 GB of system RAM: the 40 GB model can be neither held in VRAM nor offloaded.
+    const n = await sim({ ramGb: 1 });
     const url = `${n.url}/v1`;
     const b = backend(url);
     await fault(n, { fail_next: 1, fail_status: 503, fail_message: 'overloaded' });

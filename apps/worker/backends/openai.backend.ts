@@ -10,7 +10,9 @@ import {
   type ChatMessage,
   type InferenceOptions,
   type InferenceOutput,
+  type ModelAvailable,
   type ModelCapability,
+  type ModelLoaded,
   type Think,
 } from '../../../libs/core/index.js';
 import type { Logger } from '../../../libs/logger/index.js';
@@ -28,7 +30,10 @@ export interface OpenAIBackendOptions {
   logger: Logger;
   /** Limit for the answer's headers to arrive and for each pause between streamed chunks. Default 300 000 ms. */
   requestTimeoutMs?: number;
-  /** Weights size in bytes by model id (OPENAI_MODEL_SIZES): OpenAI-compatible servers do not report sizes. Unlisted models report 0. */
+  /**
+   * Weights size in bytes by model id (OPENAI_MODEL_SIZES). It wins over what the server says (llama-server's
+   * /models `meta.size`); a model neither lists is reported with `size_unknown` (docs/scheduling.md, "Memory admission").
+   */
   modelSizes?: Record<string, number>;
   /** Keep-alive connections to the server. Default 32. */
   connections?: number;
@@ -42,7 +47,30 @@ export interface OpenAIBackendOptions {
 const PROBE_TIMEOUT_MS = 2_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
-const ModelsSchema = z.object({ data: z.array(z.object({ id: z.string() }).loose()) }).loose();
+/**
+ * /models. llama-server adds `meta` (weights `size` in bytes, training context `n_ctx_train`, `n_vocab`, `n_embd`);
+ * vLLM adds `max_model_len` (the context it serves). Both optional: other servers send neither.
+ */
+const ModelsSchema = z
+  .object({
+    data: z.array(
+      z
+        .object({
+          id: z.string(),
+          meta: z.object({ size: z.number().nullish(), n_ctx_train: z.number().nullish() }).loose().nullish(),
+          /** llama-server in router mode (several models): whether this one is loaded now. */
+          status: z.object({ value: z.string().nullish() }).loose().nullish(),
+          max_model_len: z.number().nullish(),
+        })
+        .loose(),
+    ),
+  })
+  .loose();
+
+/** llama-server's /props (at the server root): `total_slots`, the requests it runs at once. Other servers answer 404. */
+const PropsSchema = z.object({ total_slots: z.number().int().nullish() }).loose();
+/** A server without /props is asked again only after this long (it may have been restarted as llama-server). */
+const PROPS_RETRY_MS = 600_000;
 
 /** One SSE event of /chat/completions or /completions. `timings` is llama-server's (milliseconds). */
 const ChunkSchema = z
@@ -183,19 +211,56 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
   });
   const log = opts.logger.child({ backend: 'openai', url: http.url });
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  // llama-server serves /props beside /v1, at the server root.
+  const root = createHttpClient({
+    kind: 'openai',
+    baseUrl: opts.baseUrl.replace(/\/v1\/*$/, ''),
+    ...(opts.apiKey ? { headers: { authorization: `Bearer ${opts.apiKey}` } } : {}),
+    connections: 1,
+  });
+  let propsAfter = 0;
+
+  /** llama-server's slots (the server's own parallel), or undefined; a server without /props is not asked again for a while. */
+  async function readProps(signal: AbortSignal): Promise<z.infer<typeof PropsSchema> | undefined> {
+    if (Date.now() < propsAfter) return undefined;
+    try {
+      return await root.json({ method: 'GET', path: '/props', signal, timeoutMs: PROBE_TIMEOUT_MS, schema: PropsSchema });
+    } catch (e) {
+      propsAfter = Date.now() + PROPS_RETRY_MS;
+      log.debug({ err: (e as Error).message }, 'no llama-server /props; slots from NUM_PARALLEL');
+      return undefined;
+    }
+  }
 
   async function probe(signal?: AbortSignal): Promise<BackendProbe> {
     const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
     const s = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
-      const models = await http.json({ method: 'GET', path: '/models', signal: s, timeoutMs: PROBE_TIMEOUT_MS, schema: ModelsSchema });
+      const [models, props] = await Promise.all([http.json({ method: 'GET', path: '/models', signal: s, timeoutMs: PROBE_TIMEOUT_MS, schema: ModelsSchema }), readProps(s)]);
+      const slots = props?.total_slots;
+      // A llama-server holds its model in memory from the start (in router mode: those whose status says loaded).
+      // Reported as loaded (its weights taken to be in VRAM on a GPU node), so memory the server already holds is not
+      // also counted as used by something else (nvidia-smi), and the model counts as warm.
+      const loaded = models.data.flatMap((m): ModelLoaded[] => {
+        const size = m.meta?.size;
+        return size && (!m.status || m.status.value === 'loaded') ? [{ name: m.id, size_bytes: size, vram_bytes: size }] : [];
+      });
       return {
         healthy: true,
-        models_available: models.data.map((m) => {
+        models_available: models.data.map((m): ModelAvailable => {
           const caps = opts.modelCapabilities?.[m.id];
-          return { name: m.id, size_bytes: opts.modelSizes?.[m.id] ?? 0, ...(caps ? { capabilities: caps } : {}) };
+          const size = opts.modelSizes?.[m.id] ?? m.meta?.size ?? undefined;
+          const ctx = m.meta?.n_ctx_train ?? m.max_model_len ?? undefined;
+          return {
+            name: m.id,
+            size_bytes: size ?? 0,
+            ...(size === undefined ? { size_unknown: true } : {}),
+            ...(caps ? { capabilities: caps } : {}),
+            ...(ctx ? { context_length: ctx } : {}),
+          };
         }),
-        models_loaded: [],
+        models_loaded: loaded,
+        ...(slots && slots > 0 ? { parallel: slots } : {}),
       };
     } catch (e) {
       return failedProbe(http.label, e, timeout, PROBE_TIMEOUT_MS, signal, log);
@@ -330,7 +395,9 @@ export function createOpenAIBackend(opts: OpenAIBackendOptions): InferenceBacken
         eval_duration_ms: 0,
       };
     },
-    close: () => http.close(),
+    close: async () => {
+      await Promise.all([http.close(), root.close()]);
+    },
   };
 }
 

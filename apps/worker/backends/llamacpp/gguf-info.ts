@@ -96,12 +96,18 @@ function summarise(info: GgufFileInfo, size: number, nlc: NodeLlamaCpp, path: st
   const out: GgufSummary = { size_bytes: size, family, capabilities: chatCapabilities(wrapper) };
   if (a.block_count !== undefined && a.embedding_length !== undefined) {
     const headCount = firstNumber(a.attention?.head_count) ?? 1;
+    const keyLength = firstNumber(a.attention?.key_length);
+    const valueLength = firstNumber(a.attention?.value_length);
+    const vocab = a.vocab_size ?? vocabOf(info);
     out.arch = {
       block_count: a.block_count,
       head_count: headCount,
       head_count_kv: firstNumber(a.attention?.head_count_kv) ?? headCount,
       embedding_length: a.embedding_length,
       ...(a.context_length !== undefined ? { context_length: a.context_length } : {}),
+      ...(keyLength !== undefined ? { key_length: keyLength } : {}),
+      ...(valueLength !== undefined ? { value_length: valueLength } : {}),
+      ...(vocab !== undefined ? { vocab_size: vocab } : {}),
     };
     out.embedding_length = a.embedding_length;
   }
@@ -116,6 +122,16 @@ function summarise(info: GgufFileInfo, size: number, nlc: NodeLlamaCpp, path: st
     if (name) out.quantization = name.replace(/^(MOSTLY|ALL)_/, '');
   }
   return out;
+}
+
+/**
+ * Vocabulary size from the token embedding's shape ([embedding, vocabulary]): the token list itself is skipped when
+ * reading metadata (IGNORED_KEYS), so its length is not known.
+ */
+function vocabOf(info: GgufFileInfo): number | undefined {
+  const t = (info.fullTensorInfo ?? info.tensorInfo ?? []).find((x) => x.name === 'token_embd.weight');
+  const rows = t?.dimensions[1];
+  return rows === undefined ? undefined : Number(rows);
 }
 
 /** Some models store per-layer head counts as arrays; the first layer's is what the KV estimate needs. */

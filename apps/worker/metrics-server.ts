@@ -1,0 +1,102 @@
+// A worker's metrics: its own GET /metrics on METRICS_PORT (Node process, its Redis commands, its jobs in flight), and
+// what it records into Redis for the cluster-wide numbers the API serves (each job that ends, the node's model loads).
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Redis } from 'ioredis';
+import { Gauge, Registry } from 'prom-client';
+import { isLoopbackHost, type Config } from '../../libs/config/index.js';
+import type { NodeRecord } from '../../libs/core/index.js';
+import type { Logger } from '../../libs/logger/index.js';
+import { MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
+import type { HydraKeys } from '../../libs/queue/index.js';
+import type { InferenceBackend } from './backends/backend.js';
+import type { ActiveJob } from './dispatcher.js';
+
+interface WorkerMetrics {
+  /** The backend with generate and chat timed (first token, inter-token gaps): give it to the job runner. */
+  backend: InferenceBackend;
+  /** A job ended for good: record it (not awaited; failures are logged). */
+  jobFinished(job: ActiveJob['job'], outcome: JobOutcome): void;
+  /** After a heartbeat: the node's loaded models, for loads and unloads. */
+  nodeSeen(rec: NodeRecord | null): void;
+  /** The address /metrics listens on, when METRICS_PORT is set. */
+  url: string | null;
+  close(): Promise<void>;
+}
+
+/** Bearer (or HTTP Basic with the key as password), as the API's requireKey; no keys = open (loopback only). */
+function authorized(req: IncomingMessage, keys: readonly string[]): boolean {
+  if (keys.length === 0) return true;
+  const [scheme, value = ''] = (req.headers.authorization ?? '').split(' ', 2);
+  const key = /^bearer$/i.test(scheme ?? '') ? value.trim() : /^basic$/i.test(scheme ?? '') ? Buffer.from(value, 'base64').toString('utf8').replace(/^[^:]*:/, '') : '';
+  const c = Buffer.from(key);
+  return keys.some((k) => Buffer.byteLength(k) === c.length && timingSafeEqual(Buffer.from(k), c));
+}
+
+async function listen(config: Config, render: () => Promise<{ type: string; text: string }>, logger: Logger): Promise<{ server: Server; url: string }> {
+  // As the API binds: without API_KEYS only loopback, whatever HOST says.
+  const host = config.API_KEYS.length === 0 && !isLoopbackHost(config.HOST) ? '127.0.0.1' : config.HOST;
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+    if (!authorized(req, config.API_KEYS)) return void res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('missing or invalid API key: send Authorization: Bearer <key>\n');
+    render().then(
+      ({ type, text }) => res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(text),
+      (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`cannot serve metrics on ${host}:${config.METRICS_PORT} (METRICS_PORT): ${e.message}`)));
+    server.listen(config.METRICS_PORT, host, () => resolve());
+  });
+  const addr = server.address();
+  const url = `http://${host}:${typeof addr === 'object' && addr ? addr.port : config.METRICS_PORT}/metrics`;
+  logger.info({ url, auth: config.API_KEYS.length > 0 }, 'worker metrics listening');
+  return { server, url };
+}
+
+export async function startWorkerMetrics(
+  config: Config,
+  deps: { redis: Redis; keys: HydraKeys; logger: Logger; nodeId: string; slots: number; backend: InferenceBackend; active: () => ReadonlyMap<string, ActiveJob> },
+): Promise<WorkerMetrics> {
+  const { nodeId, logger } = deps;
+  const registry = new Registry();
+  new RedisMetrics(registry).observe(deps.redis, 'worker');
+  new Gauge({
+    name: 'hydra_worker_active_jobs',
+    help: 'Jobs this worker process is running (inference and model management).',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.set({ node: nodeId }, deps.active().size);
+    },
+  });
+  new Gauge({ name: 'hydra_worker_slots', help: 'Inference jobs this worker process runs at once (WORKER_CONCURRENCY).', labelNames: ['node'], registers: [registry] }).set({ node: nodeId }, deps.slots);
+  const store = new MetricsStore(deps.redis, deps.keys, config.METRICS_MAX_MODELS);
+  const timer = tokenTimer(deps.backend);
+  // The loaded set outlives a few missed heartbeats, so a worker restart does not count the node's models as new loads.
+  const loadedTtlMs = Math.max(60_000, 10 * config.HEARTBEAT_MS);
+  const served =
+    config.METRICS_PORT > 0
+      ? await listen(config, async () => ({ type: registry.contentType, text: (await processMetrics().metrics()) + (await registry.metrics()) }), logger)
+      : null;
+  return {
+    backend: timer.backend,
+    url: served?.url ?? null,
+    jobFinished(job, outcome) {
+      const a = deps.active().get(job.id ?? '');
+      recordFinishedJob(store, job, outcome, { node: nodeId, ...(a ? { warm: a.choice.warm } : {}), timing: timer.take(a?.abort.signal), logger });
+    },
+    nodeSeen(rec) {
+      // An unhealthy probe lists nothing loaded: that is not an unload.
+      if (!rec?.healthy) return;
+      store.observeLoaded(nodeId, rec.models_loaded.map((m) => m.name), loadedTtlMs).catch((e: Error) => logger.debug({ err: e.message }, 'model load metrics not recorded'));
+    },
+    async close() {
+      if (!served) return;
+      const closed = new Promise((r) => served.server.close(r));
+      served.server.closeAllConnections();
+      await closed;
+    },
+  };
+}

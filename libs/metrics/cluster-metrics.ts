@@ -1,0 +1,245 @@
+// Cluster-wide metrics, read from Redis at scrape time, so every API replica answers the same: queue depths by
+// priority band and the oldest wait, BullMQ's own counters, the nodes as the registry lists them, the L1 cache
+// counters, and the job metrics workers recorded (stored.ts). A few pipelined round trips per scrape.
+import type { Redis } from 'ioredis';
+import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
+import { loadScript, queueStructures, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { recentModelsKey, type NodeView } from '../registry/index.js';
+import type { Family, Sample } from './exposition.js';
+import { storedFamilies, storedKeys } from './stored.js';
+
+/** BullMQ priorities Hydra uses (1 = most urgent = Hydra priority 10). */
+const BULL_PRIORITIES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const;
+/** Jobs read per non-empty band for the oldest wait: jobs aging promoted sit first in a band, in id order, so a few. */
+const HEADS_PER_BAND = 3;
+const MB = 1024 * 1024;
+const SCRIPTS = new URL('./scripts/', import.meta.url);
+
+interface ClusterSources {
+  redis: Redis;
+  keys: HydraKeys;
+  /** Live nodes as the registry lists them (what /v1/nodes shows): the API's cached list, at most a moment old. */
+  nodes: () => Promise<NodeView[]>;
+  /** MODEL_GRACE_MS: nodes seen this recently but not live now are reported as down (up 0). */
+  graceMs: number;
+}
+
+const gauge = (name: string, help: string, samples: Sample[]): Family => ({ name, help, type: 'gauge', samples });
+const counter = (name: string, help: string, samples: Sample[]): Family => ({ name, help, type: 'counter', samples });
+
+interface QueueNumbers {
+  info: QueueInfo;
+  waiting: number;
+  active: number;
+  delayed: number;
+  waitingChildren: number;
+  completed: number;
+  failed: number;
+  /** Waiting jobs per BullMQ priority 1..10. */
+  bands: number[];
+  oldestAgeS: number;
+}
+
+/** Every queue's numbers in one Lua call (queue-numbers.lua), then the oldest heads' add times in one pipeline. */
+async function readQueues(s: ClusterSources, call: ScriptCall<(number | string)[][]>, queues: readonly QueueInfo[], now: number): Promise<QueueNumbers[]> {
+  if (queues.length === 0) return [];
+  const keys = queues.flatMap((q) => {
+    const st = queueStructures(s.keys, q.name);
+    const k = (part: string) => s.keys.queueKey(q.name, part);
+    return [st.wait, st.prioritized, k('active'), st.delayed, k('waiting-children'), k('metrics:completed'), k('metrics:failed')];
+  });
+  const rows = await call(keys, [BULL_PRIORITIES.length, HEADS_PER_BAND]);
+  const heads = rows.map((r) => r.slice(6 + BULL_PRIORITIES.length).map(String));
+  const p = s.redis.pipeline();
+  heads.forEach((ids, i) => ids.forEach((id) => p.hget(queueStructures(s.keys, queues[i]!.name).jobPrefix + id, 'timestamp')));
+  const times = heads.some((h) => h.length) ? ((await p.exec()) ?? []).map((r) => Number(r[1]) || now) : [];
+  let t = 0;
+  return rows.map((r, i) => {
+    const n = (j: number) => Number(r[j] ?? 0);
+    const bands = BULL_PRIORITIES.map((_, b) => n(6 + b));
+    let oldest = now;
+    for (let h = 0; h < heads[i]!.length; h++) oldest = Math.min(oldest, times[t++] ?? now);
+    return {
+      info: queues[i]!,
+      waiting: n(0) + bands.reduce((a, b) => a + b, 0),
+      active: n(1),
+      delayed: n(2),
+      waitingChildren: n(3),
+      completed: n(4),
+      failed: n(5),
+      bands,
+      oldestAgeS: Math.max(0, (now - oldest) / 1000),
+    };
+  });
+}
+
+function queueFamilies(qs: QueueNumbers[]): Family[] {
+  const jobs: Sample[] = [];
+  const waiting: Sample[] = [];
+  const oldest: Sample[] = [];
+  const completed: Sample[] = [];
+  const failed: Sample[] = [];
+  for (const q of qs) {
+    const queue = q.info.name;
+    const base = { queue, kind: q.info.kind };
+    jobs.push(
+      { labels: { ...base, state: 'waiting' }, value: q.waiting },
+      { labels: { ...base, state: 'active' }, value: q.active },
+      { labels: { ...base, state: 'delayed' }, value: q.delayed },
+    );
+    if (q.info.kind === 'workflow') jobs.push({ labels: { ...base, state: 'waiting-children' }, value: q.waitingChildren });
+    else BULL_PRIORITIES.forEach((p, i) => waiting.push({ labels: { queue, priority: String(fromBullPriority(p)) }, value: q.bands[i] ?? 0 }));
+    oldest.push({ labels: { queue }, value: q.oldestAgeS });
+    completed.push({ labels: { queue }, value: q.completed });
+    failed.push({ labels: { queue }, value: q.failed });
+  }
+  return [
+    gauge('hydra_queue_jobs', 'Jobs in each queue by state (waiting includes prioritized; delayed = waiting out a retry backoff).', jobs),
+    gauge('hydra_queue_waiting_jobs', 'Waiting jobs by priority band (Hydra priority 1-10, 10 highest; aging moves jobs up).', waiting),
+    gauge('hydra_queue_oldest_waiting_seconds', 'Age of the oldest waiting job of each queue (0 when none waits).', oldest),
+    counter('bullmq_job_completed_total', 'Jobs BullMQ recorded as completed, per queue (BullMQ metrics; counted since workers pass the metrics option).', completed),
+    counter('bullmq_job_failed_total', 'Jobs BullMQ recorded as failed, per queue (final failures and retried attempts alike).', failed),
+  ];
+}
+
+/** In-flight requests per model of one node, from its reservations ("token" → "model|mb|expiresAtMs", reserve.lua). */
+function inflightByModel(resv: Readonly<Record<string, string>>, now: number): Map<string, number> {
+  const per = new Map<string, number>();
+  for (const v of Object.values(resv)) {
+    const m = /^(.*)\|(\d+)\|(\d+)$/.exec(v);
+    if (m && Number(m[3]) > now) per.set(m[1]!, (per.get(m[1]!) ?? 0) + 1);
+  }
+  return per;
+}
+
+/** HGETALL's flat reply as an object. */
+function asHash(flat: readonly string[] | undefined): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; flat && i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
+function nodeFamilies(nodes: readonly NodeView[], gone: readonly string[], inflight: Map<string, Map<string, number>>, now: number): Family[] {
+  const per = (f: (n: NodeView) => number): Sample[] => nodes.map((n) => ({ labels: { node: n.id }, value: f(n) }));
+  const breaker: Sample[] = [];
+  const loaded: Sample[] = [];
+  const inflightSamples: Sample[] = [];
+  for (const n of nodes) {
+    const state = n.breaker?.state ?? 'closed';
+    for (const st of ['closed', 'open', 'half_open']) breaker.push({ labels: { node: n.id, state: st }, value: st === state ? 1 : 0 });
+    for (const m of n.models_loaded) loaded.push({ labels: { node: n.id, model: m.name }, value: m.size_bytes ?? m.size_mb * MB });
+    // Every loaded model has a series (0 when idle), plus any model in flight that the record does not list yet.
+    const models = new Map<string, number>(n.models_loaded.map((m) => [m.name, 0]));
+    for (const [m, k] of inflight.get(n.id) ?? []) models.set(m, k);
+    for (const [m, k] of models) inflightSamples.push({ labels: { node: n.id, model: m }, value: k });
+  }
+  return [
+    gauge('hydra_node_up', 'Whether the node is registered (1), or was seen within MODEL_GRACE_MS and is gone (0).', [
+      ...per(() => 1),
+      ...gone.map((id) => ({ labels: { node: id }, value: 0 })),
+    ]),
+    gauge(
+      'hydra_node_info',
+      'Node facts as labels (always 1).',
+      nodes.map((n) => ({ labels: { node: n.id, backend: n.backend, type: n.type, simulated: String(n.simulated), version: n.version ?? '' }, value: 1 })),
+    ),
+    gauge('hydra_node_healthy', 'Whether the node’s backend answered its last probe.', per((n) => (n.healthy ? 1 : 0))),
+    gauge('hydra_node_breaker_state', 'Circuit breaker of the node (1 for its current state): open = not pulling after repeated backend failures.', breaker),
+    gauge('hydra_node_breaker_recent_failures', 'Backend failures within the breaker window.', per((n) => n.breaker?.recent_failures ?? 0)),
+    gauge('hydra_node_vram_total_bytes', 'GPU memory of the node (0 for CPU nodes).', per((n) => n.vram_total_mb * MB)),
+    gauge('hydra_node_vram_free_bytes', 'GPU memory free as the node last reported it.', per((n) => n.vram_available_mb * MB)),
+    gauge('hydra_node_vram_reserved_bytes', 'Memory reserved by running jobs (Hydra’s admission, all processes of the node).', per((n) => n.reserved_mb * MB)),
+    gauge('hydra_node_capacity_bytes', 'Memory the scheduler may hand to models (total minus buffer minus memory used outside the backend).', per((n) => n.capacity_mb * MB)),
+    gauge('hydra_node_ram_total_bytes', 'RAM of the node.', per((n) => n.ram_total_mb * MB)),
+    gauge('hydra_node_ram_free_bytes', 'RAM free as the node last reported it.', per((n) => n.ram_available_mb * MB)),
+    gauge('hydra_node_models_available', 'Models the node has on disk.', per((n) => n.models_available.length)),
+    gauge('hydra_node_models_loaded', 'Models loaded in the node’s memory.', per((n) => n.models_loaded.length)),
+    gauge('hydra_node_model_loaded_bytes', 'Memory each loaded model occupies.', loaded),
+    gauge('hydra_node_active_jobs', 'Inference jobs holding a reservation on the node.', per((n) => n.active_jobs)),
+    gauge('hydra_node_slots', 'Process slots: jobs the node’s worker processes run at once (sum over its processes).', per((n) => n.slots)),
+    gauge('hydra_node_processes', 'Live worker processes serving the node id.', per((n) => n.processes)),
+    gauge('hydra_node_parallel_slots', 'Requests the backend runs at once per model (NUM_PARALLEL or the server’s slots): the per-model limit.', per((n) => n.parallel ?? 1)),
+    gauge('hydra_node_model_inflight_requests', 'Requests of each model running on the node (compare with hydra_node_parallel_slots).', inflightSamples),
+    gauge('hydra_node_heartbeat_age_seconds', 'Time since the node’s last heartbeat.', per((n) => Math.max(0, (now - n.last_heartbeat) / 1000))),
+  ];
+}
+
+function cacheFamilies(h: Record<string, string>): Family[] {
+  const n = (k: string) => Number(h[k] ?? 0);
+  return [
+    counter('hydra_cache_lookups_total', 'L1 cache lookups of deterministic requests (hits were answered without a job; errors count as misses).', [
+      { labels: { result: 'hit' }, value: n('hits') },
+      { labels: { result: 'miss' }, value: n('misses') },
+    ]),
+    counter('hydra_cache_stores_total', 'Answers stored in the L1 cache.', [{ labels: {}, value: n('stores') }]),
+    counter('hydra_cache_too_large_total', 'Answers not stored: larger than CACHE_MAX_ENTRY_BYTES.', [{ labels: {}, value: n('too_large') }]),
+    counter('hydra_cache_errors_total', 'L1 cache lookups or stores that failed because the cache Redis did not answer.', [{ labels: {}, value: n('errors') }]),
+  ];
+}
+
+export interface ClusterSnapshot {
+  families: Family[];
+  /** Model names the registry's nodes have (for bounded HTTP labels). */
+  models: string[];
+}
+
+/** The cluster-wide collector of one process: its Lua defined once on the connection. */
+export class ClusterMetrics {
+  private readonly queueNumbers: ScriptCall<(number | string)[][]>;
+  private readonly readHashes: ScriptCall<string[][]>;
+
+  constructor(private readonly s: ClusterSources) {
+    this.queueNumbers = loadScript(s.redis, SCRIPTS, 'queue-numbers');
+    this.readHashes = loadScript(s.redis, SCRIPTS, 'read-hashes');
+  }
+
+  /**
+   * Every cluster-wide family, read now: the cached node list, then two Lua calls and at most one pipeline, whatever
+   * the number of queues and nodes. A scrape runs in the API process, where each socket write costs more CPU than the
+   * numbers it carries, so the reads are batched this far. Throws when Redis does not answer.
+   */
+  async collect(): Promise<ClusterSnapshot> {
+    const { s } = this;
+    const started = performance.now();
+    const nodes = await s.nodes();
+    const now = Date.now();
+    // One call for every hash: the queue registry, the recently seen nodes, the stored metrics, the cache counters and
+    // each node's reservations.
+    const stored = storedKeys(s.keys);
+    const hashKeys = [s.keys.queues, recentModelsKey(s.keys), s.keys.cacheStats, ...nodes.map((n) => s.keys.reservations(n.id)), ...stored];
+    const hashes = (await this.readHashes(hashKeys, [])).map(asHash);
+    // As Producer.listQueues reads them: JSON QueueInfo per queue name.
+    const queues = Object.values(hashes[0]!).map((v) => JSON.parse(v) as QueueInfo);
+    const perQueue = await readQueues(s, this.queueNumbers, queues, now);
+    const inflight = new Map(nodes.map((n, i) => [n.id, inflightByModel(hashes[3 + i]!, now)]));
+    const live = new Set(nodes.map((n) => n.id));
+    const families = [
+      ...queueFamilies(perQueue),
+      ...nodeFamilies(nodes, recentlyGone(hashes[1]!, live, now, s.graceMs), inflight, now),
+      ...cacheFamilies(hashes[2]!),
+      ...storedFamilies(hashes.slice(3 + nodes.length)),
+    ];
+    families.push(gauge('hydra_metrics_collect_seconds', 'Time this scrape took to read the cluster-wide metrics from Redis.', [{ labels: {}, value: (performance.now() - started) / 1000 }]));
+    const models = [...new Set(nodes.flatMap((n) => n.models_available.map((m) => m.name)))];
+    return { families, models };
+  }
+}
+
+/**
+ * Nodes not live now that heartbeated within `graceMs` (the registry's recent-models hash: node id → JSON with `at`,
+ * the heartbeat time; libs/registry/recent-models.ts writes it and prunes it when routing reads it).
+ */
+function recentlyGone(recent: Readonly<Record<string, string>>, live: ReadonlySet<string>, now: number, graceMs: number): string[] {
+  const out: string[] = [];
+  for (const [id, raw] of Object.entries(recent)) {
+    if (live.has(id)) continue;
+    let at = Number.NaN;
+    try {
+      at = Number((JSON.parse(raw) as { at?: unknown }).at);
+    } catch {
+      /* not a record: skip it */
+    }
+    if (now - at <= graceMs) out.push(id);
+  }
+  return out.sort();
+}
