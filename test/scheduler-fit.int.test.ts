@@ -89,6 +89,35 @@ describe('scheduler on a mixed fleet (simulated nodes)', () => {
     expect(new Set(views.map((v) => v.result.node_id)).size).toBe(2);
   }, 90_000);
 
+  it("admits a request for what its own num_ctx needs, so it never waits inside the backend for memory", async () => {
+    // 12 GB; two 5 GB models fit side by side at the default 2048 context, but b at 32k context needs ~4 GB more KV
+    // (simulated 8b-class shape: 32 blocks × 8 KV heads × 128 × 2 × f16 = 128 KiB a token) and cannot load beside a.
+    const node = { vramGb: 12, models: [{ name: 'a:8b', sizeGb: 5 }, { name: 'b:8b', sizeGb: 5 }], tokensPerSecond: 100, loadMsPerGb: 0, parallel: 1 };
+    c = await startCluster({ WORKER_CONCURRENCY: '4', NUM_CTX: '2048' });
+    const { sim } = await c.simWorker('n', node);
+    let queuedInside = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        queuedInside = Math.max(queuedInside, sim.state().queued_for_load);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const a = await submit(c, 'a:8b', 200); // ~1.2 s
+    await waitFor(async () => (await view(c!, a)).state === 'active', { what: 'a to start' });
+    const b = await submit(c, 'b:8b', 10, {});
+    const big = (await c.post('/v1/jobs', { type: 'generate', model: 'b:8b', prompt: 'long context', cache: false, options: { num_ctx: 32768, num_predict: 10, sim_answer_tokens: 10 } })).body.id as string;
+    const [va, vb, vbig] = await allDone(c, [a, b, big]);
+    sampling = false;
+    await sampler;
+    expect([va.state, vb.state, vbig.state]).toEqual(['completed', 'completed', 'completed']);
+    // b at the default context fitted beside a and ran at once; b at 32k waited in Hydra's queue until a was done.
+    expect(ms(vb.started_at)).toBeLessThan(ms(va.finished_at));
+    expect(ms(vbig.started_at)).toBeGreaterThanOrEqual(ms(va.finished_at) - 50);
+    expect(queuedInside).toBe(0);
+    expect(sim.state().oom_errors).toBe(0);
+  }, 90_000);
+
   it('puts a cold job on the node where it fits best (the smaller GPU), keeping the big node free', async () => {
     const models = [{ name: 'x:4b', sizeGb: 4 }, { name: 'y:4b', sizeGb: 4 }, { name: 'z:4b', sizeGb: 4 }];
     c = await startCluster({ WORKER_CONCURRENCY: '4', NUM_CTX: '512' });

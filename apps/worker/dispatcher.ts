@@ -16,6 +16,8 @@ import {
   bestFit,
   canTakeNow,
   eligibleQueues,
+  expectedTokensPerS,
+  needMbFor,
   isServing,
   nodeQualifies,
   orderHeads,
@@ -252,7 +254,8 @@ export class Dispatcher {
    */
   private async putUpFence(node: NodeRecord, choice: DispatchChoice): Promise<boolean> {
     const info = this.d.queues().find((q) => q.name === choice.head.queue);
-    const need = this.needFor(node, choice.head.model);
+    const base = this.needFor(node, choice.head.model);
+    const need = base === undefined ? undefined : Math.max(base, this.ownNeed.get(choice.head.jobId) ?? 0);
     if (info?.kind !== 'class' || need === undefined || need > node.capacity_mb) return false;
     if (this.fencing && this.fencing !== choice.head.jobId) await this.takeDownFence(node.id);
     const r = await this.d.registry.fence(node.id, { id: choice.head.jobId, model: choice.head.model, mb: need, bullPriority: choice.head.priority }, Date.now(), this.fenceTtlMs());
@@ -283,12 +286,16 @@ export class Dispatcher {
     const myNeed = this.needFor(node, head.model);
     if (myNeed === undefined) return null;
     const self = this.d.self();
-    const candidates: FitCandidate[] = [{ id: node.id, warm: false, freeMb: node.capacity_mb - (self?.reserved_mb ?? 0), needMb: myNeed }];
+    const speed = (v: Pick<NodeRecord, 'perf'> | undefined) => {
+      const t = v ? expectedTokensPerS(v, head.model) : undefined;
+      return t === undefined ? {} : { tokensPerS: t };
+    };
+    const candidates: FitCandidate[] = [{ id: node.id, warm: false, freeMb: node.capacity_mb - (self?.reserved_mb ?? 0), needMb: myNeed, ...speed(self) }];
     for (const o of others) {
       if (o.id === node.id || !canTakeNow(o)) continue;
       const q = nodeQualifies(o, info.model, info.min_vram_mb);
       if (!q.ok) continue;
-      candidates.push({ id: o.id, warm: o.models_loaded.some((l) => sameModel(l.name, head.model)), freeMb: o.capacity_mb - o.reserved_mb, needMb: q.need_mb });
+      candidates.push({ id: o.id, warm: o.models_loaded.some((l) => sameModel(l.name, head.model)), freeMb: o.capacity_mb - o.reserved_mb, needMb: q.need_mb, ...speed(o) });
     }
     if (candidates.length < 2) return null;
     const best = bestFit(candidates);
@@ -304,8 +311,8 @@ export class Dispatcher {
    * Reserve `model`'s memory and one of its backend slots under `token` (one atomic step across the node's
    * processes); `head` is the job it is for when known (its priority meets the node's fence). Answers why not.
    */
-  private async reserve(node: NodeRecord, token: string, model: string, head?: { jobId: string; priority: number }): Promise<ReserveOutcome> {
-    const need = this.needFor(node, model);
+  private async reserve(node: NodeRecord, token: string, model: string, head?: { jobId: string; priority: number }, mb?: number): Promise<ReserveOutcome> {
+    const need = mb ?? this.needFor(node, model);
     if (need === undefined) return 'full'; // node queue holding a model this node does not have
     const r = await this.d.registry.reserve({
       nodeId: node.id,
@@ -361,7 +368,34 @@ export class Dispatcher {
         return { took: false };
       }
     }
+    if (kind === 'infer') {
+      // A request with its own num_ctx loads the model with that context (Ollama reloads it): admit what it needs.
+      const own = this.needOfJob(node, model, job);
+      const base = this.needFor(node, model) ?? 0;
+      if (own > base) {
+        const why = await this.reserve(node, token, model, { jobId: job.id, priority: job.priority }, own);
+        if (why !== 'admitted') {
+          this.ownNeed.set(job.id, own);
+          await registry.release(node.id, token);
+          await this.handBack(choice.head.queue, [{ job, token }]);
+          return { took: false, refused: why };
+        }
+      }
+      this.ownNeed.delete(job.id);
+    }
     return { took: this.launch(node, job, token, kind, choice) };
+  }
+
+  /** Jobs whose own num_ctx needs more than the model's default need (MB), remembered for the fence. */
+  private readonly ownNeed = new Map<string, number>();
+
+  /** Memory a taken job needs: at its own `options.num_ctx` when it sets one, else the model's need at NUM_CTX. */
+  private needOfJob(node: NodeRecord, model: string, job: Job): number {
+    const m = node.models_available.find((x) => sameModel(x.name, model));
+    if (!m) return 0;
+    const numCtx = (job.data as { call?: { options?: { num_ctx?: unknown } } }).call?.options?.num_ctx;
+    if (typeof numCtx !== 'number' || numCtx === node.num_ctx) return m.need_mb;
+    return needMbFor(m, numCtx, node.parallel ?? 1);
   }
 
   /** Run a taken job (its memory already reserved under `token` for inference); answers what it started. */
@@ -457,8 +491,9 @@ export class Dispatcher {
 
   /** Forget fence entries of jobs that are no longer a head here. */
   private pruneBlocked(heads: readonly QueueHead[]): void {
-    if (this.blockedSince.size === 0) return;
+    if (this.blockedSince.size === 0 && this.ownNeed.size === 0) return;
     const live = new Set(heads.map((h) => h.jobId));
+    for (const id of this.ownNeed.keys()) if (!live.has(id)) this.ownNeed.delete(id);
     for (const id of this.blockedSince.keys()) {
       if (!live.has(id)) {
         this.blockedSince.delete(id);
