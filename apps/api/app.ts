@@ -2,6 +2,7 @@
 import express, { type Express, type Request, type Response } from 'express';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { ApiContext } from './context.js';
+import { accessLog } from './access-log.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
 import { DASHBOARD_PATH, dashboardRouter } from './dashboard/dashboard.route.js';
@@ -22,6 +23,8 @@ export function buildApp(ctx: ApiContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // First, so every answer (errors and 404s too) carries X-Request-Id and gets its access-log line.
+  app.use(accessLog(ctx.logger));
   // Counts and times every request of the API surfaces, whatever answers it (auth, limits, routes, errors).
   app.use(httpMetrics(ctx.metrics));
 

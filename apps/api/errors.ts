@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { ErrorCode, HydraError, type FieldProblem } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { requestIdOf } from './access-log.js';
 import { ollamaError } from './ollama/errors.js';
 import { openaiError } from './openai/errors.js';
 
@@ -79,7 +80,7 @@ export const isRedisDown = (e: { name?: string; message?: string }): boolean => 
 
 /** Express error handler: body-parser errors, HydraErrors, Redis outages (503), anything else (500, logged). */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (err: unknown, _req, res, _next) => {
+  return (err: unknown, req, res, _next) => {
     const e = err as { type?: string; message?: string; name?: string; limit?: number; status?: number; expose?: boolean };
     if (e.type === 'entity.too.large') {
       return sendError(res, new HydraError(ErrorCode.PayloadTooLarge, `request body is larger than the limit of ${e.limit} bytes (BODY_LIMIT_BYTES)`));
@@ -100,7 +101,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       if (!res.headersSent) res.setHeader('Retry-After', String(REDIS_RETRY_AFTER_S));
       return sendError(res, redisUnavailable(e.message ?? 'no connection'));
     }
-    logger.error({ err: e.message, stack: (err as Error).stack }, 'unhandled error');
+    logger.error({ requestId: requestIdOf(req), err: e.message, stack: (err as Error).stack }, 'unhandled error');
     sendError(res, new HydraError(ErrorCode.Internal, 'internal error'));
   };
 }

@@ -22,6 +22,8 @@ export interface JobView {
   result?: InferResult;
   error?: Failure;
   routing_decision: RoutingDecision;
+  /** The X-Request-Id of the request that submitted it (the access log's and the worker's log lines carry it). */
+  request_id?: string;
   /** A waiting job's place in its queue, 1 = next (absent unless waiting; null when delayed for a retry). */
   queue_position?: number | null;
   /**
@@ -81,6 +83,7 @@ export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
     ...(state === 'completed' && result ? { result } : {}),
     ...(state === 'failed' ? { error: decodeFailure(job.failedReason) } : {}),
     routing_decision: result?.routing_decision ?? routingDecision(data.route, data.attempts_log ?? []),
+    ...(data.request_id ? { request_id: data.request_id } : {}),
   };
 }
 
@@ -101,6 +104,7 @@ export function viewFromMessage(id: string, data: InferJob, queue: string, msg: 
     finished_at: iso(msg.finished_at),
     result,
     routing_decision: result.routing_decision,
+    ...(data.request_id ? { request_id: data.request_id } : {}),
   };
 }
 

@@ -1,4 +1,4 @@
-// The hydra command line: up (a whole local cluster), api, worker, sim, make-tiny-model.
+// The hydra command line: up (a whole local cluster), api, worker, status, sim, make-tiny-model.
 const USAGE = `usage: hydra <command> [options]
 
   up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
@@ -7,6 +7,11 @@ const USAGE = `usage: hydra <command> [options]
                                MODELS_DIR, else the built-in toy model); --sim N adds N simulated nodes
   api                          the API alone (env: REDIS_URL, PORT, HOST, API_KEYS, ...)
   worker                       one node agent alone (env: REDIS_URL, BACKEND, OLLAMA_URL, NODE_ID, NODE_VRAM_GB, ...)
+  status [--watch] [--interval S]
+                               the cluster as a table: nodes (health, VRAM, loaded models, slots, tokens/s)
+                               and queues (waiting per priority, oldest wait), from the API at HYDRA_URL
+                               (default http://127.0.0.1:8080) with HYDRA_API_KEY; --watch redraws every
+                               S seconds (default 2) until Ctrl-C
   sim --vram-gb G --models "name=GB,..." [--port P]
                                one simulated Ollama node (for tests and demos without GPUs)
   make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
@@ -27,6 +32,10 @@ export async function run(argv: string[]): Promise<void> {
     case 'worker': {
       const m = await import('../worker/main.js');
       return m.main(process.env);
+    }
+    case 'status': {
+      const m = await import('./status.js');
+      return m.status(rest, process.env);
     }
     case 'sim': {
       const m = await import('../node-sim/main.js');

@@ -9,6 +9,7 @@ import {
   encodeFailure,
   kindOfJobName,
   modelOfJobName,
+  RequestIdSchema,
   TokenStream,
   type DoneMessage,
   type HydraKeys,
@@ -112,7 +113,9 @@ const isRunKind = (k: string): k is RunKind => k === 'infer' || k === 'admin';
 export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promise<void> {
   const { job, token } = a;
   const jobId = job.id!;
-  const log = d.logger.child({ jobId, queue: job.queueName });
+  // The API request's id (its access-log line has it), read before validation so even a bad payload's line has it.
+  const requestId = RequestIdSchema.safeParse((job.data as { request_id?: unknown } | undefined)?.request_id);
+  const log = d.logger.child({ jobId, queue: job.queueName, ...(requestId.success ? { requestId: requestId.data } : {}) });
   const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS, nodeId: s.nodeId });
   const timers: NodeJS.Timeout[] = [];
   // Keep the BullMQ lock and the memory reservation alive while the job runs.

@@ -143,11 +143,14 @@ const ConfigSchema = z.object({
   METRICS_MAX_MODELS: int(50, 1),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
+  // command-line client (hydra status)
+  HYDRA_URL: httpUrl.default('http://127.0.0.1:8080'),
+  HYDRA_API_KEY: optional(z.string().min(1)),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** Variables whose values are secrets. */
-const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY']);
+const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

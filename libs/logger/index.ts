@@ -17,6 +17,7 @@ const REDACT_PATHS = [
   'headers.authorization',
   'config.API_KEYS',
   'config.OPENAI_API_KEY',
+  'config.HYDRA_API_KEY',
   'config.REDIS_URL',
   'config.CACHE_REDIS_URL',
   'redisUrl',

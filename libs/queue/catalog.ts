@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { AdminCallSchema, AttemptRecordSchema, ErrorCode, HydraError, InferenceCallSchema, PrioritySchema, RouteSchema, zodProblems } from '../core/index.js';
 import { toBullPriority } from '../scheduling/index.js';
 
+/** A request id as the API accepts it from X-Request-Id (else it makes one, a uuid): short, no spaces, safe in logs. */
+export const RequestIdSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/);
+
 export const InferJobSchema = z.object({
   call: InferenceCallSchema,
   priority: PrioritySchema,
@@ -21,6 +24,8 @@ export const InferJobSchema = z.object({
   attempts_log: z.array(AttemptRecordSchema).default([]),
   /** L1 cache key (hex SHA-256 of the normalized call): the worker stores the result under it when the job completes. */
   cache_key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** The HTTP request that submitted it (X-Request-Id): the API's access log and the worker's log lines carry it. */
+  request_id: RequestIdSchema.optional(),
   /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
   workflow: z.object({ id: z.string().min(1), step: z.string().min(1) }).optional(),
 });

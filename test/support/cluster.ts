@@ -8,7 +8,7 @@ import { buildApp } from '../../apps/api/app.js';
 import { createApiContext, type ApiContext } from '../../apps/api/context.js';
 import { createSimNode, type SimNode, type SimNodeOptions } from '../../apps/node-sim/sim-server.js';
 import { loadConfig, type Config } from '../../libs/config/index.js';
-import { silentLogger } from '../../libs/logger/index.js';
+import { silentLogger, type Logger } from '../../libs/logger/index.js';
 import { waitFor } from './wait.js';
 
 export const HYDRA_BIN = fileURLToPath(new URL('../../bin/hydra.mjs', import.meta.url));
@@ -57,13 +57,16 @@ export function testEnv(prefix: string, redisUrl: string, extra: Record<string, 
   };
 }
 
-/** `extraEnv.REDIS_URL` points the cluster at a test's own Redis instead of the shared one. */
-export async function startCluster(extraEnv: Record<string, string> = {}): Promise<TestCluster> {
+/**
+ * `extraEnv.REDIS_URL` points the cluster at a test's own Redis instead of the shared one; `opts.logger` is the API's
+ * logger (silent unless given: a test that reads the API's log lines passes one with its own destination).
+ */
+export async function startCluster(extraEnv: Record<string, string> = {}, opts: { logger?: Logger } = {}): Promise<TestCluster> {
   const redisUrl = extraEnv.REDIS_URL ?? inject('redisUrl');
   const prefix = `{t${randomBytes(4).toString('hex')}}`;
   const env = testEnv(prefix, redisUrl, { PORT: '0', ...extraEnv });
   const config = loadConfig(env);
-  const ctx = await createApiContext(config, silentLogger());
+  const ctx = await createApiContext(config, opts.logger ?? silentLogger());
   const app = buildApp(ctx);
   const server: Server = await new Promise((res) => {
     const s = app.listen(0, '127.0.0.1', () => res(s));

@@ -185,7 +185,7 @@ function viewNode(n: NodeView, inUse: Map<string, number>, now: number): Dashboa
 const boardQueueUrl = (boardPath: string, queue: string): string => `${boardPath}/queue/${encodeURIComponent(queue)}`;
 const boardJobUrl = (boardPath: string, queue: string, jobId: string): string => `${boardQueueUrl(boardPath, queue)}/${encodeURIComponent(jobId)}`;
 
-function viewQueue(q: QueueCounts, boardPath: string): DashboardQueue {
+export function viewQueue(q: QueueCounts, boardPath: string): DashboardQueue {
   const by_priority = Object.entries(q.bands)
     .filter(([bp, count]) => count > 0 && Number(bp) > 0)
     .map(([bp, count]) => ({ priority: fromBullPriority(Number(bp)), count }))
@@ -264,7 +264,7 @@ async function modelsInUse(redis: Redis, keys: HydraKeys, nodes: readonly NodeVi
 /** BullMQ priorities 0 (no priority: the `wait` list) to 10. */
 const BANDS = Array.from({ length: 11 }, (_, i) => i);
 
-async function queueCounts(producer: Producer, info: QueueInfo): Promise<QueueCounts> {
+export async function queueCounts(producer: Producer, info: QueueInfo): Promise<QueueCounts> {
   const q = producer.queue(info.name);
   const [c, bands] = await Promise.all([q.getJobCounts('active', 'delayed', 'failed', 'completed', 'waiting-children'), q.getCountsPerPriority(BANDS)]);
   return {

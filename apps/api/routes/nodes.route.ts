@@ -1,7 +1,10 @@
 // /v1/nodes and /v1/cluster/stats: the registry and queue counts as users see them.
 import { Router, type Request, type Response } from 'express';
+import { prioritizedOldest, readJobFields } from '../../../libs/queue/index.js';
 import type { NodeView } from '../../../libs/registry/index.js';
+import { BOARD_PATH } from '../board.js';
 import type { ApiContext } from '../context.js';
+import { queueCounts, viewQueue } from '../dashboard/state.js';
 import { route } from '../errors.js';
 
 const gb = (mb: number): number => Math.round((mb / 1024) * 100) / 100;
@@ -35,6 +38,21 @@ function viewNode(n: NodeView) {
   };
 }
 
+/** BullMQ priorities of the `prioritized` bands (Hydra 10..1), and the jobs read from the head of each. */
+const BANDS = Array.from({ length: 10 }, (_, i) => i + 1);
+const OLDEST_SAMPLE = 8;
+
+/**
+ * How long the queue's oldest waiting job has waited (ms), or null when none waits. Each band is in add order, but
+ * aging re-adds a promoted job at the end of its new band, so the oldest is near a band's head, not always at it:
+ * the first few of each band are read (two pipelined reads). Hydra's jobs all carry a priority, so `wait` is empty.
+ */
+async function oldestWaitingMs(ctx: ApiContext, queue: string, now: number): Promise<number | null> {
+  const heads = await prioritizedOldest(ctx.redis, ctx.keys, queue, BANDS, OLDEST_SAMPLE);
+  const added = (await readJobFields(ctx.redis, ctx.keys, queue, heads.map((h) => h.id))).flatMap((f) => (f ? [f.timestamp] : []));
+  return added.length === 0 ? null : Math.max(0, now - Math.min(...added));
+}
+
 export function nodesRouter(ctx: ApiContext): Router {
   const r = Router();
   r.get(
@@ -48,14 +66,18 @@ export function nodesRouter(ctx: ApiContext): Router {
     '/v1/cluster/stats',
     route(async (_req: Request, res: Response) => {
       const [nodes, queues, cache] = await Promise.all([ctx.registry.list(Date.now()), ctx.producer.listQueues(), ctx.cache.stats()]);
-      const perQueue: Record<string, { waiting: number; active: number; delayed: number; completed: number; failed: number }> = {};
+      type Counts = { waiting: number; active: number; delayed: number; completed: number; failed: number };
+      const perQueue: Record<string, Counts & { by_priority: { priority: number; count: number }[]; oldest_waiting_ms: number | null }> = {};
+      const now = Date.now();
       await Promise.all(
         queues.map(async (q) => {
-          const c = await ctx.producer.queue(q.name).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
-          perQueue[q.name] = { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0 };
+          // The dashboard's counts (waiting per priority band): one reading of a queue for both.
+          const v = viewQueue(await queueCounts(ctx.producer, q), BOARD_PATH);
+          const oldest = v.waiting > 0 ? await oldestWaitingMs(ctx, q.name, now) : null;
+          perQueue[q.name] = { waiting: v.waiting, active: v.active, delayed: v.delayed, completed: v.completed, failed: v.failed, by_priority: v.by_priority, oldest_waiting_ms: oldest };
         }),
       );
-      const sum = (k: keyof (typeof perQueue)[string]) => Object.values(perQueue).reduce((a, q) => a + q[k], 0);
+      const sum = (k: keyof Counts) => Object.values(perQueue).reduce((a, q) => a + q[k], 0);
       res.json({
         total_nodes: nodes.length,
         healthy_nodes: nodes.filter((n) => n.healthy).length,

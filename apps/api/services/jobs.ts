@@ -25,15 +25,17 @@ export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'q
 /**
  * Submit a validated request: an L1 cache hit answers at once without a job; otherwise route it (throws
  * `unsatisfiable` when no node could ever run it) and add it. With `watch`, the watch starts before the add so the
- * end cannot be missed. A miss carries the cache key so the worker stores the answer.
+ * end cannot be missed. A miss carries the cache key so the worker stores the answer, and the HTTP request's id
+ * (`requestId`, the access log's) so the worker's log lines for the job can be found by it.
  */
-export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean }): Promise<SubmitOutcome> {
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined }): Promise<SubmitOutcome> {
   const call = toCall(request);
   const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
   if (cacheKey && hit) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, hit) };
   const { plan, payload } = await route(ctx, call, request);
   if (cacheKey) payload.cache_key = cacheKey;
+  if (opts.requestId) payload.request_id = opts.requestId;
   await checkDepth(ctx, plan.queue);
   const id = randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
