@@ -1,5 +1,5 @@
 // The node agent, the worker's composition root: builds every part once from config (connections, producer, registry,
-// heartbeat, dispatcher, job runner, L1 cache, coordinator, after-job hooks, workflow finaliser), wires the wake and
+// heartbeat, dispatcher, job runner, L1 cache, coordinator, after-job hooks, workflow finaliser, metrics), wires the wake and
 // cancel channels, runs the periodic passes, and drains on stop.
 import { randomUUID } from 'node:crypto';
 import { ActivityLog } from '../../libs/activity/index.js';

@@ -1,6 +1,6 @@
 // Cluster-wide metrics, read from Redis at scrape time, so every API replica answers the same: queue depths by
 // priority band and the oldest wait, BullMQ's own counters, the nodes as the registry lists them, the L1 cache
-// counters, and the job metrics workers recorded (stored.ts). A few pipelined round trips per scrape.
+// counters, and the job metrics workers recorded (stored.ts). Two Lua calls and at most one pipeline per scrape.
 import type { Redis } from 'ioredis';
 import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
 import { loadScript, queueStructures, type HydraKeys, type ScriptCall } from '../queue/index.js';
@@ -50,9 +50,12 @@ async function readQueues(s: ClusterSources, call: ScriptCall<(number | string)[
   });
   const rows = await call(keys, [BULL_PRIORITIES.length, HEADS_PER_BAND]);
   const heads = rows.map((r) => r.slice(6 + BULL_PRIORITIES.length).map(String));
-  const p = s.redis.pipeline();
-  heads.forEach((ids, i) => ids.forEach((id) => p.hget(queueStructures(s.keys, queues[i]!.name).jobPrefix + id, 'timestamp')));
-  const times = heads.some((h) => h.length) ? ((await p.exec()) ?? []).map((r) => Number(r[1]) || now) : [];
+  let times: number[] = [];
+  if (heads.some((h) => h.length)) {
+    const p = s.redis.pipeline();
+    heads.forEach((ids, i) => ids.forEach((id) => p.hget(queueStructures(s.keys, queues[i]!.name).jobPrefix + id, 'timestamp')));
+    times = ((await p.exec()) ?? []).map((r) => Number(r[1]) || now);
+  }
   let t = 0;
   return rows.map((r, i) => {
     const n = (j: number) => Number(r[j] ?? 0);
@@ -98,7 +101,7 @@ function queueFamilies(qs: QueueNumbers[]): Family[] {
     gauge('hydra_queue_waiting_jobs', 'Waiting jobs by priority band (Hydra priority 1-10, 10 highest; aging moves jobs up).', waiting),
     gauge('hydra_queue_oldest_waiting_seconds', 'Age of the oldest waiting job of each queue (0 when none waits).', oldest),
     counter('bullmq_job_completed_total', 'Jobs BullMQ recorded as completed, per queue (BullMQ metrics; counted since workers pass the metrics option).', completed),
-    counter('bullmq_job_failed_total', 'Jobs BullMQ recorded as failed, per queue (final failures and retried attempts alike).', failed),
+    counter('bullmq_job_failed_total', 'Jobs BullMQ recorded as failed, per queue (final failures; a retried attempt is not one).', failed),
   ];
 }
 
