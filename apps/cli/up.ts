@@ -185,6 +185,9 @@ export async function up(argv: string[]): Promise<void> {
 Hydra is up.
   API          ${base}/v1        (nodes: curl${auth} ${base}/v1/nodes)
   Bull Board   ${base}/admin/queues
+  dashboard    ${base}/dashboard
+  metrics      ${base}/metrics   (Prometheus)
+  status       hydra status --watch
   logs         ${logDir}
 Try:
   curl${auth} -s ${base}/v1/jobs -H 'content-type: application/json' \\
