@@ -44,6 +44,10 @@ describe('hydra up', () => {
     await waitFor(() => out.includes('Hydra is up'), { timeoutMs: 60_000, what: `"Hydra is up" (output so far:\n${out})` });
     expect(out).toContain(`serving the built-in toy model "${TINY_MODEL_NAME}"`);
     expect(out).toMatch(/simulated node sim-1/);
+    // Progress while nodes come up, one line per node, and where to look once up.
+    expect(out).toMatch(/node sim-1 registered \([12]\/2/);
+    expect(out).toMatch(/registered \(2\/2/);
+    expect(out).toMatch(/dashboard +http:\/\/127\.0\.0\.1:\d+\/dashboard/);
     const base = `http://127.0.0.1:${port}`;
     const nodes = (await (await fetch(`${base}/v1/nodes`)).json()) as { nodes: { id: string; simulated: boolean }[] };
     expect(nodes.nodes).toHaveLength(2);

@@ -176,10 +176,18 @@ export async function up(argv: string[]): Promise<void> {
     process.exit(1);
   }
   const auth = config.API_KEYS.length ? ` -H "Authorization: Bearer $KEY"` : '';
+  // Progress while the nodes come up (a llama.cpp worker loads its models first): one line per node that registers.
+  const want = (values['no-worker'] ? 0 : 1) + sims;
+  const seen = new Set<string>();
   await until(async () => {
     const r = await fetch(`${base}/v1/nodes`, { headers: config.API_KEYS[0] ? { authorization: `Bearer ${config.API_KEYS[0]}` } : {} }).catch(() => null);
-    const j = (await r?.json().catch(() => null)) as { nodes?: unknown[] } | null;
-    return (j?.nodes?.length ?? 0) >= (values['no-worker'] ? 0 : 1) + sims;
+    const j = (await r?.json().catch(() => null)) as { nodes?: { id: string; healthy: boolean; models_available?: string[] }[] } | null;
+    for (const n of j?.nodes ?? []) {
+      if (seen.has(n.id)) continue;
+      seen.add(n.id);
+      say(`node ${n.id} registered (${seen.size}/${want}${n.healthy ? '' : ', backend not answering yet'}): ${(n.models_available ?? []).join(', ') || 'no models'}`);
+    }
+    return seen.size >= want;
   }, 60_000);
   say(`
 Hydra is up.
