@@ -1,5 +1,5 @@
 // The seeded workload: Poisson arrivals (open loop), Zipf model popularity, num_predict from a log-uniform draw; identical for every router.
-import { mulberry32 } from '../../libs/core/random.js';
+import { mulberry32 } from '../../libs/core/index.js';
 import { popularity } from './fleet-spec.js';
 
 export interface WorkRequest {
