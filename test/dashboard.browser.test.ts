@@ -154,6 +154,7 @@ function fiftyNodeState(evil: string) {
       last_heartbeat: now - (i === 5 ? 9000 : 400),
       active_jobs: down || i === 3 || i === 4 ? 0 : active,
       reserved_mb: active > 0 && !down ? 2000 * active : 0,
+      inflight_by_model: {},
       processes: i === 6 ? 2 : 1,
       ...(i % 4 === 0 ? { perf: { 'qwen3:14b': { tokens_per_s: 40 + i, ttft_ms: 180, job_ms: 4000, samples: 20, updated_at: now } } } : {}),
     };

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
 import { loadScript, queueStructures, type HydraKeys, type ScriptCall } from '../queue/index.js';
-import { recentModelsKey, type NodeView } from '../registry/index.js';
+import { readReservations, recentModelsKey, type NodeView } from '../registry/index.js';
 import type { Family, Sample } from './exposition.js';
 import { storedFamilies, storedKeys } from './stored.js';
 
@@ -103,16 +103,6 @@ function queueFamilies(qs: QueueNumbers[]): Family[] {
     counter('bullmq_job_completed_total', 'Jobs BullMQ recorded as completed, per queue (BullMQ metrics; counted since workers pass the metrics option).', completed),
     counter('bullmq_job_failed_total', 'Jobs BullMQ recorded as failed, per queue (final failures; a retried attempt is not one).', failed),
   ];
-}
-
-/** In-flight requests per model of one node, from its reservations ("token" → "model|mb|expiresAtMs", reserve.lua). */
-function inflightByModel(resv: Readonly<Record<string, string>>, now: number): Map<string, number> {
-  const per = new Map<string, number>();
-  for (const v of Object.values(resv)) {
-    const m = /^(.*)\|(\d+)\|(\d+)$/.exec(v);
-    if (m && Number(m[3]) > now) per.set(m[1]!, (per.get(m[1]!) ?? 0) + 1);
-  }
-  return per;
 }
 
 /** HGETALL's flat reply as an object. */
@@ -214,7 +204,8 @@ export class ClusterMetrics {
     // As Producer.listQueues reads them: JSON QueueInfo per queue name.
     const queues = Object.values(hashes[0]!).map((v) => JSON.parse(v) as QueueInfo);
     const perQueue = await readQueues(s, this.queueNumbers, queues, now);
-    const inflight = new Map(nodes.map((n, i) => [n.id, inflightByModel(hashes[3 + i]!, now)]));
+    // Read live, not from the cached node list: a scrape shows the requests in flight now.
+    const inflight = new Map(nodes.map((n, i) => [n.id, new Map(Object.entries(readReservations(hashes[3 + i]!, now).inflight))]));
     const live = new Set(nodes.map((n) => n.id));
     const families = [
       ...queueFamilies(perQueue),

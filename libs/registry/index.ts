@@ -10,6 +10,8 @@ export interface NodeView extends NodeRecord {
   active_jobs: number;
   /** Reserved memory (MB) by running jobs. */
   reserved_mb: number;
+  /** Running jobs per model (reservations), to compare with the backend's per-model limit `parallel`. */
+  inflight_by_model: Record<string, number>;
   /** Live worker processes serving this node id; `slots` is the sum of theirs. */
   processes: number;
 }
@@ -96,20 +98,12 @@ export class NodeRegistry {
       if (!raw) return void dead.push(id);
       const resv = (res[3 * i + 1]?.[1] ?? {}) as Record<string, string>;
       const procs = liveProcesses((res[3 * i + 2]?.[1] ?? {}) as Record<string, string>, now);
-      let active = 0;
-      const perModel = new Map<string, number>();
-      for (const v of Object.values(resv)) {
-        const m = /^(.*)\|(\d+)\|(\d+)$/.exec(v);
-        if (!m || Number(m[3]) <= now) continue;
-        active++;
-        perModel.set(m[1]!, Math.max(perModel.get(m[1]!) ?? 0, Number(m[2])));
-      }
-      const reserved = [...perModel.values()].reduce((a, b) => a + b, 0);
+      const { active, reservedMb: reserved, inflight } = readReservations(resv, now);
       const rec = JSON.parse(raw) as NodeRecord;
       // Each process writes the record with its own slots; the node has the sum over its live processes.
       const slots = procs.length ? procs.reduce((a, n) => a + n, 0) : rec.slots;
       const perf = parsePerf((res[3 * ids.length + i]?.[1] ?? {}) as Record<string, string>);
-      out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, processes: Math.max(1, procs.length), ...(Object.keys(perf).length ? { perf } : {}) });
+      out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, inflight_by_model: inflight, processes: Math.max(1, procs.length), ...(Object.keys(perf).length ? { perf } : {}) });
     });
     if (dead.length) await this.r.zrem(this.keys.nodes, ...dead);
     return out.sort((a, b) => a.id.localeCompare(b.id));
@@ -163,6 +157,24 @@ export class NodeRegistry {
     return Number((await this.r.get(this.keys.reservationPeak(nodeId))) ?? 0);
   }
 }
+/**
+ * A node's reservations hash ("token" → "model|mb|expiresAtMs", reserve.lua) read as the registry means it: live
+ * entries, memory once per model (its largest entry), running jobs per model. The one parser of that format.
+ */
+export function readReservations(resv: Readonly<Record<string, string>>, now: number): { active: number; reservedMb: number; inflight: Record<string, number> } {
+  let active = 0;
+  const perModel = new Map<string, number>();
+  const inflight: Record<string, number> = {};
+  for (const v of Object.values(resv)) {
+    const m = /^(.*)\|(\d+)\|(\d+)$/.exec(v);
+    if (!m || Number(m[3]) <= now) continue;
+    active++;
+    inflight[m[1]!] = (inflight[m[1]!] ?? 0) + 1;
+    perModel.set(m[1]!, Math.max(perModel.get(m[1]!) ?? 0, Number(m[2])));
+  }
+  return { active, reservedMb: [...perModel.values()].reduce((a, b) => a + b, 0), inflight };
+}
+
 /** Slots of each live process from a node's `procs` hash ("slots|expiresAtMs"). */
 function liveProcesses(procs: Record<string, string>, now: number): number[] {
   const out: number[] = [];

@@ -29,6 +29,7 @@ function node(id: string, over: Partial<NodeView> = {}): NodeView {
     last_heartbeat: NOW - 500,
     active_jobs: 0,
     reserved_mb: 0,
+    inflight_by_model: {},
     processes: 1,
     ...over,
   };

@@ -113,7 +113,7 @@ export interface QueueCounts {
 
 export interface StateInputs {
   nodes: NodeView[];
-  /** Node id → model → running jobs (from the node's reservations). */
+  /** Node id → model → running jobs (the registry's `inflight_by_model`). */
   inUse: Map<string, Map<string, number>>;
   queues: QueueCounts[];
   decisions: ActivityEntry[];
@@ -240,27 +240,6 @@ export function buildState(i: StateInputs, now: number, boardPath: string): Dash
   };
 }
 
-/**
- * Running jobs per model on each node, from its reservations hash. Reads the registry's entry format
- * ("model|mb|expiresAtMs", libs/registry/scripts/reserve.lua); the registry's own list keeps only totals.
- */
-async function modelsInUse(redis: Redis, keys: HydraKeys, nodes: readonly NodeView[], now: number): Promise<Map<string, Map<string, number>>> {
-  const out = new Map<string, Map<string, number>>();
-  if (nodes.length === 0) return out;
-  const p = redis.pipeline();
-  for (const n of nodes) p.hgetall(keys.reservations(n.id));
-  const rows = (await p.exec()) ?? [];
-  nodes.forEach((n, i) => {
-    const perModel = new Map<string, number>();
-    for (const v of Object.values((rows[i]?.[1] ?? {}) as Record<string, string>)) {
-      const m = /^(.*)\|(\d+)\|(\d+)$/.exec(v);
-      if (m && Number(m[3]) > now) perModel.set(m[1]!, (perModel.get(m[1]!) ?? 0) + 1);
-    }
-    out.set(n.id, perModel);
-  });
-  return out;
-}
-
 /** BullMQ priorities 0 (no priority: the `wait` list) to 10. */
 const BANDS = Array.from({ length: 11 }, (_, i) => i);
 
@@ -293,8 +272,8 @@ export function stateReader(s: StateSources, ttlMs = 1000): () => Promise<Dashbo
   const read = async (): Promise<DashboardState> => {
     const now = Date.now();
     const [nodes, queues] = await Promise.all([s.nodes(), s.producer.listQueues()]);
-    const [inUse, counts, decisions, latency] = await Promise.all([
-      modelsInUse(s.redis, s.keys, nodes, now),
+    const inUse = new Map(nodes.map((n) => [n.id, new Map(Object.entries(n.inflight_by_model))]));
+    const [counts, decisions, latency] = await Promise.all([
       Promise.all(queues.map((q) => queueCounts(s.producer, q))),
       s.activity.recentDecisions(DECISIONS_SHOWN),
       s.activity.latencyByModel(LATENCY_WINDOW_MS, now),
