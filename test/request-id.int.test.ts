@@ -1,5 +1,6 @@
-// The request id: echoed on every surface, stored with the job, and in both the API's access log and the worker's log
-// lines for the job, so one grep follows a request across processes. The access log never shows keys or queries.
+// The request id: echoed on every surface, stored with the job or workflow (every step job, including those the
+// coordinator adds later), and in both the API's access log and the worker's log lines, so one grep follows a request
+// across processes. The access log never shows keys or queries.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../libs/logger/index.js';
@@ -60,6 +61,50 @@ describe('request id', () => {
     const worker = c.workers[0]!;
     const done = await waitFor(() => lines(worker.output()).find((l) => l.requestId === id && l.msg === 'job completed'), { what: "the worker's line for the job" });
     expect(done.jobId).toBe(answer.id);
+  });
+
+  it('follows a workflow: its view, and the worker lines of the step added at submit and of the steps the coordinator added later', async () => {
+    const id = 'trace-wf-41d2';
+    // The orchestrator adds its stages as earlier ones settle: only `analyze` exists at submit; `decompose`, the
+    // subtask runs (t2's once t1's settled) and `synthesize` are built worker-side by the coordinator.
+    const body = { prompt: 'Write a tokenizer and a parser', light_model: 'qwen3:4b', heavy_model: 'qwen3:4b', models: ['qwen3:4b'], wait: true };
+    const r = await send('/v1/orchestrate', { body, headers: { ...auth, 'x-request-id': id } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-request-id')).toBe(id);
+    const end = (await r.json()) as { id: string; request_id?: string; steps: { id: string; job_id: string | null; cached: boolean }[] };
+    expect(end.request_id).toBe(id);
+    expect(end.steps.map((s) => s.id)).toEqual(['analyze', 'decompose', 't1-m0', 't2-m0', 'synthesize']);
+    expect(end.steps.every((s) => !s.cached && s.job_id)).toBe(true);
+
+    const view = await send(`/v1/workflows/${end.id}`, { headers: auth });
+    expect(((await view.json()) as { request_id?: string }).request_id).toBe(id);
+    const synthesize = await send(`/v1/jobs/${end.steps.at(-1)!.job_id}`, { headers: auth });
+    expect(((await synthesize.json()) as { request_id?: string }).request_id).toBe(id);
+
+    const worker = c.workers[0]!;
+    for (const s of end.steps) {
+      const done = await waitFor(() => lines(worker.output()).find((l) => l.jobId === s.job_id && l.msg === 'job completed'), { what: `the worker's line for step ${s.id}` });
+      expect(done.requestId, `step ${s.id}`).toBe(id);
+    }
+  });
+
+  it('stores the generated id with a workflow submitted without one', async () => {
+    const r = await send('/v1/distribute', { body: { prompts: ['a'], models: ['qwen3:4b'] }, headers: auth });
+    expect(r.status).toBe(202);
+    const got = r.headers.get('x-request-id');
+    expect(got).toMatch(UUID);
+    const { id } = (await r.json()) as { id: string };
+    const view = await waitFor(
+      async () => {
+        const v = (await (await send(`/v1/workflows/${id}`, { headers: auth })).json()) as { state: string; request_id?: string; steps: { job_id: string | null }[] };
+        return v.state === 'completed' && v;
+      },
+      { what: 'the fan-out to complete' },
+    );
+    expect(view.request_id).toBe(got);
+    const jobId = view.steps[0]!.job_id!;
+    const done = await waitFor(() => lines(c.workers[0]!.output()).find((l) => l.jobId === jobId && l.msg === 'job completed'), { what: "the worker's line for the pair" });
+    expect(done.requestId).toBe(got);
   });
 
   it('carries the id on the Ollama and OpenAI surfaces too, and on errors', async () => {

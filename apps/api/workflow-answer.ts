@@ -3,6 +3,7 @@
 import type { Response } from 'express';
 import type { ErrorCode } from '../../libs/core/index.js';
 import type { StartInput, WorkflowView } from '../../libs/workflows/index.js';
+import { requestIdOf } from './access-log.js';
 import { clientGone } from './client-gone.js';
 import type { ApiContext } from './context.js';
 import { STATUS } from './errors.js';
@@ -18,7 +19,8 @@ function statusOf(view: WorkflowView): number {
 }
 
 export async function startAndAnswer(ctx: ApiContext, res: Response, input: StartInput, wait: boolean | undefined, timeoutMs: number | undefined): Promise<void> {
-  const started = await startWorkflow(ctx, input, { watch: wait === true });
+  // The access log's request id goes with the workflow: its view shows it and every step job (later ones too) carries it.
+  const started = await startWorkflow(ctx, { ...input, request_id: requestIdOf(res.req) }, { watch: wait === true });
   if (started.kind === 'started') return void res.status(202).json({ ...workflowLinks(started.id), state: 'running', kind: input.kind, steps: input.steps.length });
   const end = await waitForWorkflow(ctx, started.id, started.watch, Math.min(timeoutMs ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS), clientGone(res));
   if (end.kind === 'ended') return void res.status(statusOf(end.view)).json(end.view);

@@ -1,4 +1,4 @@
-// The hydra command line: up (a whole local cluster), api, worker, status, sim, make-tiny-model.
+// The hydra command line: up (a whole local cluster), api, worker, status, pull, sim, make-tiny-model.
 const USAGE = `usage: hydra <command> [options]
 
   up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
@@ -12,6 +12,12 @@ const USAGE = `usage: hydra <command> [options]
                                and queues (waiting per priority, oldest wait), from the API at HYDRA_URL
                                (default http://127.0.0.1:8080) with HYDRA_API_KEY; --watch redraws every
                                S seconds (default 2) until Ctrl-C
+  pull <model> [--node ID]... [--insecure]
+                               pull a model onto the cluster's Ollama nodes through the API (HYDRA_URL,
+                               HYDRA_API_KEY): every healthy Ollama node that can hold it, or each
+                               --node named; shows each node's progress (percent, bytes, status) and
+                               exits 0 only when every node has the model (--insecure: Ollama's
+                               insecure registry option)
   sim --vram-gb G --models "name=GB,..." [--port P]
                                one simulated Ollama node (for tests and demos without GPUs)
   make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
@@ -36,6 +42,10 @@ export async function run(argv: string[]): Promise<void> {
     case 'status': {
       const m = await import('./status.js');
       return m.status(rest, process.env);
+    }
+    case 'pull': {
+      const m = await import('./pull.js');
+      return m.pull(rest, process.env);
     }
     case 'sim': {
       const m = await import('../node-sim/main.js');

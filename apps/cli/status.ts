@@ -1,55 +1,10 @@
 // `hydra status [--watch] [--interval S]`: the cluster's nodes and queues as a table, read from the API (HYDRA_URL).
 import { parseArgs } from 'node:util';
-import { loadConfigOrExit } from '../../libs/config/index.js';
+import { ApiError, HydraApi } from './api-client.js';
 import { renderStatus, type StatusNode, type StatusQueue, type StatusSnapshot } from './status-table.js';
 
-/** Longest wait for one answer of the API; a slower API is reported as not answering. */
-const REQUEST_TIMEOUT_MS = 10_000;
-
-/** Why no table: `retry` when another try may succeed (API down, Redis away), so --watch keeps going. */
-class StatusError extends Error {
-  constructor(
-    message: string,
-    readonly retry: boolean,
-  ) {
-    super(message);
-  }
-}
-
-async function getJson(base: string, path: string, key: string | undefined): Promise<unknown> {
-  let r: Response;
-  try {
-    r = await fetch(`${base}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string; message?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
-    throw new StatusError(`cannot reach the Hydra API at ${base} (${why}): is it running? Start one with "hydra up", or set HYDRA_URL to its address`, true);
-  }
-  const text = await r.text();
-  if (r.status === 401) {
-    throw new StatusError(
-      key
-        ? `the Hydra API at ${base} refused the key in HYDRA_API_KEY (401): set HYDRA_API_KEY to one of the API's API_KEYS`
-        : `the Hydra API at ${base} needs an API key (401): set HYDRA_API_KEY to one of the API's API_KEYS`,
-      false,
-    );
-  }
-  let body: unknown = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    /* reported below */
-  }
-  if (!r.ok) {
-    const msg = (body as { error?: { message?: string } } | null)?.error?.message ?? text.slice(0, 200);
-    throw new StatusError(`the Hydra API at ${base} answered ${r.status} to GET ${path}: ${msg}`, r.status >= 500 || r.status === 429);
-  }
-  if (body === null) throw new StatusError(`the server at ${base} answered GET ${path} with something other than JSON: is HYDRA_URL a Hydra API?`, false);
-  return body;
-}
-
-async function snapshot(base: string, key: string | undefined): Promise<StatusSnapshot> {
-  const [nodes, stats] = await Promise.all([getJson(base, '/v1/nodes', key), getJson(base, '/v1/cluster/stats', key)]);
+async function snapshot(api: HydraApi): Promise<StatusSnapshot> {
+  const [nodes, stats] = await Promise.all([api.getJson('/v1/nodes'), api.getJson('/v1/cluster/stats')]);
   return {
     nodes: ((nodes as { nodes?: StatusNode[] }).nodes ?? []).filter((n) => typeof n?.id === 'string'),
     queues: (stats as { queues?: Record<string, StatusQueue> }).queues ?? {},
@@ -77,14 +32,12 @@ const redraw = (frame: string): string => `\x1b[H${frame.split('\n').join('\x1b[
 
 export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const { watch, intervalMs } = options(argv);
-  const config = loadConfigOrExit(env, 'hydra status');
-  const base = config.HYDRA_URL.replace(/\/+$/, '');
-  const key = config.HYDRA_API_KEY;
+  const api = HydraApi.fromEnv(env, 'hydra status');
   if (!watch) {
     try {
-      process.stdout.write(`${renderStatus(await snapshot(base, key), base, Date.now())}\n`);
+      process.stdout.write(`${renderStatus(await snapshot(api), api.base, Date.now())}\n`);
     } catch (e) {
-      if (!(e instanceof StatusError)) throw e;
+      if (!(e instanceof ApiError)) throw e;
       process.stderr.write(`hydra status: ${e.message}\n`);
       process.exitCode = 1;
     }
@@ -102,9 +55,9 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<vo
   for (;;) {
     let frame: string;
     try {
-      frame = renderStatus(await snapshot(base, key), base, Date.now());
+      frame = renderStatus(await snapshot(api), api.base, Date.now());
     } catch (e) {
-      if (!(e instanceof StatusError)) throw e;
+      if (!(e instanceof ApiError)) throw e;
       if (!e.retry) {
         if (tty) process.stdout.write('\x1b[?25h');
         process.stderr.write(`hydra status: ${e.message}\n`);

@@ -66,6 +66,8 @@ export interface StartInput {
   cache?: boolean | undefined;
   input?: Record<string, string | number | boolean>;
   settings?: Record<string, unknown>;
+  /** The id of the HTTP request that created it (the access log's); every step job carries it as `request_id`. */
+  request_id?: string | undefined;
   steps: StepDef[];
 }
 
@@ -115,7 +117,7 @@ export class Coordinator implements StepAdvancer {
     const id = w.id ?? newWorkflowId();
     const { producer } = this.d;
     await producer.registerQueue({ kind: 'workflow', name: WORKFLOW_QUEUE });
-    const ctx: WorkflowContext = { id, kind: w.kind, priority: w.priority, cache: w.cache, input: w.input ?? {}, settings: w.settings ?? {} };
+    const ctx: WorkflowContext = { id, kind: w.kind, priority: w.priority, cache: w.cache, input: w.input ?? {}, settings: w.settings ?? {}, request_id: w.request_id ?? null };
     const ready = await this.store.create({ ...ctx, name: w.name, steps: w.steps, now: Date.now() });
     try {
       const prep = await this.prepare(ctx, ready);
@@ -154,7 +156,14 @@ export class Coordinator implements StepAdvancer {
         }
         const { plan, payload } = buildInferJob(call, { ...def.routing, priority: ctx.priority, timeout_ms: def.timeout_ms }, nodes, this.d.localHosts, now);
         // detach: a client that watches a step's token stream and leaves must not cancel the step (DELETE the workflow).
-        const full = checkPayload('infer', { ...payload, ...(key ? { cache_key: key } : {}), workflow: { id: ctx.id, step }, detach: true });
+        // request_id: steps added later (by this worker-side coordinator) carry the creating request's id, as the first do.
+        const full = checkPayload('infer', {
+          ...payload,
+          ...(key ? { cache_key: key } : {}),
+          ...(ctx.request_id ? { request_id: ctx.request_id } : {}),
+          workflow: { id: ctx.id, step },
+          detach: true,
+        });
         out.jobs.push({ step, jobId: stepJobId(ctx.id, step), queue: plan.queueInfo, payload: full });
       } catch (e) {
         const err = e instanceof HydraError ? e : new HydraError(ErrorCode.BadRequest, `step "${step}" could not be built: ${(e as Error).message}`);
@@ -225,7 +234,7 @@ export class Coordinator implements StepAdvancer {
         this.d.logger.debug({ workflow: id, step: item.step, result: res.result }, 'step already settled');
         continue;
       }
-      this.d.logger.info({ workflow: id, step: item.step, state: r.state, pending: res.pending, ready: res.ready.length }, 'workflow step settled');
+      this.d.logger.info({ workflow: id, ...(ctx.request_id ? { requestId: ctx.request_id } : {}), step: item.step, state: r.state, pending: res.pending, ready: res.ready.length }, 'workflow step settled');
       if (res.ready.length > 0) {
         const prep = await this.prepare(ctx, res.ready);
         await this.addSteps(id, prep.jobs).catch((e: Error) => this.d.logger.error({ workflow: id, err: e.message }, 'could not add ready steps; the reconcile sweep retries'));

@@ -66,7 +66,7 @@ export class WorkflowFinaliser {
       if (status === 'completed' && typeof resultKey === 'string' && this.d.cache) await this.d.cache.put(resultKey, result, id);
     }
     await job.updateProgress({ ...progressOf({ ...snap, status }, 'done'), percent: 100 }).catch(() => undefined);
-    logger.info({ workflow: id, kind: snap.kind, status, ms: now - snap.created_at }, 'workflow finished');
+    logger.info({ workflow: id, kind: snap.kind, ...(snap.request_id ? { requestId: snap.request_id } : {}), status, ms: now - snap.created_at }, 'workflow finished');
     if (status === 'completed') return result;
     throw new UnrecoverableError(encodeFailure(error ?? { code: 'internal', message: 'the workflow failed' }));
   }

@@ -7,7 +7,7 @@ import type { StepDef, StepError, StepRecord, StepState, WorkflowKind, WorkflowS
 const SCRIPTS = new URL('./scripts/', import.meta.url);
 
 /** What a step's call is rendered and routed with: the workflow's own fields. */
-export type WorkflowContext = Pick<WorkflowSnapshot, 'id' | 'kind' | 'priority' | 'cache' | 'input' | 'settings'>;
+export type WorkflowContext = Pick<WorkflowSnapshot, 'id' | 'kind' | 'priority' | 'cache' | 'input' | 'settings' | 'request_id'>;
 
 export interface SettleResult {
   result: 'settled' | 'already_settled' | 'unknown';
@@ -37,6 +37,7 @@ export interface CreateInput {
   cache?: boolean | undefined;
   input: Record<string, string | number | boolean>;
   settings: Record<string, unknown>;
+  request_id: string | null;
   steps: StepDef[];
   now: number;
 }
@@ -93,6 +94,7 @@ export class WorkflowStore {
       cache: w.cache === undefined ? '' : String(w.cache),
       input: JSON.stringify(w.input),
       settings: JSON.stringify(w.settings),
+      request_id: w.request_id ?? '',
       created_at: String(w.now),
       updated_at: String(w.now),
       pending: String(w.steps.length),
@@ -114,9 +116,9 @@ export class WorkflowStore {
 
   /** The workflow's own fields, or null when it is gone. */
   async context(id: string): Promise<WorkflowContext | null> {
-    const [kind, priority, cache, input, settings] = await this.redis.hmget(this.keys.workflow(id), 'kind', 'priority', 'cache', 'input', 'settings');
+    const [kind, priority, cache, input, settings, requestId] = await this.redis.hmget(this.keys.workflow(id), 'kind', 'priority', 'cache', 'input', 'settings', 'request_id');
     if (!kind) return null;
-    return { id, kind: kind as WorkflowKind, priority: Number(priority ?? 5), cache: cacheFlag(cache), input: json(input, {}), settings: json(settings, {}) };
+    return { id, kind: kind as WorkflowKind, priority: Number(priority ?? 5), cache: cacheFlag(cache), input: json(input, {}), settings: json(settings, {}), request_id: requestId || null };
   }
 
   async defs(id: string, steps: readonly string[]): Promise<StepDef[]> {
@@ -245,6 +247,7 @@ export class WorkflowStore {
       settings: json(meta.settings, {}),
       created_at: Number(meta.created_at),
       finished_at: meta.finished_at ? Number(meta.finished_at) : null,
+      request_id: meta.request_id || null,
       pending: Number(meta.pending ?? 0),
       error: parseError(meta.error),
       failed_step: meta.failed_step ?? null,

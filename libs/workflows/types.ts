@@ -113,6 +113,8 @@ export interface WorkflowSnapshot {
   settings: Record<string, unknown>;
   created_at: number;
   finished_at: number | null;
+  /** The HTTP request that created it (X-Request-Id): put in every step job's data, so the worker's lines carry it. */
+  request_id: string | null;
   pending: number;
   error: StepError | null;
   failed_step: string | null;

@@ -44,6 +44,8 @@ export interface WorkflowView {
   priority: number;
   created_at: string;
   finished_at: string | null;
+  /** The id of the HTTP request that created it (X-Request-Id, or the one the API made). */
+  request_id?: string;
   progress: { stage?: string; total: number; completed: number; failed: number; skipped: number; cancelled: number; running: number; queued: number; waiting: number; percent: number };
   steps: StepView[];
   result?: unknown;
@@ -105,6 +107,7 @@ export function buildView(snap: WorkflowSnapshot, live: ReadonlyMap<string, Live
     priority: snap.priority,
     created_at: new Date(snap.created_at).toISOString(),
     finished_at: iso(snap.finished_at),
+    ...(snap.request_id ? { request_id: snap.request_id } : {}),
     progress: {
       ...(stage ? { stage } : {}),
       total: steps.length,
