@@ -51,11 +51,39 @@ function starvationBoundS(flood: readonly WorkRequest[], speed: SimSpeed, needs:
   return { bound: Object.values(parts).reduce((a, b) => a + b, 0), parts };
 }
 
+/**
+ * Every ~500 ms wall, what each node that fits the 70b holds: the simulator's loaded models (active / waiting, `(L)`
+ * while loading) and Hydra's reservations and fence for it, so a run past the bound says why.
+ */
+function recordBigNodes(f: Fleet, needs: Needs, prefix: string, redisUrl: string): { stop(): Promise<string[]> } {
+  const redis = new Redis(redisUrl);
+  const lines: string[] = [];
+  const t0 = Date.now();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      for (const s of f.sims.filter((x) => fits(x.node, BIG_MODEL, needs))) {
+        const st = (await (await fetch(`${s.url}/admin/state`)).json()) as { vram_used_bytes: number; loaded: { name: string; loading: boolean; active: number; waiting: number }[] };
+        const [resv, fence] = await Promise.all([redis.hgetall(`${prefix}:node:${s.node.id}:resv`), redis.get(`${prefix}:node:${s.node.id}:fence`)]);
+        const held = Object.values(resv).map((v) => v.split('|')[0]);
+        const loaded = st.loaded.map((l) => `${l.name}${l.loading ? '(L)' : ''} a${l.active} w${l.waiting}`).join(', ');
+        lines.push(`${(((Date.now() - t0) * K) / 1000).toFixed(1)} ${s.node.id}: sim ${Math.round(st.vram_used_bytes / 2 ** 20)} MiB [${loaded}] hydra [${held.join(', ')}]${fence ? ` fence ${fence.split('|').slice(1, 2).join('')}` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })().catch((e: unknown) => void lines.push(`timeline stopped: ${String(e)}`));
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      redis.disconnect();
+      return lines;
+    },
+  };
+}
+
 describe('a mixed fleet of simulated nodes through Hydra', () => {
-  // retry: one run in three today exceeds the starvation bound through a real, not yet fixed path (the 70b admitted
-  // by Hydra then waits inside the simulated Ollama while loaded models keep receiving work; issue 10's note). Every
-  // assertion stays as it is; a retry is a fresh cluster and workload.
-  it('completes every request, places none where its model cannot fit, and starts a 70b under a flood within the bound', { timeout: 150_000, retry: 2 }, async () => {
+  it('completes every request, places none where its model cannot fit, and starts a 70b under a flood within the bound', { timeout: 150_000 }, async () => {
     const t0 = Date.now();
     const features = await detectSimFeatures();
     const speed = effectiveSpeed(SIM_SPEED, features);
@@ -85,7 +113,9 @@ describe('a mixed fleet of simulated nodes through Hydra', () => {
             }),
         ).then(Object.fromEntries);
       }, (PROBE_AT_S * 1000) / K);
+      timeline = recordBigNodes(f, needs, prefix, redisUrl);
     };
+    let timeline: { stop(): Promise<string[]> } | undefined;
 
     const prefix = `{tmixed${Date.now().toString(36)}}`;
     const redisUrl = inject('redisUrl');
@@ -95,6 +125,7 @@ describe('a mixed fleet of simulated nodes through Hydra', () => {
       const probeOut = run.outcomes.find((o) => o.i === probe.i)!;
       const probeWaitS = probeOut.firstTokenMs === undefined ? null : ((probeOut.firstTokenMs - probeOut.submitMs) * K) / 1000;
       const busy = await atProbe;
+      const lines = (await timeline?.stop()) ?? [];
       const summary = { requests: requests.length, completed: stats.completed, failed_by_cause: stats.failed_by_cause, misplaced: run.misplaced, unplaced: run.unplaced, counters: run.counters, probe: { wait_s: probeWaitS, node: probeOut.node, taken_after_s: probeOut.queuedMs === undefined ? null : (probeOut.queuedMs * K) / 1000 }, bound_s: bound, bound_parts: parts, big_nodes_at_probe: busy, wall_ms: { setup: startedMs, run: Math.round(run.wallMs) } };
       process.stderr.write(`mixed fleet invariants: ${JSON.stringify(summary)}\n`);
 
@@ -106,6 +137,9 @@ describe('a mixed fleet of simulated nodes through Hydra', () => {
       expect.soft(run.counters!.offloaded_loads ?? 0, 'CPU-offloaded loads on the simulated nodes').toBe(0);
       // The flood was on a node the 70b can run on when it was sent (otherwise the starvation check would be vacuous).
       expect.soft(Object.values(busy ?? {}).some((n) => n.active > 0), `nodes that fit the 70b, at its submit: ${JSON.stringify(busy)}`).toBe(true);
+      const within = (probeWaitS ?? Infinity) <= bound;
+      // Past the bound, what the nodes that fit the 70b held meanwhile (simulator vs Hydra's reservations and fence).
+      if (!within) process.stderr.write(`big nodes from the start (real-time-equivalent s):\n${lines.join('\n')}\n`);
       expect.soft(probeWaitS ?? Infinity, `70b submit → first token ${probeWaitS?.toFixed(1)} s real-time equivalent (taken by ${probeOut.node} after ${((probeOut.queuedMs ?? NaN) * K / 1000).toFixed(1)} s); bound ${bound.toFixed(1)} s ${JSON.stringify(parts)}`).toBeLessThanOrEqual(bound);
     } finally {
       const redis = new Redis(redisUrl);

@@ -57,6 +57,32 @@ describe('scheduler on a mixed fleet (simulated nodes)', () => {
     expect(sim.state().oom_errors).toBe(0);
   }, 120_000);
 
+  it('fences memory for a big job while the small jobs ahead of it wait only for their own backend slot', async () => {
+    // The small model runs one request at a time (parallel 1), so the head of its queue is refused for want of its
+    // slot ('busy'), not of memory, whenever one runs. That must not use up the fence: the big job, behind a backlog of
+    // older small jobs of the same priority, gets memory held once the running small job ends. Without it the
+    // backlog's head is always tried first, refused busy, and the big job is never fenced: it waits for the backlog.
+    const node = { vramGb: 12, models: [{ name: 'small:2b', sizeGb: 2 }, { name: 'big:9b', sizeGb: 9.5 }], tokensPerSecond: 100, loadMsPerGb: 0, parallel: 1 };
+    c = await startCluster({ WORKER_CONCURRENCY: '4', NUM_CTX: '512' });
+    await c.simWorker('n', node);
+    // 12 small jobs of ~0.75 s each (300 tokens at 400 tokens/s), one at a time: ~9 s of backlog.
+    const backlog: string[] = [];
+    for (let i = 0; i < 12; i++) backlog.push(await submit(c, 'small:2b', 300));
+    await waitFor(async () => (await view(c!, backlog[0]!)).state === 'active', { what: 'the first small job to start' });
+    const big = await submit(c, 'big:9b', 20);
+    const submittedBig = Date.now();
+    const views = await allDone(c, [...backlog, big], 90_000);
+    expect(views.filter((v) => v.state !== 'completed').map((v) => v.error)).toEqual([]);
+    const vb = views.at(-1)!;
+    const waited = ms(vb.started_at) - submittedBig;
+    const behind = views.slice(0, -1).filter((v) => ms(v.started_at) > ms(vb.started_at)).length;
+    process.stdout.write(`big job started ${waited} ms after it was submitted, before ${behind} of the 12 older small jobs\n`);
+    // Bound: the small job running when it was submitted (~0.75 s) + a dispatch round (200 ms poll) + scheduling
+    // slack on a shared 2-core machine; the backlog alone is ~9 s.
+    expect(waited).toBeLessThan(4500);
+    expect(behind).toBeGreaterThanOrEqual(6);
+  }, 120_000);
+
   it('never has more requests of one model in flight on a node than the backend runs at once', async () => {
     // The backend runs 2 at a time per model (its --parallel, the worker's NUM_PARALLEL); the worker has 8 slots.
     const node = { vramGb: 16, models: [{ name: 'm:1b', sizeGb: 1 }], tokensPerSecond: 100, loadMsPerGb: 0, parallel: 2 };

@@ -14,7 +14,7 @@ import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeke
 import type { NodeRegistry, NodeView, ReserveOutcome } from '../../libs/registry/index.js';
 import {
   bestFit,
-  canTakeNow,
+  canTakeModelNow,
   eligibleQueues,
   expectedTokensPerS,
   needMbFor,
@@ -225,16 +225,19 @@ export class Dispatcher {
       betterFit: (head) => this.betterFit(node, head, queues, others),
     });
     const choices: [DispatchChoice, boolean][] = [...admin.map((c): [DispatchChoice, boolean] => [c, true]), ...ordered.map((c): [DispatchChoice, boolean] => [c, false])];
-    // The fence goes to the most urgent class-queue head that does not fit now only because memory is in use.
+    // The fence goes to the most urgent class-queue head that does not fit now only because memory is in use. A head
+    // refused only for want of one of its model's backend slots ('busy') waits for its own model's jobs, not for
+    // memory: it neither gets the fence nor keeps a less urgent head that needs memory from getting it (under a flood
+    // of one model at its slot limit, the flood's head is always busy and the big job would never be fenced).
     let fenceFor: DispatchChoice | null = null;
     let fenceDecided = full;
     try {
       for (const [choice, headIsAdmin] of choices) {
         const r = await this.tryTake(node, choice, headIsAdmin);
         if (r.took) return { took: r.took, waitMs: 0 };
-        if (!fenceDecided && !headIsAdmin && r.refused && r.refused !== 'fenced' && r.refused !== 'admitted') {
+        if (!fenceDecided && !headIsAdmin && r.refused === 'full') {
           fenceDecided = true;
-          if (r.refused === 'full' && (await this.putUpFence(node, choice))) fenceFor = choice;
+          if (await this.putUpFence(node, choice)) fenceFor = choice;
         }
       }
       return idle(retryInMs !== null ? Math.min(retryInMs + 1, this.s.pollMs) : this.s.pollMs);
@@ -292,7 +295,7 @@ export class Dispatcher {
     };
     const candidates: FitCandidate[] = [{ id: node.id, warm: false, freeMb: node.capacity_mb - (self?.reserved_mb ?? 0), needMb: myNeed, ...speed(self) }];
     for (const o of others) {
-      if (o.id === node.id || !canTakeNow(o)) continue;
+      if (o.id === node.id || !canTakeModelNow(o, head.model)) continue;
       const q = nodeQualifies(o, info.model, info.min_vram_mb);
       if (!q.ok) continue;
       candidates.push({ id: o.id, warm: o.models_loaded.some((l) => sameModel(l.name, head.model)), freeMb: o.capacity_mb - o.reserved_mb, needMb: q.need_mb, ...speed(o) });

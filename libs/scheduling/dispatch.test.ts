@@ -55,6 +55,25 @@ describe('orderHeads: locality wait', () => {
   });
 });
 
+describe('orderHeads: a warm node at its per-model slot limit', () => {
+  const me = node('me', { loaded: ['a:latest'] });
+  const head: QueueHead = { queue: 'qb', jobId: '1', model: 'b', priority: 1, timestamp: 1000 };
+  // Worker slots free (2 of 4 used), but both backend slots for b are running b.
+  const busy = { ...node('w', { loaded: ['b:latest'], active: 2 }), parallel: 2, inflight_by_model: { 'b:latest': 2 } };
+
+  it('is not waited for as if it could take the job now', () => {
+    const r = orderHeads([head], { node: me, others: [busy], now: 1100, localityWaitMs: 500 });
+    expect(r.choices.map((c) => c.head.jobId)).toEqual(['1']);
+    expect(r.choices[0]?.reason).toMatch(/warm node w cannot take it now \(all slots busy\)/);
+  });
+
+  it('is waited for once one of its slots for the model is free', () => {
+    const r = orderHeads([head], { node: me, others: [{ ...busy, inflight_by_model: { 'b:latest': 1, 'a:latest': 1 } }], now: 1100, localityWaitMs: 500 });
+    expect(r.choices).toEqual([]);
+    expect(r.retryInMs).toBe(400);
+  });
+});
+
 describe('bestFit', () => {
   const c = (id: string, o: Partial<FitCandidate> = {}): FitCandidate => ({ id, warm: false, freeMb: 8000, needMb: 5000, ...o });
   it.each<[string, FitCandidate[], string | null]>([

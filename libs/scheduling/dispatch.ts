@@ -26,8 +26,11 @@ export interface DispatchChoice {
   reason: string;
 }
 
-/** Another node as the registry lists it: `active_jobs` counts reservations over all its processes (unknown = not full). */
-export type PeerNode = NodeRecord & { active_jobs?: number };
+/**
+ * Another node as the registry lists it: `active_jobs` counts reservations over all its processes (unknown = not
+ * full), `inflight_by_model` those per model (unknown = none).
+ */
+export type PeerNode = NodeRecord & { active_jobs?: number; inflight_by_model?: Record<string, number> };
 
 export interface DispatchContext {
   node: NodeRecord;
@@ -84,6 +87,15 @@ const isWarm = (n: NodeRecord, model: string): boolean => n.models_loaded.some((
  */
 export const canTakeNow = (n: PeerNode): boolean => isServing(n) && (n.active_jobs ?? 0) < n.slots;
 
+/** `canTakeNow`, and a free backend slot for `model` there (its per-model `parallel`). */
+export function canTakeModelNow(n: PeerNode, model: string): boolean {
+  if (!canTakeNow(n)) return false;
+  if (n.parallel === undefined || !n.inflight_by_model) return true;
+  let inFlight = 0;
+  for (const [m, c] of Object.entries(n.inflight_by_model)) if (sameModel(m, model)) inFlight += c;
+  return inFlight < n.parallel;
+}
+
 /**
  * Order the heads to try: most urgent priority first, then oldest. A head whose model is cold here
  * while another healthy node that serves it has it loaded is held back for `localityWaitMs` (delay
@@ -114,8 +126,9 @@ export function orderHeads(heads: readonly QueueHead[], ctx: DispatchContext): {
       retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
       continue;
     }
-    const warmElsewhere = ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model) && canTakeNow(o));
-    const busyWarm = warmElsewhere ? undefined : ctx.others.find((o) => o.id !== ctx.node.id && isWarm(o, head.model));
+    const warmOthers = ctx.others.filter((o) => o.id !== ctx.node.id && isWarm(o, head.model));
+    const warmElsewhere = warmOthers.find((o) => canTakeModelNow(o, head.model));
+    const busyWarm = warmElsewhere ? undefined : (warmOthers.find(isServing) ?? warmOthers[0]);
     if (warmElsewhere && age < ctx.localityWaitMs) {
       const wait = ctx.localityWaitMs - age;
       retryInMs = retryInMs === null ? wait : Math.min(retryInMs, wait);
