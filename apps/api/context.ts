@@ -4,7 +4,7 @@ import { createL1Cache, type L1Cache } from '../../libs/cache/index.js';
 import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
-import { createProducer, createRedis, hydraKeys, type HydraKeys, type JobLifecycle, type Producer } from '../../libs/queue/index.js';
+import { createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type HydraKeys, type JobLifecycle, type Producer, type ReplicaAck } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
@@ -18,6 +18,8 @@ export interface ApiContext {
   producer: Producer;
   /** The job lifecycle protocol (index, cancel, done message), over the producer's queues. */
   lifecycle: JobLifecycle;
+  /** With REDIS_MIN_REPLICAS_ACK: confirms that replicas hold an added job before it is accepted; else null. */
+  replicaAck: ReplicaAck | null;
   registry: NodeRegistry;
   waiters: Waiters;
   /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
@@ -38,8 +40,9 @@ export interface ApiContext {
 
 export async function createApiContext(config: Config, logger: Logger): Promise<ApiContext> {
   const keys = hydraKeys(config.QUEUE_PREFIX);
-  const redis = createRedis(config.REDIS_URL, 'producer');
-  const sub = createRedis(config.REDIS_URL, 'subscriber');
+  const target = queueRedisTarget(config);
+  const redis = createRedis(target, 'producer');
+  const sub = createRedis(target, 'subscriber');
   let lastErr = '';
   let connError: string | null = null;
   for (const c of [redis, sub]) {
@@ -64,6 +67,8 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   if (redis.status === 'ready') await waiters.start();
   else void waiters.start().catch((e: Error) => logger.warn({ err: e.message }, 'could not subscribe to job completions'));
   const producer = createProducer(config, { redis });
+  const replicaAck = createReplicaAck(config, { redis, keys });
+  await replicaAck?.started();
   const registry = new NodeRegistry(redis, keys);
   const nodes = cachedNodeList(registry);
   const cache = createL1Cache(config, { redis, keys, logger });
@@ -77,6 +82,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     producer,
     // Cancels of jobs that never started are counted here: no worker sees them end.
     lifecycle: countingCancels(producer.lifecycle, metrics.store, logger),
+    replicaAck,
     registry,
     waiters,
     nodes,
@@ -84,13 +90,14 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     coordinator,
     metrics,
     localHosts: localHostNames(),
-    blockingConnection: () => createRedis(config.REDIS_URL, 'subscriber'),
+    blockingConnection: () => createRedis(target, 'subscriber'),
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
     async close() {
       waiters.close();
       await coordinator.close();
       await producer.close();
       cache.close();
+      replicaAck?.close();
       sub.disconnect();
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -62,7 +62,7 @@ export const REDIS_RETRY_AFTER_S = 2;
 
 /** ioredis' wording, in words a user of the API can act on. */
 function redisProblem(message: string): string {
-  if (/WRONGPASS|NOAUTH/i.test(message)) return 'authentication failed (check the password in REDIS_URL)';
+  if (/WRONGPASS|NOAUTH/i.test(message)) return 'authentication failed (check the password in REDIS_URL, and REDIS_SENTINEL_PASSWORD with Sentinel)';
   if (/Command timed out/i.test(message)) return 'no reply within the command timeout (Redis hung or unreachable)';
   if (/LOADING/.test(message)) return 'Redis is loading its data after a restart';
   if (/READONLY|MASTERDOWN|CLUSTERDOWN/.test(message)) return 'Redis cannot accept writes right now (failover in progress)';

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.js';
-import { parseRedisUrl, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
+import { parseRedisUrl, queueRedisTarget, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
 import { HYDRA_BIN } from './paths.js';
 
 /** Concurrent requests per model on each simulated node, and the worker's NUM_PARALLEL for it. */
@@ -98,7 +98,15 @@ export async function up(argv: string[]): Promise<void> {
   // 1. Redis
   let redisUrl = config.REDIS_URL;
   checkRedisUrl(redisUrl);
-  if (await redisAnswers(redisUrl)) {
+  if (config.REDIS_SENTINELS.length > 0) {
+    // A Sentinel-managed Redis is the user's: never start a private one in its place.
+    const sentinels = config.REDIS_SENTINELS.map((x) => `${x.host}:${x.port}`).join(',');
+    if (!(await redisAnswers(queueRedisTarget(config), 3000))) {
+      process.stderr.write(`hydra up: the Redis master "${config.REDIS_SENTINEL_NAME}" does not answer through the sentinels ${sentinels} (REDIS_SENTINELS)\n`);
+      process.exit(1);
+    }
+    say(`redis: using master "${config.REDIS_SENTINEL_NAME}" through the sentinels ${sentinels}`);
+  } else if (await redisAnswers(redisUrl)) {
     say(`redis: using ${redactRedisUrl(redisUrl)}`);
   } else {
     const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });

@@ -7,7 +7,7 @@ import { createL1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
 import { ErrorCode, HydraError, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { createProducer, createRedis, hydraKeys } from '../../libs/queue/index.js';
+import { createProducer, createRedis, hydraKeys, queueRedisTarget } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, PerfStore, redisBreakerStore, type NodeView } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import { createCoordinator } from '../../libs/workflows/index.js';
@@ -38,8 +38,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const { config, logger, backend, nodeId } = opts;
   const s = workerSettings(config, nodeId, opts.slots);
   const keys = hydraKeys(config.QUEUE_PREFIX);
-  const redis = createRedis(config.REDIS_URL, 'worker');
-  const sub = createRedis(config.REDIS_URL, 'subscriber');
+  const redis = createRedis(queueRedisTarget(config), 'worker');
+  const sub = createRedis(queueRedisTarget(config), 'subscriber');
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   sub.on('error', () => {});
   // Metrics: this process's /metrics (METRICS_PORT) and the job metrics it records into Redis (docs/metrics.md).

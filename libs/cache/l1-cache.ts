@@ -1,7 +1,7 @@
 // The L1 cache store: entries with a TTL and a size cap in the cache Redis, hit/miss counters in the queue Redis.
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger/index.js';
-import { createRedis } from '../queue/index.js';
+import { cacheRedisTarget, createRedis } from '../queue/index.js';
 
 export interface CacheKeys {
   /** Key of one entry (in the cache Redis). */
@@ -101,15 +101,16 @@ export class L1Cache {
 }
 
 /**
- * The L1 cache of a process. It owns the CACHE_REDIS_URL decision: the cache may live in its own Redis (LRU eviction),
+ * The L1 cache of a process. The cache may live in its own Redis (CACHE_REDIS_URL or CACHE_REDIS_SENTINEL_NAME; LRU eviction),
  * since the queue's Redis must never evict; counters stay in the queue Redis. `close()` ends the separate connection.
  */
 export function createL1Cache(
-  config: { REDIS_URL: string; CACHE_REDIS_URL?: string | undefined; CACHE_TTL_S: number; CACHE_MAX_ENTRY_BYTES: number },
+  config: Parameters<typeof cacheRedisTarget>[0] & { CACHE_TTL_S: number; CACHE_MAX_ENTRY_BYTES: number },
   deps: { redis: Redis; keys: CacheKeys; logger: Logger },
 ): L1Cache & { close(): void } {
-  const separate = config.CACHE_REDIS_URL !== undefined && config.CACHE_REDIS_URL !== config.REDIS_URL;
-  const store = separate ? createRedis(config.CACHE_REDIS_URL!, 'producer') : deps.redis;
+  const target = cacheRedisTarget(config);
+  const separate = target !== null;
+  const store = target ? createRedis(target, 'producer') : deps.redis;
   if (separate) store.on('error', (e: Error) => deps.logger.warn({ err: e.message }, 'cache redis connection error'));
   const cache = new L1Cache({
     store,

@@ -35,6 +35,53 @@ describe('config', () => {
       `OPENAI_MODEL_SIZES="llama3.2:3b=2,${bad}": must be "name=GB,..." with sizes in GB (GiB), e.g. "qwen3:14b=9.3,llama3.2:3b=2"; "${bad}" is not`,
     );
   });
+  it('reads Sentinel settings: addresses with a default port, IPv6 in brackets, the master name', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ REDIS_SENTINELS: [], REDIS_SENTINEL_NAME: 'mymaster', REDIS_SENTINEL_TLS: false, REDIS_MIN_REPLICAS_ACK: 0, REDIS_REPLICA_ACK_TIMEOUT_MS: 1000 });
+    const s = loadConfig({ REDIS_SENTINELS: ' 10.0.0.5:26380, sentinel-b ,[::1]:26381,', REDIS_SENTINEL_NAME: 'queue-1', REDIS_SENTINEL_TLS: 'true' });
+    expect(s.REDIS_SENTINELS).toEqual([
+      { host: '10.0.0.5', port: 26380 },
+      { host: 'sentinel-b', port: 26379 },
+      { host: '::1', port: 26381 },
+    ]);
+    expect(s).toMatchObject({ REDIS_SENTINEL_NAME: 'queue-1', REDIS_SENTINEL_TLS: true });
+  });
+  it.each(['10.0.0.5:0', 'host:port', 'a:1:2', 'host:70000'])('says how to write REDIS_SENTINELS, not %j', (bad) => {
+    expect(() => loadConfig({ REDIS_SENTINELS: `s1:26379,${bad}` })).toThrow(`REDIS_SENTINELS="s1:26379,${bad}": must be "host:port,..." (Sentinel addresses, e.g. "10.0.0.5:26379,10.0.0.6:26379"); "${bad}" is not`);
+  });
+  it('refuses Sentinel settings without REDIS_SENTINELS, naming both and never printing a password', () => {
+    try {
+      loadConfig({ REDIS_SENTINEL_PASSWORD: 'hunter2-sentinel', REDIS_SENTINEL_TLS: '1', CACHE_REDIS_SENTINEL_NAME: 'cache' });
+      expect.unreachable();
+    } catch (e) {
+      const msg = (e as Error).message;
+      for (const name of ['REDIS_SENTINEL_PASSWORD', 'REDIS_SENTINEL_TLS', 'CACHE_REDIS_SENTINEL_NAME']) {
+        expect(msg).toContain(`${name} is set but REDIS_SENTINELS is not: set REDIS_SENTINELS=host:port,... (the Sentinel addresses), or unset ${name}`);
+      }
+      expect(msg).not.toContain('hunter2');
+    }
+    expect(loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_PASSWORD: 'x', CACHE_REDIS_SENTINEL_NAME: 'cache' }).CACHE_REDIS_SENTINEL_NAME).toBe('cache');
+  });
+  it('hides the password of a bad Redis URL and of a sentinel password that fails with other errors', () => {
+    try {
+      loadConfig({ REDIS_URL: 'redis://:hunter2@host:port', CACHE_REDIS_URL: 'http://u:hunter3@cache', REDIS_SENTINEL_NAME: 'bad name', REDIS_SENTINEL_PASSWORD: 'hunter4' });
+      expect.unreachable();
+    } catch (e) {
+      const msg = (e as Error).message;
+      expect(msg).toMatch(/REDIS_URL="redis:\/\/\*\*\*@host:port": is not a valid URL/);
+      expect(msg).toMatch(/CACHE_REDIS_URL="http:\/\/\*\*\*@cache": must start with redis:\/\//);
+      expect(msg).toMatch(/REDIS_SENTINEL_NAME="bad name": must be a Sentinel master name/);
+      expect(msg).not.toMatch(/hunter/);
+    }
+  });
+  it.each([
+    [{ REDIS_MIN_REPLICAS_ACK: '-1' }, /REDIS_MIN_REPLICAS_ACK="-1": must be at least 0/],
+    [{ REDIS_MIN_REPLICAS_ACK: '1.5' }, /REDIS_MIN_REPLICAS_ACK="1.5": must be a whole number/],
+    [{ REDIS_REPLICA_ACK_TIMEOUT_MS: '0' }, /REDIS_REPLICA_ACK_TIMEOUT_MS="0": must be at least 1/],
+    [{ REDIS_SENTINEL_TLS: 'maybe' }, /REDIS_SENTINEL_TLS="maybe": must be 1 or 0/],
+  ])('names a bad replica-ack or TLS setting: %j', (env, msg) => {
+    expect(() => loadConfig(env)).toThrow(msg);
+  });
   it('.env.example lists every variable, and only those', () => {
     const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const listed = text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.slice(0, l.indexOf('=')));

@@ -14,6 +14,33 @@ const httpUrl = z
   .regex(/^https?:\/\//, 'must start with http:// or https://')
   .refine((v) => URL.canParse(v), 'is not a valid URL');
 const optional = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
+/** 1/true/yes or 0/false/no. */
+const flag = () =>
+  z
+    .enum(['1', 'true', 'yes', '0', 'false', 'no'], { error: 'must be 1 or 0 (true/false, yes/no)' })
+    .default('0')
+    .transform((v) => v === '1' || v === 'true' || v === 'yes');
+/**
+ * Sentinel addresses, "host:port,host:port" (IPv6 as "[::1]:26379"); the port defaults to 26379. Empty: no Sentinel.
+ */
+const sentinelList = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const out: { host: string; port: number }[] = [];
+    for (const item of s.split(',').map((i) => i.trim()).filter(Boolean)) {
+      const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(item);
+      const port = Number(m?.[3] ?? 26379);
+      if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `must be "host:port,..." (Sentinel addresses, e.g. "10.0.0.5:26379,10.0.0.6:26379"); "${item}" is not` });
+        return z.NEVER;
+      }
+      out.push({ host: (m[1] ?? m[2])!, port });
+    }
+    return out;
+  });
+/** A Sentinel master group name, as in `sentinel monitor <name> ...`. */
+const sentinelName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a Sentinel master name (letters, digits, . _ -)');
 /** Comma-separated model names, e.g. "qwen3:14b,llama3.1:8b". */
 const modelList = z
   .string()
@@ -47,6 +74,15 @@ const modelSizes = z
 const ConfigSchema = z.object({
   // shared
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  /** Sentinels that know the queue's master (docs/operations.md#redis-sentinel); REDIS_URL then gives only its credentials, db and TLS. */
+  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINEL_NAME: sentinelName.default('mymaster'),
+  REDIS_SENTINEL_PASSWORD: optional(z.string()),
+  /** TLS to the sentinels themselves (the master's TLS is REDIS_URL's rediss://). */
+  REDIS_SENTINEL_TLS: flag(),
+  /** After adding a job the API waits until this many replicas have it (WAIT) before answering; fewer in time = 503. 0 = off. */
+  REDIS_MIN_REPLICAS_ACK: int(0, 0).refine((n) => n <= 16, 'must be at most 16'),
+  REDIS_REPLICA_ACK_TIMEOUT_MS: int(1000, 1).refine((n) => n <= 60_000, 'must be at most 60000'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   QUEUE_PREFIX: z.string().regex(/^\{[a-z0-9_-]+\}$/, 'must be a Redis hash tag like {hydra}').default('{hydra}'),
   HEARTBEAT_MS: int(2000, 100),
@@ -129,6 +165,8 @@ const ConfigSchema = z.object({
   EXCLUDE_FAILED_NODE_MS: int(10_000, 0),
   // L1 cache and workflows (api and worker)
   CACHE_REDIS_URL: optional(redisUrl),
+  /** The cache's own master at the same sentinels (REDIS_SENTINELS); CACHE_REDIS_URL then gives only its credentials. */
+  CACHE_REDIS_SENTINEL_NAME: optional(sentinelName),
   CACHE_TTL_S: int(3600, 1),
   CACHE_MAX_ENTRY_BYTES: int(262_144, 256),
   ORCH_LIGHT_MODEL: optional(z.string().min(1)),
@@ -150,7 +188,9 @@ const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** Variables whose values are secrets. */
-const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY']);
+const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD']);
+/** Variables whose values may hold a password in their user-info part (shown with it masked). */
+const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -164,15 +204,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const picked: Record<string, string | undefined> = {};
   for (const key of Object.keys(ConfigSchema.shape)) picked[key] = env[key] === '' ? undefined : env[key];
   const r = ConfigSchema.safeParse(picked);
-  if (r.success) return r.data;
+  if (r.success) {
+    const problems = redisSettingProblems(r.data);
+    if (problems.length > 0) throw new ConfigError(problems);
+    return r.data;
+  }
   throw new ConfigError(
     r.error.issues.map((i) => {
       const name = String(i.path[0] ?? '?');
       // Secrets never reach a log or a terminal, even when they are the bad value.
-      const shown = SECRET_VARS.has(name) ? '(secret, not shown)' : JSON.stringify(env[name] ?? '');
+      const raw = env[name] ?? '';
+      const shown = SECRET_VARS.has(name) ? '(secret, not shown)' : JSON.stringify(URL_VARS.has(name) ? raw.replace(/\/\/[^@/]*@/, '//***@') : raw);
       return `${name}=${shown}: ${i.message}`;
     }),
   );
+}
+
+/** Redis settings that mean something only together: a Sentinel setting without REDIS_SENTINELS would be ignored silently. */
+function redisSettingProblems(c: Config): string[] {
+  if (c.REDIS_SENTINELS.length > 0) return [];
+  const set = [
+    ...(c.REDIS_SENTINEL_PASSWORD !== undefined ? ['REDIS_SENTINEL_PASSWORD'] : []),
+    ...(c.REDIS_SENTINEL_TLS ? ['REDIS_SENTINEL_TLS'] : []),
+    ...(c.CACHE_REDIS_SENTINEL_NAME !== undefined ? ['CACHE_REDIS_SENTINEL_NAME'] : []),
+  ];
+  return set.map((name) => `${name} is set but REDIS_SENTINELS is not: set REDIS_SENTINELS=host:port,... (the Sentinel addresses), or unset ${name}`);
 }
 
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof Config)[];

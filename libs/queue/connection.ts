@@ -1,8 +1,9 @@
 // Redis connections with the failover settings DESIGN.md measured: fast reconnect, workers never give up a command,
-// producers fail fast; the password and TLS settings come from the URL.
+// producers fail fast; the password and TLS settings come from the URL; the master found through Sentinel if asked.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config/index.js';
 
 /** Longest wait between reconnect attempts (ms): a Redis that comes back is seen within about this long. */
 export const RETRY_CAP_MS = 1000;
@@ -14,27 +15,108 @@ export const RETRY_CAP_MS = 1000;
 export const fastRetry = (times: number): number => Math.round(Math.min(50 * 2 ** Math.min(times, 5), RETRY_CAP_MS) * (0.75 + Math.random() * 0.25));
 
 /** Longest a producer command waits for its reply (ms): a hung Redis or a network partition then answers 503, not never. */
-const PRODUCER_COMMAND_TIMEOUT_MS = 2000;
+export const PRODUCER_COMMAND_TIMEOUT_MS = 2000;
+
+/** Longest one question to a sentinel may take (ms) before the next sentinel is asked. */
+const SENTINEL_COMMAND_TIMEOUT_MS = 2000;
 
 export type ConnectionRole = 'worker' | 'producer' | 'subscriber';
+
+/** The master of a Sentinel group: the sentinels to ask, the group name, and how to talk to the sentinels. */
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  password?: string | undefined;
+  /** TLS to the sentinels, with the CA and client certificate of the URL's tls_* parameters. */
+  tls: boolean;
+}
+
+/**
+ * Where a connection goes: the Redis at `url`, or, with `sentinel`, the master the sentinels name at each (re)connect.
+ * With Sentinel the URL gives only the master's user, password, db and TLS (rediss:// and its tls_* parameters).
+ */
+export interface RedisTarget {
+  url: string;
+  sentinel?: SentinelTarget | undefined;
+}
+
+type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_SENTINEL_TLS' | 'CACHE_REDIS_URL' | 'CACHE_REDIS_SENTINEL_NAME'>;
+
+const sentinelOf = (c: RedisSettings, name: string): SentinelTarget | undefined =>
+  c.REDIS_SENTINELS.length === 0 ? undefined : { sentinels: c.REDIS_SENTINELS, name, password: c.REDIS_SENTINEL_PASSWORD, tls: c.REDIS_SENTINEL_TLS };
+
+/** The queue's Redis (queues, registry, streams, channels): REDIS_URL, or the REDIS_SENTINEL_NAME master. */
+export const queueRedisTarget = (c: RedisSettings): RedisTarget => ({ url: c.REDIS_URL, sentinel: sentinelOf(c, c.REDIS_SENTINEL_NAME) });
+
+/**
+ * The L1 cache's own Redis, or null when the cache lives in the queue's Redis (then it shares the queue connection):
+ * the CACHE_REDIS_SENTINEL_NAME master at the same sentinels, else CACHE_REDIS_URL.
+ */
+export function cacheRedisTarget(c: RedisSettings): RedisTarget | null {
+  if (c.CACHE_REDIS_SENTINEL_NAME !== undefined && c.REDIS_SENTINELS.length > 0) {
+    const url = c.CACHE_REDIS_URL ?? c.REDIS_URL;
+    if (c.CACHE_REDIS_SENTINEL_NAME === c.REDIS_SENTINEL_NAME && url === c.REDIS_URL) return null;
+    return { url, sentinel: sentinelOf(c, c.CACHE_REDIS_SENTINEL_NAME) };
+  }
+  if (c.CACHE_REDIS_URL === undefined || c.CACHE_REDIS_URL === c.REDIS_URL) return null;
+  return { url: c.CACHE_REDIS_URL };
+}
+
+/**
+ * Errors of a master that became a replica while this connection stayed open: writes get READONLY, a blocked read is
+ * cut off with "UNBLOCKED ... instance state changed". Sentinel kills client connections when it demotes a master, but
+ * an operator's REPLICAOF, a failover it could not reach, or a managed Redis moving its endpoint does not.
+ */
+const DEMOTED = /READONLY|instance state changed/;
 
 /**
  * A connection for one role. Workers and blocking readers wait out an outage (commands queue until Redis is back).
  * Producers (the API) never queue: while Redis is down, or before the first connection is ready, a command fails
  * at once, and one that gets no reply within PRODUCER_COMMAND_TIMEOUT_MS fails too, so requests get a 503.
+ *
+ * A demoted master's error makes the connection reconnect; through Sentinel that reaches the new master, and workers and
+ * readers send the refused command again there (it did not run), while producers fail it (a prompt 503 over a wait).
+ * A transaction refused this way fails whole (EXECABORT), never in part. Without Sentinel the reconnect goes to the
+ * same address (right for a DNS name that moves), and the command fails.
  */
-export function createRedis(url: string, role: ConnectionRole, extra: RedisOptions = {}): Redis {
-  const target = parseRedisUrl(url);
+export function createRedis(target: string | RedisTarget, role: ConnectionRole, extra: RedisOptions = {}): Redis {
+  const t: RedisTarget = typeof target === 'string' ? { url: target } : target;
+  const url = parseRedisUrl(t.url);
+  const resend = t.sentinel !== undefined && role !== 'producer';
   const base: RedisOptions = {
     retryStrategy: fastRetry,
     maxRetriesPerRequest: role === 'producer' ? 1 : null,
     ...(role === 'producer' ? { enableOfflineQueue: false, commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS } : {}),
     enableReadyCheck: true,
     connectionName: `hydra-${role}`,
-    ...(target.tls ? { tls: target.tls } : {}),
-    ...extra,
+    reconnectOnError: (err) => (DEMOTED.test(err.message) ? (resend ? 2 : 1) : false),
   };
-  return new Redis(target.url, base);
+  if (t.sentinel) return new Redis({ ...base, ...sentinelOptions(t.sentinel, url), ...extra });
+  return new Redis(url.url, { ...base, ...(url.tls ? { tls: url.tls } : {}), ...extra });
+}
+
+/**
+ * ioredis' Sentinel options: the group, the master's credentials and db from the URL (its host and port are not used),
+ * TLS to the master for rediss://, and to the sentinels with REDIS_SENTINEL_TLS (same CA, no server name: each sentinel
+ * is checked against its own address). While no sentinel answers, ioredis asks them all again after 10, 20, ... ms,
+ * capped at 1 s; it walks the list from where it last stopped, so one reconnect in a few may first report "All
+ * sentinels are unreachable" and retry 10 ms later.
+ */
+function sentinelOptions(s: SentinelTarget, url: { url: string; tls: TlsOptions | undefined }): RedisOptions {
+  const u = new URL(url.url);
+  const db = Number.parseInt(u.pathname.slice(1), 10);
+  const { servername: _masterName, ...sentinelTls } = url.tls ?? {};
+  return {
+    sentinels: s.sentinels,
+    name: s.name,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    db: Number.isInteger(db) ? db : 0,
+    ...(s.password !== undefined ? { sentinelPassword: s.password } : {}),
+    ...(s.tls ? { sentinelTLS: sentinelTls } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: url.tls ?? {}, enableTLSForSentinelMode: true } : {}),
+    sentinelCommandTimeout: SENTINEL_COMMAND_TIMEOUT_MS,
+  };
 }
 
 /** Hydra's own query parameters of a rediss:// URL (removed before ioredis reads the URL). */
@@ -81,9 +163,9 @@ export function parseRedisUrl(url: string): { url: string; tls: TlsOptions | und
 /** The URL with its password (and user) masked, for logs and messages. */
 export const redactRedisUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@');
 
-/** Whether a Redis answers PING at `url` within `timeoutMs`; one try, no retries, never throws for a down Redis. */
-export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
-  const r = createRedis(url, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
+/** Whether a Redis (or the Sentinel group's master) answers PING within `timeoutMs`; one try, no retries, never throws for a down Redis. */
+export async function redisAnswers(target: string | RedisTarget, timeoutMs = 1000): Promise<boolean> {
+  const r = createRedis(target, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, sentinelRetryStrategy: () => null, connectTimeout: timeoutMs });
   r.on('error', () => {});
   try {
     await r.connect();

@@ -33,6 +33,8 @@ export function hydraKeys(prefix: string) {
     streamReaders: (jobId: string) => `${prefix}:readers:${jobId}`,
     /** Node id that just failed an attempt of this job; it leaves the next attempt to others for a while. */
     excluded: (jobId: string) => `${prefix}:excl:${jobId}`,
+    /** Counter the API increments right before a WAIT (REDIS_MIN_REPLICAS_ACK): the write that WAIT counts replicas of. */
+    replicaAck: `${prefix}:replica-ack`,
     agingLock: `${prefix}:aging-lock`,
     rehomeLock: `${prefix}:rehome-lock`,
     /** L1 cache entry (in the cache Redis, CACHE_REDIS_URL) and the hit/miss counters (in this Redis). */

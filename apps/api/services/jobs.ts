@@ -3,11 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
 import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
-import { buildInferJob, recentFinishes, toCall, waitingCount, type InferJob } from '../../../libs/queue/index.js';
+import { buildInferJob, recentFinishes, toCall, waitingCount, type AckSeal, type InferJob } from '../../../libs/queue/index.js';
 import { completionRate, retryAfterS, type RoutePlan } from '../../../libs/scheduling/index.js';
 import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
-import { isRedisDown } from '../errors.js';
+import { isRedisDown, REDIS_RETRY_AFTER_S } from '../errors.js';
 import { cachedJobView, placeInLine, viewFromMessage, viewJob, type CachedJobView, type JobView } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 
@@ -26,7 +26,8 @@ export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'q
  * Submit a validated request: an L1 cache hit answers at once without a job; otherwise route it (throws
  * `unsatisfiable` when no node could ever run it) and add it. With `watch`, the watch starts before the add so the
  * end cannot be missed. A miss carries the cache key so the worker stores the answer, and the HTTP request's id
- * (`requestId`, the access log's) so the worker's log lines for the job can be found by it.
+ * (`requestId`, the access log's) so the worker's log lines for the job can be found by it. With REDIS_MIN_REPLICAS_ACK
+ * the job counts as added only once that many replicas hold it (`confirmDurable`).
  */
 export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined }): Promise<SubmitOutcome> {
   const call = toCall(request);
@@ -39,14 +40,49 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
   await checkDepth(ctx, plan.queue);
   const id = randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
+  const seal = ctx.replicaAck?.seal();
   try {
     await ctx.producer.addInference(id, payload, plan.queueInfo);
+    if (seal) await confirmDurable(ctx, seal, { kind: 'job', id, withdraw: withdrawJob(ctx, id) });
   } catch (e) {
     watch?.close();
     throw e;
   }
   return { kind: 'queued', job: { id, payload, plan, watch } };
 }
+
+/** What became of an added job (or workflow) that the replicas did not confirm. */
+export type Withdrawal = 'withdrawn' | 'ran' | 'unknown';
+
+/**
+ * REDIS_MIN_REPLICAS_ACK: a job only the master holds is lost if the master dies before replicating it, so it is not
+ * accepted until that many replicas confirm (WAIT). When they do not in time: 503 (retryable), and the job (or
+ * workflow) is withdrawn so that the client's retry does not run it twice. Workers see a job the moment it is added,
+ * so a short one has often run by then: the error says so (`details.withdrawal`), with the id to look it up.
+ */
+export async function confirmDurable(ctx: ApiContext, seal: AckSeal, what: { kind: 'job' | 'workflow'; id: string; withdraw: () => Promise<Withdrawal> }): Promise<void> {
+  const ack = await ctx.replicaAck!.confirm(seal);
+  if (ack.ok) return;
+  const withdrawal = await what.withdraw().catch((): Withdrawal => 'unknown');
+  const fate = {
+    withdrawn: 'it was withdrawn',
+    ran: `${what.kind} ${what.id} had already run (its result may not survive a failover either)`,
+    unknown: `${what.kind} ${what.id} could not be withdrawn and may still run`,
+  }[withdrawal];
+  const { REDIS_MIN_REPLICAS_ACK: n, REDIS_REPLICA_ACK_TIMEOUT_MS: ms } = ctx.config;
+  throw new HydraError(
+    ErrorCode.Unavailable,
+    `the ${what.kind} was not accepted: REDIS_MIN_REPLICAS_ACK=${n} asks for ${n} Redis replica(s) to hold it within REDIS_REPLICA_ACK_TIMEOUT_MS=${ms} ms, ` +
+      `but ${ack.why}; ${fate}; retry shortly`,
+    { retryable: true, details: { [`${what.kind}_id`]: what.id, withdrawal, replicas_acked: ack.replicas, replicas_required: n, retry_after_s: REDIS_RETRY_AFTER_S } },
+  );
+}
+
+/** Cancel a job that was added but not confirmed: removed before it started, or aborted while it runs, or it already ended. */
+const withdrawJob = (ctx: ApiContext, id: string) => async (): Promise<Withdrawal> => {
+  const r = await ctx.lifecycle.cancel(id, 'not confirmed by the replicas (REDIS_MIN_REPLICAS_ACK)');
+  return r.outcome === 'removed' || r.outcome === 'signalled' ? 'withdrawn' : r.outcome === 'ended' ? 'ran' : 'unknown';
+};
 
 /**
  * Route a request. When no live node could serve it, the nodes seen within MODEL_GRACE_MS are asked about too (one

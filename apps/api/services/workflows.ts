@@ -4,24 +4,36 @@ import { ErrorCode, HydraError } from '../../../libs/core/index.js';
 import { FINAL_STATUSES, newWorkflowId, type StartInput, type WorkflowStatus, type WorkflowView } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import type { Watch } from '../waiters.js';
+import { confirmDurable, type Withdrawal } from './jobs.js';
 import { readStream, type StreamReader } from './stream-reader.js';
 
 export type StartOutcome = { kind: 'started'; id: string } | { kind: 'watching'; id: string; watch: Watch };
 
-/** Start a workflow. With `watch`, the end is watched from before the flow is added, so it cannot be missed. */
+/**
+ * Start a workflow. With `watch`, the end is watched from before the flow is added, so it cannot be missed. With
+ * REDIS_MIN_REPLICAS_ACK it is started only once replicas hold it, as a job is (`confirmDurable`).
+ */
 export async function startWorkflow(ctx: ApiContext, input: StartInput, opts: { watch: boolean }): Promise<StartOutcome> {
   ctx.coordinator.checkRoutable(input.steps, await ctx.nodes());
-  if (!opts.watch) return { kind: 'started', id: (await ctx.coordinator.start(input)).id };
-  const id = newWorkflowId();
-  const watch = ctx.waiters.watch(id);
+  const id = input.id ?? newWorkflowId();
+  const watch = opts.watch ? ctx.waiters.watch(id) : null;
+  const seal = ctx.replicaAck?.seal();
   try {
     await ctx.coordinator.start({ ...input, id });
+    if (seal) await confirmDurable(ctx, seal, { kind: 'workflow', id, withdraw: () => withdrawWorkflow(ctx, id) });
   } catch (e) {
-    watch.close();
+    watch?.close();
     throw e;
   }
-  return { kind: 'watching', id, watch };
+  return watch ? { kind: 'watching', id, watch } : { kind: 'started', id };
 }
+
+/** Cancel a workflow that was added but not confirmed; a conflict means it has ended already. */
+const withdrawWorkflow = (ctx: ApiContext, id: string): Promise<Withdrawal> =>
+  ctx.coordinator.cancel(id).then(
+    () => 'withdrawn',
+    (e: unknown) => (e instanceof HydraError && e.code === ErrorCode.Conflict ? 'ran' : 'unknown'),
+  );
 
 export type WorkflowEnd = { kind: 'ended'; view: WorkflowView } | { kind: 'running'; state: WorkflowStatus; progress: WorkflowView['progress'] | undefined };
 

@@ -1,0 +1,134 @@
+// Durable submits (REDIS_MIN_REPLICAS_ACK): after a job is added, Redis WAIT until enough replicas hold it, so a job the
+// API accepted survives a failover of the master (Redis replicates asynchronously).
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/index.js';
+import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS, queueRedisTarget } from './connection.js';
+import type { HydraKeys } from './keys.js';
+
+/** What `seal` records: the state of both connections before the writes to confirm. */
+export interface AckSeal {
+  producerCloses: number;
+  ackCloses: number;
+}
+
+export type AckOutcome = { ok: true; replicas: number } | { ok: false; replicas: number; why: string };
+
+/** One connection as the ack sees it: how often it closed, and which server (run_id) it is on now. */
+interface Tracked {
+  closes: number;
+  runId: Promise<string | null>;
+}
+
+/**
+ * WAIT counts the replicas that acknowledged the writes of its own connection, and blocks that connection while it
+ * waits: on the shared producer connection every other command would queue behind it (for the whole timeout while a
+ * replica is away). So the ack has a connection of its own: one small write (INCR of a marker) then WAIT, which covers
+ * every write finished on this master before the INCR (one replication stream). Callers that arrive while a WAIT is out
+ * share the next one (group commit): at most one WAIT in flight, however many submits.
+ *
+ * That holds only while both connections are on one master. A connection that reconnected may have moved (a
+ * failover), and a WAIT on the new master would count replicas of a master that never had the job; a split brain
+ * leaves two masters with open connections. So a confirm is refused when either connection closed since the seal, or
+ * their servers' run_ids differ.
+ */
+export class ReplicaAck {
+  private sent: Promise<number> | null = null;
+  private queued: Promise<number> | null = null;
+  private readonly producer: Tracked;
+  private readonly ack: Tracked;
+
+  constructor(private readonly d: { producer: Redis; ack: Redis; key: string; replicas: number; timeoutMs: number }) {
+    this.producer = track(d.producer);
+    this.ack = track(d.ack);
+  }
+
+  /** Call before the writes to confirm. */
+  seal(): AckSeal {
+    return { producerCloses: this.producer.closes, ackCloses: this.ack.closes };
+  }
+
+  /** Whether `replicas` replicas hold every write the producer connection finished since `seal` and before this call. */
+  async confirm(seal: AckSeal): Promise<AckOutcome> {
+    let acked: number;
+    try {
+      acked = await this.nextRound();
+    } catch (e) {
+      return { ok: false, replicas: 0, why: `the WAIT failed (${(e as Error).message})` };
+    }
+    if (this.producer.closes !== seal.producerCloses || this.ack.closes !== seal.ackCloses) {
+      return { ok: false, replicas: acked, why: 'the connection to Redis was re-established meanwhile (a failover?), so the replicas counted may not have the job' };
+    }
+    const [p, a] = await Promise.all([this.producer.runId, this.ack.runId]);
+    if (p === null || p !== a) return { ok: false, replicas: acked, why: 'the job and the WAIT went to different Redis servers (a failover in progress?)' };
+    if (acked < this.d.replicas) return { ok: false, replicas: acked, why: `${acked} of ${this.d.replicas} replica(s) confirmed within ${this.d.timeoutMs} ms` };
+    return { ok: true, replicas: acked };
+  }
+
+  /** Resolves once the ack connection is first ready, or failed (then confirms are refused until it is back). */
+  async started(): Promise<void> {
+    if (this.d.ack.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      this.d.ack.once('ready', resolve);
+      this.d.ack.once('error', () => resolve());
+    });
+  }
+
+  close(): void {
+    this.d.ack.disconnect();
+  }
+
+  /** A round sent after this call: one already on the wire may have left before the caller's writes finished. */
+  private nextRound(): Promise<number> {
+    if (!this.sent) return this.send();
+    this.queued ??= this.sent.then(noop, noop).then(() => {
+      this.queued = null;
+      return this.send();
+    });
+    return this.queued;
+  }
+
+  private send(): Promise<number> {
+    const round = (async () => {
+      const r = await this.d.ack.pipeline().incr(this.d.key).call('WAIT', String(this.d.replicas), String(this.d.timeoutMs)).exec();
+      const err = r?.find(([e]) => e)?.[0];
+      if (!r || err) throw err ?? new Error('no reply');
+      return Number(r[1]?.[1]);
+    })().finally(() => {
+      if (this.sent === round) this.sent = null;
+    });
+    this.sent = round;
+    return round;
+  }
+}
+
+const noop = (): void => {};
+
+/** Count closes and learn the server's run_id at each ready (INFO server), so `confirm` can compare servers. */
+function track(r: Redis): Tracked {
+  const t: Tracked = { closes: 0, runId: Promise.resolve(null) };
+  const learn = () => {
+    t.runId = r.info('server').then(
+      (info) => /run_id:([0-9a-f]+)/.exec(info)?.[1] ?? null,
+      () => null,
+    );
+  };
+  r.on('close', () => {
+    t.closes++;
+    t.runId = Promise.resolve(null);
+  });
+  r.on('ready', learn);
+  if (r.status === 'ready') learn();
+  return t;
+}
+
+/**
+ * The ack of an API process, or null with REDIS_MIN_REPLICAS_ACK=0. Its connection is a producer's (fail fast) whose
+ * command timeout leaves room for the WAIT's own timeout.
+ */
+export function createReplicaAck(config: Config, deps: { redis: Redis; keys: HydraKeys }): ReplicaAck | null {
+  if (config.REDIS_MIN_REPLICAS_ACK === 0) return null;
+  const timeoutMs = config.REDIS_REPLICA_ACK_TIMEOUT_MS;
+  const ack = createRedis(queueRedisTarget(config), 'producer', { commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS + timeoutMs, connectionName: 'hydra-replica-ack' });
+  ack.on('error', noop); // its failures surface as refused confirms (503), and the producer connection logs the outage
+  return new ReplicaAck({ producer: deps.redis, ack, key: deps.keys.replicaAck, replicas: config.REDIS_MIN_REPLICAS_ACK, timeoutMs });
+}
