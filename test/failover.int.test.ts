@@ -1,7 +1,8 @@
-// Failover with real processes: retry elsewhere with the failed node excluded, circuit breaker, SIGKILL recovery,
-// poison pills, SIGTERM drain and time limits.
+// Failover with real processes: retry elsewhere with the failed node excluded, circuit breaker, SIGKILL recovery (fast,
+// through liveness) and SIGSTOP (not taken for dead, no double completion), poison pills, SIGTERM drain and time limits.
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster } from './support/cluster.js';
+import { startCluster, type TestCluster, type WorkerProc } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
 const M = 'm:7b';
@@ -57,22 +58,96 @@ describe('failover', () => {
     await c.waitForNode('a', (n) => n.breaker?.state === 'closed');
   });
 
-  it('re-runs a SIGKILLed worker’s job on another node within 10 s (default lock settings)', async () => {
+  it('re-runs a SIGKILLed worker’s job on another node in about a second, long before its 6 s lock expires (5 kills)', async () => {
     c = await startCluster({ LOCK_DURATION_MS: '6000', STALLED_INTERVAL_MS: '2000' });
-    const a = await c.simWorker('a', slow);
-    // Long enough (~50 s on the slow node) that it is still running on a when b has started, however loaded the machine.
-    const long = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'long', options: { num_predict: 2000, sim_answer_tokens: 2000 } })).body.id;
-    await until(c, long, (v) => v.state === 'active');
-    await c.simWorker('b', fast);
-    const killedAt = Date.now();
-    a.worker.proc.kill('SIGKILL');
-    const done = await until(c, long, (v) => v.state === 'completed', 25_000);
-    const recoveredMs = Date.parse(done.started_at) - killedAt;
-    process.stdout.write(`SIGKILL recovery: job restarted on ${done.result.node_id} ${recoveredMs} ms after the kill\n`);
-    expect(done.result.node_id).toBe('b');
-    // Lock expiry (6 s) + up to two stalled-check rounds (2 s each); the figure is printed above and in bench/README.md.
-    expect(recoveredMs).toBeLessThan(10_000);
-  }, 60_000);
+    const env = (id: string, url: string) => ({ BACKEND: 'ollama', OLLAMA_URL: url, NODE_ID: id, NODE_VRAM_GB: '24' });
+    const started = (w: WorkerProc) =>
+      waitFor(() => w.output().includes('node agent started'), { timeoutMs: 20_000, what: `worker ${w.nodeId} to start` }).catch((e: Error) => {
+        throw new Error(`${e.message}\nworker output:\n${w.output().slice(-3000)}`);
+      });
+    const nodes = [await c.simWorker('a', slow), await c.simWorker('b', slow)];
+    const live = `${c.prefix}:live`;
+    const recoveries: number[] = [];
+    for (let run = 0; run < 5; run++) {
+      // Both workers registered (the one restarted last time included) and idle, so the job can land on either.
+      await waitFor(async () => (await c!.ctx.redis.zcard(live)) === 2 && nodes.every((n) => n.sim.state().active_requests === 0), { what: 'both workers registered and idle' });
+      // Long enough (~50 s on the slow node) that it runs until it is cancelled below, however loaded the machine.
+      const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: `long ${run}`, options: { num_predict: 2000, sim_answer_tokens: 2000 } })).body.id;
+      await until(c, id, (v) => v.state === 'active');
+      const victim = await waitFor(() => nodes.find((n) => n.sim.state().active_requests > 0), { what: 'the request to reach a backend' });
+      const other = nodes.find((n) => n !== victim)!;
+      const killedAt = Date.now();
+      await victim.worker.stop('SIGKILL');
+      const again = await until(c, id, (v) => v.state === 'active' && Date.parse(v.started_at) > killedAt, 15_000, 'restart elsewhere');
+      await waitFor(() => other.sim.state().active_requests > 0, { what: `node ${other.worker.nodeId} to see the request` });
+      recoveries.push(Date.parse(again.started_at) - killedAt);
+      // Back in its queue without spending an attempt, and without a poison-pill strike for its first death.
+      expect(again.attempts_made).toBe(0);
+      expect(await c.ctx.redis.hget(`${c.prefix}:${again.queue}:${id}`, 'stc')).toBeNull();
+      await c.del(`/v1/jobs/${id}`);
+      await until(c, id, (v) => v.state === 'failed', 15_000, 'cancelled');
+      victim.worker = await c.worker(env(victim.worker.nodeId, victim.sim.url));
+      await started(victim.worker);
+    }
+    const sorted = [...recoveries].sort((x, y) => x - y);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    process.stdout.write(`SIGKILL recovery (kill → job started on the other node), ms: ${recoveries.join(', ')}; median ${median}\n`);
+    // Target ≤ 2 s (measured medians are in docs/reliability.md); 3.5 s leaves room for a loaded 2-core CI machine. Each
+    // run must beat the lock: lock expiry alone takes 6 s or more (6.0-8.0 s measured before fast failover).
+    expect(median).toBeLessThanOrEqual(3500);
+    expect(Math.max(...recoveries)).toBeLessThan(6000);
+  }, 180_000);
+
+  it('does not take a paused worker (SIGSTOP) for dead; woken after its job ran again elsewhere, it cannot complete it: completed once', async () => {
+    c = await startCluster({ LOCK_DURATION_MS: '4000', STALLED_INTERVAL_MS: '1000', WORKER_CONCURRENCY: '1' });
+    const paced = { ...slow, tokensPerSecond: 100 }; // 300 tokens: 3 s
+    const a = await c.simWorker('a', paced);
+    const b = await c.simWorker('b', paced);
+    const completions: string[] = [];
+    const sub = new Redis(c.redisUrl);
+    try {
+      await sub.subscribe(c.ctx.keys.channels.done);
+      sub.on('message', (_ch: string, raw: string) => {
+        const m = JSON.parse(raw) as { id: string; state: string };
+        if (m.state === 'completed') completions.push(m.id);
+      });
+      // b is alive all along (its liveness checks run) but busy with a job of its own, so the paused one's job waits.
+      const filler = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'keeps b busy', node_id: 'b', options: { num_predict: 2000, sim_answer_tokens: 2000 } })).body.id;
+      await until(c, filler, (v) => v.state === 'active');
+      const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'paused', options: { num_predict: 300, sim_answer_tokens: 300 } })).body.id;
+      const first = await until(c, id, (v) => v.state === 'active');
+      await waitFor(() => a.sim.state().active_requests > 0, { what: 'the request to reach a' });
+      a.worker.proc.kill('SIGSTOP');
+      const stoppedAt = Date.now();
+      // a's connection stays open: not taken for dead. Its lock (renewed every 2 s) runs out 2-4 s after the pause;
+      // fast failover, had it taken a for dead, would have removed it within about a second.
+      const lock = `${c.prefix}:${first.queue}:${id}:lock`;
+      await waitFor(async () => (await c!.ctx.redis.exists(lock)) === 0, { timeoutMs: 10_000, what: 'the paused worker’s lock to expire' });
+      const lockGoneMs = Date.now() - stoppedAt;
+      await c.del(`/v1/jobs/${filler}`);
+      const again = await until(c, id, (v) => v.state === 'active' && Date.parse(v.started_at) > stoppedAt, 20_000, 'restart on b');
+      await waitFor(() => b.sim.state().active_requests > 0, { what: 'b to see the request' });
+      // Back through BullMQ's stalled checker once the lock was gone: one strike, as before fast failover.
+      expect(lockGoneMs).toBeGreaterThanOrEqual(1900);
+      expect(await c.ctx.redis.hget(`${c.prefix}:${again.queue}:${id}`, 'stc')).toBe('1');
+      // a's whole answer waits in its socket (the simulated node has sent it); wake a while b runs the job.
+      await waitFor(() => a.sim.state().active_requests === 0, { what: 'a’s backend to finish sending' });
+      a.worker.proc.kill('SIGCONT');
+      await waitFor(() => /lock lost/.test(a.worker.output()), { timeoutMs: 10_000, what: 'the woken worker to find its lock lost' });
+      const done = await until(c, id, (v) => v.state === 'completed', 20_000);
+      expect(done.result.node_id).toBe('b');
+      await waitFor(() => completions.includes(id), { what: 'the done message' });
+      expect(completions.filter((x) => x === id)).toHaveLength(1);
+      // One end in the token stream; the woken worker completed nothing and said why.
+      const entries = await c.ctx.redis.xrange(c.ctx.keys.stream(id), '-', '+');
+      expect(entries.filter(([, f]) => f[1] === 'done')).toHaveLength(1);
+      expect(a.worker.output()).not.toMatch(/"msg":"job completed"/);
+      const refusal = /"msg":"([^"]*lock lost[^"]*)"/.exec(a.worker.output())?.[1];
+      process.stdout.write(`SIGSTOP: the paused worker's lock expired ${lockGoneMs} ms after the pause; the job ran again on b; woken, a logged "${refusal}"\n`);
+    } finally {
+      sub.disconnect();
+    }
+  }, 90_000);
 
   it('moves jobs pinned to a node that died (running and waiting) to any qualifying node', async () => {
     c = await startCluster({ LOCK_DURATION_MS: '3000', STALLED_INTERVAL_MS: '1000', WORKER_CONCURRENCY: '1' });
@@ -91,8 +166,8 @@ describe('failover', () => {
     }
   }, 60_000);
 
-  it('fails a job that crashes its worker twice as a poison pill', async () => {
-    c = await startCluster({ LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '500', MAX_STALLED_COUNT: '1' });
+  it('fails a job that stalls twice (lock expiry, no fast failover) as a poison pill', async () => {
+    c = await startCluster({ LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '500', MAX_STALLED_COUNT: '1', LIVENESS_CHECK_MS: '0' });
     const sim = await c.sim(slow);
     const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'crashy', NODE_VRAM_GB: '24' };
     let w = await c.worker(env);
@@ -113,6 +188,37 @@ describe('failover', () => {
     expect(failed.error.code).toBe('poison_pill');
     expect(failed.error.message).toMatch(/crashed its worker too many times/);
   }, 60_000);
+
+  it('fails a job whose worker dies three times as a poison pill: the first death is free, each later one a strike', async () => {
+    // A lock far longer than a recovery, so every death goes through fast failover, not through the stalled checker.
+    c = await startCluster({ LOCK_DURATION_MS: '20000', STALLED_INTERVAL_MS: '5000', MAX_STALLED_COUNT: '1' });
+    // A live process that cannot run the job (no such model) but checks its peers: it requeues the crashed worker's job.
+    await c.simWorker('watcher', { vramGb: 24, models: [{ name: 'other:1b', sizeGb: 1 }], tokensPerSecond: 2000, loadMsPerGb: 0 });
+    const sim = await c.sim(slow);
+    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'crashy', NODE_VRAM_GB: '24' };
+    let w = await c.worker(env);
+    await c.waitForNode('crashy', (n) => n.healthy);
+    const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'boom', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    let lastStart: string | null = null;
+    const strikes: (string | null)[] = [];
+    for (let crash = 1; crash <= 3; crash++) {
+      const v = await until(c, id, (x) => x.state === 'active' && x.started_at !== lastStart, 20_000, `active before crash ${crash}`);
+      lastStart = v.started_at;
+      await waitFor(() => sim.state().active_requests > 0, { what: `the request of run ${crash} to reach the backend` });
+      await w.stop('SIGKILL'); // the prompt "crashes" its worker (as an OOM would)
+      // Requeued by the watcher long before the 20 s lock expires.
+      await until(c, id, (x) => x.state === 'waiting', 10_000, `requeued after crash ${crash}`);
+      strikes.push(await c.ctx.redis.hget(`${c.prefix}:${v.queue}:${id}`, 'stc'));
+      w = await c.worker(env);
+    }
+    expect(strikes).toEqual([null, '1', '2']);
+    const failed = await until(c, id, (v) => v.state === 'failed', 20_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}\njob: ${JSON.stringify(await job(c!, id))}\nworker: ${w.output().slice(-3000)}`);
+    });
+    expect(failed.error.code).toBe('poison_pill');
+    expect(failed.error.message).toMatch(/crashed its worker too many times \(its worker process died 3 times/);
+    expect(failed.attempts_made).toBe(1);
+  }, 90_000);
 
   it('drains on SIGTERM: the active job goes back to the queue without spending an attempt, and completes elsewhere', async () => {
     c = await startCluster({ DRAIN_MODE: 'requeue' });

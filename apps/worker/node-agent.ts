@@ -17,6 +17,7 @@ import type { InferenceBackend } from './backends/backend.js';
 import { SharedBreaker } from './circuit-breaker.js';
 import { Dispatcher } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
+import { startLiveness } from './liveness.js';
 import { startWorkerMetrics } from './metrics-server.js';
 import { Rehomer } from './rehome.js';
 import { DRAIN, runJob } from './run-job.js';
@@ -58,6 +59,8 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const rehomer = new Rehomer(s, { redis, keys, producer, logger });
   // This process: owner of locks it takes, and its membership of the node in the registry.
   const owner = randomUUID();
+  // Fast failover: this process's connection and running jobs, watched by the others (liveness.ts).
+  const liveness = await startLiveness(config, { keys, lifecycle, logger, procId: owner, nodeId });
   const breakerOpts = {
     failures: config.BREAKER_FAILURES,
     windowMs: config.BREAKER_WINDOW_MS,
@@ -95,7 +98,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
     self: () => self,
     queues: () => queues,
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf, onFinished: afterJob.onFinished }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf, onFinished: afterJob.onFinished, liveness }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),
@@ -153,6 +156,7 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
       await settle(10_000);
       if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
       const gone = await registry.leave(nodeId, owner, Date.now()).catch(() => true);
+      await liveness.stop();
       if (!gone) logger.info({ node: nodeId }, 'other processes still serve this node: it stays registered');
       await finaliser.close().catch(() => undefined);
       await coordinator.close().catch(() => undefined);

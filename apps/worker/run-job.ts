@@ -7,6 +7,7 @@ import {
   checkPayload,
   DONE_MESSAGE_RESULT_LIMIT,
   encodeFailure,
+  holdsLock,
   kindOfJobName,
   modelOfJobName,
   RequestIdSchema,
@@ -24,6 +25,7 @@ import type { InferenceBackend } from './backends/backend.js';
 import { runAdmin, type AdminResult } from './admin-job.js';
 import type { ActiveJob } from './dispatcher.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
+import type { JobTracker } from './liveness.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface RunDeps {
@@ -42,10 +44,19 @@ export interface RunDeps {
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
    */
   onFinished?: (job: ActiveJob['job'], outcome: { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError }) => Promise<void>;
+  /** Fast failover (liveness.ts): the jobs this process runs, so a live process can requeue them if it dies. */
+  liveness?: JobTracker;
 }
 
 /** Abort reason for a job handed back because its worker is shutting down (SIGTERM drain). */
 export const DRAIN = new HydraError(ErrorCode.Unavailable, 'the worker is shutting down; the job was handed back to the queue', { retryable: true });
+
+/**
+ * Abort reason for a job whose lock this run no longer holds (renewal refused): the process was paused (SIGSTOP, GC) or
+ * cut off from Redis for longer than LOCK_DURATION_MS, or taken for dead, and the job runs, or will run, elsewhere.
+ * Nothing is recorded for it: that run reports the end.
+ */
+const LOCK_LOST = new HydraError(ErrorCode.Unavailable, 'this worker lost the job\'s lock (paused or cut off from Redis for longer than LOCK_DURATION_MS); it runs again elsewhere', { retryable: true });
 
 /** Failures that say something about the node's backend, and so count for its circuit breaker. */
 const blamesBackend = (e: HydraError): boolean =>
@@ -118,18 +129,25 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
   const log = d.logger.child({ jobId, queue: job.queueName, ...(requestId.success ? { requestId: requestId.data } : {}) });
   const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS, nodeId: s.nodeId });
   const timers: NodeJS.Timeout[] = [];
-  // Keep the BullMQ lock and the memory reservation alive while the job runs.
-  timers.push(
-    setInterval(() => {
-      job.extendLock(token, s.lockDurationMs).catch(() => undefined);
-      d.registry.renew(s.nodeId, [token], Date.now(), s.lockDurationMs * 2).catch(() => undefined);
-    }, Math.floor(s.lockDurationMs / 2)),
-  );
+  d.liveness?.track(jobId, job.queueName, token);
   let abortReason: HydraError | null = null;
   const abortWith = (e: HydraError) => {
     abortReason ??= e;
     a.abort.abort(e);
   };
+  // Keep the BullMQ lock and the memory reservation alive while the job runs. A refused renewal (0: the lock is gone or
+  // another run's) stops the backend at once: whatever this run produces now could not be recorded.
+  timers.push(
+    setInterval(() => {
+      job.extendLock(token, s.lockDurationMs).then(
+        (held) => {
+          if (Number(held) !== 1) abortWith(LOCK_LOST);
+        },
+        () => undefined,
+      );
+      d.registry.renew(s.nodeId, [token], Date.now(), s.lockDurationMs * 2).catch(() => undefined);
+    }, Math.floor(s.lockDurationMs / 2)),
+  );
   const kindName = kindOfJobName(job.name);
   const metered: Metered = {};
   try {
@@ -140,7 +158,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       // BullMQ marks a job that stalled more than MAX_STALLED_COUNT times; its processor must fail it.
       throw new HydraError(
         ErrorCode.PoisonPill,
-        `the job crashed its worker too many times (stalled ${Number(job.stalledCounter ?? 0)} times; ${job.deferredFailure}): failed as a poison pill instead of retried. A prompt that makes the backend run out of memory does this`,
+        `the job crashed its worker too many times (${job.deferredFailure}; ${Number(job.stalledCounter ?? 0)} strikes, MAX_STALLED_COUNT allows ${s.maxStalledCount}): failed as a poison pill instead of retried. A prompt that makes the backend run out of memory does this`,
       );
     }
     if (await d.lifecycle.isCancelled(jobId)) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
@@ -202,6 +220,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
+    if (err === LOCK_LOST) {
+      d.breaker.neutral();
+      stream.discard();
+      log.warn({ node: s.nodeId }, 'job stopped: lock lost; it runs again elsewhere');
+      return;
+    }
     if (err === DRAIN) {
       // Shutting down: back to the queue, no attempt spent, another node (or this one after restart) runs it.
       d.breaker.neutral();
@@ -220,6 +244,13 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     const attempts = job.opts.attempts ?? 1;
     const final = !err.retryable || job.attemptsMade + 1 >= attempts;
     try {
+      // A run that lost its lock (woken from a pause after the job ran again elsewhere) must not touch the job: its
+      // attempts log and exclusion belong to the run that holds it now. moveToFailed checks the lock, these writes do not.
+      if (!(await holdsLock(d.redis, d.keys, job.queueName, jobId, token))) {
+        stream.discard();
+        log.warn({ node: s.nodeId, code: err.code }, 'could not record the job failure (lock lost); it runs again elsewhere');
+        return;
+      }
       if (!final) {
         const data = job.data as InferJob;
         const log_ = [...(data.attempts_log ?? []), { attempt: job.attemptsMade + 1, node_id: s.nodeId, error: { code: err.code, message: err.message }, at: Date.now() }];
@@ -244,5 +275,6 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     }
   } finally {
     for (const t of timers) clearTimeout(t);
+    d.liveness?.untrack(jobId);
   }
 }

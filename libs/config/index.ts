@@ -125,6 +125,8 @@ const ConfigSchema = z.object({
   BODY_LIMIT_BYTES: int(1_048_576, 1024),
   WAIT_MAX_MS: int(300_000, 1000),
   STREAM_RECONNECT_GRACE_MS: int(5000, 0),
+  /** SIGTERM: the longest an API replica drains (in-flight waits and streams finish) before it exits, ms (docs/api-replicas.md). */
+  SHUTDOWN_GRACE_MS: int(30_000, 0),
   MAX_PROMPT_CHARS: int(200_000, 0),
   RATE_LIMIT_PER_MIN: int(0, 0),
   // worker (node agent)
@@ -156,6 +158,13 @@ const ConfigSchema = z.object({
   LOCK_DURATION_MS: int(6000, 1000),
   STALLED_INTERVAL_MS: int(2000, 500),
   MAX_STALLED_COUNT: int(1, 0),
+  /**
+   * Fast failover (docs/reliability.md): every this long (ms) one live worker process, in turn, checks that each
+   * registered worker's Redis connection is still open; 0 turns it off (a dead worker's jobs then wait for their locks).
+   */
+  LIVENESS_CHECK_MS: int(250, 0),
+  /** How long (ms) a worker's connection must stay gone before the worker is taken for dead: longer than a reconnect. */
+  LIVENESS_GRACE_MS: int(700, 100),
   BACKEND_TIMEOUT_MS: int(600_000, 100),
   DRAIN_MODE: z.enum(['requeue', 'finish']).default('requeue'),
   DRAIN_GRACE_MS: int(30_000, 0),

@@ -7,8 +7,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import {
   BULLMQ_LAYOUT_VERSION,
+  deadWorkerRequeuer,
   dueDelayedMaxScore,
   headPeeker,
+  holdsLock,
+  jobLockKey,
   prioritizedOldest,
   priorityOfScore,
   queueStructures,
@@ -33,12 +36,16 @@ describe('bullmq internals', () => {
     queues.push(q);
     return q;
   };
-  /** What BullMQ itself hands out next from `name`: the job the peek must have predicted. */
-  const takeNext = async (name: string): Promise<Job | undefined> => {
+  /** The next job BullMQ hands out from `name`, taken (active, locked) under `token`. */
+  const take = async (name: string, token: string): Promise<Job | undefined> => {
     let w = workers.get(name);
     if (!w) workers.set(name, (w = new Worker(name, undefined, { connection: redis, prefix: keys.prefix, autorun: false })));
+    return (await w.getNextJob(token, { block: false })) as Job | undefined;
+  };
+  /** What BullMQ itself hands out next from `name`: the job the peek must have predicted. */
+  const takeNext = async (name: string): Promise<Job | undefined> => {
     const token = randomUUID();
-    const job = (await w.getNextJob(token, { block: false })) as Job | undefined;
+    const job = await take(name, token);
     if (job) await job.moveToCompleted('ok', token, false);
     return job;
   };
@@ -60,8 +67,9 @@ describe('bullmq internals', () => {
       `bullmq ${installed} is installed but libs/queue/bullmq-internals.ts was read from ${BULLMQ_LAYOUT_VERSION}. In bullmq's ` +
         'dist/esm/commands re-check: the prioritized score (includes/getPriorityScore.lua, pushBackJobWithPriority.lua), the ' +
         'delayed score (includes/getDelayedScore.lua, promoteDelayedJobs.lua), which end of `wait` is next (fetchNextJob.lua), ' +
-        'the key names and the job hash fields (includes/storeJob.lua); adapt the module and scripts/peek-heads.lua, run this ' +
-        'test, then set BULLMQ_LAYOUT_VERSION.',
+        'the key names and the job hash fields (includes/storeJob.lua), the move back to waiting and the stalled strike ' +
+        '(moveJobFromActiveToWait.lua, moveStalledJobsToWait.lua, includes/removeLock.lua); adapt the module, ' +
+        'scripts/peek-heads.lua and scripts/requeue-dead.lua, run this test, then set BULLMQ_LAYOUT_VERSION.',
     ).toBe(BULLMQ_LAYOUT_VERSION);
   });
 
@@ -160,5 +168,69 @@ describe('bullmq internals', () => {
       ['many.a', ja.id, 2, false],
     ]);
     expect((await peek(['many.b'], 'node-b', Date.now()))[0]?.excluded).toBe(false);
+  });
+
+  it('puts a dead worker process’s running job back where BullMQ hands it out next, lock released, no strike for its first death', async () => {
+    const name = 'dead';
+    const q = queue(name);
+    const [j0, j1] = [await q.add('infer:d', { i: 0 }, { priority: 3 }), await q.add('infer:d', { i: 1 }, { priority: 3 })];
+    const live = `${keys.prefix}:live-test`;
+    const resv = keys.reservations('node-a');
+    const requeue = deadWorkerRequeuer(redis, keys);
+    const mb = `m|100|${Date.now() + 60_000}`;
+    /** Process `proc` (connection `client`) takes the next job under a fresh token and registers it, as liveness.ts does. */
+    const run = async (proc: string, client: number) => {
+      const token = randomUUID();
+      const job = (await take(name, token))!;
+      await redis.multi().zadd(live, client, proc).hset(`${live}:${proc}`, job.id!, 'x').hset(resv, token, mb).exec();
+      return { job, token, dead: { registration: live, jobsKey: `${live}:${proc}`, procId: proc, maxStalledCount: 1, jobs: [{ jobId: job.id!, queue: name, nodeId: 'node-a', token }] } };
+    };
+    const fields = (id: string) => redis.hmget(`${queueStructures(keys, name).jobPrefix}${id}`, 'stc', 'defa', 'hydraDeaths', 'atm');
+
+    const first = await run('p1', 41);
+    expect(first.job.id).toBe(j0.id);
+    await redis.hset(resv, 'other-run', mb);
+    // The process registered another connection since (a reconnect): it is alive, nothing moves.
+    expect(await requeue({ ...first.dead, clientId: '40' })).toEqual({ outcome: 'alive' });
+    expect(await holdsLock(redis, keys, name, j0.id!, first.token)).toBe(true);
+
+    expect(await requeue({ ...first.dead, clientId: '41' })).toEqual({ outcome: 'requeued', jobIds: [j0.id] });
+    expect(await redis.exists(jobLockKey(keys, name, j0.id!))).toBe(0);
+    expect(await q.getJobState(j0.id!)).toBe('prioritized');
+    expect(await redis.lrange(keys.queueKey(name, 'active'), 0, -1)).toEqual([]);
+    // No attempt spent and no strike; its reservation released, the other run's kept; the registration gone.
+    expect(await fields(j0.id!)).toEqual([null, null, '1', null]);
+    expect(Object.keys(await redis.hgetall(resv))).toEqual(['other-run']);
+    expect(await redis.zscore(live, 'p1')).toBeNull();
+    expect(await redis.exists(`${live}:p1`)).toBe(0);
+    // The events BullMQ's stalled checker writes.
+    const events = (await redis.xrange(keys.queueKey(name, 'events'), '-', '+')).map(([, f]) => f).filter((f) => f.includes(j0.id!));
+    expect(events.slice(-2).map((f) => f[1])).toEqual(['waiting', 'stalled']);
+    // The dead run can no longer complete it; BullMQ hands it out next, ahead of the job added after it.
+    await expect(first.job.moveToCompleted('late', first.token, false)).rejects.toThrow(/lock/i);
+    const [head] = await peek([name], 'node-a', Date.now());
+    expect(head).toMatchObject({ jobId: j0.id, priority: 3 });
+    // Already done by another checker: nothing more.
+    expect(await requeue({ ...first.dead, clientId: '41' })).toEqual({ outcome: 'gone' });
+
+    // Its second death is a strike (stc 1, within MAX_STALLED_COUNT 1); its third fails it as a poison pill when next taken.
+    const second = await run('p2', 42);
+    expect(second.job.id).toBe(j0.id);
+    expect(await requeue({ ...second.dead, clientId: '42' })).toEqual({ outcome: 'requeued', jobIds: [j0.id] });
+    expect(await fields(j0.id!)).toEqual(['1', null, '2', null]);
+    const third = await run('p3', 43);
+    expect(await requeue({ ...third.dead, clientId: '43' })).toEqual({ outcome: 'requeued', jobIds: [j0.id] });
+    expect((await fields(j0.id!)).slice(0, 3)).toEqual(['2', 'its worker process died 3 times while running it', '3']);
+    const pill = (await take(name, randomUUID()))!;
+    expect(pill.id).toBe(j0.id);
+    expect(pill).toMatchObject({ stalledCounter: 2, deferredFailure: 'its worker process died 3 times while running it', attemptsMade: 0 });
+
+    // A job another run took since (its lock holds another token) is left alone.
+    const other = await run('p4', 44);
+    expect(other.job.id).toBe(j1.id);
+    const stale = { ...other.dead, clientId: '44', jobs: [{ ...other.dead.jobs[0]!, token: 'an-older-run' }] };
+    expect(await requeue(stale)).toEqual({ outcome: 'requeued', jobIds: [] });
+    expect(await holdsLock(redis, keys, name, j1.id!, other.token)).toBe(true);
+    expect(await q.getJobState(j1.id!)).toBe('active');
   });
 });

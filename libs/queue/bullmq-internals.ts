@@ -1,4 +1,5 @@
-// What Hydra reads of BullMQ's Redis layout directly (not through its API), in one place, for the pinned BullMQ version.
+// What Hydra reads of BullMQ's Redis layout directly (not through its API), and the one move it makes itself (a dead
+// worker's jobs back to waiting), in one place, for the pinned BullMQ version.
 //
 // BullMQ does not promise this layout: it is read from its Lua sources (node_modules/bullmq/dist/esm/commands) and
 // checked against real jobs by bullmq-internals.test.ts, which fails when an upgrade changes it.
@@ -166,5 +167,54 @@ export function headPeeker(redis: Redis, keys: HydraKeys): HeadPeeker {
       });
     }
     return heads;
+  };
+}
+
+/** A job's lock: its value is the token of the worker run holding it (prepareJobForProcessing.lua, extendLock.lua). */
+export const jobLockKey = (keys: HydraKeys, queue: string, jobId: string): string => `${queueStructures(keys, queue).jobPrefix}${jobId}:lock`;
+
+/** Whether run `token` still holds `jobId`'s lock: false once it expired, or another worker took the job since. */
+export async function holdsLock(redis: Redis, keys: HydraKeys, queue: string, jobId: string, token: string): Promise<boolean> {
+  return (await redis.get(jobLockKey(keys, queue, jobId))) === token;
+}
+
+/** A job a worker process was running, as it registered it: its queue, its node (for the reservation) and lock token. */
+export interface OrphanedJob {
+  jobId: string;
+  queue: string;
+  nodeId: string;
+  token: string;
+}
+
+export interface DeadWorker {
+  /** Zset process id → CLIENT ID of its liveness connection, and this process's hash of running jobs. */
+  registration: string;
+  jobsKey: string;
+  procId: string;
+  /** The connection found gone: nothing moves if the process has registered another one since. */
+  clientId: string;
+  jobs: readonly OrphanedJob[];
+  maxStalledCount: number;
+}
+
+export type RequeueOutcome = { outcome: 'requeued'; jobIds: string[] } | { outcome: 'alive' | 'gone' };
+export type DeadWorkerRequeuer = (w: DeadWorker) => Promise<RequeueOutcome>;
+
+/**
+ * Put a dead worker process's running jobs back in their queues in one atomic step (scripts/requeue-dead.lua): BullMQ's
+ * own move from active to waiting, with the lock, the stalled set, the marker and the events, but without a stalled
+ * strike for the first death of a job's worker; the process's memory reservations are released with them.
+ */
+export function deadWorkerRequeuer(redis: Redis, keys: HydraKeys): DeadWorkerRequeuer {
+  const requeue = loadScript<string[]>(redis, QUEUE_SCRIPTS, 'requeue-dead');
+  return async (w) => {
+    const k = w.jobs.flatMap((j) => {
+      const s = queueStructures(keys, j.queue);
+      const part = (p: string) => keys.queueKey(j.queue, p);
+      return [s.jobPrefix + j.jobId, jobLockKey(keys, j.queue, j.jobId), part('active'), s.wait, s.prioritized, part('marker'), part('meta'), part('events'), part('stalled'), keys.reservations(j.nodeId)];
+    });
+    const reply = await requeue([w.registration, w.jobsKey, ...k], [w.procId, w.clientId, w.maxStalledCount, ...w.jobs.flatMap((j) => [j.jobId, j.token])]);
+    const outcome = replyCode('requeue-dead', reply[0], ['requeued', 'alive', 'gone']);
+    return outcome === 'requeued' ? { outcome, jobIds: reply.slice(1).map(String) } : { outcome };
   };
 }

@@ -35,6 +35,10 @@ export function hydraKeys(prefix: string) {
     excluded: (jobId: string) => `${prefix}:excl:${jobId}`,
     /** Counter the API increments right before a WAIT (REDIS_MIN_REPLICAS_ACK): the write that WAIT counts replicas of. */
     replicaAck: `${prefix}:replica-ack`,
+    /** Fast failover (apps/worker/liveness.ts): zset, member = worker process id, score = its liveness connection's CLIENT ID. */
+    live: `${prefix}:live`,
+    /** Hash job id → JSON {q: queue, n: node id, t: lock token}: the jobs a worker process runs (liveness.ts). */
+    liveJobs: (procId: string) => `${prefix}:live:${procId}:jobs`,
     agingLock: `${prefix}:aging-lock`,
     rehomeLock: `${prefix}:rehome-lock`,
     /** L1 cache entry (in the cache Redis, CACHE_REDIS_URL) and the hit/miss counters (in this Redis). */
