@@ -1,7 +1,9 @@
 // GET /metrics after a known run on a simulated node: exact job counts by outcome, retries, cancellations (running and
 // waiting), cache hits, non-empty latency histograms, node gauges equal to /v1/nodes, valid Prometheus text, the
-// worker's own /metrics, and the API key on /metrics.
+// worker's own /metrics, one Redis read shared by scrapes within half a second, and the API key on /metrics.
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLUSTER_SHARE_MS } from '../apps/api/http-metrics.js';
 import { startCluster, type TestCluster } from './support/cluster.js';
 import { freePort, waitFor } from './support/wait.js';
 
@@ -174,8 +176,59 @@ describe('metrics', () => {
     expect(value(s, 'hydra_http_request_duration_seconds_count', { surface: 'hydra', type: 'generate' })).toBe(7);
     expect(value(s, 'hydra_redis_command_duration_seconds_count', { connection: 'producer' })).toBeGreaterThan(0);
     expect(value(s, 'hydra_redis_commands_total', { connection: 'producer', command: 'evalsha' })).toBeGreaterThan(0);
-    expect(has(s, 'process_cpu_seconds_total')).toBe(true);
-    expect(has(s, 'nodejs_eventloop_lag_seconds')).toBe(true);
+    // The lean Node set: what the dashboard and docs name, not prom-client's costly extras (fd list, handles by type).
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
+      expect(has(s, name), name).toBe(true);
+    }
+    expect(value(s, 'process_resident_memory_bytes')).toBeGreaterThan(10 * MB);
+    expect(has(s, 'process_open_fds')).toBe(false);
+    expect(has(s, 'nodejs_active_handles')).toBe(false);
+  });
+
+  it('answers in ASCII: one character beyond Latin-1 makes V8 hold the whole text in two bytes a character, slower to build and send', async () => {
+    const text = await (await fetch(`${c.url}/metrics`)).text();
+    expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
+  });
+
+  it('shares one Redis read of the cluster half between scrapes within CLUSTER_SHARE_MS, and reads again after', async () => {
+    const conn = new Redis(c.redisUrl);
+    const monitor = await conn.monitor();
+    // Each read of the cluster half is one EVALSHA (an EVAL the first time, when ioredis resends the script after
+    // NOSCRIPT) that names the cache counters' hash among its keys.
+    let reads = 0;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(String(args[0])) && args.includes(c.ctx.keys.cacheStats)) reads++;
+    });
+    const text = async (headers: Record<string, string> = {}) => {
+      const r = await fetch(`${c.url}/metrics?scope=cluster`, { headers });
+      expect(r.status).toBe(200);
+      return parseExposition(await r.text());
+    };
+    const readsReach = (n: number) => waitFor(() => reads >= n, { what: `${n} cluster reads` });
+    try {
+      // Cache-Control: no-cache always reads.
+      await text({ 'cache-control': 'no-cache' });
+      await readsReach(1);
+      // Past the window, two scrapes at once: one read, one snapshot (the same read time in both answers).
+      await new Promise((r) => setTimeout(r, CLUSTER_SHARE_MS + 100));
+      const [a, b] = await Promise.all([text(), text()]);
+      expect(value(a, 'hydra_metrics_collect_seconds')).toBeGreaterThan(0);
+      expect(value(b, 'hydra_metrics_collect_seconds')).toBe(value(a, 'hydra_metrics_collect_seconds'));
+      expect(value(b, 'hydra_jobs_finished_total')).toBe(value(a, 'hydra_jobs_finished_total'));
+      // Redis runs commands in order: had the pair read twice, the next read would be the fourth.
+      await text({ 'cache-control': 'no-cache' });
+      await readsReach(3);
+      expect(reads).toBe(3);
+      // Past the window again, a scrape reads anew.
+      await new Promise((r) => setTimeout(r, CLUSTER_SHARE_MS + 100));
+      await text();
+      await text({ 'cache-control': 'no-cache' });
+      await readsReach(5);
+      expect(reads).toBe(5);
+    } finally {
+      monitor.disconnect();
+      conn.disconnect();
+    }
   });
 
   it('reports the nodes as /v1/nodes does', async () => {

@@ -2,46 +2,54 @@
 // process's Redis commands, and the cluster-wide collector GET /metrics serves (libs/metrics).
 import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import { Counter, Histogram, Registry } from 'prom-client';
 import type { Config } from '../../libs/config/index.js';
 import { JOB_TYPES } from '../../libs/core/index.js';
-import { ClusterMetrics, MetricsStore, ModelLabels, RedisMetrics, type ClusterSnapshot } from '../../libs/metrics/index.js';
+import { ClusterMetrics, MetricSet, MetricsStore, ModelLabels, RedisMetrics, type ClusterSnapshot, type LocalCounter, type LocalHistogram } from '../../libs/metrics/index.js';
 import type { HydraKeys } from '../../libs/queue/index.js';
 import type { NodeList, NodeView } from '../../libs/registry/index.js';
 import { surfaceOf } from './errors.js';
 
 export interface ApiMetrics {
   /** This API context's own metrics (HTTP, Redis commands); process metrics come from processMetrics(). */
-  registry: Registry;
+  registry: MetricSet;
   /** The cluster-wide job metrics in Redis (the API records cancellations of jobs that never ran). */
   store: MetricsStore;
   labels: ModelLabels;
-  requests: Counter<'surface' | 'type' | 'model' | 'outcome'>;
-  duration: Histogram<'surface' | 'type'>;
-  /** Everything cluster-wide, read from Redis now. */
-  cluster(): Promise<ClusterSnapshot>;
+  requests: LocalCounter<'surface' | 'type' | 'model' | 'outcome'>;
+  duration: LocalHistogram<'surface' | 'type'>;
+  /**
+   * Everything cluster-wide, read from Redis: by this call, or by one that started less than CLUSTER_SHARE_MS ago
+   * (still in flight, or done), whose snapshot it shares. `fresh` always reads (and is shared in turn).
+   */
+  cluster(opts?: { fresh?: boolean }): Promise<ClusterSnapshot>;
 }
+
+/**
+ * Scrapes of one replica within this long share one read of the cluster half (it is the same for every scraper):
+ * two Prometheus servers (an HA pair) or a Prometheus and a Grafana agent then cost one collection, not two. Below any
+ * sane scrape interval, so one scraper every 1 s (or 0.5 s) always gets a fresh read; a shared one is at most this
+ * old (plus the read's own time). docs/metrics.md says so.
+ */
+export const CLUSTER_SHARE_MS = 500;
 
 export function createApiMetrics(
   config: Config,
   deps: { redis: Redis; keys: HydraKeys; nodes: NodeList<NodeView> },
 ): ApiMetrics {
-  const registry = new Registry();
+  const registry = new MetricSet();
   new RedisMetrics(registry).observe(deps.redis, 'producer');
   const store = new MetricsStore(deps.redis, deps.keys, config.METRICS_MAX_MODELS);
   const labels = new ModelLabels(async () => (await deps.nodes()).flatMap((n) => n.models_available.map((m) => m.name)), config.METRICS_MAX_MODELS);
-  const requests = new Counter({
+  const requests = registry.counter({
     name: 'hydra_http_requests_total',
     help: 'API requests of this process by surface (hydra, ollama, openai), type (generate, chat, embed, workflow, other), model and outcome.',
     labelNames: ['surface', 'type', 'model', 'outcome'],
-    registers: [registry],
   });
-  const duration = new Histogram({
+  const duration = registry.histogram({
     name: 'hydra_http_request_duration_seconds',
-    help: 'Time from a request’s arrival to the end of its answer (a stream’s last byte), this process.',
+    help: "Time from a request's arrival to the end of its answer (a stream's last byte), this process.",
     labelNames: ['surface', 'type'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-    registers: [registry],
   });
   const collector = new ClusterMetrics({
     redis: deps.redis,
@@ -49,15 +57,26 @@ export function createApiMetrics(
     nodes: deps.nodes,
     graceMs: config.MODEL_GRACE_MS,
   });
+  let last: { at: number; snap: Promise<ClusterSnapshot> } | null = null;
   return {
     registry,
     store,
     labels,
     requests,
     duration,
-    async cluster() {
-      const snap = await collector.collect();
-      labels.setKnown(snap.models);
+    cluster({ fresh = false } = {}) {
+      const now = performance.now();
+      if (!fresh && last && now - last.at < CLUSTER_SHARE_MS) return last.snap;
+      const snap = collector.collect().then((x) => {
+        labels.setKnown(x.models);
+        return x;
+      });
+      const entry = { at: now, snap };
+      last = entry;
+      // A failed read is not shared beyond the scrapes already waiting on it: the next one tries Redis again.
+      snap.catch(() => {
+        if (last === entry) last = null;
+      });
       return snap;
     },
   };

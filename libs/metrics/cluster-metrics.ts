@@ -1,6 +1,6 @@
 // Cluster-wide metrics, read from Redis at scrape time, so every API replica answers the same: queue depths by
 // priority band and the oldest wait, BullMQ's own counters, the nodes as the registry lists them, the L1 cache
-// counters, and the job metrics workers recorded (stored.ts). Two Lua calls and at most one pipeline per scrape.
+// counters, and the job metrics workers recorded (stored.ts). One Lua call per scrape (two when the queues changed).
 import type { Redis } from 'ioredis';
 import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
 import { loadScript, queueStructures, type HydraKeys, type ScriptCall } from '../queue/index.js';
@@ -40,40 +40,34 @@ interface QueueNumbers {
   oldestAgeS: number;
 }
 
-/** Every queue's numbers in one Lua call (queue-numbers.lua), then the oldest heads' add times in one pipeline. */
-async function readQueues(s: ClusterSources, call: ScriptCall<(number | string)[][]>, queues: readonly QueueInfo[], now: number): Promise<QueueNumbers[]> {
-  if (queues.length === 0) return [];
-  const keys = queues.flatMap((q) => {
-    const st = queueStructures(s.keys, q.name);
-    const k = (part: string) => s.keys.queueKey(q.name, part);
-    return [st.wait, st.prioritized, k('active'), st.delayed, k('waiting-children'), k('metrics:completed'), k('metrics:failed')];
-  });
-  const rows = await call(keys, [BULL_PRIORITIES.length, HEADS_PER_BAND]);
-  const heads = rows.map((r) => r.slice(6 + BULL_PRIORITIES.length).map(String));
-  let times: number[] = [];
-  if (heads.some((h) => h.length)) {
-    const p = s.redis.pipeline();
-    heads.forEach((ids, i) => ids.forEach((id) => p.hget(queueStructures(s.keys, queues[i]!.name).jobPrefix + id, 'timestamp')));
-    times = ((await p.exec()) ?? []).map((r) => Number(r[1]) || now);
+/** The keys and arguments of the queue part of cluster-read.lua. */
+function queueArgs(keys: HydraKeys, queues: readonly QueueInfo[]): { keys: string[]; prefixes: string[] } {
+  const out = { keys: [] as string[], prefixes: [] as string[] };
+  for (const q of queues) {
+    const st = queueStructures(keys, q.name);
+    const k = (part: string) => keys.queueKey(q.name, part);
+    out.keys.push(st.wait, st.prioritized, k('active'), st.delayed, k('waiting-children'), k('metrics:completed'), k('metrics:failed'));
+    out.prefixes.push(st.jobPrefix);
   }
-  let t = 0;
-  return rows.map((r, i) => {
-    const n = (j: number) => Number(r[j] ?? 0);
-    const bands = BULL_PRIORITIES.map((_, b) => n(6 + b));
-    let oldest = now;
-    for (let h = 0; h < heads[i]!.length; h++) oldest = Math.min(oldest, times[t++] ?? now);
-    return {
-      info: queues[i]!,
-      waiting: n(0) + bands.reduce((a, b) => a + b, 0),
-      active: n(1),
-      delayed: n(2),
-      waitingChildren: n(3),
-      completed: n(4),
-      failed: n(5),
-      bands,
-      oldestAgeS: Math.max(0, (now - oldest) / 1000),
-    };
-  });
+  return out;
+}
+
+/** One queue's row of cluster-read.lua. */
+function queueNumbers(info: QueueInfo, r: readonly number[], now: number): QueueNumbers {
+  const n = (j: number) => Number(r[j] ?? 0);
+  const bands = BULL_PRIORITIES.map((_, b) => n(6 + b));
+  const earliest = n(6 + BULL_PRIORITIES.length);
+  return {
+    info,
+    waiting: n(0) + bands.reduce((a, b) => a + b, 0),
+    active: n(1),
+    delayed: n(2),
+    waitingChildren: n(3),
+    completed: n(4),
+    failed: n(5),
+    bands,
+    oldestAgeS: earliest > 0 ? Math.max(0, (now - earliest) / 1000) : 0,
+  };
 }
 
 function queueFamilies(qs: QueueNumbers[]): Family[] {
@@ -105,10 +99,18 @@ function queueFamilies(qs: QueueNumbers[]): Family[] {
   ];
 }
 
-/** HGETALL's flat reply as an object. */
-function asHash(flat: readonly string[] | undefined): Record<string, string> {
+/** A hash as cluster-read.lua sends it (fields and values joined by NUL) as HGETALL's flat list. */
+function asPairs(joined: string, key: string): string[] {
+  if (joined === '') return [];
+  const flat = joined.split('\0');
+  if (flat.length % 2 !== 0) throw new Error(`hash ${key} holds a NUL byte in a field or value: cannot read it for metrics`);
+  return flat;
+}
+
+/** A flat field/value list as an object. */
+function asHash(flat: readonly string[]): Record<string, string> {
   const h: Record<string, string> = {};
-  for (let i = 0; flat && i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
   return h;
 }
 
@@ -136,24 +138,24 @@ function nodeFamilies(nodes: readonly NodeView[], gone: readonly string[], infli
       'Node facts as labels (always 1).',
       nodes.map((n) => ({ labels: { node: n.id, backend: n.backend, type: n.type, simulated: String(n.simulated), version: n.version ?? '' }, value: 1 })),
     ),
-    gauge('hydra_node_healthy', 'Whether the node’s backend answered its last probe.', per((n) => (n.healthy ? 1 : 0))),
+    gauge('hydra_node_healthy', "Whether the node's backend answered its last probe.", per((n) => (n.healthy ? 1 : 0))),
     gauge('hydra_node_breaker_state', 'Circuit breaker of the node (1 for its current state): open = not pulling after repeated backend failures.', breaker),
     gauge('hydra_node_breaker_recent_failures', 'Backend failures within the breaker window.', per((n) => n.breaker?.recent_failures ?? 0)),
     gauge('hydra_node_vram_total_bytes', 'GPU memory of the node (0 for CPU nodes).', per((n) => n.vram_total_mb * MB)),
     gauge('hydra_node_vram_free_bytes', 'GPU memory free as the node last reported it.', per((n) => n.vram_available_mb * MB)),
-    gauge('hydra_node_vram_reserved_bytes', 'Memory reserved by running jobs (Hydra’s admission, all processes of the node).', per((n) => n.reserved_mb * MB)),
+    gauge('hydra_node_vram_reserved_bytes', "Memory reserved by running jobs (Hydra's admission, all processes of the node).", per((n) => n.reserved_mb * MB)),
     gauge('hydra_node_capacity_bytes', 'Memory the scheduler may hand to models (total minus buffer minus memory used outside the backend).', per((n) => n.capacity_mb * MB)),
     gauge('hydra_node_ram_total_bytes', 'RAM of the node.', per((n) => n.ram_total_mb * MB)),
     gauge('hydra_node_ram_free_bytes', 'RAM free as the node last reported it.', per((n) => n.ram_available_mb * MB)),
     gauge('hydra_node_models_available', 'Models the node has on disk.', per((n) => n.models_available.length)),
-    gauge('hydra_node_models_loaded', 'Models loaded in the node’s memory.', per((n) => n.models_loaded.length)),
+    gauge('hydra_node_models_loaded', "Models loaded in the node's memory.", per((n) => n.models_loaded.length)),
     gauge('hydra_node_model_loaded_bytes', 'Memory each loaded model occupies.', loaded),
     gauge('hydra_node_active_jobs', 'Inference jobs holding a reservation on the node.', per((n) => n.active_jobs)),
-    gauge('hydra_node_slots', 'Process slots: jobs the node’s worker processes run at once (sum over its processes).', per((n) => n.slots)),
+    gauge('hydra_node_slots', "Process slots: jobs the node's worker processes run at once (sum over its processes).", per((n) => n.slots)),
     gauge('hydra_node_processes', 'Live worker processes serving the node id.', per((n) => n.processes)),
-    gauge('hydra_node_parallel_slots', 'Requests the backend runs at once per model (NUM_PARALLEL or the server’s slots): the per-model limit.', per((n) => n.parallel ?? 1)),
+    gauge('hydra_node_parallel_slots', "Requests the backend runs at once per model (NUM_PARALLEL or the server's slots): the per-model limit.", per((n) => n.parallel ?? 1)),
     gauge('hydra_node_model_inflight_requests', 'Requests of each model running on the node (compare with hydra_node_parallel_slots).', inflightSamples),
-    gauge('hydra_node_heartbeat_age_seconds', 'Time since the node’s last heartbeat.', per((n) => Math.max(0, (now - n.last_heartbeat) / 1000))),
+    gauge('hydra_node_heartbeat_age_seconds', "Time since the node's last heartbeat.", per((n) => Math.max(0, (now - n.last_heartbeat) / 1000))),
   ];
 }
 
@@ -178,32 +180,43 @@ export interface ClusterSnapshot {
 
 /** The cluster-wide collector of one process: its Lua defined once on the connection. */
 export class ClusterMetrics {
-  private readonly queueNumbers: ScriptCall<(number | string)[][]>;
-  private readonly readHashes: ScriptCall<string[][]>;
+  private readonly read: ScriptCall<(string | number[])[]>;
+  /** The queues the last scrape found in the registry: this scrape reads their numbers in the same call. */
+  private queues: QueueInfo[] = [];
 
   constructor(private readonly s: ClusterSources) {
-    this.queueNumbers = loadScript(s.redis, SCRIPTS, 'queue-numbers');
-    this.readHashes = loadScript(s.redis, SCRIPTS, 'read-hashes');
+    this.read = loadScript(s.redis, SCRIPTS, 'cluster-read');
   }
 
   /**
-   * Every cluster-wide family, read now: the cached node list, then two Lua calls and at most one pipeline, whatever
-   * the number of queues and nodes. A scrape runs in the API process, where each socket write costs more CPU than the
-   * numbers it carries, so the reads are batched this far. Throws when Redis does not answer.
+   * Every cluster-wide family, read now: the cached node list, then one Lua call for everything in Redis, whatever the
+   * number of queues and nodes (a second when the queue registry changed since the last scrape: the first call used
+   * the last scrape's queues). A scrape runs in the API process, where each command and each reply element costs more
+   * CPU than the numbers it carries, so the reads are batched this far. Throws when Redis does not answer.
    */
   async collect(): Promise<ClusterSnapshot> {
     const { s } = this;
     const started = performance.now();
     const nodes = await s.nodes();
     const now = Date.now();
-    // One call for every hash: the queue registry, the recently seen nodes, the stored metrics, the cache counters and
-    // each node's reservations.
-    const stored = storedKeys(s.keys);
-    const hashKeys = [s.keys.queues, recentModelsKey(s.keys), s.keys.cacheStats, ...nodes.map((n) => s.keys.reservations(n.id)), ...stored];
-    const hashes = (await this.readHashes(hashKeys, [])).map(asHash);
-    // As Producer.listQueues reads them: JSON QueueInfo per queue name.
-    const queues = Object.values(hashes[0]!).map((v) => JSON.parse(v) as QueueInfo);
-    const perQueue = await readQueues(s, this.queueNumbers, queues, now);
+    // Every hash: the queue registry, the recently seen nodes, the cache counters, each node's reservations and the
+    // stored metrics; then the queues' numbers.
+    const hashKeys = [s.keys.queues, recentModelsKey(s.keys), s.keys.cacheStats, ...nodes.map((n) => s.keys.reservations(n.id)), ...storedKeys(s.keys)];
+    const readAll = async (queues: readonly QueueInfo[]) => {
+      const q = queueArgs(s.keys, queues);
+      const reply = await this.read([...hashKeys, ...q.keys], [hashKeys.length, BULL_PRIORITIES.length, HEADS_PER_BAND, ...q.prefixes]);
+      return { pairs: hashKeys.map((k, i) => asPairs(String(reply[i] ?? ''), k)), rows: reply.slice(hashKeys.length) as number[][] };
+    };
+    let queues = this.queues;
+    let { pairs, rows } = await readAll(queues);
+    // As Producer.listQueues reads them: JSON QueueInfo per queue name (sorted: a stable order across scrapes).
+    const listed = Object.values(asHash(pairs[0]!))
+      .map((v) => JSON.parse(v) as QueueInfo)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (listed.length !== queues.length || listed.some((q, i) => q.name !== queues[i]!.name)) ({ pairs, rows } = await readAll(listed));
+    this.queues = queues = listed;
+    const perQueue = queues.map((info, i) => queueNumbers(info, rows[i] ?? [], now));
+    const hashes = pairs.slice(0, 3 + nodes.length).map(asHash);
     // Read live, not from the cached node list: a scrape shows the requests in flight now.
     const inflight = new Map(nodes.map((n, i) => [n.id, new Map(Object.entries(readReservations(hashes[3 + i]!, now).inflight))]));
     const live = new Set(nodes.map((n) => n.id));
@@ -211,9 +224,9 @@ export class ClusterMetrics {
       ...queueFamilies(perQueue),
       ...nodeFamilies(nodes, recentlyGone(hashes[1]!, live, now, s.graceMs), inflight, now),
       ...cacheFamilies(hashes[2]!),
-      ...storedFamilies(hashes.slice(3 + nodes.length)),
+      ...storedFamilies(pairs.slice(3 + nodes.length)),
     ];
-    families.push(gauge('hydra_metrics_collect_seconds', 'Time this scrape took to read the cluster-wide metrics from Redis.', [{ labels: {}, value: (performance.now() - started) / 1000 }]));
+    families.push(gauge('hydra_metrics_collect_seconds', 'Time the read of the cluster-wide metrics in this answer took (scrapes within 0.5 s of one another on a replica share one read).', [{ labels: {}, value: (performance.now() - started) / 1000 }]));
     const models = [...new Set(nodes.flatMap((n) => n.models_available.map((m) => m.name)))];
     return { families, models };
   }

@@ -1,6 +1,9 @@
 // Prometheus text exposition (format 0.0.4) for metrics Hydra computes itself (cluster-wide numbers read from Redis):
 // families with HELP and TYPE, escaped label values, histograms from per-bucket counts.
 
+/** The Content-Type of the text format (what prom-client's Registry.contentType says too). */
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
 type MetricType = 'counter' | 'gauge' | 'histogram';
 export type Labels = Readonly<Record<string, string>>;
 
@@ -38,7 +41,10 @@ function formatValue(v: number): string {
   return String(v);
 }
 
-/** `a="x",b="y"` (no braces). Labels with an empty value are left out (Prometheus reads them as absent). */
+/**
+ * `a="x",b="y"` (no braces). Labels with an empty value are left out (Prometheus reads them as absent). Built each
+ * time: a frozen set's text is kept in its SeriesText.
+ */
 function labelList(labels: Labels): string {
   let out = '';
   for (const k in labels) {
@@ -49,29 +55,71 @@ function labelList(labels: Labels): string {
 }
 
 /**
+ * The line starts of one series (`name{labels} `, each bucket's `name_bucket{labels,le="x"} `, the sum's and count's),
+ * kept for frozen label sets, which collectors keep across scrapes (stored.ts, local-metrics.ts): a scrape then writes
+ * only the numbers of most of its lines.
+ */
+interface SeriesText {
+  name: string;
+  sample?: string;
+  bounds?: readonly number[];
+  buckets?: string[];
+  sum?: string;
+  count?: string;
+}
+const seriesTexts = new WeakMap<Labels, SeriesText>();
+function seriesText(name: string, labels: Labels): SeriesText {
+  if (!Object.isFrozen(labels)) return { name };
+  let t = seriesTexts.get(labels);
+  if (t?.name !== name) seriesTexts.set(labels, (t = { name }));
+  return t;
+}
+
+/** HELP and TYPE lines by family name (HELP texts are escaped with two regular expressions each). */
+const headers = new Map<string, { help: string; type: MetricType; text: string }>();
+function header(f: Family): string {
+  let h = headers.get(f.name);
+  if (h?.help !== f.help || h.type !== f.type) {
+    h = { help: f.help, type: f.type, text: `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}` };
+    headers.set(f.name, h);
+  }
+  return h.text;
+}
+
+/**
  * The text of `families`, each with its HELP and TYPE lines, ending in a newline (so texts concatenate). Written as
  * strings directly: a scrape renders hundreds of series, and this runs in the API process.
  */
 export function renderFamilies(families: readonly Family[]): string {
   const out: string[] = [];
   for (const f of families) {
-    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+    out.push(header(f));
     for (const s of f.samples) {
-      const l = labelList(s.labels);
-      out.push(`${f.name}${l ? `{${l}}` : ''} ${formatValue(s.value)}`);
+      const t = seriesText(f.name, s.labels);
+      if (t.sample === undefined) {
+        const l = labelList(s.labels);
+        t.sample = `${f.name}${l ? `{${l}}` : ''} `;
+      }
+      out.push(t.sample + formatValue(s.value));
     }
     if (!f.histograms) continue;
-    const les = [...f.histograms.bounds.map(String), '+Inf'];
+    const { bounds } = f.histograms;
     for (const h of f.histograms.series) {
-      const l = labelList(h.labels);
-      const pre = `${f.name}_bucket{${l}${l ? ',' : ''}le="`;
-      let acc = 0;
-      for (let i = 0; i < les.length; i++) {
-        acc += h.counts[i] ?? 0;
-        out.push(`${pre}${les[i]}"} ${acc}`);
+      const t = seriesText(f.name, h.labels);
+      if (t.bounds !== bounds || !t.buckets) {
+        const l = labelList(h.labels);
+        const braces = l ? `{${l}}` : '';
+        t.bounds = bounds;
+        t.buckets = [...bounds.map(String), '+Inf'].map((le) => `${f.name}_bucket{${l}${l ? ',' : ''}le="${le}"} `);
+        t.sum = `${f.name}_sum${braces} `;
+        t.count = `${f.name}_count${braces} `;
       }
-      const braces = l ? `{${l}}` : '';
-      out.push(`${f.name}_sum${braces} ${formatValue(h.sum)}`, `${f.name}_count${braces} ${acc}`);
+      let acc = 0;
+      for (let i = 0; i < t.buckets.length; i++) {
+        acc += h.counts[i] ?? 0;
+        out.push(t.buckets[i]! + acc);
+      }
+      out.push(t.sum! + formatValue(h.sum), t.count! + acc);
     }
   }
   return out.length ? `${out.join('\n')}\n` : '';

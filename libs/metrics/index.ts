@@ -5,6 +5,7 @@ export * from './stored.js';
 export * from './finished-job.js';
 export * from './token-timing.js';
 export * from './process-metrics.js';
+export * from './local-metrics.js';
 export * from './model-labels.js';
 export * from './cluster-metrics.js';
 export * from './recording.js';

@@ -32,6 +32,21 @@ describe('exposition', () => {
     expect(text.split('\n').slice(2)).toEqual(['h_seconds_bucket{a="b",le="1"} 2', 'h_seconds_bucket{a="b",le="5"} 2', 'h_seconds_bucket{a="b",le="+Inf"} 3', 'h_seconds_sum{a="b"} 9.5', 'h_seconds_count{a="b"} 3', '']);
     expect([0, 1, 1.01, 5, 6].map((v) => bucketIndex([1, 5], v))).toEqual([0, 0, 1, 1, 2]);
   });
+
+  it('keeps the line starts of frozen label sets across renders, never their numbers', () => {
+    const labels = Object.freeze({ a: 'b' });
+    const render = (value: number, counts: number[], name = 'x_total') =>
+      renderFamilies([
+        { name, help: 'h', type: 'counter', samples: [{ labels, value }] },
+        { name: 'h_seconds', help: 'h', type: 'histogram', samples: [], histograms: { bounds: [1], series: [{ labels: Object.freeze({ a: 'b' }), counts, sum: 1 }] } },
+      ]);
+    expect(render(1, [1, 0])).toContain('x_total{a="b"} 1\n');
+    const again = render(2, [1, 3]);
+    expect(again).toContain('x_total{a="b"} 2\n');
+    expect(again).toContain('h_seconds_bucket{a="b",le="+Inf"} 4\n');
+    // The same set under another name gets that name.
+    expect(render(3, [0, 0], 'y_total')).toContain('\ny_total{a="b"} 3\n');
+  });
 });
 
 describe('stored metrics', () => {

@@ -1,20 +1,36 @@
-// Metrics of one process: Node's own (prom-client's default set, once per process) and the Redis commands its
-// connections send, as the process sees them (latency from send to reply, errors).
+// Metrics of one process: Node's own (a lean set by default, prom-client's whole default set on request; once per
+// process) and the Redis commands its connections send, as the process sees them (latency from send to reply, errors).
 import type { Command, Redis } from 'ioredis';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { renderFamilies } from './exposition.js';
+import { MetricSet, type LocalCounter, type LocalHistogram } from './local-metrics.js';
+import { NodeMetrics } from './node-metrics.js';
 
-let processRegistry: Registry | null = null;
+/** Node's own metrics as Prometheus text. */
+interface ProcessMetrics {
+  metrics(): Promise<string>;
+}
+
+let processSet: ProcessMetrics | null = null;
 
 /**
- * prom-client's default metrics (CPU, memory, event loop lag, GC, handles) in a registry of their own, made on the
- * first call: they describe the process, so several API contexts in one process (tests) share them.
+ * Node's own metrics, made on the first call (later calls get that set, whatever they ask): they describe the
+ * process, so several API contexts in one process (tests) share them. By default the lean set (node-metrics.ts:
+ * CPU, memory, heap, event-loop lag, GC, version); `full` gives prom-client's whole default set instead (open fds,
+ * handles by type, heap spaces, ...), which costs a scrape several times more CPU.
  */
-export function processMetrics(): Registry {
-  if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+export function processMetrics(options: { full?: boolean } = {}): ProcessMetrics {
+  if (!processSet) {
+    if (options.full) {
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      processSet = registry;
+    } else {
+      const node = new NodeMetrics();
+      processSet = { metrics: () => Promise.resolve(renderFamilies(node.families())) };
+    }
   }
-  return processRegistry;
+  return processSet;
 }
 
 /** Blocking commands wait by design: their time says nothing about Redis. */
@@ -27,26 +43,26 @@ const isExpected = (e: unknown): boolean => e instanceof Error && e.message.star
 
 const SEEN = Symbol('hydra.metrics.seen');
 
-/** Redis command metrics of one registry; `observe` hooks a connection into them. */
+/** Redis command metrics of one process; `observe` hooks a connection into them. */
 export class RedisMetrics {
-  private readonly duration: Histogram<'connection'>;
-  private readonly commands: Counter<'connection' | 'command'>;
-  private readonly errors: Counter<'connection' | 'command'>;
+  private readonly duration: LocalHistogram<'connection'>;
+  private readonly commands: LocalCounter<'connection' | 'command'>;
+  private readonly errors: LocalCounter<'connection' | 'command'>;
 
-  constructor(registry: Registry) {
-    this.duration = new Histogram({
+  /** In `target`: a MetricSet (the API), or a prom-client registry (a worker's /metrics). */
+  constructor(target: MetricSet | Registry) {
+    const set = target instanceof MetricSet ? target : new MetricSet().alsoIn(target);
+    this.duration = set.histogram({
       name: 'hydra_redis_command_duration_seconds',
       help: 'Time from sending a Redis command to its reply, as this process sees it (pipelined commands each count; blocking commands are left out).',
       labelNames: ['connection'],
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [registry],
     });
-    this.commands = new Counter({ name: 'hydra_redis_commands_total', help: 'Redis commands this process sent, by command.', labelNames: ['connection', 'command'], registers: [registry] });
-    this.errors = new Counter({
+    this.commands = set.counter({ name: 'hydra_redis_commands_total', help: 'Redis commands this process sent, by command.', labelNames: ['connection', 'command'] });
+    this.errors = set.counter({
       name: 'hydra_redis_command_errors_total',
       help: 'Redis commands that failed (error reply, connection lost or refused while offline), by command.',
       labelNames: ['connection', 'command'],
-      registers: [registry],
     });
   }
 
@@ -57,7 +73,7 @@ export class RedisMetrics {
   observe(redis: Redis, connection: string): void {
     const send = redis.sendCommand.bind(redis);
     const timer = this.duration.labels(connection);
-    const counters = new Map<string, { ok: Counter.Internal; err: Counter.Internal }>();
+    const counters = new Map<string, { ok: { inc(): void }; err: { inc(): void } }>();
     const countersOf = (name: string) => {
       let c = counters.get(name);
       if (!c) counters.set(name, (c = { ok: this.commands.labels(connection, name), err: this.errors.labels(connection, name) }));

@@ -112,14 +112,14 @@ export const STORED = {
   loads: {
     key: 'loads',
     name: 'hydra_model_loads_total',
-    help: 'Models that appeared in a node’s loaded list between two heartbeats.',
+    help: "Models that appeared in a node's loaded list between two heartbeats.",
     type: 'counter',
     labels: ['node', 'model'],
   },
   unloads: {
     key: 'unloads',
     name: 'hydra_model_unloads_total',
-    help: 'Models that left a node’s loaded list between two heartbeats (evicted for memory, or unloaded when idle).',
+    help: "Models that left a node's loaded list between two heartbeats (evicted for memory, or unloaded when idle).",
     type: 'counter',
     labels: ['node', 'model'],
   },
@@ -146,31 +146,57 @@ export function fieldOf(inc: Increment): string {
   return [...values, ...(inc.part === undefined ? [] : [String(inc.part)])].join(FIELD_SEP);
 }
 
-/** Series of one stored metric from its hash: counters one sample per field, histograms summed per label set. */
-export function familyOf(metric: StoredMetric, hash: Readonly<Record<string, string>>): Family {
-  const labelsOf = (values: string[]): Labels => Object.fromEntries(metric.labels.map((l, i) => [l, values[i] ?? '']));
+/** Label sets by metric and field (less the histogram part), kept across scrapes, frozen: rendered once each. */
+const interned = new Map<string, Labels | null>();
+/** Label sets are bounded (docs/metrics.md); this only stops a runaway from growing the map without end. */
+const MAX_INTERNED = 50_000;
+
+/** The labels a field's label values (`id`) stand for, or null when they do not fit the metric. */
+function labelsOf(metric: StoredMetric, id: string): Labels | null {
+  const k = `${metric.key}${FIELD_SEP}${id}`;
+  let labels = interned.get(k);
+  if (labels === undefined) {
+    const values = id.split(FIELD_SEP);
+    labels = values.length === metric.labels.length ? Object.freeze(Object.fromEntries(metric.labels.map((l, i) => [l, values[i]!]))) : null;
+    if (interned.size >= MAX_INTERNED) interned.clear();
+    interned.set(k, labels);
+  }
+  return labels;
+}
+
+/**
+ * Series of one stored metric from its hash (an object, or HGETALL's flat field/value list): counters one sample per
+ * field, histograms summed per label set.
+ */
+export function familyOf(metric: StoredMetric, hash: Readonly<Record<string, string>> | readonly string[]): Family {
+  const flat = Array.isArray(hash) ? (hash as readonly string[]) : Object.entries(hash).flat();
   const family: Family = { name: metric.name, help: metric.help, type: metric.type, samples: [] };
   if (metric.type === 'counter') {
-    for (const [field, raw] of Object.entries(hash)) {
-      const values = field.split(FIELD_SEP);
-      if (values.length === metric.labels.length) family.samples.push({ labels: labelsOf(values), value: Number(raw) });
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const labels = labelsOf(metric, flat[i]!);
+      if (labels) family.samples.push({ labels, value: Number(flat[i + 1]) });
     }
     return family;
   }
   const bounds = metric.buckets ?? [];
   const series = new Map<string, { labels: Labels; counts: number[]; sum: number }>();
-  for (const [field, raw] of Object.entries(hash)) {
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const field = flat[i]!;
     const cut = field.lastIndexOf(FIELD_SEP);
+    if (cut < 0) continue;
     const id = field.slice(0, cut);
-    const part = field.slice(cut + 1);
     let h = series.get(id);
     if (!h) {
-      const values = id.split(FIELD_SEP);
-      if (cut < 0 || values.length !== metric.labels.length) continue;
-      series.set(id, (h = { labels: labelsOf(values), counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 }));
+      const labels = labelsOf(metric, id);
+      if (!labels) continue;
+      series.set(id, (h = { labels, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 }));
     }
-    if (part === 'sum') h.sum = Number(raw);
-    else if (Number(part) >= 0 && Number(part) <= bounds.length) h.counts[Number(part)] = Number(raw);
+    const part = field.slice(cut + 1);
+    if (part === 'sum') h.sum = Number(flat[i + 1]);
+    else {
+      const b = Number(part);
+      if (b >= 0 && b <= bounds.length) h.counts[b] = Number(flat[i + 1]);
+    }
   }
   family.histograms = { bounds, series: [...series.values()] };
   return family;
@@ -225,5 +251,5 @@ const STORED_LIST = Object.values(STORED) as StoredMetric[];
 /** The hashes of every stored metric, in the order storedFamilies takes their contents. */
 export const storedKeys = (keys: HydraKeys): string[] => STORED_LIST.map((m) => keys.metric(m.key));
 
-/** Every stored metric as a family, from the contents of `storedKeys` (same order). */
-export const storedFamilies = (hashes: readonly Readonly<Record<string, string>>[]): Family[] => STORED_LIST.map((m, i) => familyOf(m, hashes[i] ?? {}));
+/** Every stored metric as a family, from the contents of `storedKeys` (same order; objects or flat lists). */
+export const storedFamilies = (hashes: readonly (Readonly<Record<string, string>> | readonly string[])[]): Family[] => STORED_LIST.map((m, i) => familyOf(m, hashes[i] ?? []));
