@@ -107,7 +107,7 @@ describe('Redis password (redis://:password@host:port)', () => {
     try {
       const h = await call(bad.url, '/healthz');
       expect(h.status).toBe(503);
-      expect(h.body.error.message).toMatch(/Redis\) is unavailable: authentication failed \(check the password in REDIS_URL\)/);
+      expect(h.body.error.message).toMatch(/Redis\) is unavailable: authentication failed \(check the password in REDIS_URL, and REDIS_SENTINEL_PASSWORD with Sentinel\)/);
       const post = await call(bad.url, '/v1/jobs', { method: 'POST', body: generate });
       expect(post.status).toBe(503);
     } finally {

@@ -21,7 +21,7 @@ export const requestIdOf = (req: IncomingMessage): string | undefined => (typeof
  * Polled paths (probes, scrapes, the dashboard's 1.5 s refresh) log at debug: at info they would bury the requests
  * people look for.
  */
-const POLLED = /^\/(healthz|metrics|dashboard\/state)$/;
+const POLLED = /^\/(healthz|livez|readyz|metrics|dashboard\/state)$/;
 
 const pathOf = (req: IncomingMessage): string => {
   const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '';

@@ -1,4 +1,4 @@
-// Builds the express app (never listens): JSON limits, auth, /v1 routes, Bull Board, the dashboard, health, /metrics.
+// Builds the express app (never listens): drain, JSON limits, auth, /v1 routes, Bull Board, the dashboard, probes, /metrics.
 import express, { type Express, type Request, type Response } from 'express';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { ApiContext } from './context.js';
@@ -6,6 +6,7 @@ import { accessLog } from './access-log.js';
 import { requireKey } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
 import { DASHBOARD_PATH, dashboardRouter } from './dashboard/dashboard.route.js';
+import { Drain, DRAIN_RETRY_AFTER_S, drainingError } from './drain.js';
 import { errorHandler, REDIS_RETRY_AFTER_S, redisUnavailable, route, sendError } from './errors.js';
 import { httpMetrics } from './http-metrics.js';
 import { jobsRouter } from './routes/jobs.route.js';
@@ -19,7 +20,8 @@ import { workflowsRouter } from './routes/workflows.route.js';
 import { nestingLimit, promptLimit } from './body-guards.js';
 import { rateLimit } from './rate-limit.js';
 
-export function buildApp(ctx: ApiContext): Express {
+/** `drain`: this replica's shutdown (apps/api/main.ts starts it on SIGTERM); a fresh one, never started, by default. */
+export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SHUTDOWN_GRACE_MS)): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -27,10 +29,21 @@ export function buildApp(ctx: ApiContext): Express {
   app.use(accessLog(ctx.logger));
   // Counts and times every request of the API surfaces, whatever answers it (auth, limits, routes, errors).
   app.use(httpMetrics(ctx.metrics));
+  // Counts requests in flight; while draining, refuses new ones (503, retryable) so no job is taken that would go unanswered.
+  app.use(drain.middleware);
 
+  // Liveness: the process serves HTTP. A draining replica is alive: restarting it would only cut its drain short.
+  app.get('/livez', (_req, res) => void res.status(200).json({ ok: true, draining: drain.draining }));
+
+  // Readiness (/readyz, and /healthz, which load balancers already probe): whether to send this replica new requests.
+  // Not while it drains, not while Redis is down.
   app.get(
-    '/healthz',
+    ['/readyz', '/healthz'],
     route(async (_req: Request, res: Response) => {
+      if (drain.draining) {
+        res.setHeader('Retry-After', String(DRAIN_RETRY_AFTER_S));
+        return void res.status(503).json({ ok: false, draining: true, error: drainingError().toJSON() });
+      }
       const down = await ctx.redis.ping().then(
         () => null,
         (e: Error) => e.message,
@@ -63,9 +76,9 @@ export function buildApp(ctx: ApiContext): Express {
   app.use(guarded, nestingLimit(), promptLimit(ctx.config.MAX_PROMPT_CHARS));
   app.use(ollamaRouter(ctx));
   app.use(openaiRouter(ctx));
-  app.use(jobsRouter(ctx));
+  app.use(jobsRouter(ctx, drain));
   app.use(nodesRouter(ctx));
-  app.use(workflowsRouter(ctx));
+  app.use(workflowsRouter(ctx, drain));
   app.use(distributeRouter(ctx));
   app.use(orchestrateRouter(ctx));
   app.use((req, res) => sendError(res, new HydraError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));

@@ -10,10 +10,12 @@ import { cancelJob, cancelOnDisconnect, findJob, submitJob, waitForEnd, waitLimi
 import { readJobStream, resumeFrom } from '../services/stream-reader.js';
 import { sendSse } from '../sse.js';
 import { clientGone } from '../client-gone.js';
+import type { Drain } from '../drain.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
-export function jobsRouter(ctx: ApiContext): Router {
+/** `drain`: this replica's shutdown, which ends waits at its deadline and hands streams over to another replica. */
+export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
   const r = Router();
 
   r.post(
@@ -27,7 +29,8 @@ export function jobsRouter(ctx: ApiContext): Router {
       const { job } = out;
       if (!job.watch) return void res.status(202).json({ ...links(job.id), state: 'waiting', queue: job.plan.queue, reason: job.plan.reason });
       const gone = clientGone(res, () => cancelOnDisconnect(ctx, job.id, job.payload, 'the client disconnected from its wait request'));
-      const end = await waitForEnd(ctx, { ...job, watch: job.watch }, waitLimitMs(ctx, body.timeout_ms), gone);
+      // A replica at the end of its drain answers what it knows (202 with the links) rather than cut the connection.
+      const end = await waitForEnd(ctx, { ...job, watch: job.watch }, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([gone, drain.deadline]));
       switch (end.kind) {
         case 'completed':
           return void res.status(200).json(end.view);
@@ -37,7 +40,13 @@ export function jobsRouter(ctx: ApiContext): Router {
         case 'gone':
           return sendError(res, end.error);
         case 'running':
-          return void res.status(202).json({ ...links(job.id), state: end.state, note: 'still running after the wait limit; poll status_url or read stream_url' });
+          return void res.status(202).json({
+            ...links(job.id),
+            state: end.state,
+            note: drain.deadline.aborted
+              ? 'this API replica shut down before the job ended (SHUTDOWN_GRACE_MS); the job goes on: poll status_url or read stream_url'
+              : 'still running after the wait limit; poll status_url or read stream_url',
+          });
         case 'unknown':
           return void res.status(202).json({ ...links(job.id), state: 'unknown', note: 'the queue store (Redis) is unavailable; the job was accepted: poll status_url once it is back' });
       }
@@ -64,7 +73,7 @@ export function jobsRouter(ctx: ApiContext): Router {
       if (!found) return sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id}`));
       const detach = (found.job?.data as InferJob | undefined)?.detach === true;
       const reader = await readJobStream(ctx, id, resumeFrom(req.header('last-event-id') ?? req.query.last_event_id), detach);
-      await sendSse(res, reader, (event, data) => (event === 'token' || event === 'thinking' ? JSON.stringify({ text: data }) : data));
+      await sendSse(res, reader, { format: (event, data) => (event === 'token' || event === 'thinking' ? JSON.stringify({ text: data }) : data), handoff: drain.handoff });
     }),
   );
 

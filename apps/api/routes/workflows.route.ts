@@ -3,13 +3,15 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError } from '../../../libs/core/index.js';
 import { parseWorkflowRequest, stepDefOf } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
+import type { Drain } from '../drain.js';
 import { badRequest, route, sendError } from '../errors.js';
 import { readWorkflowStream } from '../services/workflows.js';
 import { resumeFrom } from '../services/stream-reader.js';
 import { sendSse } from '../sse.js';
 import { startAndAnswer, workflowLinks } from '../workflow-answer.js';
 
-export function workflowsRouter(ctx: ApiContext): Router {
+/** `drain`: this replica's shutdown, which hands workflow streams over to another replica. */
+export function workflowsRouter(ctx: ApiContext, drain: Drain): Router {
   const r = Router();
 
   r.post(
@@ -36,7 +38,7 @@ export function workflowsRouter(ctx: ApiContext): Router {
     '/v1/workflows/:id/stream',
     route(async (req: Request, res: Response) => {
       const reader = await readWorkflowStream(ctx, String(req.params.id), resumeFrom(req.header('last-event-id') ?? req.query.last_event_id));
-      await sendSse(res, reader);
+      await sendSse(res, reader, { handoff: drain.handoff });
     }),
   );
 

@@ -1,7 +1,8 @@
 // Reading a job's or a workflow's Redis Stream as an async iterator of entries, resumable from an entry id, with the
 // fallback for a subject that ended without a terminal entry. For jobs it also counts readers across API replicas and
-// cancels a job whose last reader left and did not come back within STREAM_RECONNECT_GRACE_MS. Framings (SSE,
-// NDJSON, OpenAI SSE) iterate it; none of them touches Redis.
+// cancels a job whose last reader left and did not come back within STREAM_RECONNECT_GRACE_MS (a reader this replica
+// handed over to another one, draining, does not count as leaving). Framings (SSE, NDJSON, OpenAI SSE) iterate it;
+// none of them touches Redis.
 import { isTerminal, parseStreamEntry, type StreamEntry } from '../../../libs/queue/index.js';
 import type { ApiContext } from '../context.js';
 import { viewJob } from '../job-view.js';
@@ -27,22 +28,25 @@ export const resumeFrom = (raw: unknown): string => (typeof raw === 'string' && 
 export interface StreamReader extends AsyncIterable<StreamItem> {
   /** Whether the terminal entry was read. */
   readonly ended: boolean;
-  /** Stop reading (the client left, or the framing is done); safe to call twice. */
-  close(): void;
+  /**
+   * Stop reading (the client left, or the framing is done); safe to call twice. `handoff`: this replica is draining
+   * and told the client to resume elsewhere, so the reader leaving must not cancel the job.
+   */
+  close(opts?: { handoff?: boolean }): void;
 }
 
 /** Read `src` from after entry `from` until its terminal entry or `close()`. One blocking connection per reader. */
-export function readStream(ctx: ApiContext, src: StreamSource, from: string, onClose?: (ended: boolean) => void): StreamReader {
+export function readStream(ctx: ApiContext, src: StreamSource, from: string, onClose?: (ended: boolean, handoff: boolean) => void): StreamReader {
   const conn = ctx.blockingConnection();
   conn.on('error', () => {});
   let open = true;
   let ended = false;
   let last = from;
-  const close = () => {
+  const close = (opts: { handoff?: boolean } = {}) => {
     if (!open) return;
     open = false;
     conn.disconnect();
-    onClose?.(ended);
+    onClose?.(ended, opts.handoff === true);
   };
   async function* items(): AsyncGenerator<StreamItem> {
     try {
@@ -58,6 +62,8 @@ export function readStream(ctx: ApiContext, src: StreamSource, from: string, onC
           continue;
         }
         for (const [eid, fields] of got[0]?.[1] ?? []) {
+          // Closed mid-batch (a handoff): the client resumes after the last entry it was given, so stop here.
+          if (!open) break;
           last = eid;
           const entry = parseStreamEntry(eid, fields);
           if (isTerminal(entry.event)) ended = true;
@@ -85,7 +91,8 @@ export function readStream(ctx: ApiContext, src: StreamSource, from: string, onC
 /**
  * A job's token stream for one client. Counts the reader in Redis (every API replica shares the count); when the last
  * reader leaves before the end, the job is cancelled unless a reader comes back within the grace (Last-Event-ID
- * reconnect) or the job was submitted with `detach`.
+ * reconnect) or the job was submitted with `detach`. A reader closed as a handoff (this replica drains) never cancels:
+ * the grace timer would live in a process about to exit, and the client was told to resume elsewhere.
  */
 export async function readJobStream(ctx: ApiContext, id: string, from: string, detach: boolean): Promise<StreamReader> {
   const queue = await ctx.producer.queueOfJob(id);
@@ -110,9 +117,9 @@ export async function readJobStream(ctx: ApiContext, id: string, from: string, d
       },
     },
     from,
-    (ended) => {
+    (ended, handoff) => {
       ctx.redis.decr(readers).then((left) => {
-        if (ended || detach || left > 0) return;
+        if (ended || detach || handoff || left > 0) return;
         setTimeout(() => {
           ctx.redis
             .get(readers)
