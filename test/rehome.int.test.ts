@@ -53,6 +53,9 @@ describe('a model whose only worker is restarting', () => {
 
     const r = await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'while restarting', options: { num_predict: 4 } });
     expect(r.status).toBe(202);
+    // A workflow whose steps need that model is queued the same way (as after a Redis failover, when nodes re-register).
+    const wf = await c.post('/v1/workflows', { name: 'while restarting', steps: [{ id: 'a', model: M, prompt: 'x', options: { num_predict: 2 } }] });
+    expect(wf.status, JSON.stringify(wf.body)).toBe(202);
     const waiting = await view(c, r.body.id);
     expect(waiting).toMatchObject({ state: 'waiting', queue: 'infer.m_7b' });
     expect(waiting.routing_decision.reason).toMatch(/no live node has model "m:7b"; node\(s\) that had it stopped heartbeating within MODEL_GRACE_MS: solo \(\d+ s ago\); queued until one comes back/);

@@ -17,7 +17,7 @@ import type { Config } from '../config/index.js';
 import { ErrorCode, HydraError, InferenceCallSchema, type InferResult, type NodeRecord } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
 import { buildInferJob, checkPayload, type Producer } from '../queue/index.js';
-import { planRoute } from '../scheduling/index.js';
+import { planRoute, type RecentNode } from '../scheduling/index.js';
 import { WorkflowFinaliser } from './finaliser.js';
 import { parentQueueKey, stepJob, workflowFlow, type PreparedJob } from './jobs.js';
 import { workflowKinds, type KindHandler, type KindHandlers } from './kinds/index.js';
@@ -101,10 +101,10 @@ export class Coordinator implements StepAdvancer {
   }
 
   /** Throws `unsatisfiable` naming the step when a step's model can never run on the registered nodes. */
-  checkRoutable(steps: readonly StepDef[], nodes: NodeRecord[], label: (s: StepDef) => string = (s) => `step "${s.id}"`): void {
+  checkRoutable(steps: readonly StepDef[], nodes: NodeRecord[], label: (s: StepDef) => string = (s) => `step "${s.id}"`, recent: readonly RecentNode[] = []): void {
     for (const s of steps) {
       try {
-        planRoute({ model: s.call.model, ...s.routing }, nodes, this.d.localHosts);
+        planRoute({ model: s.call.model, ...s.routing }, nodes, this.d.localHosts, recent);
       } catch (e) {
         if (e instanceof HydraError) throw new HydraError(e.code, `${label(s)}: ${e.message}`, { details: { step: s.id, ...(e.details as object) } });
         throw e;
