@@ -17,6 +17,16 @@ const until = (c: TestCluster, id: string, ok: (v: any) => boolean, timeoutMs = 
   }, { timeoutMs, what: `${what} of ${id}` });
 const faults = (url: string, body: unknown) => fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+/** A slow simulated node 'crashy' with its worker, and a long job submitted to it: the node whose worker a test kills. */
+async function crashyNodeWithJob(c: TestCluster) {
+  const sim = await c.sim(slow);
+  const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'crashy', NODE_VRAM_GB: '24' };
+  const worker = await c.worker(env);
+  await c.waitForNode('crashy', (n) => n.healthy);
+  const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'boom', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id as string;
+  return { sim, env, worker, id };
+}
+
 let c: TestCluster | undefined;
 afterEach(async () => {
   await c?.stop();
@@ -168,11 +178,8 @@ describe('failover', () => {
 
   it('fails a job that stalls twice (lock expiry, no fast failover) as a poison pill', async () => {
     c = await startCluster({ LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '500', MAX_STALLED_COUNT: '1', LIVENESS_CHECK_MS: '0' });
-    const sim = await c.sim(slow);
-    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'crashy', NODE_VRAM_GB: '24' };
-    let w = await c.worker(env);
-    await c.waitForNode('crashy', (n) => n.healthy);
-    const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'boom', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    const { env, worker: first, id } = await crashyNodeWithJob(c);
+    let w = first;
     let lastStart: string | null = null;
     for (let crash = 1; crash <= 2; crash++) {
       // Active in a new run (a stalled job still looks active until its lock expires).
@@ -194,11 +201,8 @@ describe('failover', () => {
     c = await startCluster({ LOCK_DURATION_MS: '20000', STALLED_INTERVAL_MS: '5000', MAX_STALLED_COUNT: '1' });
     // A live process that cannot run the job (no such model) but checks its peers: it requeues the crashed worker's job.
     await c.simWorker('watcher', { vramGb: 24, models: [{ name: 'other:1b', sizeGb: 1 }], tokensPerSecond: 2000, loadMsPerGb: 0 });
-    const sim = await c.sim(slow);
-    const env = { BACKEND: 'ollama', OLLAMA_URL: sim.url, NODE_ID: 'crashy', NODE_VRAM_GB: '24' };
-    let w = await c.worker(env);
-    await c.waitForNode('crashy', (n) => n.healthy);
-    const id = (await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'boom', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
+    const { sim, env, worker: first, id } = await crashyNodeWithJob(c);
+    let w = first;
     let lastStart: string | null = null;
     const strikes: (string | null)[] = [];
     for (let crash = 1; crash <= 3; crash++) {

@@ -2,6 +2,7 @@
 // cannot fit, and a 70b request submitted under a flood of smaller-model requests starts within a bound.
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
+import { hydraKeys } from '../libs/queue/index.js';
 import { BIG_MODEL, NODES, SIM_SPEED, decodeTps, estimateCapacity, fits, loadMs, modelSpec, type Needs, type SimSpeed } from '../bench/mixed/fleet-spec.js';
 import { scaledWaits, slotsFor } from '../bench/mixed/hydra-cluster.js';
 import { routerStats } from '../bench/mixed/report.js';
@@ -57,6 +58,7 @@ function starvationBoundS(flood: readonly WorkRequest[], speed: SimSpeed, needs:
  */
 function recordBigNodes(f: Fleet, needs: Needs, prefix: string, redisUrl: string): { stop(): Promise<string[]> } {
   const redis = new Redis(redisUrl);
+  const keys = hydraKeys(prefix);
   const lines: string[] = [];
   const t0 = Date.now();
   let running = true;
@@ -64,7 +66,7 @@ function recordBigNodes(f: Fleet, needs: Needs, prefix: string, redisUrl: string
     while (running) {
       for (const s of f.sims.filter((x) => fits(x.node, BIG_MODEL, needs))) {
         const st = (await (await fetch(`${s.url}/admin/state`)).json()) as { vram_used_bytes: number; loaded: { name: string; loading: boolean; active: number; waiting: number }[] };
-        const [resv, fence] = await Promise.all([redis.hgetall(`${prefix}:node:${s.node.id}:resv`), redis.get(`${prefix}:node:${s.node.id}:fence`)]);
+        const [resv, fence] = await Promise.all([redis.hgetall(keys.reservations(s.node.id)), redis.get(keys.nodeFence(s.node.id))]);
         const held = Object.values(resv).map((v) => v.split('|')[0]);
         const loaded = st.loaded.map((l) => `${l.name}${l.loading ? '(L)' : ''} a${l.active} w${l.waiting}`).join(', ');
         lines.push(`${(((Date.now() - t0) * K) / 1000).toFixed(1)} ${s.node.id}: sim ${Math.round(st.vram_used_bytes / 2 ** 20)} MiB [${loaded}] hydra [${held.join(', ')}]${fence ? ` fence ${fence.split('|').slice(1, 2).join('')}` : ''}`);

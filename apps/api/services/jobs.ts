@@ -2,9 +2,9 @@
 // wait for its end, look it up, cancel it. Framing-free: routes turn its outcomes into their protocol's answers.
 import { randomUUID } from 'node:crypto';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
-import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, type InferResult, type JobRequest, type NodeRecord } from '../../../libs/core/index.js';
 import { buildInferJob, recentFinishes, toCall, waitingCount, type AckSeal, type InferJob } from '../../../libs/queue/index.js';
-import { completionRate, retryAfterS, type RoutePlan } from '../../../libs/scheduling/index.js';
+import { completionRate, retryAfterS, type RecentNode, type RoutePlan } from '../../../libs/scheduling/index.js';
 import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { isRedisDown, REDIS_RETRY_AFTER_S } from '../errors.js';
@@ -88,16 +88,24 @@ const withdrawJob = (ctx: ApiContext, id: string) => async (): Promise<Withdrawa
  * Route a request. When no live node could serve it, the nodes seen within MODEL_GRACE_MS are asked about too (one
  * read, only then): a model whose nodes are restarting is queued rather than refused.
  */
-async function route(ctx: ApiContext, call: ReturnType<typeof toCall>, request: JobRequest): Promise<ReturnType<typeof buildInferJob>> {
+function route(ctx: ApiContext, call: ReturnType<typeof toCall>, request: JobRequest): Promise<ReturnType<typeof buildInferJob>> {
+  return withModelGrace(ctx, (nodes, now, recent) => buildInferJob(call, request, nodes, ctx.localHosts, now, recent));
+}
+
+/**
+ * Run a routing step over the live nodes; when it finds none that could serve (unsatisfiable), run it again with the
+ * nodes seen within MODEL_GRACE_MS too. One place for jobs and workflows' steps.
+ */
+export async function withModelGrace<T>(ctx: ApiContext, plan: (nodes: NodeRecord[], now: number, recent?: RecentNode[]) => T): Promise<T> {
   const nodes = await ctx.nodes();
   try {
-    return buildInferJob(call, request, nodes, ctx.localHosts, Date.now());
+    return plan(nodes, Date.now());
   } catch (e) {
     if (!(e instanceof HydraError && e.code === ErrorCode.Unsatisfiable) || ctx.config.MODEL_GRACE_MS <= 0) throw e;
     const now = Date.now();
     const recent = await readRecentNodes(ctx.redis, ctx.keys, now, ctx.config.MODEL_GRACE_MS);
     if (recent.length === 0) throw e;
-    return buildInferJob(call, request, nodes, ctx.localHosts, now, recent);
+    return plan(nodes, now, recent);
   }
 }
 

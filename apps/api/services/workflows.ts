@@ -4,8 +4,7 @@ import { ErrorCode, HydraError } from '../../../libs/core/index.js';
 import { FINAL_STATUSES, newWorkflowId, type StartInput, type WorkflowStatus, type WorkflowView } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import type { Watch } from '../waiters.js';
-import { readRecentNodes } from '../../../libs/registry/index.js';
-import { confirmDurable, type Withdrawal } from './jobs.js';
+import { confirmDurable, withModelGrace, type Withdrawal } from './jobs.js';
 import { readStream, type StreamReader } from './stream-reader.js';
 
 export type StartOutcome = { kind: 'started'; id: string } | { kind: 'watching'; id: string; watch: Watch };
@@ -15,16 +14,8 @@ export type StartOutcome = { kind: 'started'; id: string } | { kind: 'watching';
  * REDIS_MIN_REPLICAS_ACK it is started only once replicas hold it, as a job is (`confirmDurable`).
  */
 export async function startWorkflow(ctx: ApiContext, input: StartInput, opts: { watch: boolean }): Promise<StartOutcome> {
-  const nodes = await ctx.nodes();
-  try {
-    ctx.coordinator.checkRoutable(input.steps, nodes);
-  } catch (e) {
-    // As for a job: a model whose nodes are restarting (or re-registering after a Redis failover) is queued, not refused.
-    if (!(e instanceof HydraError && e.code === ErrorCode.Unsatisfiable) || ctx.config.MODEL_GRACE_MS <= 0) throw e;
-    const recent = await readRecentNodes(ctx.redis, ctx.keys, Date.now(), ctx.config.MODEL_GRACE_MS);
-    if (recent.length === 0) throw e;
-    ctx.coordinator.checkRoutable(input.steps, nodes, undefined, recent);
-  }
+  // As for a job: a model whose nodes are restarting (or re-registering after a Redis failover) is queued, not refused.
+  await withModelGrace(ctx, (nodes, _now, recent) => ctx.coordinator.checkRoutable(input.steps, nodes, undefined, recent));
   const id = input.id ?? newWorkflowId();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
   const seal = ctx.replicaAck?.seal();
