@@ -278,7 +278,7 @@ describe('API replicas drain on SIGTERM', () => {
     }
     expect(client.counts.handoffs).toBeGreaterThanOrEqual(2);
   });
-  it('past SHUTDOWN_GRACE_MS: a wait is answered 202 with its links, an Ollama stream is cut, neither job is cancelled', { timeout: 120_000 }, async () => {
+  it('past SHUTDOWN_GRACE_MS: a job wait and a workflow wait are answered 202 with their links, an Ollama stream is cut, nothing is cancelled', { timeout: 120_000 }, async () => {
     const grace = 2000;
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
@@ -286,6 +286,11 @@ describe('API replicas drain on SIGTERM', () => {
     // ~8 s each on the node: both outlast the 2 s grace.
     const tokens = 1600;
     const wait = fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(job('past the grace: wait', tokens, true)) }).then(
+      async (r) => ({ status: r.status, body: (await r.json()) as any, at: Date.now() }),
+      (e: Error) => ({ status: 0, body: { error: e.message } as any, at: Date.now() }),
+    );
+    const wfBody = { name: 'past the grace', wait: true, steps: [{ id: 'a', model: MODEL, prompt: 'past the grace: workflow', options: { num_predict: tokens, sim_answer_tokens: tokens } }] };
+    const wfWait = fetch(`${url}/v1/workflows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(wfBody) }).then(
       async (r) => ({ status: r.status, body: (await r.json()) as any, at: Date.now() }),
       (e: Error) => ({ status: 0, body: { error: e.message } as any, at: Date.now() }),
     );
@@ -316,16 +321,22 @@ describe('API replicas drain on SIGTERM', () => {
     const exited = new Promise<number | null>((r) => api.proc.once('exit', (code) => r(code)));
     api.proc.kill('SIGTERM');
     const w = await wait;
+    const wf = await wfWait;
     const code = await exited;
     const exitMs = Date.now() - sigterm;
     const got = await lines;
-    console.log(`past the grace: ${JSON.stringify({ wait_status: w.status, wait_answered_ms: w.at - sigterm, exit_ms: exitMs, ollama_lines: got.length, ollama_done: got.at(-1)?.done === true })}`);
+    console.log(`past the grace: ${JSON.stringify({ wait_status: w.status, wait_answered_ms: w.at - sigterm, workflow_status: wf.status, workflow_answered_ms: wf.at - sigterm, exit_ms: exitMs, ollama_lines: got.length, ollama_done: got.at(-1)?.done === true })}`);
 
     // The wait: 202 with the links, a little before the grace ends; the Ollama answer: cut (no final line).
     expect(w.status).toBe(202);
     expect(w.body).toMatchObject({ status_url: `/v1/jobs/${w.body.id}`, stream_url: `/v1/jobs/${w.body.id}/stream` });
     expect(w.body.note).toMatch(/SHUTDOWN_GRACE_MS/);
     expect(w.at - sigterm).toBeLessThan(grace);
+    // The workflow wait likewise (before the fix the connection was cut at exit: status 0).
+    expect(wf.status, JSON.stringify(wf.body)).toBe(202);
+    expect(wf.body).toMatchObject({ status_url: `/v1/workflows/${wf.body.id}`, stream_url: `/v1/workflows/${wf.body.id}/stream` });
+    expect(wf.body.note).toMatch(/SHUTDOWN_GRACE_MS/);
+    expect(wf.at - sigterm).toBeLessThan(grace);
     expect(got.length).toBeGreaterThan(0);
     expect(got.at(-1)?.done).not.toBe(true);
     expect(code).toBe(0);
@@ -345,6 +356,14 @@ describe('API replicas drain on SIGTERM', () => {
       expect(end.state, `job ${id}`).toBe('completed');
       expect(await redis.exists(`${prefix}:cancel:${id}`)).toBe(0);
     }
+    const wfEnd = await waitFor(
+      async () => {
+        const v = (await (await fetch(`${url}/v1/workflows/${wf.body.id}`)).json()) as { state: string };
+        return ['completed', 'failed', 'cancelled'].includes(v.state) ? v : null;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'the workflow to end' },
+    );
+    expect(wfEnd.state).toBe('completed');
     other.proc.kill('SIGTERM');
   });
 });

@@ -79,8 +79,8 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
   app.use(jobsRouter(ctx, drain));
   app.use(nodesRouter(ctx));
   app.use(workflowsRouter(ctx, drain));
-  app.use(distributeRouter(ctx));
-  app.use(orchestrateRouter(ctx));
+  app.use(distributeRouter(ctx, drain));
+  app.use(orchestrateRouter(ctx, drain));
   app.use((req, res) => sendError(res, new HydraError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));
   return app;

@@ -18,11 +18,25 @@ function statusOf(view: WorkflowView): number {
   return STATUS[view.error?.code as ErrorCode] ?? 502;
 }
 
-export async function startAndAnswer(ctx: ApiContext, res: Response, input: StartInput, wait: boolean | undefined, timeoutMs: number | undefined): Promise<void> {
+/**
+ * `deadline`: this replica's drain deadline (Drain.deadline): a `wait` still open shortly before SHUTDOWN_GRACE_MS ends
+ * is answered 202 with the links (the workflow goes on), not cut off when the process exits.
+ */
+export async function startAndAnswer(
+  ctx: ApiContext,
+  res: Response,
+  input: StartInput,
+  wait: boolean | undefined,
+  timeoutMs: number | undefined,
+  deadline: AbortSignal,
+): Promise<void> {
   // The access log's request id goes with the workflow: its view shows it and every step job (later ones too) carries it.
   const started = await startWorkflow(ctx, { ...input, request_id: requestIdOf(res.req) }, { watch: wait === true });
   if (started.kind === 'started') return void res.status(202).json({ ...workflowLinks(started.id), state: 'running', kind: input.kind, steps: input.steps.length });
-  const end = await waitForWorkflow(ctx, started.id, started.watch, Math.min(timeoutMs ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS), clientGone(res));
+  const end = await waitForWorkflow(ctx, started.id, started.watch, Math.min(timeoutMs ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS), AbortSignal.any([clientGone(res), deadline]));
   if (end.kind === 'ended') return void res.status(statusOf(end.view)).json(end.view);
-  res.status(202).json({ ...workflowLinks(started.id), state: end.state, progress: end.progress, note: 'still running after the wait limit; poll status_url or read stream_url' });
+  const note = deadline.aborted
+    ? 'this API replica shut down before the workflow ended (SHUTDOWN_GRACE_MS); the workflow goes on: poll status_url or read stream_url'
+    : 'still running after the wait limit; poll status_url or read stream_url';
+  res.status(202).json({ ...workflowLinks(started.id), state: end.state, progress: end.progress, note });
 }

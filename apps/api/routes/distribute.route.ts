@@ -2,10 +2,12 @@
 import { Router, type Request, type Response } from 'express';
 import { distributeSteps, parseDistributeRequest } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
+import type { Drain } from '../drain.js';
 import { badRequest, route, sendError } from '../errors.js';
 import { startAndAnswer } from '../workflow-answer.js';
 
-export function distributeRouter(ctx: ApiContext): Router {
+/** `drain`: this replica's shutdown; a `wait` still open at its deadline is answered 202 with the links. */
+export function distributeRouter(ctx: ApiContext, drain: Drain): Router {
   const r = Router();
   r.post(
     '/v1/distribute',
@@ -13,7 +15,7 @@ export function distributeRouter(ctx: ApiContext): Router {
       const parsed = parseDistributeRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const d = parsed.value;
-      await startAndAnswer(ctx, res, { kind: 'distribute', priority: d.priority, cache: d.cache, steps: distributeSteps(d) }, d.wait, d.timeout_ms);
+      await startAndAnswer(ctx, res, { kind: 'distribute', priority: d.priority, cache: d.cache, steps: distributeSteps(d) }, d.wait, d.timeout_ms, drain.deadline);
     }),
   );
   return r;

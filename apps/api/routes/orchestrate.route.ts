@@ -3,10 +3,12 @@ import { Router, type Request, type Response } from 'express';
 import { cachePolicy, hashKey } from '../../../libs/cache/index.js';
 import { orchestrateSteps, orchestratorModels, parseOrchestrateRequest, type StepDef } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
+import type { Drain } from '../drain.js';
 import { badRequest, route, sendError } from '../errors.js';
 import { startAndAnswer } from '../workflow-answer.js';
 
-export function orchestrateRouter(ctx: ApiContext): Router {
+/** `drain`: this replica's shutdown; a `wait` still open at its deadline is answered 202 with the links. */
+export function orchestrateRouter(ctx: ApiContext, drain: Drain): Router {
   const r = Router();
   const { config } = ctx;
   const defaults = {
@@ -39,7 +41,7 @@ export function orchestrateRouter(ctx: ApiContext): Router {
         });
       }
       const stored = { ...settings, ...(key ? { result_cache_key: key } : {}) } as unknown as Record<string, unknown>;
-      await startAndAnswer(ctx, res, { kind: 'orchestrate', priority: q.priority, settings: stored, steps: orchestrateSteps(settings) }, q.wait, q.timeout_ms);
+      await startAndAnswer(ctx, res, { kind: 'orchestrate', priority: q.priority, settings: stored, steps: orchestrateSteps(settings) }, q.wait, q.timeout_ms, drain.deadline);
     }),
   );
   return r;

@@ -20,7 +20,7 @@ export function workflowsRouter(ctx: ApiContext, drain: Drain): Router {
       const parsed = parseWorkflowRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const w = parsed.value;
-      await startAndAnswer(ctx, res, { kind: 'dag', name: w.name, priority: w.priority, cache: w.cache, input: w.input, steps: w.steps.map(stepDefOf) }, w.wait, w.timeout_ms);
+      await startAndAnswer(ctx, res, { kind: 'dag', name: w.name, priority: w.priority, cache: w.cache, input: w.input, steps: w.steps.map(stepDefOf) }, w.wait, w.timeout_ms, drain.deadline);
     }),
   );
 
