@@ -22,13 +22,29 @@ export interface HeartbeatDeps {
 }
 
 /** Memory facts from config: what a node without nvidia-smi says it has, and what it keeps free. */
-type MemoryConfig = Pick<Config, 'NODE_URL' | 'NODE_VRAM_GB' | 'NODE_RAM_GB' | 'VRAM_BUFFER_MB' | 'NUM_CTX' | 'NUM_PARALLEL'> & Partial<Pick<Config, 'KV_CACHE_TYPE'>>;
+type MemoryConfig = Pick<Config, 'NODE_URL' | 'NODE_VRAM_GB' | 'NODE_RAM_GB' | 'VRAM_BUFFER_MB' | 'NUM_CTX' | 'NUM_PARALLEL'> &
+  Partial<Pick<Config, 'KV_CACHE_TYPE' | 'MODEL_GRACE_MS'>>;
+
+/**
+ * The models a failed probe reports: none (the backend did not answer), though its disk still holds what the last
+ * answer listed. Publishing that empty list made the API refuse a model's jobs (422, "no node has it") whenever one
+ * probe timed out under load; so for MODEL_GRACE_MS after the last healthy probe the record keeps the last known
+ * available models (and no loaded ones: what the backend holds in memory is unknown), still marked unhealthy, so
+ * jobs are queued ("every qualifying node is unhealthy right now") and nothing is sent to it. Past the grace the
+ * empty list stands: a backend gone for good no longer draws jobs for its models.
+ */
+export function withLastKnownModels(probe: BackendProbe, lastHealthy: { probe: BackendProbe; atMs: number } | null, nowMs: number, graceMs: number): BackendProbe {
+  if (probe.healthy || probe.models_available.length > 0 || !lastHealthy || nowMs - lastHealthy.atMs > graceMs) return probe;
+  return { ...probe, models_available: lastHealthy.probe.models_available };
+}
 
 export class Heartbeat {
   private current: NodeRecord | null = null;
   private lastHealthy: boolean | null = null;
   private inFlight: Promise<NodeRecord> | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
+  /** The last probe that answered, and when (for withLastKnownModels). */
+  private lastGood: { probe: BackendProbe; atMs: number } | null = null;
 
   constructor(
     private readonly s: WorkerSettings,
@@ -62,7 +78,9 @@ export class Heartbeat {
 
   private async run(): Promise<NodeRecord> {
     const { s, mem, d } = this;
-    const probe: BackendProbe = await d.backend.probe(AbortSignal.timeout(Math.max(1000, s.heartbeatMs)));
+    const answer: BackendProbe = await d.backend.probe(AbortSignal.timeout(Math.max(1000, s.heartbeatMs)));
+    if (answer.healthy) this.lastGood = { probe: answer, atMs: Date.now() };
+    const probe = withLastKnownModels(answer, this.lastGood, Date.now(), mem.MODEL_GRACE_MS ?? 0);
     const rec = buildNodeRecord({
       id: s.nodeId,
       url: mem.NODE_URL ?? d.backend.url,
