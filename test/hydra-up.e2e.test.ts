@@ -1,6 +1,6 @@
 // The README's first command: `hydra up` starts a whole cluster and answers with real inference from the toy model.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -38,6 +38,8 @@ describe('hydra up', () => {
         NUM_CTX: '512',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, as a shell gives a foreground job: Ctrl-C below signals the whole group.
+      detached: true,
     });
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,6 +63,34 @@ describe('hydra up', () => {
     const body = (await r.json()) as { result: { message: { content: string } } };
     expect(r.status).toBe(200);
     expect(body.result.message.content).toBe(TINY_CHAT_REPLY);
+
+    // Ctrl-C in the terminal while a request waits (~3 s of simulated decoding): SIGINT to the whole foreground group.
+    // The wait is answered in full, `up` exits 0, each child stops once (before, the API got the terminal's SIGINT and
+    // then up's SIGTERM, took the second as "exit now" with status 1, and the wait was cut).
+    const tokens = 2400;
+    const wait = fetch(`${base}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'generate', model: 'llama3.2:3b', prompt: 'ctrl-c', wait: true, cache: false, options: { num_predict: tokens, sim_answer_tokens: tokens } }),
+    }).then(
+      async (res) => ({ status: res.status, body: (await res.json()) as { state?: string } }),
+      (e: Error) => ({ status: 0, body: { error: e.message } as { state?: string } }),
+    );
+    await waitFor(async () => ((await (await fetch(`${base}/v1/nodes`)).json()) as { nodes: { id: string; active_jobs: number }[] }).nodes.some((n) => n.id === 'sim-1' && n.active_jobs > 0), {
+      timeoutMs: 20_000,
+      what: 'the job running on sim-1',
+    });
+    const exited = new Promise<number | null>((r) => proc!.once('exit', (code) => r(code)));
+    process.kill(-proc.pid!, 'SIGINT');
+    const answer = await wait;
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.state).toBe('completed');
+    expect(await exited).toBe(0);
+    const apiLog = readFileSync(join(dir, 'data', 'logs', 'api.log'), 'utf8');
+    expect(apiLog).toContain('api drained');
+    expect(apiLog).not.toContain('api exiting without finishing its drain');
+    const workerLog = readFileSync(join(dir, 'data', 'logs', 'worker.log'), 'utf8');
+    expect(workerLog).toContain('node agent stopped');
   }, 90_000);
 });
 

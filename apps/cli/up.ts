@@ -74,7 +74,9 @@ export async function up(argv: string[]): Promise<void> {
   const start = (name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Child => {
     const log = join(logDir, `${name}.log`);
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: Ctrl-C in the terminal signals `up` alone, which stops each child once, in order (a child
+    // that got the terminal's SIGINT and then up's SIGTERM took the second signal as "exit now", status 1).
+    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     proc.stdout?.pipe(out);
     proc.stderr?.pipe(out);
     const child = { name, proc, log };
@@ -84,16 +86,28 @@ export async function up(argv: string[]): Promise<void> {
     children.push(child);
     return child;
   };
-  const stopAll = async () => {
-    stopping = true;
-    // Workers and API first, Redis last so workers can hand jobs back.
-    for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
-    // A child killed by a signal has exitCode null but signalCode set: it has exited and will not emit 'exit' again.
-    const running = children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+  // A child killed by a signal has exitCode null but signalCode set: it has exited and will not emit 'exit' again.
+  const stopEach = async (cs: Child[]) => {
+    const running = cs.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+    for (const c of running) c.proc.kill('SIGTERM');
     await Promise.all(running.map((c) => once(c.proc, 'exit')));
+  };
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    // The API first: it drains (open waits and answers finish, docs/api-replicas.md) while the workers still serve them;
+    // then the workers (they finish or hand back their jobs), then the simulated nodes they talk to, Redis last.
+    await stopEach(children.filter((c) => c.name === 'api'));
+    await stopEach(children.filter((c) => c.name === 'worker' || c.name.startsWith('worker-')));
+    await stopEach(children.filter((c) => c.name !== 'redis'));
+    await stopEach(children.filter((c) => c.name === 'redis'));
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
   process.on('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+  // `up` dying on an error must not leave its detached children running.
+  process.on('exit', () => {
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGTERM');
+  });
 
   // 1. Redis
   let redisUrl = config.REDIS_URL;
@@ -106,6 +120,14 @@ export async function up(argv: string[]): Promise<void> {
       process.exit(1);
     }
     say(`redis: using master "${config.REDIS_SENTINEL_NAME}" through the sentinels ${sentinels}`);
+  } else if (config.REDIS_CLUSTER_NODES.length > 0) {
+    // A Redis Cluster is the user's too.
+    const nodes = config.REDIS_CLUSTER_NODES.map((x) => `${x.host}:${x.port}`).join(',');
+    if (!(await redisAnswers(queueRedisTarget(config), 3000))) {
+      process.stderr.write(`hydra up: the Redis Cluster at ${nodes} (REDIS_CLUSTER_NODES) does not answer, or is not in cluster_state:ok\n`);
+      process.exit(1);
+    }
+    say(`redis: using the Redis Cluster at ${nodes}`);
   } else if (await redisAnswers(redisUrl)) {
     say(`redis: using ${redactRedisUrl(redisUrl)}`);
   } else {
