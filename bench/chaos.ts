@@ -63,7 +63,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   try {
     return await chaosRun(o);
   } finally {
-    stopChildren();
+    await stopChildren();
   }
 }
 

@@ -30,12 +30,20 @@ export function child(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}):
   return p;
 }
 
-export function stopChildren(): void {
-  // SIGINT lets a profiled child write its profile; SIGKILL after a moment for anything left.
-  for (const p of children) p.kill(process.env.HYDRA_BENCH_PROF ? 'SIGINT' : 'SIGKILL');
-  if (process.env.HYDRA_BENCH_PROF) setTimeout(() => children.forEach((p) => p.kill('SIGKILL')), 3000).unref();
+const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
+
+/** Stop every child: SIGKILL, or with HYDRA_BENCH_PROF SIGINT (so each writes its profile), then SIGKILL after 3 s. */
+export async function stopChildren(): Promise<void> {
+  const alive = children.filter(running);
+  if (process.env.HYDRA_BENCH_PROF) {
+    for (const p of alive) p.kill('SIGINT');
+    const exited = Promise.all(alive.map((p) => new Promise((r) => (running(p) ? p.once('exit', r) : r(null)))));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  }
+  for (const p of alive.filter(running)) p.kill('SIGKILL');
 }
-process.on('exit', stopChildren);
+// A bench that exits any other way must not leave its workers behind (no time for profiles then).
+process.on('exit', () => children.filter(running).forEach((p) => p.kill('SIGKILL')));
 
 /** A private redis-server (no persistence) on a free port. */
 export async function startRedis(): Promise<string> {
@@ -89,8 +97,8 @@ export function runBench(main: () => Promise<void>): void {
       process.stderr.write(`bench failed: ${e.stack}\n`);
       process.exitCode = 1;
     })
-    .finally(() => {
-      stopChildren();
-      setTimeout(() => process.exit(), 200).unref();
+    .finally(async () => {
+      await stopChildren();
+      process.exit();
     });
 }
