@@ -21,6 +21,8 @@ const RANK: Record<string, number> = {
   // The worker's inference backends sit beside the libs of rank 2: they know nothing of the node agent.
   'apps/worker/backends': 2,
   'libs/workflows': 3,
+  // The results history: a record built from a job, a Redis stream, and its SQLite/PostgreSQL store.
+  'libs/memory': 3,
   // Metrics read the queues, the registry and the cache counters; apps record and serve them.
   'libs/metrics': 3,
   // Entry points like the apps (the cli runs make-tiny-model); benchmarks and test support drive the apps from outside.

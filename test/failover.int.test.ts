@@ -326,5 +326,7 @@ describe('a client that goes away', () => {
     reader.abort();
     const failed = await until(c, dropped, (v) => v.state === 'failed');
     expect(failed.error.code).toBe('cancelled');
+    // Why, in the API's own words (it used to say "DELETE /v1/jobs/:id" whatever the cause).
+    expect(failed.error.message).toMatch(/the client disconnected from its stream and did not come back/);
   });
 });

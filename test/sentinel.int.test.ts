@@ -37,7 +37,7 @@ describe.skipIf(missing !== null && !inCi)('Redis Sentinel', () => {
 
     it('reconnects to the new master: workers resend the refused write, producers fail it once, BullMQ blocking reads resume', async () => {
       const [a, b] = g.nodes.map((n) => n.port) as [number, number];
-      const target: RedisTarget = { url: 'redis://ignored-host:1/0', sentinel: { sentinels: [{ host: '127.0.0.1', port: g.sentinelPorts[0]! }], name: g.name, tls: false } };
+      const target = { url: 'redis://ignored-host:1/0', sentinel: { sentinels: [{ host: '127.0.0.1', port: g.sentinelPorts[0]! }], name: g.name, tls: false } } satisfies RedisTarget;
       const open = (role: 'worker' | 'producer', extra = {}) => {
         const r = createRedis(target, role, extra);
         r.on('error', () => {});

@@ -1,6 +1,7 @@
 // Builds the express app (never listens): drain, JSON limits, auth, /v1 routes, Bull Board, the dashboard, probes, /metrics.
 import express, { type Express, type Request, type Response } from 'express';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
+import { pingServer } from '../../libs/queue/index.js';
 import type { ApiContext } from './context.js';
 import { accessLog } from './access-log.js';
 import { requireKey } from './auth.js';
@@ -17,6 +18,7 @@ import { nodesRouter } from './routes/nodes.route.js';
 import { distributeRouter } from './routes/distribute.route.js';
 import { orchestrateRouter } from './routes/orchestrate.route.js';
 import { workflowsRouter } from './routes/workflows.route.js';
+import { historyRouter } from './routes/history.route.js';
 import { nestingLimit, promptLimit } from './body-guards.js';
 import { rateLimit } from './rate-limit.js';
 
@@ -44,7 +46,7 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
         res.setHeader('Retry-After', String(DRAIN_RETRY_AFTER_S));
         return void res.status(503).json({ ok: false, draining: true, error: drainingError().toJSON() });
       }
-      const down = await ctx.redis.ping().then(
+      const down = await pingServer(ctx.redis, ctx.keys.prefix).then(
         () => null,
         (e: Error) => e.message,
       );
@@ -81,6 +83,7 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
   app.use(workflowsRouter(ctx, drain));
   app.use(distributeRouter(ctx, drain));
   app.use(orchestrateRouter(ctx, drain));
+  app.use(historyRouter(ctx));
   app.use((req, res) => sendError(res, new HydraError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));
   return app;

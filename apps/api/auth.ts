@@ -1,5 +1,6 @@
 // API keys: Bearer for the API, Bearer or HTTP Basic (password = key) for Bull Board in a browser. Keys are never logged.
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import { sendError } from './errors.js';
@@ -25,6 +26,18 @@ export function presentedKey(header: string | undefined): string | null {
     return decoded.slice(decoded.indexOf(':') + 1);
   }
   return null;
+}
+
+/**
+ * The id of the key a request presents, for records that must name the caller without holding the secret (the results
+ * history): `k_` + the first 16 hex digits of its SHA-256 (`printf %s "$KEY" | sha256sum | cut -c1-16`). Null when the
+ * server has no keys (everything is open) or the request presents none that matches.
+ */
+export function keyIdOf(req: IncomingMessage, keys: readonly string[]): string | undefined {
+  if (keys.length === 0) return undefined;
+  const h = req.headers.authorization;
+  const key = presentedKey(Array.isArray(h) ? h[0] : h);
+  return key && matches(key, keys) ? `k_${createHash('sha256').update(key).digest('hex').slice(0, 16)}` : undefined;
 }
 
 /** No keys configured: everything is open (the server then binds loopback only). */

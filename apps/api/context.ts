@@ -1,10 +1,10 @@
 // The API's composition root: every part the routes and services share, built once per process from config.
-import type { Redis } from 'ioredis';
 import { createL1Cache, type L1Cache } from '../../libs/cache/index.js';
 import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { startHistoryDrainer, type HistoryDrainer } from '../../libs/memory/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
-import { createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type HydraKeys, type JobLifecycle, type Producer, type ReplicaAck } from '../../libs/queue/index.js';
+import { createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
@@ -14,7 +14,7 @@ export interface ApiContext {
   config: Config;
   logger: Logger;
   keys: HydraKeys;
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   /** The job lifecycle protocol (index, cancel, done message), over the producer's queues. */
   lifecycle: JobLifecycle;
@@ -27,12 +27,14 @@ export interface ApiContext {
   /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
   cache: L1Cache;
   coordinator: Coordinator;
+  /** The results history (libs/memory): drains the record stream into its store and answers GET /v1/history; null with MEMORY_URL=off. */
+  history: HistoryDrainer | null;
   /** Prometheus metrics: this process's (HTTP, Redis commands) and the cluster-wide collector (GET /metrics). */
   metrics: ApiMetrics;
   /** Host names that count as "local" for prefer_local. */
   localHosts: readonly string[];
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
-  blockingConnection(): Redis;
+  blockingConnection(): RedisClient;
   /** Why the producer connection is not ready (its last connection error), or null while it is. For /healthz. */
   redisError(): string | null;
   close(): Promise<void>;
@@ -74,6 +76,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });
+  const history = startHistoryDrainer(config, { redis, keys, logger: logger.child({ part: 'history' }) });
   return {
     config,
     logger,
@@ -88,6 +91,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     nodes,
     cache,
     coordinator,
+    history,
     metrics,
     localHosts: localHostNames(),
     blockingConnection: () => createRedis(target, 'subscriber'),
@@ -95,6 +99,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     async close() {
       waiters.close();
       await coordinator.close();
+      await history?.close();
       await producer.close();
       cache.close();
       replicaAck?.close();

@@ -54,8 +54,9 @@ export function sendError(res: Response, e: HydraError): void {
 export const badRequest = (problems: FieldProblem[]): HydraError =>
   new HydraError(ErrorCode.BadRequest, `invalid request body: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { details: { fields: problems } });
 
+// The last line: a Redis Cluster in a failover (ioredis gives up following redirections, or cannot read the slot map).
 const REDIS_DOWN =
-  /ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|enableOfflineQueue|max retries|MaxRetriesPerRequest|Command timed out|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|LOADING|READONLY|NOAUTH|WRONGPASS|MASTERDOWN|CLUSTERDOWN/i;
+  /ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|enableOfflineQueue|max retries|MaxRetriesPerRequest|Command timed out|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|LOADING|READONLY|NOAUTH|WRONGPASS|MASTERDOWN|CLUSTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|^\S* ?(MOVED|TRYAGAIN) /i;
 
 /** Seconds a client should wait before retrying while Redis is unavailable (reconnects are attempted every second). */
 export const REDIS_RETRY_AFTER_S = 2;
@@ -65,7 +66,7 @@ function redisProblem(message: string): string {
   if (/WRONGPASS|NOAUTH/i.test(message)) return 'authentication failed (check the password in REDIS_URL, and REDIS_SENTINEL_PASSWORD with Sentinel)';
   if (/Command timed out/i.test(message)) return 'no reply within the command timeout (Redis hung or unreachable)';
   if (/LOADING/.test(message)) return 'Redis is loading its data after a restart';
-  if (/READONLY|MASTERDOWN|CLUSTERDOWN/.test(message)) return 'Redis cannot accept writes right now (failover in progress)';
+  if (/READONLY|MASTERDOWN|CLUSTERDOWN|Cluster redirections|MOVED|TRYAGAIN/.test(message)) return 'Redis cannot accept writes right now (failover in progress)';
   if (/ENOTFOUND|EAI_AGAIN/.test(message)) return 'the Redis host name does not resolve';
   if (/certificate|SSL|TLS|self.signed|handshake/i.test(message)) return 'the TLS handshake failed (check the rediss:// URL and tls_ca_file)';
   return 'no connection to Redis';

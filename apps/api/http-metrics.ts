@@ -1,11 +1,10 @@
 // The API's metrics: requests and their latency per surface (Hydra /v1, Ollama /api, OpenAI /v1/chat...), this
 // process's Redis commands, and the cluster-wide collector GET /metrics serves (libs/metrics).
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
 import type { Config } from '../../libs/config/index.js';
 import { JOB_TYPES } from '../../libs/core/index.js';
 import { ClusterMetrics, MetricSet, MetricsStore, ModelLabels, RedisMetrics, type ClusterSnapshot, type LocalCounter, type LocalHistogram } from '../../libs/metrics/index.js';
-import type { HydraKeys } from '../../libs/queue/index.js';
+import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
 import type { NodeList, NodeView } from '../../libs/registry/index.js';
 import { surfaceOf } from './errors.js';
 
@@ -34,7 +33,7 @@ export const CLUSTER_SHARE_MS = 500;
 
 export function createApiMetrics(
   config: Config,
-  deps: { redis: Redis; keys: HydraKeys; nodes: NodeList<NodeView> },
+  deps: { redis: RedisClient; keys: HydraKeys; nodes: NodeList<NodeView> },
 ): ApiMetrics {
   const registry = new MetricSet();
   new RedisMetrics(registry).observe(deps.redis, 'producer');

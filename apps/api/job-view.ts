@@ -1,10 +1,9 @@
 // How a job looks to API users: state, attempts, result or error, routing decision. Built from a BullMQ job, from the
 // worker's done message, or from an L1 cache hit.
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { CacheEntry } from '../../libs/cache/index.js';
 import { routingDecision, type InferenceCall, type InferResult, type RoutingDecision } from '../../libs/core/index.js';
-import { decodeFailure, recentFinishes, waitingPosition, type DoneMessage, type Failure, type HydraKeys, type InferJob } from '../../libs/queue/index.js';
+import { decodeFailure, recentFinishes, waitingPosition, type DoneMessage, type Failure, type HydraKeys, type InferJob, type RedisClient } from '../../libs/queue/index.js';
 import { completionRate, estimatedStartMs, measuredLine, type PerfNode } from '../../libs/scheduling/index.js';
 
 export interface JobView {
@@ -42,7 +41,7 @@ const RATE_SAMPLE = 20;
  * adds the wait until a busy node frees a slot.
  */
 export async function placeInLine(
-  redis: Redis,
+  redis: RedisClient,
   keys: HydraKeys,
   queue: string,
   jobId: string,

@@ -1,10 +1,9 @@
 // Requests per minute per API key (or client IP), counted in Redis so every API replica draws on one budget.
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { loadScript, QUEUE_SCRIPTS, replyCode } from '../../libs/queue/index.js';
+import { loadScript, QUEUE_SCRIPTS, replyCode, type RedisClient } from '../../libs/queue/index.js';
 import { presentedKey } from './auth.js';
 import { sendError } from './errors.js';
 
@@ -18,7 +17,7 @@ export interface RateDecision {
  * Count one request of `key` against `limit` per `windowMs`: an exact sliding log on Redis' clock
  * (libs/queue/scripts/rate-limit.lua), so every API replica draws on one budget.
  */
-export async function hitRateLimit(redis: Redis, key: string, limit: number, windowMs: number): Promise<RateDecision> {
+export async function hitRateLimit(redis: RedisClient, key: string, limit: number, windowMs: number): Promise<RateDecision> {
   const hit = loadScript<[string, number, number]>(redis, QUEUE_SCRIPTS, 'rate-limit');
   const [code, remaining, retryAfterMs] = await hit([key], [windowMs, limit]);
   return { allowed: replyCode('rate-limit', code, ['allowed', 'limited']) === 'allowed', remaining, retryAfterMs };
@@ -35,7 +34,7 @@ export function rateIdentity(req: Request, keyed: boolean): string {
 }
 
 export interface RateLimitOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Key prefix (the queue hash tag), so the counters live beside the queues. */
   prefix: string;
   perMinute: number;

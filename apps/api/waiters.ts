@@ -1,6 +1,5 @@
 // Waits for jobs to end: one pub/sub subscription for all waiting requests, so `wait: true` costs no connection per request.
-import type { Redis } from 'ioredis';
-import { parseDoneMessage, type DoneMessage, type HydraKeys } from '../../libs/queue/index.js';
+import { parseDoneMessage, type DoneMessage, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 
 interface Entry {
   msg: DoneMessage | null;
@@ -18,7 +17,7 @@ export class Waiters {
   private readonly byJob = new Map<string, Entry>();
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: RedisClient,
     private readonly keys: HydraKeys,
   ) {}
 

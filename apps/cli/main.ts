@@ -1,4 +1,4 @@
-// The hydra command line: up (a whole local cluster), api, worker, status, pull, sim, make-tiny-model.
+// The hydra command line: up (a whole local cluster), api, worker, status, pull, discover, sim, make-tiny-model.
 const USAGE = `usage: hydra <command> [options]
 
   up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
@@ -6,7 +6,8 @@ const USAGE = `usage: hydra <command> [options]
                                found (Ollama, OPENAI_BASE_URL, else llama.cpp with the models in
                                MODELS_DIR, else the built-in toy model); --sim N adds N simulated nodes
   api                          the API alone (env: REDIS_URL, PORT, HOST, API_KEYS, ...)
-  worker                       one node agent alone (env: REDIS_URL, BACKEND, OLLAMA_URL, NODE_ID, NODE_VRAM_GB, ...)
+  worker                       one node agent alone (env: REDIS_URL, BACKEND, OLLAMA_URL, NODE_ID, NODE_VRAM_GB, ...),
+                               or with DISCOVER=hosts-or-cidr one node per server found (docs/discovery.md)
   status [--watch] [--interval S]
                                the cluster as a table: nodes (health, VRAM, loaded models, slots, tokens/s)
                                and queues (waiting per priority, oldest wait), from the API at HYDRA_URL
@@ -18,6 +19,10 @@ const USAGE = `usage: hydra <command> [options]
                                --node named; shows each node's progress (percent, bytes, status) and
                                exits 0 only when every node has the model (--insecure: Ollama's
                                insecure registry option)
+  discover <hosts|a.b.c.d/n>[,...] [--ports P,...] [--json] [--timeout-ms N] [--concurrency N]
+                               scan for Ollama and OpenAI-compatible servers (GET /api/version, /v1/models)
+                               and print what answered: address, kind, version, models; exits 0 when
+                               something was found, 1 when nothing was (docs/discovery.md)
   sim --vram-gb G --models "name=GB,..." [--port P]
                                one simulated Ollama node (for tests and demos without GPUs)
   make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
@@ -46,6 +51,10 @@ export async function run(argv: string[]): Promise<void> {
     case 'pull': {
       const m = await import('./pull.js');
       return m.pull(rest, process.env);
+    }
+    case 'discover': {
+      const m = await import('./discover.js');
+      return m.discover(rest, process.env);
     }
     case 'sim': {
       const m = await import('../node-sim/main.js');

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
-import { parseSimArgs } from './main.js';
+import { parseSimArgs, simAddresses } from './main.js';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -31,6 +31,21 @@ describe('node-sim command line', () => {
     expect(await p.exit).toBe(0);
   });
 
+  it('runs --count nodes in one process, one listening line each, every one serving', async () => {
+    const p = start(['--count', '3', '--port', '0', '--vram-gb', '8', '--models', 'a=1', '--fast', '--log-level', 'warn']);
+    const urls = await waitFor(
+      () => {
+        const found = [...p.out().matchAll(/^simulated Ollama node listening on (http:\/\/\S+) /gm)].map((m) => m[1]!);
+        return found.length === 3 ? found : null;
+      },
+      { timeoutMs: 20_000, what: 'three listening lines' },
+    );
+    expect(new Set(urls).size).toBe(3);
+    for (const u of urls) expect(((await (await fetch(`${u}/api/tags`)).json()) as { models: unknown[] }).models).toHaveLength(1);
+    p.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+  });
+
   it('names a bad flag and exits with code 2', async () => {
     const p = start(['--vram-gb', 'lots', '--models', 'a=1']);
     expect(await p.exit).toBe(2);
@@ -49,6 +64,8 @@ describe('node-sim command line', () => {
       fast: false,
       logLevel: 'info',
       help: false,
+      count: 1,
+      spreadHosts: false,
     });
     expect(parseSimArgs(['--vram-gb', '8', '--models', 'a=1:tools+thinking', '--pullable', 'b=2:vision,c=3', '--pull-mbps', '5000', '--disk-gb', '100'])).toMatchObject({
       models: [{ name: 'a', sizeGb: 1, capabilities: ['completion', 'tools', 'thinking'] }],
@@ -62,6 +79,31 @@ describe('node-sim command line', () => {
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a'])).toThrow(/--models: bad model entry "a"/);
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--parallel', '0'])).toThrow(/--parallel must be an integer >= 1/);
     expect(() => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', '--nope'])).toThrow(/--nope/);
+  });
+
+  it('places --count nodes on consecutive ports, or on consecutive loopback addresses with --spread-hosts', () => {
+    const base = ['--vram-gb', '8', '--models', 'a=1'];
+    expect(simAddresses(parseSimArgs([...base, '--count', '3', '--port', '11434']))).toEqual([
+      { host: '127.0.0.1', port: 11434 },
+      { host: '127.0.0.1', port: 11435 },
+      { host: '127.0.0.1', port: 11436 },
+    ]);
+    expect(simAddresses(parseSimArgs([...base, '--count', '2']))).toEqual([
+      { host: '127.0.0.1', port: 0 },
+      { host: '127.0.0.1', port: 0 },
+    ]);
+    expect(simAddresses(parseSimArgs([...base, '--count', '3', '--spread-hosts', '--host', '127.0.0.2', '--port', '11434']))).toEqual([
+      { host: '127.0.0.2', port: 11434 },
+      { host: '127.0.0.3', port: 11434 },
+      { host: '127.0.0.4', port: 11434 },
+    ]);
+    expect(simAddresses(parseSimArgs(base))).toEqual([{ host: '127.0.0.1', port: 0 }]);
+    expect(() => parseSimArgs([...base, '--count', '0'])).toThrow('--count must be an integer 1-1000, got "0"');
+    expect(() => parseSimArgs([...base, '--count', '2.5'])).toThrow('--count must be an integer 1-1000, got "2.5"');
+    expect(() => parseSimArgs([...base, '--count', '10', '--port', '65530'])).toThrow('--port 65530 with --count 10 needs ports up to 65539, past 65535');
+    expect(() => parseSimArgs([...base, '--count', '3', '--spread-hosts'])).toThrow('--spread-hosts needs --host set to an IPv4 loopback address to start from, e.g. --host 127.0.0.2, got none');
+    expect(() => parseSimArgs([...base, '--count', '3', '--spread-hosts', '--host', '0.0.0.0'])).toThrow('got "0.0.0.0"');
+    expect(() => parseSimArgs([...base, '--count', '200', '--spread-hosts', '--host', '127.0.0.100'])).toThrow('--spread-hosts from 127.0.0.100 with --count 200 runs past 127.0.0.254');
   });
 
   it('parses the realism flags, with the names the scheduling benchmark uses, and names a bad one', () => {
@@ -82,6 +124,8 @@ describe('node-sim command line', () => {
       fast: false,
       logLevel: 'info',
       help: false,
+      count: 1,
+      spreadHosts: false,
     });
     const bad = (flag: string, value: string): (() => unknown) => () => parseSimArgs(['--vram-gb', '8', '--models', 'a=1', `${flag}=${value}`]);
     expect(bad('--batch-exponent', '1.5')).toThrow('--batch-exponent must be a number > 0 and <= 1, got "1.5"');

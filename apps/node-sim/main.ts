@@ -9,6 +9,11 @@ import { createSimNode, KV_CACHE_TYPES, parseModelsArg, type KvCacheType, type S
 const USAGE = `usage: node-sim --vram-gb G --models "name=sizeGb[,name=sizeGb...]" [options]
   --port P                 port to listen on (default 0: a free port, printed)
   --host H                 address to bind (default 127.0.0.1)
+  --count N                run N simulated nodes in this process, same options, each on its own address (default 1):
+                           ports P, P+1, ... on --host (with --port 0, a free port each), or with --spread-hosts
+                           consecutive loopback addresses from --host (127.0.0.2, 127.0.0.3, ...) on one port;
+                           prints one "listening on URL" line per node, in that order
+  --spread-hosts           with --count: one loopback address per node from --host (which must be 127.x.y.z)
   --vram-gb G              memory for loaded models, GB = GiB as nvidia-smi means it (required)
   --models LIST            models on "disk", e.g. "qwen3:14b=9.3:tools+thinking,llava:7b=4.7:vision,nomic-embed-text=0.27:768" (required);
                            entry: name=sizeGb[:embeddingLength][:cap+cap...], caps from completion, embedding, tools, thinking, vision, insert
@@ -42,6 +47,27 @@ class UsageError extends Error {
 export interface SimArgs extends Omit<SimNodeOptions, 'logger'> {
   logLevel: string;
   help: boolean;
+  /** Nodes in this process (--count), each at its own address (simAddresses). */
+  count: number;
+  /** --spread-hosts: consecutive loopback addresses on one port instead of consecutive ports on one address. */
+  spreadHosts: boolean;
+}
+
+/** Most nodes one process runs (--count): each is an HTTP server with its own timers. */
+const MAX_COUNT = 1000;
+
+/**
+ * Where each of the `count` nodes listens: consecutive ports from `port` on `host` (port 0: a free port each), or with
+ * `spreadHosts` consecutive IPv4 loopback addresses from `host`, all on `port`. Flags were checked by parseSimArgs.
+ */
+export function simAddresses(a: Pick<SimArgs, 'count' | 'spreadHosts' | 'host' | 'port'>): { host: string; port: number }[] {
+  const host = a.host ?? '127.0.0.1';
+  const port = a.port ?? 0;
+  return Array.from({ length: a.count }, (_, i) => {
+    if (!a.spreadHosts) return { host, port: port === 0 ? 0 : port + i };
+    const o = host.split('.').map(Number);
+    return { host: `${o[0]}.${o[1]}.${o[2]}.${o[3]! + i}`, port };
+  });
 }
 
 function num(flag: string, raw: string | undefined, check: (n: number) => boolean, want: string): number | undefined {
@@ -78,6 +104,8 @@ export function parseSimArgs(argv: string[]): SimArgs {
         'load-ms-per-gb': { type: 'string' },
         'time-scale': { type: 'string' },
         fast: { type: 'boolean' },
+        count: { type: 'string' },
+        'spread-hosts': { type: 'boolean' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,7 +114,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     throw new UsageError((e as Error).message);
   }
   const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  if (values.help === true) return { vramGb: 0, models: [], logLevel: 'info', help: true };
+  if (values.help === true) return { vramGb: 0, models: [], logLevel: 'info', help: true, count: 1, spreadHosts: false };
   const vramGb = num('vram-gb', str('vram-gb'), (n) => n > 0, 'a positive number of GB');
   if (vramGb === undefined) throw new UsageError('--vram-gb is required (memory for loaded models, in GB)');
   const modelsRaw = str('models');
@@ -99,7 +127,8 @@ export function parseSimArgs(argv: string[]): SimArgs {
     }
   };
   const models = modelList('models', modelsRaw);
-  const args: SimArgs = { vramGb, models, logLevel: str('log-level') ?? 'info', help: false, fast: values.fast === true };
+  const count = num('count', str('count'), (n) => Number.isInteger(n) && n >= 1 && n <= MAX_COUNT, `an integer 1-${MAX_COUNT}`) ?? 1;
+  const args: SimArgs = { vramGb, models, logLevel: str('log-level') ?? 'info', help: false, fast: values.fast === true, count, spreadHosts: values['spread-hosts'] === true };
   const port = num('port', str('port'), (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port 0-65535');
   const parallel = num('parallel', str('parallel'), (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
   const tps = num('tokens-per-second', str('tokens-per-second'), (n) => n > 0, 'a positive number');
@@ -135,6 +164,13 @@ export function parseSimArgs(argv: string[]): SimArgs {
   if (timeScale !== undefined) args.timeScale = timeScale;
   const host = str('host');
   if (host !== undefined) args.host = host;
+  if (args.spreadHosts) {
+    const o = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host ?? '');
+    if (!o || o.slice(1).some((x) => Number(x) > 255)) throw new UsageError(`--spread-hosts needs --host set to an IPv4 loopback address to start from, e.g. --host 127.0.0.2, got ${host === undefined ? 'none' : `"${host}"`}`);
+    if (Number(o[3]) + count - 1 > 254) throw new UsageError(`--spread-hosts from ${host} with --count ${count} runs past ${o[0]!.replace(/\d+$/, '254')}: start lower or use fewer nodes`);
+  } else if (port !== undefined && port > 0 && port + count - 1 > 65535) {
+    throw new UsageError(`--port ${port} with --count ${count} needs ports up to ${port + count - 1}, past 65535: start lower, or use --port 0 (free ports)`);
+  }
   return args;
 }
 
@@ -152,14 +188,24 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const logger = createLogger({ name: 'node-sim', level: args.logLevel, destination: process.stderr });
-  const { logLevel: _level, help: _help, ...opts } = args;
-  const node = await createSimNode({ ...opts, logger });
+  const { logLevel: _level, help: _help, count: _count, spreadHosts: _spread, ...opts } = args;
+  const nodes: Awaited<ReturnType<typeof createSimNode>>[] = [];
+  const closeAll = () => Promise.all(nodes.map((n) => n.close().catch(() => undefined)));
+  for (const at of simAddresses(args)) {
+    try {
+      nodes.push(await createSimNode({ ...opts, ...at, logger: args.count > 1 ? logger.child({ node: `${at.host}:${at.port}` }) : logger }));
+    } catch (e) {
+      await closeAll();
+      throw new Error(`could not listen on ${at.host}:${at.port} (node ${nodes.length + 1} of ${args.count}): ${(e as Error).message}`);
+    }
+  }
   const models = opts.models.map((m) => `${m.name} ${m.sizeGb} GB`).join(', ');
   const scale = opts.timeScale !== undefined && opts.timeScale !== 1 ? `, time scale ${opts.timeScale}` : '';
-  process.stdout.write(`simulated Ollama node listening on ${node.url} (vram ${opts.vramGb} GB, models: ${models}${scale}${opts.fast ? ', fast mode' : ''})\n`);
+  // One line per node, in address order: scripts read the URLs with /listening on (\S+)/.
+  process.stdout.write(nodes.map((n) => `simulated Ollama node listening on ${n.url} (vram ${opts.vramGb} GB, models: ${models}${scale}${opts.fast ? ', fast mode' : ''})\n`).join(''));
   const stop = (signal: string): void => {
-    logger.info({ signal }, 'simulated node stopping');
-    void node.close().then(() => process.exit(0));
+    logger.info({ signal, nodes: nodes.length }, 'simulated node stopping');
+    void closeAll().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

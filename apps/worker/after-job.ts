@@ -1,9 +1,11 @@
 // What runs after a job ends for good (completed, or failed with no retry left): its answer goes into the L1 cache,
-// when it is a workflow step, its workflow advances, and the dashboard's activity log and the job metrics record it.
+// when it is a workflow step, its workflow advances, and the dashboard's activity log, the job metrics and the results
+// history (libs/memory) record it.
 import { finishedEntry, type ActivityLog } from '../../libs/activity/index.js';
 import type { L1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
+import { jobRecord, type HistoryWriter } from '../../libs/memory/index.js';
 import type { JobOutcome } from '../../libs/metrics/index.js';
 import type { InferJob } from '../../libs/queue/index.js';
 import type { Coordinator } from '../../libs/workflows/index.js';
@@ -15,7 +17,7 @@ export interface AfterJob {
 
 export function createAfterJob(
   config: Config,
-  deps: { cache: L1Cache; coordinator: Coordinator; logger: Logger; activity: { log: ActivityLog; nodeId: string }; metrics?: { jobFinished(job: Parameters<AfterJob['onFinished']>[0], outcome: JobOutcome): void } },
+  deps: { cache: L1Cache; coordinator: Coordinator; logger: Logger; activity: { log: ActivityLog; nodeId: string }; metrics?: { jobFinished(job: Parameters<AfterJob['onFinished']>[0], outcome: JobOutcome): void }; history?: HistoryWriter | null },
 ): AfterJob {
   const { cache, coordinator, logger } = deps;
   return {
@@ -27,6 +29,8 @@ export function createAfterJob(
       // The dashboard's activity log (libs/activity). Not awaited: on the connection the done message also takes, it goes
       // out first anyway, and a failed write must not hold up the cache or the workflow.
       void deps.activity.log.record(finishedEntry(job, outcome, deps.activity.nodeId, Date.now())).catch((e: Error) => logger.warn({ jobId: job.id, err: e.message }, 'activity not recorded'));
+      // The results history: one XADD, not awaited either; the API drains the stream into SQLite/PostgreSQL.
+      if (deps.history) void deps.history.record(jobRecord(job, outcome, deps.activity.nodeId, Date.now())).catch((e: Error) => logger.warn({ jobId: job.id, err: e.message }, 'history record not written'));
       if (outcome.state === 'completed' && data.cache_key) {
         const stored = await cache.put(data.cache_key, outcome.result, job.id);
         if (stored === 'too_large') logger.debug({ jobId: job.id, limit: config.CACHE_MAX_ENTRY_BYTES }, 'answer larger than CACHE_MAX_ENTRY_BYTES; not cached');

@@ -1,8 +1,7 @@
 // Priority aging: one worker at a time (a Redis lock) raises waiting jobs one level per AGING_STEP_MS so nothing starves.
 import { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from '../../libs/logger/index.js';
-import { prioritizedOldest, readJobFields, type HydraKeys } from '../../libs/queue/index.js';
+import { prioritizedOldest, readJobFields, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import { agedPriority, fromBullPriority, toBullPriority, type QueueInfo } from '../../libs/scheduling/index.js';
 
 /** BullMQ priorities a job can still be promoted from (1, Hydra's priority 10, is the top). */
@@ -14,7 +13,7 @@ export class Ager {
   private readonly queues = new Map<string, Queue>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: HydraKeys,
     private readonly stepMs: number,
     private readonly logger: Logger,

@@ -7,10 +7,9 @@
 // it gives exact memory admission per job and priority across queues; per-class Workers (a) cannot coordinate.
 import { randomUUID } from 'node:crypto';
 import { MetricsTime, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys } from '../../libs/queue/index.js';
+import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { NodeRegistry, NodeView, ReserveOutcome } from '../../libs/registry/index.js';
 import {
   bestFit,
@@ -28,6 +27,7 @@ import {
   type QueueInfo,
 } from '../../libs/scheduling/index.js';
 import type { SharedBreaker } from './circuit-breaker.js';
+import { DispatchTiming } from './dispatch-timing.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface ActiveJob {
@@ -55,7 +55,7 @@ interface TakeResult {
 }
 
 export interface DispatcherDeps {
-  redis: Redis;
+  redis: RedisClient;
   registry: NodeRegistry;
   keys: HydraKeys;
   logger: Logger;
@@ -68,49 +68,27 @@ export interface DispatcherDeps {
   /** This node as the registry lists it (reservations of all its processes), for best fit. */
   self: () => NodeView | undefined;
   queues: () => readonly QueueInfo[];
+  /** The process's queue Workers (shared with its other node agents). */
+  workers: QueueWorkers;
   /** Runs a taken job to its end (completed, failed or handed back). Must not throw. */
   run: (a: ActiveJob) => Promise<void>;
 }
 
-export class Dispatcher {
+/**
+ * The BullMQ Workers of one process, one per queue, shared by every node agent of the process: each Worker holds its
+ * own blocking connection and a stalled-job checker, so a process serving many nodes (DISCOVER) pays for them once per
+ * queue, not once per node × queue. A Worker is not tied to a node: `getNextJob(token)` takes a job under the caller's
+ * lock token, and the job is completed, failed or handed back with that token.
+ */
+export class QueueWorkers {
   private readonly workers = new Map<string, Worker>();
-  readonly active = new Map<string, ActiveJob>();
-  private running = false;
-  private wakeUp: (() => void) | null = null;
-  private woken = false;
-  private loopDone: Promise<void> = Promise.resolve();
-  private readonly peekHeads: HeadPeeker;
 
   constructor(
-    private readonly s: WorkerSettings,
-    private readonly d: DispatcherDeps,
-  ) {
-    this.peekHeads = headPeeker(d.redis, d.keys);
-  }
+    private readonly s: Pick<WorkerSettings, 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'backoffMs' | 'backoffMaxMs'>,
+    private readonly d: { redis: RedisClient; keys: HydraKeys; logger: Logger },
+  ) {}
 
-  start(): void {
-    this.running = true;
-    this.loopDone = this.loop();
-  }
-
-  /** Look at the queues now (a job was added, a slot freed, a model loaded). */
-  wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
-  }
-
-  /** Stop taking jobs. Active jobs are left to the caller (drain). */
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake();
-    await this.loopDone;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.workers.values()].map((w) => w.close(true).catch(() => undefined)));
-  }
-
-  private worker(queue: string): Worker {
+  get(queue: string): Worker {
     let w = this.workers.get(queue);
     if (!w) {
       const { keys } = this.d;
@@ -132,6 +110,52 @@ export class Dispatcher {
       this.workers.set(queue, w);
     }
     return w;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.close(true).catch(() => undefined)));
+  }
+}
+
+export class Dispatcher {
+  readonly active = new Map<string, ActiveJob>();
+  private running = false;
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly peekHeads: HeadPeeker;
+  /** Round timings, only with DISPATCH_TIMING_LOG_MS (bench/scale.bench.ts reads them). */
+  private readonly timing: DispatchTiming | null;
+
+  constructor(
+    private readonly s: WorkerSettings,
+    private readonly d: DispatcherDeps,
+  ) {
+    this.peekHeads = headPeeker(d.redis, d.keys);
+    this.timing = s.dispatchTimingLogMs > 0 ? new DispatchTiming(s.dispatchTimingLogMs, d.logger.child({ node: s.nodeId })) : null;
+  }
+
+  start(): void {
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** Look at the queues now (a job was added, a slot freed, a model loaded). */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Stop taking jobs. Active jobs are left to the caller (drain). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loopDone;
+    this.timing?.close();
+  }
+
+  private worker(queue: string): Worker {
+    return this.d.workers.get(queue);
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -184,7 +208,9 @@ export class Dispatcher {
     if (!admitted.ok) return Math.min(this.s.pollMs, 250);
     let took: Taken = false;
     try {
+      const t0 = this.timing ? performance.now() : 0;
       const r = await this.round(node, now);
+      this.timing?.round(performance.now() - t0);
       took = r.took;
       return took ? 0 : r.waitMs;
     } finally {
@@ -216,6 +242,7 @@ export class Dispatcher {
     if (admin.length === 0 && heads.length === 0) return idle(this.s.pollMs);
     // Pruned against every peeked head (a full node still peeks its node queue), so the fence clock keeps running.
     this.pruneBlocked(peeked);
+    const o0 = this.timing ? performance.now() : 0;
     const { choices: ordered, retryInMs } = orderHeads(heads, {
       node,
       others,
@@ -224,6 +251,7 @@ export class Dispatcher {
       bestFitWaitMs: this.s.bestFitWaitMs,
       betterFit: (head) => this.betterFit(node, head, queues, others),
     });
+    this.timing?.order(performance.now() - o0);
     const choices: [DispatchChoice, boolean][] = [...admin.map((c): [DispatchChoice, boolean] => [c, true]), ...ordered.map((c): [DispatchChoice, boolean] => [c, false])];
     // The fence goes to the most urgent class-queue head that does not fit now only because memory is in use. A head
     // refused only for want of one of its model's backend slots ('busy') waits for its own model's jobs, not for

@@ -19,6 +19,11 @@ export interface HeartbeatDeps {
   logger: Logger;
   /** The backend started or stopped answering. */
   onHealthChange: (healthy: boolean) => void;
+  /**
+   * A discovered node (DISCOVER): a server on another host, so this machine's GPUs (nvidia-smi), NODE_URL and host
+   * name say nothing about it; the record names `host` instead.
+   */
+  remote?: { host: string };
 }
 
 /** Memory facts from config: what a node without nvidia-smi says it has, and what it keeps free. */
@@ -83,10 +88,11 @@ export class Heartbeat {
     const probe = withLastKnownModels(answer, this.lastGood, Date.now(), mem.MODEL_GRACE_MS ?? 0);
     const rec = buildNodeRecord({
       id: s.nodeId,
-      url: mem.NODE_URL ?? d.backend.url,
+      url: d.remote ? d.backend.url : (mem.NODE_URL ?? d.backend.url),
       backend: d.backend.kind,
       probe,
-      gpu: await readNvidiaSmi(),
+      gpu: d.remote ? null : await readNvidiaSmi(),
+      ...(d.remote ? { host: d.remote.host } : {}),
       ...(mem.NODE_VRAM_GB !== undefined ? { nodeVramGb: mem.NODE_VRAM_GB } : {}),
       ...(mem.NODE_RAM_GB !== undefined ? { nodeRamGb: mem.NODE_RAM_GB } : {}),
       bufferMb: mem.VRAM_BUFFER_MB,

@@ -2,7 +2,8 @@
 // in turn, one live process at a time asks Redis which registered connections are gone. The kernel closes a SIGKILLed
 // or crashed process's sockets at once, so its running jobs go back to their queues in about a second instead of when
 // their BullMQ locks expire. A paused process (SIGSTOP, a long GC pause) keeps its connection and is never taken for
-// dead: its jobs wait for their locks as before. Design and figures: docs/reliability.md.
+// dead: its jobs wait for their locks as before. On a Redis Cluster all of it happens on the master of the {hydra} slot,
+// and each process registers again when that master changes (a failover). Design and figures: docs/reliability.md.
 import type { Redis } from 'ioredis';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
@@ -10,12 +11,15 @@ import {
   appendEntry,
   createRedis,
   deadWorkerRequeuer,
+  isCluster,
   queueRedisTarget,
   RETRY_CAP_MS,
+  slotServer,
   type DeadWorkerRequeuer,
   type HydraKeys,
   type JobLifecycle,
   type OrphanedJob,
+  type RedisClient,
 } from '../../libs/queue/index.js';
 
 /** What the job runner tells liveness: the jobs this process runs, each under its BullMQ lock token. */
@@ -55,10 +59,15 @@ export interface LivenessDeps {
   lifecycle: JobLifecycle;
   logger: Logger;
   procId: string;
-  nodeId: string;
 }
 
-export interface Liveness extends JobTracker {
+export interface Liveness {
+  /**
+   * The tracker of one node agent of this process. A process serving several nodes (DISCOVER) has one registration
+   * and one jobs hash; each entry names the node it runs on, so a live process requeues a dead one's jobs and frees
+   * each job's reservation on its own node.
+   */
+  forNode(nodeId: string): JobTracker;
   /** Deregister (after the drain: its jobs are handed back by then) and close the connection. */
   stop(): Promise<void>;
 }
@@ -66,7 +75,7 @@ export interface Liveness extends JobTracker {
 /** Register this process and start taking turns; resolves once registered. With checkMs 0, a tracker that does nothing. */
 export async function startLiveness(config: Config, d: LivenessDeps): Promise<Liveness> {
   const s = livenessSettings(config);
-  if (s.checkMs <= 0) return { track: () => undefined, untrack: () => undefined, stop: async () => undefined };
+  if (s.checkMs <= 0) return { forNode: () => ({ track: () => undefined, untrack: () => undefined }), stop: async () => undefined };
   const r = createRedis(queueRedisTarget(config), 'worker', { connectionName: `hydra-live-${d.procId}` });
   const l = new LivenessChecker(s, r, d);
   await l.start();
@@ -81,6 +90,8 @@ class LivenessChecker implements Liveness {
   /** Processes whose connection this process found gone: since when (ms), and which connection. */
   private readonly suspects = new Map<string, { clientId: string; since: number }>();
   private clientId: string | null = null;
+  /** The server connection `clientId` belongs to: on a Cluster, the pooled connection to the slot's master then. */
+  private registeredOn: Redis | null = null;
   /** No judging before this time (ms): see SETTLE_MS. */
   private judgeFrom = 0;
   private rank: number | null = null;
@@ -91,7 +102,7 @@ class LivenessChecker implements Liveness {
 
   constructor(
     private readonly s: LivenessSettings,
-    private readonly r: Redis,
+    private readonly r: RedisClient,
     private readonly d: LivenessDeps,
   ) {
     this.k = livenessKeys(d.keys);
@@ -120,13 +131,17 @@ class LivenessChecker implements Liveness {
     this.schedule();
   }
 
-  track(jobId: string, queue: string, token: string): void {
-    const v = { q: queue, n: this.d.nodeId, t: token };
+  forNode(nodeId: string): JobTracker {
+    return { track: (jobId, queue, token) => this.track(jobId, queue, token, nodeId), untrack: (jobId) => this.untrack(jobId) };
+  }
+
+  private track(jobId: string, queue: string, token: string, nodeId: string): void {
+    const v = { q: queue, n: nodeId, t: token };
     this.running.set(jobId, v);
     this.r.hset(this.k.jobs(this.d.procId), jobId, JSON.stringify(v)).catch(() => undefined);
   }
 
-  untrack(jobId: string): void {
+  private untrack(jobId: string): void {
     if (!this.running.delete(jobId)) return;
     this.r.hdel(this.k.jobs(this.d.procId), jobId).catch(() => undefined);
   }
@@ -138,15 +153,26 @@ class LivenessChecker implements Liveness {
     await this.r.quit().catch(() => this.r.disconnect());
   }
 
+  /**
+   * The connection CLIENT and INFO must go through: on a Cluster a keyless command goes to a random node, so it is the
+   * pooled connection to the master of the liveness keys' slot, the one their commands use (null during a failover).
+   */
+  private server(): Redis | null {
+    return slotServer(this.r, this.k.live);
+  }
+
   /** This connection's id and the jobs running now, in one write (commands on one connection keep their order). */
   private async register(): Promise<void> {
-    const id = String(await this.r.call('CLIENT', 'ID'));
+    const srv = this.server();
+    if (!srv) throw new Error('no master known for the liveness keys yet (a Redis Cluster failover under way)');
+    const id = String(await srv.call('CLIENT', 'ID'));
     const m = this.r.multi().zadd(this.k.live, id, this.d.procId).del(this.k.jobs(this.d.procId));
     for (const [jobId, v] of this.running) m.hset(this.k.jobs(this.d.procId), jobId, JSON.stringify(v));
     await m.exec();
     const reconnect = this.clientId !== null;
-    const uptimeS = reconnect ? 0 : Number(/uptime_in_seconds:(\d+)/.exec(await this.r.info('server'))?.[1] ?? 0);
+    const uptimeS = reconnect ? 0 : Number(/uptime_in_seconds:(\d+)/.exec(await srv.info('server'))?.[1] ?? 0);
     this.clientId = id;
+    this.registeredOn = srv;
     if (reconnect || uptimeS * 1000 < SETTLE_MS) this.judgeFrom = Date.now() + SETTLE_MS;
     await this.refreshRank(false);
   }
@@ -180,6 +206,7 @@ class LivenessChecker implements Liveness {
   private async tick(): Promise<void> {
     const now = Date.now();
     if (this.r.status !== 'ready' || this.clientId === null) return;
+    if (isCluster(this.r) && !(await this.followSlot())) return;
     if (now - this.rankAt >= RANK_REFRESH_MS) await this.refreshRank();
     const turn = this.rank !== null && this.members > 0 && Math.floor(now / this.s.checkMs) % this.members === this.rank;
     // A process that suspects someone checks every slot until it confirms or clears them, so the grace is not
@@ -187,6 +214,25 @@ class LivenessChecker implements Liveness {
     if (!turn && this.suspects.size === 0) return;
     if (now < this.judgeFrom) return;
     await this.check();
+  }
+
+  /**
+   * On a Cluster, whether this process is registered on the slot's master now. Another master since the registration
+   * (a failover: the promoted replica has the registrations, with the dead master's CLIENT IDs) means register again;
+   * none known yet means ask the cluster for its slots again. `register` then holds judging back for SETTLE_MS, while
+   * every other process does the same within a tick of its own.
+   */
+  private async followSlot(): Promise<boolean> {
+    if (!isCluster(this.r)) return true;
+    const srv = this.server();
+    if (srv === this.registeredOn && srv?.status !== 'end') return true;
+    if (!srv || srv.status === 'end') {
+      this.r.refreshSlotsCache();
+      return false;
+    }
+    await this.register();
+    this.d.logger.info({ proc: this.d.procId, server: `${srv.options.host}:${srv.options.port}` }, 'liveness registered again on the new master');
+    return false;
   }
 
   /**
@@ -198,7 +244,9 @@ class LivenessChecker implements Liveness {
     const registered = new Map<string, string>();
     for (let i = 0; i + 1 < flat.length; i += 2) registered.set(flat[i]!, flat[i + 1]!);
     const own = this.clientId!;
-    const listing = String(await this.r.call('CLIENT', 'LIST', 'ID', ...new Set([own, ...registered.values()])));
+    const srv = this.server();
+    if (!srv || srv !== this.registeredOn) return;
+    const listing = String(await srv.call('CLIENT', 'LIST', 'ID', ...new Set([own, ...registered.values()])));
     const seenAt = Date.now();
     const present = new Set([...listing.matchAll(/^id=(\d+) /gm)].map((m) => m[1]!));
     // Not the server we registered with (a Cluster node, a failover under way), or not registered yet: judge no one.

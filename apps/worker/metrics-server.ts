@@ -2,23 +2,34 @@
 // what it records into Redis for the cluster-wide numbers the API serves (each job that ends, the node's model loads).
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { Redis } from 'ioredis';
 import { Gauge, Registry } from 'prom-client';
 import { isLoopbackHost, type Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
-import type { HydraKeys } from '../../libs/queue/index.js';
+import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
 
-interface WorkerMetrics {
+/** The metrics of one node agent of the process. */
+export interface NodeMetrics {
   /** The backend with generate and chat timed (first token, inter-token gaps): give it to the job runner. */
   backend: InferenceBackend;
   /** A job ended for good: record it (not awaited; failures are logged). */
   jobFinished(job: ActiveJob['job'], outcome: JobOutcome): void;
   /** After a heartbeat: the node's loaded models, for loads and unloads. */
   nodeSeen(rec: NodeRecord | null): void;
+  /** The node agent stopped: its gauges leave this process's /metrics. */
+  remove(): void;
+}
+
+/**
+ * The process's metrics: one /metrics (METRICS_PORT) whatever the number of nodes it serves. Process and Redis
+ * figures are the process's; `hydra_worker_active_jobs` and `hydra_worker_slots` have one series per node (`node`
+ * label); job metrics recorded into Redis carry each job's node.
+ */
+export interface WorkerMetrics {
+  addNode(n: { nodeId: string; slots: number; backend: InferenceBackend; active: () => ReadonlyMap<string, ActiveJob> }): NodeMetrics;
   /** The address /metrics listens on, when METRICS_PORT is set. */
   url: string | null;
   close(): Promise<void>;
@@ -55,25 +66,32 @@ async function listen(config: Config, render: () => Promise<{ type: string; text
   return { server, url };
 }
 
-export async function startWorkerMetrics(
-  config: Config,
-  deps: { redis: Redis; keys: HydraKeys; logger: Logger; nodeId: string; slots: number; backend: InferenceBackend; active: () => ReadonlyMap<string, ActiveJob> },
-): Promise<WorkerMetrics> {
-  const { nodeId, logger } = deps;
+export async function startWorkerMetrics(config: Config, deps: { redis: RedisClient; keys: HydraKeys; logger: Logger }): Promise<WorkerMetrics> {
+  const { logger } = deps;
   const registry = new Registry();
   new RedisMetrics(registry).observe(deps.redis, 'worker');
+  const nodes = new Map<string, { slots: number; active: () => ReadonlyMap<string, ActiveJob> }>();
   new Gauge({
     name: 'hydra_worker_active_jobs',
-    help: 'Jobs this worker process is running (inference and model management).',
+    help: 'Jobs this worker process is running (inference and model management), per node it serves.',
     labelNames: ['node'],
     registers: [registry],
     collect() {
-      this.set({ node: nodeId }, deps.active().size);
+      this.reset();
+      for (const [node, n] of nodes) this.set({ node }, n.active().size);
     },
   });
-  new Gauge({ name: 'hydra_worker_slots', help: 'Inference jobs this worker process runs at once (WORKER_CONCURRENCY).', labelNames: ['node'], registers: [registry] }).set({ node: nodeId }, deps.slots);
+  new Gauge({
+    name: 'hydra_worker_slots',
+    help: 'Inference jobs this worker process runs at once (WORKER_CONCURRENCY), per node it serves.',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [node, n] of nodes) this.set({ node }, n.slots);
+    },
+  });
   const store = new MetricsStore(deps.redis, deps.keys, config.METRICS_MAX_MODELS);
-  const timer = tokenTimer(deps.backend);
   // The loaded set outlives a few missed heartbeats, so a worker restart does not count the node's models as new loads.
   const loadedTtlMs = Math.max(60_000, 10 * config.HEARTBEAT_MS);
   const served =
@@ -81,16 +99,23 @@ export async function startWorkerMetrics(
       ? await listen(config, async () => ({ type: registry.contentType, text: (await processMetrics().metrics()) + (await registry.metrics()) }), logger)
       : null;
   return {
-    backend: timer.backend,
     url: served?.url ?? null,
-    jobFinished(job, outcome) {
-      const a = deps.active().get(job.id ?? '');
-      recordFinishedJob(store, job, outcome, { node: nodeId, ...(a ? { warm: a.choice.warm } : {}), timing: timer.take(a?.abort.signal), logger });
-    },
-    nodeSeen(rec) {
-      // An unhealthy probe lists nothing loaded: that is not an unload.
-      if (!rec?.healthy) return;
-      store.observeLoaded(nodeId, rec.models_loaded.map((m) => m.name), loadedTtlMs).catch((e: Error) => logger.debug({ err: e.message }, 'model load metrics not recorded'));
+    addNode({ nodeId, slots, backend, active }) {
+      nodes.set(nodeId, { slots, active });
+      const timer = tokenTimer(backend);
+      return {
+        backend: timer.backend,
+        jobFinished(job, outcome) {
+          const a = active().get(job.id ?? '');
+          recordFinishedJob(store, job, outcome, { node: nodeId, ...(a ? { warm: a.choice.warm } : {}), timing: timer.take(a?.abort.signal), logger });
+        },
+        nodeSeen(rec) {
+          // An unhealthy probe lists nothing loaded: that is not an unload.
+          if (!rec?.healthy) return;
+          store.observeLoaded(nodeId, rec.models_loaded.map((m) => m.name), loadedTtlMs).catch((e: Error) => logger.debug({ err: e.message }, 'model load metrics not recorded'));
+        },
+        remove: () => void nodes.delete(nodeId),
+      };
     },
     async close() {
       if (!served) return;

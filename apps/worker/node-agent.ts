@@ -1,66 +1,92 @@
-// The node agent, the worker's composition root: builds every part once from config (connections, producer, registry,
-// heartbeat, dispatcher, job runner, L1 cache, coordinator, after-job hooks, workflow finaliser, metrics), wires the wake and
-// cancel channels, runs the periodic passes, and drains on stop.
-import { randomUUID } from 'node:crypto';
-import { ActivityLog } from '../../libs/activity/index.js';
-import { createL1Cache } from '../../libs/cache/index.js';
+// A node agent: the per-node part of a worker process, in front of one inference backend: its circuit breaker,
+// heartbeat (probe, registry record), dispatcher and the jobs it runs. Everything else comes from its process
+// (worker-process.ts), which may run many agents (DISCOVER); it drains and leaves the node on stop.
+import type { ActivityLog } from '../../libs/activity/index.js';
+import type { L1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
-import { ErrorCode, HydraError, type NodeRecord } from '../../libs/core/index.js';
+import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { createProducer, createRedis, hydraKeys, queueRedisTarget } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, PerfStore, redisBreakerStore, type NodeView } from '../../libs/registry/index.js';
+import { createHistoryWriter } from '../../libs/memory/index.js';
+import type { HydraKeys, Producer, RedisClient } from '../../libs/queue/index.js';
+import { redisBreakerStore, type NodeRegistry, type NodeView, type PerfStore } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
-import { createCoordinator } from '../../libs/workflows/index.js';
+import type { Coordinator } from '../../libs/workflows/index.js';
 import { createAfterJob } from './after-job.js';
-import { Ager } from './aging.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { SharedBreaker } from './circuit-breaker.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type QueueWorkers } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
-import { startLiveness } from './liveness.js';
-import { startWorkerMetrics } from './metrics-server.js';
-import { Rehomer } from './rehome.js';
+import type { Liveness } from './liveness.js';
+import type { WorkerMetrics } from './metrics-server.js';
 import { DRAIN, runJob } from './run-job.js';
 import { workerSettings } from './settings.js';
-import { startWorkflowFinaliser } from './workflow-finaliser.js';
+
+/** What a node agent takes from its process: shared parts, and the process's latest view of the cluster. */
+export interface AgentHost {
+  config: Config;
+  logger: Logger;
+  keys: HydraKeys;
+  redis: RedisClient;
+  registry: NodeRegistry;
+  perf: PerfStore;
+  producer: Producer;
+  cache: L1Cache;
+  coordinator: Coordinator;
+  activity: ActivityLog;
+  liveness: Liveness;
+  metrics: WorkerMetrics;
+  workers: QueueWorkers;
+  /** This process: owner of locks it takes, and its membership of each node it serves in the registry. */
+  procId: string;
+  /** The registered nodes other than `nodeId`, as of the process's last refresh. */
+  others(nodeId: string): readonly NodeView[];
+  self(nodeId: string): NodeView | undefined;
+  queues(): readonly QueueInfo[];
+  /** Re-read the node list and the queues now (joins a refresh already running). */
+  refresh(): Promise<void>;
+  /** The agent stopped: it is no longer woken, and no longer counts as live for the rehomer. */
+  detach(agent: NodeAgent): void;
+}
+
+export interface NodeAgentOptions {
+  backend: InferenceBackend;
+  nodeId: string;
+  /** Jobs this agent runs at once. */
+  slots: number;
+  /** A discovered server on another host (heartbeat.ts `remote`). */
+  remote?: { host: string };
+  /** After each heartbeat, with the record it published (DISCOVER counts unhealthy ones to drop dead hosts). */
+  onBeat?: (rec: NodeRecord) => void;
+  /** Default: the process's logger. */
+  logger?: Logger;
+}
 
 export interface NodeAgent {
   nodeId: string;
   record(): NodeRecord | null;
+  /** Look at the queues now (a job was added to one this node may serve). */
+  wake(): void;
+  /** Abort the job if this agent runs it; true when it did. */
+  cancel(jobId: string, reason: Error): boolean;
   /**
    * Drain: stop pulling; with DRAIN_MODE=requeue hand active jobs back to the queue at once (no attempt spent),
    * with finish let them run up to DRAIN_GRACE_MS and hand back the rest; then leave the node (deregistered only
-   * when this was its last live process: several may share a NODE_ID) and close.
+   * when this was its last live process: several may share a NODE_ID) and close the backend. Idempotent.
    */
   stop(): Promise<void>;
 }
 
-export async function startNodeAgent(opts: { config: Config; logger: Logger; backend: InferenceBackend; nodeId: string; slots: number }): Promise<NodeAgent> {
-  const { config, logger, backend, nodeId } = opts;
+export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): Promise<NodeAgent> {
+  const { config, redis, keys, registry, liveness, procId } = host;
+  const { backend, nodeId } = opts;
+  const logger = opts.logger ?? host.logger;
   const s = workerSettings(config, nodeId, opts.slots);
-  const keys = hydraKeys(config.QUEUE_PREFIX);
-  const redis = createRedis(queueRedisTarget(config), 'worker');
-  const sub = createRedis(queueRedisTarget(config), 'subscriber');
-  redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
-  sub.on('error', () => {});
-  // Metrics: this process's /metrics (METRICS_PORT) and the job metrics it records into Redis (docs/metrics.md).
-  const metrics = await startWorkerMetrics(config, { redis, keys, logger, nodeId, slots: s.slots, backend, active: () => dispatcher.active });
-  const producer = createProducer(config, { redis });
-  const { lifecycle } = producer;
-  const registry = new NodeRegistry(redis, keys);
-  const perf = new PerfStore(redis, keys);
-  const nodes = cachedNodeList(registry);
-  const wfLogger = logger.child({ part: 'workflows' });
-  const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
-  const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: wfLogger });
-  const afterJob = createAfterJob(config, { cache, coordinator, logger: wfLogger, activity: { log: new ActivityLog(redis, keys), nodeId }, metrics });
-  const finaliser = startWorkflowFinaliser(config, { redis, keys, coordinator, logger: wfLogger });
-  const ager = new Ager(redis, keys, s.agingStepMs, logger);
-  const rehomer = new Rehomer(s, { redis, keys, producer, logger });
-  // This process: owner of locks it takes, and its membership of the node in the registry.
-  const owner = randomUUID();
-  // Fast failover: this process's connection and running jobs, watched by the others (liveness.ts).
-  const liveness = await startLiveness(config, { keys, lifecycle, logger, procId: owner, nodeId });
+  const { lifecycle } = host.producer;
+  let dispatcher: Dispatcher | null = null;
+  const active = () => dispatcher?.active ?? new Map();
+  const metrics = host.metrics.addNode({ nodeId, slots: s.slots, backend, active });
+  const afterJob = createAfterJob(config, { cache: host.cache, coordinator: host.coordinator, logger: host.logger.child({ part: 'workflows' }), activity: { log: host.activity, nodeId }, metrics, history: createHistoryWriter(config, { redis, keys }) });
+  const tracker = liveness.forNode(nodeId);
   const breakerOpts = {
     failures: config.BREAKER_FAILURES,
     windowMs: config.BREAKER_WINDOW_MS,
@@ -72,104 +98,90 @@ export async function startNodeAgent(opts: { config: Config; logger: Logger; bac
   const breakerStore = redisBreakerStore(redis, keys, nodeId, 2 * (config.BREAKER_WINDOW_MS + config.BREAKER_COOLDOWN_MS + breakerOpts.probeTimeoutMs));
   const breaker = new SharedBreaker(breakerOpts, breakerStore, (e) => logger.warn({ err: e.message }, 'circuit breaker state not written'));
 
-  let others: NodeView[] = [];
-  let self: NodeView | undefined;
-  let queues: QueueInfo[] = [];
-  const knownQueues = new Set<string>();
-
-  const heartbeat: Heartbeat = new Heartbeat(s, config, { backend, registry, breaker, procId: owner, logger, onHealthChange: () => dispatcher.wake() });
-  const refresh = async () => {
-    const [all, qs] = await Promise.all([registry.list(Date.now()), producer.listQueues()]);
-    others = all.filter((n) => n.id !== nodeId);
-    self = all.find((n) => n.id === nodeId);
-    queues = qs;
-    for (const q of queues) knownQueues.add(q.name);
-    await rehomer.pass(queues, new Set([nodeId, ...all.map((n) => n.id)]), owner);
-  };
-
-  const dispatcher: Dispatcher = new Dispatcher(s, {
+  const heartbeat: Heartbeat = new Heartbeat(s, config, {
+    backend,
+    registry,
+    breaker,
+    procId,
+    logger,
+    onHealthChange: () => dispatcher?.wake(),
+    ...(opts.remote ? { remote: opts.remote } : {}),
+  });
+  const d: Dispatcher = new Dispatcher(s, {
     redis,
     registry,
     keys,
     logger,
     breaker,
+    workers: host.workers,
     node: () => heartbeat.record(),
-    others: () => others,
-    self: () => self,
-    queues: () => queues,
+    others: () => host.others(nodeId),
+    self: () => host.self(nodeId),
+    queues: () => host.queues(),
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf, onFinished: afterJob.onFinished, liveness }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, liveness: tracker }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),
   });
+  dispatcher = d;
 
+  const seen = (rec: NodeRecord | null) => {
+    metrics.nodeSeen(rec);
+    if (rec) opts.onBeat?.(rec);
+  };
   await heartbeat.beat();
   // The models loaded before this process took any job: later differences are loads and unloads.
-  metrics.nodeSeen(heartbeat.record());
-  await refresh();
+  seen(heartbeat.record());
+  await host.refresh();
 
-  await sub.subscribe(keys.channels.wake, keys.channels.cancel);
-  sub.on('message', (channel: string, msg: string) => {
-    if (channel === keys.channels.wake) {
-      if (!knownQueues.has(msg)) refresh().then(() => dispatcher.wake(), () => undefined);
-      else dispatcher.wake();
-    } else if (channel === keys.channels.cancel) {
-      const a = dispatcher.active.get(msg);
-      if (a) {
-        logger.info({ jobId: msg }, 'cancelling active job');
-        a.abort.abort(new HydraError(ErrorCode.Cancelled, 'the job was cancelled (DELETE /v1/jobs/:id)'));
-      }
-    }
-  });
-
-  const timers = [
-    setInterval(
-      () =>
-        void heartbeat.beat().then(
-          () => metrics.nodeSeen(heartbeat.record()),
-          (e: Error) => logger.warn({ err: e.message }, 'heartbeat failed'),
-        ),
-      s.heartbeatMs,
-    ),
-    setInterval(() => void refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
-    setInterval(() => void ager.pass(queues, owner, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
-  ];
-  dispatcher.start();
+  const timer = setInterval(
+    () =>
+      void heartbeat.beat().then(
+        () => seen(heartbeat.record()),
+        (e: Error) => logger.warn({ err: e.message }, 'heartbeat failed'),
+      ),
+    s.heartbeatMs,
+  );
+  d.start();
   const rec = heartbeat.record();
   logger.info({ node: nodeId, backend: backend.kind, url: backend.url, slots: s.slots, type: rec?.type, models: rec?.models_available.map((m) => m.name) }, 'node agent started');
 
-  return {
+  let stopped: Promise<void> | null = null;
+  const agent: NodeAgent = {
     nodeId,
     record: () => heartbeat.record(),
-    async stop() {
-      for (const t of timers) clearInterval(t);
-      heartbeat.stop();
-      await dispatcher.stop();
-      const settle = async (ms: number) => {
-        const deadline = Date.now() + ms;
-        while (dispatcher.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      };
-      if (s.drainMode === 'finish') await settle(s.drainGraceMs);
-      const handedBack = dispatcher.active.size;
-      for (const a of dispatcher.active.values()) a.abort.abort(DRAIN);
-      await settle(10_000);
-      if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
-      const gone = await registry.leave(nodeId, owner, Date.now()).catch(() => true);
-      await liveness.stop();
-      if (!gone) logger.info({ node: nodeId }, 'other processes still serve this node: it stays registered');
-      await finaliser.close().catch(() => undefined);
-      await coordinator.close().catch(() => undefined);
-      await dispatcher.close();
-      await ager.close();
-      await rehomer.close();
-      await producer.close().catch(() => undefined);
-      cache.close();
-      await backend.close().catch(() => undefined);
-      await metrics.close();
-      sub.disconnect();
-      await redis.quit().catch(() => redis.disconnect());
-      logger.info({ node: nodeId }, 'node agent stopped');
+    wake: () => d.wake(),
+    cancel(jobId, reason) {
+      const a = d.active.get(jobId);
+      if (!a) return false;
+      logger.info({ jobId }, 'cancelling active job');
+      a.abort.abort(reason);
+      return true;
+    },
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        heartbeat.stop();
+        await d.stop();
+        const settle = async (ms: number) => {
+          const deadline = Date.now() + ms;
+          while (d.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        };
+        if (s.drainMode === 'finish') await settle(s.drainGraceMs);
+        const handedBack = d.active.size;
+        for (const a of d.active.values()) a.abort.abort(DRAIN);
+        await settle(10_000);
+        if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
+        host.detach(agent);
+        const gone = await registry.leave(nodeId, procId, Date.now()).catch(() => true);
+        if (!gone) logger.info({ node: nodeId }, 'other processes still serve this node: it stays registered');
+        metrics.remove();
+        await backend.close().catch(() => undefined);
+        logger.info({ node: nodeId }, 'node agent stopped');
+      })();
+      return stopped;
     },
   };
+  return agent;
 }

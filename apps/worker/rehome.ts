@@ -1,14 +1,13 @@
 // Jobs pinned to a node that went away: check its queue for stalled jobs (no one else serves it), then move its waiting
 // jobs to their model's class queue so any qualifying node runs them. One worker process at a time (a Redis lock).
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from '../../libs/logger/index.js';
-import type { HydraKeys, InferJob, Producer } from '../../libs/queue/index.js';
+import type { HydraKeys, InferJob, Producer, RedisClient } from '../../libs/queue/index.js';
 import { classQueueName, type QueueInfo } from '../../libs/scheduling/index.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface RehomerDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: HydraKeys;
   producer: Producer;
   logger: Logger;

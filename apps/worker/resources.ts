@@ -55,6 +55,8 @@ export interface RecordInputs {
   slots: number;
   now: number;
   ram: { total_mb: number; free_mb: number };
+  /** The machine the backend runs on; default this one (os.hostname()). */
+  host?: string;
 }
 
 /**
@@ -102,7 +104,7 @@ export function buildNodeRecord(i: RecordInputs): NodeRecord {
     healthy: i.probe.healthy,
     ...(i.probe.error ? { error: i.probe.error } : {}),
     simulated: /simulated/i.test(i.probe.version ?? ''),
-    host: os.hostname(),
+    host: i.host ?? os.hostname(),
     vram_total_mb: vramTotal,
     vram_available_mb: Math.max(0, vramFree - (type === 'gpu' ? i.bufferMb : 0)),
     ram_total_mb: ramTotal,

@@ -1,6 +1,5 @@
 // Runs one taken job on the backend by its kind (inference, or admin: pull/delete/unload): validate, stream, complete or fail (retry or final), publish the end.
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ErrorCode, HydraError, routingDecision, toHydraError, type InferResult, type InferenceOutput, type NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import {
@@ -18,6 +17,7 @@ import {
   type JobKind,
   type JobLifecycle,
   type JobPayload,
+  type RedisClient,
 } from '../../libs/queue/index.js';
 import type { NodeRegistry, PerfStore } from '../../libs/registry/index.js';
 import { perfSampleOf, type PerfSample } from '../../libs/scheduling/index.js';
@@ -29,7 +29,7 @@ import type { JobTracker } from './liveness.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface RunDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: HydraKeys;
   lifecycle: JobLifecycle;
   registry: NodeRegistry;
@@ -217,6 +217,8 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       await d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
     }
     await Promise.all([finished, d.lifecycle.publishDone(msg)]);
+    // Count retention of the side keys (stream, index, flags); off the answer's path.
+    void d.lifecycle.retire(outcome.kind, job.queueName, 'completed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
@@ -265,6 +267,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         await stream.finish('error', { ...err.toJSON(), node_id: s.nodeId, attempts: job.attemptsMade });
         const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
         await d.lifecycle.publishDone(msg);
+        void d.lifecycle.retire(kindName === 'admin' ? 'admin' : 'infer', job.queueName, 'failed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
         // Cache and workflows follow inference jobs only.
         if (kindName === 'infer') await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
       }

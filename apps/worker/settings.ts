@@ -27,6 +27,8 @@ export interface WorkerSettings {
   drainGraceMs: number;
   /** Token stream writes are coalesced over this long (ms). */
   streamFlushMs: number;
+  /** DISPATCH_TIMING_LOG_MS: log a summary of the dispatch rounds' times this often (0: not timed). */
+  dispatchTimingLogMs: number;
 }
 
 export function workerSettings(config: Config, nodeId: string, slots: number): WorkerSettings {
@@ -50,5 +52,6 @@ export function workerSettings(config: Config, nodeId: string, slots: number): W
     drainMode: config.DRAIN_MODE,
     drainGraceMs: config.DRAIN_GRACE_MS,
     streamFlushMs: 25,
+    dispatchTimingLogMs: config.DISPATCH_TIMING_LOG_MS,
   };
 }

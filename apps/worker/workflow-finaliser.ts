@@ -1,10 +1,11 @@
 // The workflow finaliser of a worker process: a BullMQ Worker on the workflow queue that finalises workflow jobs once
-// their steps have settled, announces each end after BullMQ recorded it, and runs the workflow repair sweep on a timer.
+// their steps have settled, announces each end after BullMQ recorded it (and records it in the results history), and
+// runs the workflow repair sweep on a timer.
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import type { HydraKeys } from '../../libs/queue/index.js';
+import { createHistoryWriter, workflowRecord } from '../../libs/memory/index.js';
+import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
 import { WORKFLOW_QUEUE, type Coordinator } from '../../libs/workflows/index.js';
 
 /** How often the repair sweep runs, and how long a workflow must have been quiet before it looks (ms). */
@@ -19,7 +20,7 @@ export interface WorkflowFinaliserProcess {
   close(): Promise<void>;
 }
 
-export function startWorkflowFinaliser(config: Config, deps: { redis: Redis; keys: HydraKeys; coordinator: Coordinator; logger: Logger }): WorkflowFinaliserProcess {
+export function startWorkflowFinaliser(config: Config, deps: { redis: RedisClient; keys: HydraKeys; coordinator: Coordinator; logger: Logger }): WorkflowFinaliserProcess {
   const { redis, keys, coordinator, logger } = deps;
   const { finaliser, repair } = coordinator;
   const worker = new Worker(WORKFLOW_QUEUE, (job, token) => finaliser.finalise(job, token), {
@@ -33,8 +34,20 @@ export function startWorkflowFinaliser(config: Config, deps: { redis: Redis; key
   });
   worker.on('error', (err) => logger.warn({ err: err.message }, 'workflow finaliser error'));
   // Announced only once BullMQ recorded the end, as single jobs are.
+  const history = createHistoryWriter(config, { redis, keys });
   const announce = (id: string | undefined) => {
-    if (id) void finaliser.announceEnd(id).catch((e: Error) => logger.warn({ workflow: id, err: e.message }, 'could not announce the workflow end'));
+    if (!id) return;
+    void finaliser.announceEnd(id).catch((e: Error) => logger.warn({ workflow: id, err: e.message }, 'could not announce the workflow end'));
+    // The results history (libs/memory): one read of the finished state, one XADD; redelivery stores it once.
+    if (history) {
+      void coordinator.store
+        .snapshot(id)
+        .then((w) => {
+          if (!w?.finished_at) return;
+          return history.record(workflowRecord({ ...w, input: { name: w.name, input: w.input }, finished_at: w.finished_at, steps: w.order.length }));
+        })
+        .catch((e: Error) => logger.warn({ workflow: id, err: e.message }, 'workflow history record not written'));
+    }
   };
   worker.on('completed', (job) => announce(job.id));
   worker.on('failed', (job) => announce(job?.id));

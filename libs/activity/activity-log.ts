@@ -1,7 +1,6 @@
 // The activity log in Redis: a capped list of finished jobs, newest first. Workers append (one pipelined
 // LPUSH + LTRIM), the dashboard reads the recent routing decisions and the latency per model from it.
-import type { Redis } from 'ioredis';
-import type { HydraKeys } from '../queue/index.js';
+import type { HydraKeys, RedisClient } from '../queue/index.js';
 import { parseEntry, type ActivityEntry } from './entry.js';
 import { summarizeLatency, type LatencySummary } from './summary.js';
 
@@ -13,7 +12,7 @@ export class ActivityLog {
   private readonly cap: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keys: Pick<HydraKeys, 'activity'>,
     opts: { cap?: number } = {},
   ) {

@@ -1,7 +1,6 @@
 // The L1 cache store: entries with a TTL and a size cap in the cache Redis, hit/miss counters in the queue Redis.
-import type { Redis } from 'ioredis';
 import type { Logger } from '../logger/index.js';
-import { cacheRedisTarget, createRedis } from '../queue/index.js';
+import { cacheRedisTarget, createRedis, type RedisClient } from '../queue/index.js';
 
 export interface CacheKeys {
   /** Key of one entry (in the cache Redis). */
@@ -31,9 +30,9 @@ export interface CacheStats {
 
 export interface L1CacheOptions {
   /** Where entries live: the queue Redis, or a separate one (CACHE_REDIS_URL) configured for LRU eviction. */
-  store: Redis;
+  store: RedisClient;
   /** Where counters live. */
-  stats: Redis;
+  stats: RedisClient;
   keys: CacheKeys;
   ttlS: number;
   maxEntryBytes: number;
@@ -106,7 +105,7 @@ export class L1Cache {
  */
 export function createL1Cache(
   config: Parameters<typeof cacheRedisTarget>[0] & { CACHE_TTL_S: number; CACHE_MAX_ENTRY_BYTES: number },
-  deps: { redis: Redis; keys: CacheKeys; logger: Logger },
+  deps: { redis: RedisClient; keys: CacheKeys; logger: Logger },
 ): L1Cache & { close(): void } {
   const target = cacheRedisTarget(config);
   const separate = target !== null;

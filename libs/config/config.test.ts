@@ -23,6 +23,12 @@ describe('config', () => {
       expect(msg).toMatch(/NODE_VRAM_GB="-1"/);
     }
   });
+  it('reads the count retention, naming the variable when it is wrong', () => {
+    expect(loadConfig({})).toMatchObject({ JOB_RETENTION_COUNT: 50_000, JOB_RETENTION_FAILED_COUNT: 50_000 });
+    expect(loadConfig({ JOB_RETENTION_COUNT: '1000', JOB_RETENTION_FAILED_COUNT: '500' })).toMatchObject({ JOB_RETENTION_COUNT: 1000, JOB_RETENTION_FAILED_COUNT: 500 });
+    expect(() => loadConfig({ JOB_RETENTION_COUNT: '0' })).toThrow(/JOB_RETENTION_COUNT="0": must be at least 1/);
+    expect(() => loadConfig({ JOB_RETENTION_FAILED_COUNT: 'many' })).toThrow(/JOB_RETENTION_FAILED_COUNT="many"/);
+  });
   it('parses API_KEYS as a comma list', () => {
     expect(loadConfig({ API_KEYS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb' }).API_KEYS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
   });
@@ -61,6 +67,16 @@ describe('config', () => {
       expect(msg).not.toContain('hunter2');
     }
     expect(loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_PASSWORD: 'x', CACHE_REDIS_SENTINEL_NAME: 'cache' }).CACHE_REDIS_SENTINEL_NAME).toBe('cache');
+  });
+  it('reads Redis Cluster seed nodes (port 6379 by default), and refuses them beside REDIS_SENTINELS, naming both', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.5:7000, redis-b' }).REDIS_CLUSTER_NODES).toEqual([
+      { host: '10.0.0.5', port: 7000 },
+      { host: 'redis-b', port: 6379 },
+    ]);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:1,host:port' })).toThrow('REDIS_CLUSTER_NODES="a:1,host:port": must be "host:port,..." (Redis Cluster nodes, e.g. "10.0.0.5:6379,10.0.0.6:6379"); "host:port" is not');
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINELS: 's1:26379' })).toThrow(
+      'REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: Hydra reaches Redis through Sentinel or through a Redis Cluster, not both; unset one',
+    );
   });
   it('hides the password of a bad Redis URL and of a sentinel password that fails with other errors', () => {
     try {

@@ -2,6 +2,9 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_KINDS, KV_CACHE_TYPES } from '../core/index.js';
+import { parseDiscoverTargets, parsePortList } from './discover-targets.js';
+
+export * from './discover-targets.js';
 
 const number = () => z.coerce.number({ error: 'must be a number' });
 const int = (def: number, min = 0) => number().int('must be a whole number').min(min, `must be at least ${min}`).default(def);
@@ -21,24 +24,26 @@ const flag = () =>
     .default('0')
     .transform((v) => v === '1' || v === 'true' || v === 'yes');
 /**
- * Sentinel addresses, "host:port,host:port" (IPv6 as "[::1]:26379"); the port defaults to 26379. Empty: no Sentinel.
+ * Server addresses, "host:port,host:port" (IPv6 as "[::1]:26379"); the port defaults to `defaultPort`. Empty: none.
+ * `what` names them in the error, e.g. "Sentinel addresses".
  */
-const sentinelList = z
-  .string()
-  .default('')
-  .transform((s, ctx) => {
-    const out: { host: string; port: number }[] = [];
-    for (const item of s.split(',').map((i) => i.trim()).filter(Boolean)) {
-      const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(item);
-      const port = Number(m?.[3] ?? 26379);
-      if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
-        ctx.addIssue({ code: 'custom', message: `must be "host:port,..." (Sentinel addresses, e.g. "10.0.0.5:26379,10.0.0.6:26379"); "${item}" is not` });
-        return z.NEVER;
+const hostList = (defaultPort: number, what: string) =>
+  z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const out: { host: string; port: number }[] = [];
+      for (const item of s.split(',').map((i) => i.trim()).filter(Boolean)) {
+        const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(item);
+        const port = Number(m?.[3] ?? defaultPort);
+        if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+          ctx.addIssue({ code: 'custom', message: `must be "host:port,..." (${what}, e.g. "10.0.0.5:${defaultPort},10.0.0.6:${defaultPort}"); "${item}" is not` });
+          return z.NEVER;
+        }
+        out.push({ host: (m[1] ?? m[2])!, port });
       }
-      out.push({ host: (m[1] ?? m[2])!, port });
-    }
-    return out;
-  });
+      return out;
+    });
 /** A Sentinel master group name, as in `sentinel monitor <name> ...`. */
 const sentinelName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a Sentinel master name (letters, digits, . _ -)');
 /** Comma-separated model names, e.g. "qwen3:14b,llama3.1:8b". */
@@ -75,11 +80,13 @@ const ConfigSchema = z.object({
   // shared
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   /** Sentinels that know the queue's master (docs/operations.md#redis-sentinel); REDIS_URL then gives only its credentials, db and TLS. */
-  REDIS_SENTINELS: sentinelList,
+  REDIS_SENTINELS: hostList(26379, 'Sentinel addresses'),
   REDIS_SENTINEL_NAME: sentinelName.default('mymaster'),
   REDIS_SENTINEL_PASSWORD: optional(z.string()),
   /** TLS to the sentinels themselves (the master's TLS is REDIS_URL's rediss://). */
   REDIS_SENTINEL_TLS: flag(),
+  /** Seed nodes of a Redis Cluster (docs/operations.md#redis-cluster); REDIS_URL then gives only the credentials and TLS. */
+  REDIS_CLUSTER_NODES: hostList(6379, 'Redis Cluster nodes'),
   /** After adding a job the API waits until this many replicas have it (WAIT) before answering; fewer in time = 503. 0 = off. */
   REDIS_MIN_REPLICAS_ACK: int(0, 0).refine((n) => n <= 16, 'must be at most 16'),
   REDIS_REPLICA_ACK_TIMEOUT_MS: int(1000, 1).refine((n) => n <= 60_000, 'must be at most 60000'),
@@ -90,6 +97,9 @@ const ConfigSchema = z.object({
   BACKOFF_MS: int(1000, 0),
   BACKOFF_MAX_MS: int(30_000, 0),
   JOB_RETENTION_S: int(86_400, 60),
+  /** Completed / finally failed jobs kept per queue (BullMQ removeOnComplete/removeOnFail count); their side keys leave with them. */
+  JOB_RETENTION_COUNT: int(50_000, 1),
+  JOB_RETENTION_FAILED_COUNT: int(50_000, 1),
   NUM_CTX: int(4096, 128),
   NUM_PARALLEL: int(1, 1),
   /** Element type of the node's KV cache, as its OLLAMA_KV_CACHE_TYPE: sizes the KV cache in the memory estimate. */
@@ -155,6 +165,8 @@ const ConfigSchema = z.object({
   /** How long a model stays routable (queued, not 422) after the last node that had it stopped heartbeating (ms). */
   MODEL_GRACE_MS: int(60_000, 0),
   POLL_MS: int(1000, 10),
+  /** Worker: log each node agent's dispatch round times (p50/p99/max) this often, ms; 0 = off (bench/scale.bench.ts). */
+  DISPATCH_TIMING_LOG_MS: int(0, 0),
   LOCK_DURATION_MS: int(6000, 1000),
   STALLED_INTERVAL_MS: int(2000, 500),
   MAX_STALLED_COUNT: int(1, 0),
@@ -172,6 +184,32 @@ const ConfigSchema = z.object({
   BREAKER_WINDOW_MS: int(30_000, 100),
   BREAKER_COOLDOWN_MS: int(10_000, 100),
   EXCLUDE_FAILED_NODE_MS: int(10_000, 0),
+  /** Serve every Ollama / OpenAI-compatible server found on these hosts or IPv4 CIDRs as a node of this one process (docs/discovery.md). */
+  DISCOVER: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseDiscoverTargets(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `must be a comma list of host, host:port, http(s)://host:port or a.b.c.d/n: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    }),
+  DISCOVER_PORTS: z
+    .string()
+    .default('11434')
+    .transform((v, ctx) => {
+      try {
+        return parsePortList(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  DISCOVER_INTERVAL_MS: int(30_000, 100),
+  DISCOVER_CONCURRENCY: int(64, 1).refine((n) => n <= 1024, 'must be at most 1024'),
+  DISCOVER_TIMEOUT_MS: int(1000, 10).refine((n) => n <= 60_000, 'must be at most 60000'),
   // L1 cache and workflows (api and worker)
   CACHE_REDIS_URL: optional(redisUrl),
   /** The cache's own master at the same sentinels (REDIS_SENTINELS); CACHE_REDIS_URL then gives only its credentials. */
@@ -188,6 +226,15 @@ const ConfigSchema = z.object({
   METRICS_PORT: int(0, 0).refine((p) => p <= 65535, 'must be a port number (0-65535)'),
   /** Distinct `model` label values in metrics; further models are counted as model="other" (bounded cardinality). */
   METRICS_MAX_MODELS: int(50, 1),
+  // results history (libs/memory, docs/memory.md)
+  /** Where finished jobs and workflows are kept: unset = SQLite at HYDRA_DATA_DIR/history.sqlite, sqlite:<path>, postgres://..., or off. */
+  MEMORY_URL: optional(
+    z
+      .string()
+      .refine((v) => v === 'off' || /^sqlite:.+/.test(v) || (/^postgres(ql)?:\/\/.+/.test(v) && URL.canParse(v)), 'must be postgres://user:pass@host:port/db, sqlite:<path>, or off'),
+  ),
+  /** Records kept in the Redis stream while the history store is away (then the oldest are dropped): ~1-3 KB each. */
+  MEMORY_STREAM_MAX: int(100_000, 1000),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
   // command-line client (hydra status)
@@ -199,7 +246,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 /** Variables whose values are secrets. */
 const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD']);
 /** Variables whose values may hold a password in their user-info part (shown with it masked). */
-const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL']);
+const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL', 'MEMORY_URL']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -229,8 +276,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   );
 }
 
-/** Redis settings that mean something only together: a Sentinel setting without REDIS_SENTINELS would be ignored silently. */
+/**
+ * Redis settings that mean something only together (a Sentinel setting without REDIS_SENTINELS would be ignored
+ * silently), or not at all (Sentinel and Cluster).
+ */
 function redisSettingProblems(c: Config): string[] {
+  if (c.REDIS_SENTINELS.length > 0 && c.REDIS_CLUSTER_NODES.length > 0) {
+    return ['REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: Hydra reaches Redis through Sentinel or through a Redis Cluster, not both; unset one'];
+  }
   if (c.REDIS_SENTINELS.length > 0) return [];
   const set = [
     ...(c.REDIS_SENTINEL_PASSWORD !== undefined ? ['REDIS_SENTINEL_PASSWORD'] : []),
@@ -257,7 +310,13 @@ export function loadConfigOrExit(env: Record<string, string | undefined>, comman
 }
 
 /** Job options every process builds the same way (libs/queue's catalog reads these). */
-export const jobSettingsOf = (c: Config) => ({ attempts: c.JOB_ATTEMPTS, backoffMs: c.BACKOFF_MS, retentionS: c.JOB_RETENTION_S });
+export const jobSettingsOf = (c: Config) => ({
+  attempts: c.JOB_ATTEMPTS,
+  backoffMs: c.BACKOFF_MS,
+  retentionS: c.JOB_RETENTION_S,
+  retentionCount: c.JOB_RETENTION_COUNT,
+  retentionFailedCount: c.JOB_RETENTION_FAILED_COUNT,
+});
 
 /** This machine's names: a node whose registered host is one of them is local (prefer_local). */
 export const localHostNames = (): string[] => [os.hostname(), 'localhost', '127.0.0.1'];

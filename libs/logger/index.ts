@@ -20,6 +20,7 @@ const REDACT_PATHS = [
   'config.HYDRA_API_KEY',
   'config.REDIS_URL',
   'config.CACHE_REDIS_URL',
+  'config.MEMORY_URL',
   'config.REDIS_SENTINEL_PASSWORD',
   'redisUrl',
   '*.redisUrl',

@@ -1,9 +1,8 @@
 // Cluster-wide metrics, read from Redis at scrape time, so every API replica answers the same: queue depths by
 // priority band and the oldest wait, BullMQ's own counters, the nodes as the registry lists them, the L1 cache
 // counters, and the job metrics workers recorded (stored.ts). One Lua call per scrape (two when the queues changed).
-import type { Redis } from 'ioredis';
 import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
-import { loadScript, queueStructures, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { loadScript, queueStructures, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { readReservations, recentModelsKey, type NodeView } from '../registry/index.js';
 import type { Family, Sample } from './exposition.js';
 import { storedFamilies, storedKeys } from './stored.js';
@@ -16,7 +15,7 @@ const MB = 1024 * 1024;
 const SCRIPTS = new URL('./scripts/', import.meta.url);
 
 interface ClusterSources {
-  redis: Redis;
+  redis: RedisClient;
   keys: HydraKeys;
   /** Live nodes as the registry lists them (what /v1/nodes shows): the API's cached list, at most a moment old. */
   nodes: () => Promise<NodeView[]>;

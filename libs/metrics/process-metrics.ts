@@ -1,7 +1,8 @@
 // Metrics of one process: Node's own (a lean set by default, prom-client's whole default set on request; once per
 // process) and the Redis commands its connections send, as the process sees them (latency from send to reply, errors).
-import type { Command, Redis } from 'ioredis';
+import type { Command } from 'ioredis';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { RedisClient } from '../queue/index.js';
 import { renderFamilies } from './exposition.js';
 import { MetricSet, type LocalCounter, type LocalHistogram } from './local-metrics.js';
 import { NodeMetrics } from './node-metrics.js';
@@ -70,8 +71,9 @@ export class RedisMetrics {
    * Observe every command `redis` sends from now on, under `connection` (its role). Replaces the instance's
    * `sendCommand`: one clock read at send, one reaction on the reply; a command resent after a reconnect counts once.
    */
-  observe(redis: Redis, connection: string): void {
-    const send = redis.sendCommand.bind(redis);
+  observe(redis: RedisClient, connection: string): void {
+    // A Cluster passes a third argument (the node, on redirections and offline-queue replays): handed on untouched.
+    const send = redis.sendCommand.bind(redis) as (command: Command, ...rest: unknown[]) => unknown;
     const timer = this.duration.labels(connection);
     const counters = new Map<string, { ok: { inc(): void }; err: { inc(): void } }>();
     const countersOf = (name: string) => {
@@ -79,7 +81,7 @@ export class RedisMetrics {
       if (!c) counters.set(name, (c = { ok: this.commands.labels(connection, name), err: this.errors.labels(connection, name) }));
       return c;
     };
-    redis.sendCommand = (command: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
+    redis.sendCommand = (command: Command, ...rest: unknown[]) => {
       const c = command as Command & { [SEEN]?: true };
       if (!c[SEEN] && !isBlocking(c)) {
         c[SEEN] = true;
@@ -94,7 +96,7 @@ export class RedisMetrics {
           },
         );
       }
-      return send(command, stream);
+      return send(command, ...rest);
     };
   }
 }

@@ -1,7 +1,6 @@
 // Cluster-wide job metrics kept in Redis: which exist (name, labels, buckets), how a recording is encoded (hash fields,
 // one Lua call per finished job), and how a scrape reads them back as Prometheus families.
-import type { Redis } from 'ioredis';
-import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import type { Family, Labels } from './exposition.js';
 
 export interface StoredMetric {
@@ -210,7 +209,7 @@ export class MetricsStore {
   private readonly loadedScript: ScriptCall<[string, number]>;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: HydraKeys,
     /** METRICS_MAX_MODELS. */
     private readonly maxModels: number,

@@ -3,7 +3,7 @@
 //
 // BullMQ does not promise this layout: it is read from its Lua sources (node_modules/bullmq/dist/esm/commands) and
 // checked against real jobs by bullmq-internals.test.ts, which fails when an upgrade changes it.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 import { loadScript, QUEUE_SCRIPTS, replyCode } from './scripts.js';
 
@@ -59,7 +59,7 @@ export interface JobFields {
 }
 
 /** The fields of jobs of one queue in one pipelined read; null for a job that is gone (or not fully written). */
-export async function readJobFields(redis: Redis, keys: HydraKeys, queue: string, ids: readonly string[]): Promise<(JobFields | null)[]> {
+export async function readJobFields(redis: RedisClient, keys: HydraKeys, queue: string, ids: readonly string[]): Promise<(JobFields | null)[]> {
   if (ids.length === 0) return [];
   const { jobPrefix } = queueStructures(keys, queue);
   const p = redis.pipeline();
@@ -86,7 +86,7 @@ export interface PrioritizedEntry {
  * pipelined ZRANGEBYSCORE per band over [priority · 2^32, (priority + 1) · 2^32). Aging reads these, so with a
  * backlog of any size the jobs that waited longest are the ones promoted (issue #10).
  */
-export async function prioritizedOldest(redis: Redis, keys: HydraKeys, queue: string, priorities: readonly number[], count: number): Promise<PrioritizedEntry[]> {
+export async function prioritizedOldest(redis: RedisClient, keys: HydraKeys, queue: string, priorities: readonly number[], count: number): Promise<PrioritizedEntry[]> {
   const key = queueStructures(keys, queue).prioritized;
   const p = redis.pipeline();
   for (const b of priorities) p.zrangebyscore(key, b * PRIORITY_SCALE, `(${(b + 1) * PRIORITY_SCALE}`, 'WITHSCORES', 'LIMIT', 0, count);
@@ -100,7 +100,7 @@ export async function prioritizedOldest(redis: Redis, keys: HydraKeys, queue: st
 }
 
 /** Waiting jobs of a queue: `prioritized` plus `wait` (Hydra's jobs all sit in the first; see QueueStructures). */
-export async function waitingCount(redis: Redis, keys: HydraKeys, queue: string): Promise<number> {
+export async function waitingCount(redis: RedisClient, keys: HydraKeys, queue: string): Promise<number> {
   const s = queueStructures(keys, queue);
   const [z, l] = (await redis.pipeline().zcard(s.prioritized).llen(s.wait).exec()) ?? [];
   return Number(z?.[1] ?? 0) + Number(l?.[1] ?? 0);
@@ -110,7 +110,7 @@ export async function waitingCount(redis: Redis, keys: HydraKeys, queue: string)
  * A waiting job's place in line, 1 = handed out next; null when it is not waiting (active, delayed, ended). `wait`
  * goes before `prioritized` (BullMQ's fetch order) and its next job is at the right end.
  */
-export async function waitingPosition(redis: Redis, keys: HydraKeys, queue: string, jobId: string): Promise<number | null> {
+export async function waitingPosition(redis: RedisClient, keys: HydraKeys, queue: string, jobId: string): Promise<number | null> {
   const s = queueStructures(keys, queue);
   const [rank, waitLen, inWait] = ((await redis.pipeline().zrank(s.prioritized, jobId).llen(s.wait).lpos(s.wait, jobId).exec()) ?? []).map((r) => r?.[1]) as [
     number | null,
@@ -122,7 +122,7 @@ export async function waitingPosition(redis: Redis, keys: HydraKeys, queue: stri
 }
 
 /** When (ms) the last `count` completed jobs of a queue finished, newest first: the `completed` zset's score is finishedOn. */
-export async function recentFinishes(redis: Redis, keys: HydraKeys, queue: string, count: number): Promise<number[]> {
+export async function recentFinishes(redis: RedisClient, keys: HydraKeys, queue: string, count: number): Promise<number[]> {
   const flat = await redis.zrevrange(keys.queueKey(queue, 'completed'), 0, count - 1, 'WITHSCORES');
   return flat.filter((_, i) => i % 2 === 1).map(Number);
 }
@@ -144,9 +144,11 @@ export interface PeekedHead {
 export type HeadPeeker = (queues: readonly string[], nodeId: string, nowMs: number) => Promise<PeekedHead[]>;
 
 /** The head of each queue in one call (scripts/peek-heads.lua), with this node's exclusion flag for it. */
-export function headPeeker(redis: Redis, keys: HydraKeys): HeadPeeker {
+export function headPeeker(redis: RedisClient, keys: HydraKeys): HeadPeeker {
   const peek = loadScript<(string | number)[]>(redis, QUEUE_SCRIPTS, 'peek-heads');
   return async (queues, nodeId, nowMs) => {
+    // No queue, no key: on a Redis Cluster a call without keys would go to a random node (and it has nothing to read).
+    if (queues.length === 0) return [];
     const structures = queues.map((q) => queueStructures(keys, q));
     const flat = await peek(
       structures.flatMap((s) => [s.prioritized, s.wait, s.delayed]),
@@ -174,7 +176,7 @@ export function headPeeker(redis: Redis, keys: HydraKeys): HeadPeeker {
 export const jobLockKey = (keys: HydraKeys, queue: string, jobId: string): string => `${queueStructures(keys, queue).jobPrefix}${jobId}:lock`;
 
 /** Whether run `token` still holds `jobId`'s lock: false once it expired, or another worker took the job since. */
-export async function holdsLock(redis: Redis, keys: HydraKeys, queue: string, jobId: string, token: string): Promise<boolean> {
+export async function holdsLock(redis: RedisClient, keys: HydraKeys, queue: string, jobId: string, token: string): Promise<boolean> {
   return (await redis.get(jobLockKey(keys, queue, jobId))) === token;
 }
 
@@ -205,7 +207,7 @@ export type DeadWorkerRequeuer = (w: DeadWorker) => Promise<RequeueOutcome>;
  * own move from active to waiting, with the lock, the stalled set, the marker and the events, but without a stalled
  * strike for the first death of a job's worker; the process's memory reservations are released with them.
  */
-export function deadWorkerRequeuer(redis: Redis, keys: HydraKeys): DeadWorkerRequeuer {
+export function deadWorkerRequeuer(redis: RedisClient, keys: HydraKeys): DeadWorkerRequeuer {
   const requeue = loadScript<string[]>(redis, QUEUE_SCRIPTS, 'requeue-dead');
   return async (w) => {
     const k = w.jobs.flatMap((j) => {

@@ -26,6 +26,8 @@ export const InferJobSchema = z.object({
   cache_key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** The HTTP request that submitted it (X-Request-Id): the API's access log and the worker's log lines carry it. */
   request_id: RequestIdSchema.optional(),
+  /** The API key that submitted it, as an id (apps/api/auth.ts keyIdOf), never the key: the results history records it. */
+  api_key_id: z.string().regex(/^k_[0-9a-f]{16}$/).optional(),
   /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
   workflow: z.object({ id: z.string().min(1), step: z.string().min(1) }).optional(),
 });
@@ -52,11 +54,14 @@ export const AdminJobSchema = z.object({
 });
 export type AdminJob = z.infer<typeof AdminJobSchema>;
 
-/** The settings job options are built from, picked from config once (JOB_ATTEMPTS, BACKOFF_MS, JOB_RETENTION_S). */
+/** The settings job options are built from, picked from config once (JOB_ATTEMPTS, BACKOFF_MS, JOB_RETENTION_*). */
 export interface JobSettings {
   attempts: number;
   backoffMs: number;
   retentionS: number;
+  /** Completed and finally failed jobs kept per queue (JOB_RETENTION_COUNT, JOB_RETENTION_FAILED_COUNT). */
+  retentionCount: number;
+  retentionFailedCount: number;
 }
 
 const jobName = (kind: string, model: string): string => `${kind}:${model}`;
@@ -68,7 +73,22 @@ export const kindOfJobName = (name: string): string => name.slice(0, Math.max(0,
 /** Custom backoff type: the Worker's backoffStrategy (exponential, jitter, cap) computes the delay. */
 const HYDRA_BACKOFF = 'hydra';
 
-const retention = (s: JobSettings, count: number) => ({ removeOnComplete: { age: s.retentionS, count }, removeOnFail: { age: s.retentionS * 7, count } });
+/** Workflow and admin jobs kept per queue at most (each workflow also keeps its state, a few KB, as long as its job). */
+const SMALL_QUEUE_RETENTION = 10_000;
+
+/**
+ * How many finished jobs of `kind` a queue keeps, by end state: BullMQ's count retention, and the lifecycle's
+ * retirement of each job's side keys (lifecycle.ts `retire`) use the same figures, so both leave together.
+ */
+export function retentionCounts(s: JobSettings, kind: JobKind): { completed: number; failed: number } {
+  const cap = kind === 'infer' ? Infinity : SMALL_QUEUE_RETENTION;
+  return { completed: Math.min(cap, s.retentionCount), failed: Math.min(cap, s.retentionFailedCount) };
+}
+
+const retention = (s: JobSettings, kind: JobKind) => {
+  const n = retentionCounts(s, kind);
+  return { removeOnComplete: { age: s.retentionS, count: n.completed }, removeOnFail: { age: s.retentionS * 7, count: n.failed } };
+};
 
 export const JobCatalog = {
   infer: {
@@ -79,20 +99,20 @@ export const JobCatalog = {
       priority: toBullPriority(priority),
       attempts: s.attempts,
       backoff: { type: HYDRA_BACKOFF, delay: s.backoffMs },
-      ...retention(s, 50_000),
+      ...retention(s, 'infer'),
     }),
   },
   workflow: {
     schema: WorkflowJobSchema,
     name: (p: WorkflowJob) => `workflow:${p.kind}`,
     // The finaliser only reads state; a failed finalisation (Redis blip) is simply run again.
-    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 3, backoff: { type: 'fixed', delay: 1000 }, ...retention(s, 10_000) }),
+    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 3, backoff: { type: 'fixed', delay: 1000 }, ...retention(s, 'workflow') }),
   },
   admin: {
     schema: AdminJobSchema,
     name: (p: AdminJob) => `admin:${p.call.model}`,
     // A pull that failed on a node is reported as failed on that node; running it again elsewhere would be wrong.
-    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 1, ...retention(s, 10_000) }),
+    options: (s: JobSettings, jobId: string, priority: number): JobsOptions => ({ jobId, priority: toBullPriority(priority), attempts: 1, ...retention(s, 'admin') }),
   },
   gate: {
     schema: GateJobSchema,

@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis, RedisOptions } from 'ioredis';
+import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/index.js';
-import { cacheRedisTarget, createRedis, fastRetry, parseRedisUrl, queueRedisTarget, redactRedisUrl, RETRY_CAP_MS, type ConnectionRole, type RedisTarget } from './connection.js';
+import { cacheRedisTarget, createRedis, fastRetry, keySlot, parseRedisUrl, queueRedisTarget, redactRedisUrl, RETRY_CAP_MS, slotServer, type ConnectionRole, type RedisTarget } from './connection.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hydra-conn-'));
 const ca = join(dir, 'ca.pem');
@@ -81,7 +81,7 @@ describe('where connections go', () => {
 describe('createRedis options', () => {
   const opened: Redis[] = [];
   afterAll(() => opened.forEach((r) => r.disconnect()));
-  const optionsOf = (t: string | RedisTarget, role: ConnectionRole = 'worker'): RedisOptions & Record<string, unknown> => {
+  const optionsOf = (t: string | (RedisTarget & { cluster?: undefined }), role: ConnectionRole = 'worker'): RedisOptions & Record<string, unknown> => {
     const r = createRedis(t, role, { lazyConnect: true });
     opened.push(r);
     return r.options as RedisOptions & Record<string, unknown>;
@@ -105,12 +105,45 @@ describe('createRedis options', () => {
     const readonly = new Error("READONLY You can't write against a read only replica.");
     const unblocked = new Error('UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)');
     const other = new Error('ERR wrong number of arguments');
-    const decide = (t: string | RedisTarget, role: ConnectionRole) => optionsOf(t, role).reconnectOnError as (e: Error) => unknown;
+    const decide = (t: string | (RedisTarget & { cluster?: undefined }), role: ConnectionRole) => optionsOf(t, role).reconnectOnError as (e: Error) => unknown;
     const viaSentinel = { url: 'redis://m', sentinel };
     expect(decide(viaSentinel, 'worker')(readonly)).toBe(2);
     expect(decide(viaSentinel, 'subscriber')(unblocked)).toBe(2);
     expect(decide(viaSentinel, 'producer')(readonly)).toBe(1);
     expect(decide('redis://m', 'worker')(readonly)).toBe(1); // same address again: resending would only loop
     expect(decide(viaSentinel, 'worker')(other)).toBe(false);
+  });
+});
+
+describe('Redis Cluster', () => {
+  it('computes key slots as CLUSTER KEYSLOT does: the first non-empty hash tag only', () => {
+    // Values from redis-server 7.0's CLUSTER KEYSLOT.
+    expect(keySlot('123456789')).toBe(12739);
+    expect(keySlot('{hydra}')).toBe(keySlot('hydra'));
+    expect(keySlot('{hydra}:infer.x:wait')).toBe(keySlot('{hydra}:node:a'));
+    expect(keySlot('{user1000}.following')).toBe(keySlot('user1000'));
+    expect(keySlot('foo{}{bar}')).not.toBe(keySlot('bar'));
+  });
+
+  it('connects to the seed nodes with the roles of one server: credentials and TLS from the URL, producers fail fast', () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.5:7000,10.0.0.6', REDIS_URL: 'rediss://app:s3cret@redis-cluster' });
+    const open = (role: ConnectionRole, extra: RedisOptions = {}) => createRedis(queueRedisTarget(c), role, { lazyConnect: true, ...extra }) as Cluster;
+    const worker = open('worker', { connectionName: 'hydra-live-p1' });
+    const producer = open('producer');
+    try {
+      expect(worker).toBeInstanceOf(Cluster);
+      expect(worker.options).toMatchObject({ enableOfflineQueue: true, enableReadyCheck: true, lazyConnect: true, maxRedirections: 1200 });
+      expect(worker.options.redisOptions).toMatchObject({ username: 'app', password: 's3cret', tls: {}, maxRetriesPerRequest: null, connectionName: 'hydra-live-p1' });
+      expect(producer.options).toMatchObject({ enableOfflineQueue: false, maxRedirections: 16 });
+      expect(producer.options.redisOptions).toMatchObject({ maxRetriesPerRequest: 1, commandTimeout: 2000, connectionName: 'hydra-producer' });
+      expect(worker.options.clusterRetryStrategy?.(3)).toBeLessThanOrEqual(RETRY_CAP_MS);
+      // No slot map before the first connection: keyless commands have no server to go to yet.
+      expect(slotServer(worker, '{hydra}:live')).toBeNull();
+      // The cache without its own URL shares the cluster connection.
+      expect(cacheRedisTarget(c)).toBeNull();
+    } finally {
+      worker.disconnect();
+      producer.disconnect();
+    }
   });
 });

@@ -1,8 +1,9 @@
 // Redis connections with the failover settings DESIGN.md measured: fast reconnect, workers never give up a command,
-// producers fail fast; the password and TLS settings come from the URL; the master found through Sentinel if asked.
+// producers fail fast; the password and TLS settings come from the URL; the master found through Sentinel, or a Redis
+// Cluster, if asked.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/index.js';
 
 /** Longest wait between reconnect attempts (ms): a Redis that comes back is seen within about this long. */
@@ -22,6 +23,24 @@ const SENTINEL_COMMAND_TIMEOUT_MS = 2000;
 
 export type ConnectionRole = 'worker' | 'producer' | 'subscriber';
 
+/**
+ * A connection to Hydra's Redis: one server (direct or through Sentinel), or a Redis Cluster. Both take every keyed
+ * command, script and pipeline the same way (on a Cluster they go to the master of their keys' slot: all of Hydra's
+ * keys share the QUEUE_PREFIX hash tag, so one slot). Keyless commands (CLIENT, INFO, WAIT) are the difference: a
+ * Cluster sends them to a random node, so they go through `slotServer`.
+ */
+export type RedisClient = Redis | Cluster;
+
+export const isCluster = (r: RedisClient): r is Cluster => r instanceof Cluster;
+
+/**
+ * How many redirections (MOVED, ASK, a closed connection to a dead master, CLUSTERDOWN) a worker's command on a Cluster
+ * rides out before it fails. ioredis waits 100 ms before each retry after a lost connection or CLUSTERDOWN, so this
+ * covers a failover of about a minute (cluster-node-timeout is 15 s by default, then an election); the default 16 gave
+ * up after ~1.6 s, in the middle of a 2 s failover.
+ */
+const CLUSTER_WORKER_REDIRECTIONS = 1200;
+
 /** The master of a Sentinel group: the sentinels to ask, the group name, and how to talk to the sentinels. */
 export interface SentinelTarget {
   sentinels: { host: string; port: number }[];
@@ -38,19 +57,29 @@ export interface SentinelTarget {
 export interface RedisTarget {
   url: string;
   sentinel?: SentinelTarget | undefined;
+  /** Seed nodes of a Redis Cluster (the URL then gives only user, password and TLS). */
+  cluster?: { host: string; port: number }[] | undefined;
 }
 
-type RedisSettings = Pick<Config, 'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_SENTINEL_TLS' | 'CACHE_REDIS_URL' | 'CACHE_REDIS_SENTINEL_NAME'>;
+type RedisSettings = Pick<
+  Config,
+  'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_SENTINEL_TLS' | 'REDIS_CLUSTER_NODES' | 'CACHE_REDIS_URL' | 'CACHE_REDIS_SENTINEL_NAME'
+>;
 
 const sentinelOf = (c: RedisSettings, name: string): SentinelTarget | undefined =>
   c.REDIS_SENTINELS.length === 0 ? undefined : { sentinels: c.REDIS_SENTINELS, name, password: c.REDIS_SENTINEL_PASSWORD, tls: c.REDIS_SENTINEL_TLS };
 
-/** The queue's Redis (queues, registry, streams, channels): REDIS_URL, or the REDIS_SENTINEL_NAME master. */
-export const queueRedisTarget = (c: RedisSettings): RedisTarget => ({ url: c.REDIS_URL, sentinel: sentinelOf(c, c.REDIS_SENTINEL_NAME) });
+/** The queue's Redis (queues, registry, streams, channels): REDIS_URL, the REDIS_SENTINEL_NAME master, or the REDIS_CLUSTER_NODES cluster. */
+export const queueRedisTarget = (c: RedisSettings): RedisTarget => ({
+  url: c.REDIS_URL,
+  sentinel: sentinelOf(c, c.REDIS_SENTINEL_NAME),
+  cluster: c.REDIS_CLUSTER_NODES.length > 0 ? c.REDIS_CLUSTER_NODES : undefined,
+});
 
 /**
  * The L1 cache's own Redis, or null when the cache lives in the queue's Redis (then it shares the queue connection):
- * the CACHE_REDIS_SENTINEL_NAME master at the same sentinels, else CACHE_REDIS_URL.
+ * the CACHE_REDIS_SENTINEL_NAME master at the same sentinels, else CACHE_REDIS_URL (one server, also beside a queue on
+ * a Redis Cluster; without it the cache shares the cluster connection).
  */
 export function cacheRedisTarget(c: RedisSettings): RedisTarget | null {
   if (c.CACHE_REDIS_SENTINEL_NAME !== undefined && c.REDIS_SENTINELS.length > 0) {
@@ -79,9 +108,12 @@ const DEMOTED = /READONLY|instance state changed/;
  * A transaction refused this way fails whole (EXECABORT), never in part. Without Sentinel the reconnect goes to the
  * same address (right for a DNS name that moves), and the command fails.
  */
-export function createRedis(target: string | RedisTarget, role: ConnectionRole, extra: RedisOptions = {}): Redis {
+export function createRedis(target: string | (RedisTarget & { cluster?: undefined }), role: ConnectionRole, extra?: RedisOptions): Redis;
+export function createRedis(target: string | RedisTarget, role: ConnectionRole, extra?: RedisOptions): RedisClient;
+export function createRedis(target: string | RedisTarget, role: ConnectionRole, extra: RedisOptions = {}): RedisClient {
   const t: RedisTarget = typeof target === 'string' ? { url: target } : target;
   const url = parseRedisUrl(t.url);
+  if (t.cluster) return createCluster(t.cluster, url, role, extra);
   const resend = t.sentinel !== undefined && role !== 'producer';
   const base: RedisOptions = {
     retryStrategy: fastRetry,
@@ -93,6 +125,76 @@ export function createRedis(target: string | RedisTarget, role: ConnectionRole, 
   };
   if (t.sentinel) return new Redis({ ...base, ...sentinelOptions(t.sentinel, url), ...extra });
   return new Redis(url.url, { ...base, ...(url.tls ? { tls: url.tls } : {}), ...extra });
+}
+
+/**
+ * A Redis Cluster connection with the roles' semantics. Workers queue commands while the cluster is unreachable
+ * (offline queue) and ride out a failover of the shard holding Hydra's slot (CLUSTER_WORKER_REDIRECTIONS); producers
+ * fail at once while it is unreachable and within PRODUCER_COMMAND_TIMEOUT_MS otherwise (commandTimeout per node, 16
+ * redirections), so requests get a 503. A demoted or dead master needs no reconnectOnError here: the cluster answers
+ * MOVED (or the connection closes) and ioredis re-reads the slot map and sends the command to the new master.
+ * `extra`'s lazyConnect and retryStrategy are the cluster's own options; the rest apply to each node's connection
+ * (connectionName names every node connection: liveness finds its own on the slot's master).
+ */
+function createCluster(nodes: { host: string; port: number }[], url: { url: string; tls: TlsOptions | undefined }, role: ConnectionRole, extra: RedisOptions): Cluster {
+  const u = new URL(url.url);
+  const { lazyConnect, retryStrategy, enableOfflineQueue: _offline, sentinelRetryStrategy: _s, reconnectOnError: _r, ...nodeExtra } = extra;
+  const producer = role === 'producer';
+  const options: ClusterOptions = {
+    clusterRetryStrategy: retryStrategy === undefined ? fastRetry : retryStrategy,
+    enableOfflineQueue: !producer,
+    enableReadyCheck: true,
+    maxRedirections: producer ? 16 : CLUSTER_WORKER_REDIRECTIONS,
+    ...(lazyConnect !== undefined ? { lazyConnect } : {}),
+    redisOptions: {
+      maxRetriesPerRequest: producer ? 1 : null,
+      ...(producer ? { commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS } : {}),
+      connectionName: `hydra-${role}`,
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(u.protocol === 'rediss:' ? { tls: url.tls ?? {} } : {}),
+      ...nodeExtra,
+    },
+  };
+  return new Cluster(nodes, options);
+}
+
+/** CRC16-XMODEM, the checksum of Redis Cluster's key slots (its cluster spec). */
+function crc16(s: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(s)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The Redis Cluster slot of a key, as CLUSTER KEYSLOT answers it: only the first non-empty {hash tag} counts. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) return crc16(key.slice(open + 1, close)) % 16384;
+  }
+  return crc16(key) % 16384;
+}
+
+/**
+ * The server connection a keyless command about `key`'s data must use (CLIENT ID / LIST, INFO, WAIT): the connection
+ * itself for one server; on a Cluster its pooled connection to the master serving `key`'s slot (every command on
+ * those keys goes through that same connection), or null while the cluster knows no live master for it (a failover
+ * under way: `r.refreshSlotsCache()` and ask again).
+ */
+export function slotServer(r: RedisClient, key: string): Redis | null {
+  if (!isCluster(r)) return r;
+  const master = r.slots[keySlot(key)]?.[0];
+  return r.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master) ?? null;
+}
+
+/** PING the server holding `key`'s data: on a Cluster a plain PING answers from a random node, whether or not it holds the slot. */
+export function pingServer(r: RedisClient, key: string): Promise<string> {
+  const srv = slotServer(r, key);
+  return srv ? srv.ping() : Promise.reject(new Error(`no Redis Cluster master is known for the slot of ${key} yet (a failover under way?)`));
 }
 
 /**
@@ -163,7 +265,7 @@ export function parseRedisUrl(url: string): { url: string; tls: TlsOptions | und
 /** The URL with its password (and user) masked, for logs and messages. */
 export const redactRedisUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@');
 
-/** Whether a Redis (or the Sentinel group's master) answers PING within `timeoutMs`; one try, no retries, never throws for a down Redis. */
+/** Whether a Redis (the Sentinel group's master, a node of the Cluster) answers PING within `timeoutMs`; one try, no retries, never throws for a down Redis. */
 export async function redisAnswers(target: string | RedisTarget, timeoutMs = 1000): Promise<boolean> {
   const r = createRedis(target, 'producer', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, sentinelRetryStrategy: () => null, connectTimeout: timeoutMs });
   r.on('error', () => {});

@@ -29,6 +29,8 @@ export function hydraKeys(prefix: string) {
     /** Redis Stream of a job's tokens and terminal event. */
     stream: (jobId: string) => `${prefix}:stream:${jobId}`,
     cancelFlag: (jobId: string) => `${prefix}:cancel:${jobId}`,
+    /** List of the ids of a queue's finished jobs in one end state, newest first: their side keys leave as it is trimmed (lifecycle.ts). */
+    retired: (queue: string, state: 'completed' | 'failed') => `${prefix}:retired:${queue}:${state}`,
     /** Number of SSE clients reading a job's stream right now (all API replicas). */
     streamReaders: (jobId: string) => `${prefix}:readers:${jobId}`,
     /** Node id that just failed an attempt of this job; it leaves the next attempt to others for a while. */
@@ -59,6 +61,9 @@ export function hydraKeys(prefix: string) {
     workflowSweepLock: `${prefix}:wf-sweep-lock`,
     /** List of JSON activity entries, newest first, capped (libs/activity): finished jobs for the dashboard. */
     activity: `${prefix}:activity`,
+    /** Stream of finished jobs and workflows waiting for the history store (libs/memory); the drainer's lock. */
+    history: `${prefix}:history`,
+    historyDrainLock: `${prefix}:history-drain-lock`,
     /** Cluster-wide Prometheus metrics (libs/metrics): one hash per metric, field = label values (+ histogram bucket). */
     metric: (name: string) => `${prefix}:metrics:${name}`,
     /** Set of the model names that have their own `model` label value (at most METRICS_MAX_MODELS; the rest are "other"). */

@@ -1,9 +1,12 @@
 // The job lifecycle protocol, in one place: the job index, wake-ups, the done message, cancellation (jobs and workflow
 // steps alike), the cancelled check, the stream entry format with its one length cap and terminal events, and the
 // failure encoding BullMQ stores. Producers, workers, the coordinator and the API all speak it through this file.
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import type { Job, Queue } from 'bullmq';
+import type { RedisClient } from './connection.js';
+import { kindOfJobName, retentionCounts, type JobKind, type JobSettings } from './catalog.js';
 import type { HydraKeys } from './keys.js';
+import { loadScript, QUEUE_SCRIPTS, type ScriptCall } from './scripts.js';
 
 // ---- failures ----------------------------------------------------------------------------------------------------
 
@@ -109,14 +112,29 @@ export type CancelResult =
   | { outcome: 'signalled' };
 
 export interface LifecycleDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: HydraKeys;
   retentionS: number;
+  /** The count retention (JOB_RETENTION_COUNT, JOB_RETENTION_FAILED_COUNT) that `retire` applies to side keys. */
+  settings: JobSettings;
   /** The BullMQ Queue object of a queue name (the producer's). */
   queue: (name: string) => Queue;
 }
 
+/** The keys Hydra keeps beside a job's BullMQ record (all with a TTL; `retire` deletes them with the record). */
+export const jobSideKeys = (keys: HydraKeys, jobId: string): string[] => [
+  keys.jobIndex(jobId),
+  keys.stream(jobId),
+  keys.cancelFlag(jobId),
+  keys.streamReaders(jobId),
+  keys.excluded(jobId),
+  keys.jobSession(jobId),
+  keys.fenceClaim(jobId),
+];
+
 export class JobLifecycle {
+  private retireScript: ScriptCall<string[]> | null = null;
+
   constructor(private readonly d: LifecycleDeps) {}
 
   /** Record which queue holds a job (GET /v1/jobs/:id, cancel), in the same write as whatever `c` batches. */
@@ -153,6 +171,23 @@ export class JobLifecycle {
     await this.d.redis.publish(this.d.keys.channels.done, JSON.stringify(msg));
   }
 
+  /**
+   * A job of `kind` ended for good in `queue`: once more than its count retention of such jobs ended after it, its
+   * side keys (token stream, index, flags; `sideKeys`, by default jobSideKeys) are deleted, as BullMQ removes the job
+   * itself by the same count. Without this they would live out their TTL (JOB_RETENTION_S, the index 7x that), so
+   * Redis memory would grow with the job rate instead of staying flat at the retained count. One call per job, one
+   * deletion per batch of retired jobs. Returns how many jobs' side keys were deleted.
+   */
+  async retire(kind: JobKind, queue: string, state: 'completed' | 'failed', jobId: string, sideKeys = (id: string) => jobSideKeys(this.d.keys, id)): Promise<number> {
+    const cap = retentionCounts(this.d.settings, kind)[state];
+    const batch = Math.max(1, Math.min(100, Math.floor(cap / 10)));
+    this.retireScript ??= loadScript<string[]>(this.d.redis, QUEUE_SCRIPTS, 'retire');
+    const gone = await this.retireScript([this.d.keys.retired(queue, state)], [jobId, cap, batch]);
+    if (gone.length === 0) return 0;
+    await this.d.redis.unlink(...gone.flatMap(sideKeys));
+    return gone.length;
+  }
+
   async isCancelled(jobId: string): Promise<boolean> {
     return (await this.d.redis.exists(this.d.keys.cancelFlag(jobId))) === 1;
   }
@@ -179,6 +214,7 @@ export class JobLifecycle {
         const err: Failure = { code: 'cancelled', message: `job ${jobId} was cancelled before it started (${why})` };
         await appendEnd(redis.multi(), keys.stream(jobId), 'error', err, retentionS).exec();
         await this.publishDone({ id: jobId, state: 'cancelled', error: err });
+        await this.retire(kindOfJobName(job.name) === 'admin' ? 'admin' : 'infer', job.queueName, 'failed', jobId).catch(() => undefined);
         return { outcome: 'removed' };
       } catch {
         // It became active meanwhile (locked): abort it on its node instead.

@@ -1,9 +1,9 @@
 // Enqueue side: BullMQ Queue objects per queue name, the run-time queue registry, and adding inference jobs
 // (validated against the catalog, indexed, workers woken) through the lifecycle protocol.
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { jobSettingsOf, type Config } from '../config/index.js';
 import { nodeQueueName, type QueueInfo } from '../scheduling/index.js';
+import type { RedisClient } from './connection.js';
 import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, type JobSettings } from './catalog.js';
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
@@ -14,11 +14,11 @@ export class Producer {
   readonly lifecycle: JobLifecycle;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: HydraKeys,
     readonly settings: JobSettings,
   ) {
-    this.lifecycle = new JobLifecycle({ redis, keys, retentionS: settings.retentionS, queue: (name) => this.queue(name) });
+    this.lifecycle = new JobLifecycle({ redis, keys, retentionS: settings.retentionS, settings, queue: (name) => this.queue(name) });
   }
 
   /** One Queue object per name, sharing the producer connection. */
@@ -84,4 +84,4 @@ export class Producer {
 }
 
 /** The producer of a process, from its config and its (fail-fast or worker) connection. */
-export const createProducer = (config: Config, deps: { redis: Redis }): Producer => new Producer(deps.redis, hydraKeys(config.QUEUE_PREFIX), jobSettingsOf(config));
+export const createProducer = (config: Config, deps: { redis: RedisClient }): Producer => new Producer(deps.redis, hydraKeys(config.QUEUE_PREFIX), jobSettingsOf(config));

@@ -2,7 +2,7 @@
 // API accepted survives a failover of the master (Redis replicates asynchronously).
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
-import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS, queueRedisTarget } from './connection.js';
+import { createRedis, isCluster, PRODUCER_COMMAND_TIMEOUT_MS, queueRedisTarget, slotServer, type RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 
 /** What `seal` records: the state of both connections before the writes to confirm. */
@@ -16,7 +16,7 @@ export type AckOutcome = { ok: true; replicas: number } | { ok: false; replicas:
 /** One connection as the ack sees it: how often it closed, and which server (run_id) it is on now. */
 interface Tracked {
   closes: number;
-  runId: Promise<string | null>;
+  runId(): Promise<string | null>;
 }
 
 /**
@@ -30,6 +30,10 @@ interface Tracked {
  * failover), and a WAIT on the new master would count replicas of a master that never had the job; a split brain
  * leaves two masters with open connections. So a confirm is refused when either connection closed since the seal, or
  * their servers' run_ids differ.
+ *
+ * On a Redis Cluster the INCR and the WAIT go, as one pipeline, to the master of the marker's slot, which is Hydra's one
+ * slot (the QUEUE_PREFIX hash tag): the master that took the job. "Closed" there means the cluster's set of node
+ * connections changed (a node lost or added: the slot may have moved), and the server is that slot's master.
  */
 export class ReplicaAck {
   private sent: Promise<number> | null = null;
@@ -37,9 +41,9 @@ export class ReplicaAck {
   private readonly producer: Tracked;
   private readonly ack: Tracked;
 
-  constructor(private readonly d: { producer: Redis; ack: Redis; key: string; replicas: number; timeoutMs: number }) {
-    this.producer = track(d.producer);
-    this.ack = track(d.ack);
+  constructor(private readonly d: { producer: RedisClient; ack: RedisClient; key: string; replicas: number; timeoutMs: number }) {
+    this.producer = track(d.producer, d.key);
+    this.ack = track(d.ack, d.key);
   }
 
   /** Call before the writes to confirm. */
@@ -58,7 +62,7 @@ export class ReplicaAck {
     if (this.producer.closes !== seal.producerCloses || this.ack.closes !== seal.ackCloses) {
       return { ok: false, replicas: acked, why: 'the connection to Redis was re-established meanwhile (a failover?), so the replicas counted may not have the job' };
     }
-    const [p, a] = await Promise.all([this.producer.runId, this.ack.runId]);
+    const [p, a] = await Promise.all([this.producer.runId(), this.ack.runId()]);
     if (p === null || p !== a) return { ok: false, replicas: acked, why: 'the job and the WAIT went to different Redis servers (a failover in progress?)' };
     if (acked < this.d.replicas) return { ok: false, replicas: acked, why: `${acked} of ${this.d.replicas} replica(s) confirmed within ${this.d.timeoutMs} ms` };
     return { ok: true, replicas: acked };
@@ -91,7 +95,12 @@ export class ReplicaAck {
     const round = (async () => {
       const r = await this.d.ack.pipeline().incr(this.d.key).call('WAIT', String(this.d.replicas), String(this.d.timeoutMs)).exec();
       const err = r?.find(([e]) => e)?.[0];
-      if (!r || err) throw err ?? new Error('no reply');
+      if (!r || err) {
+        // A Cluster retries a pipeline only when all its replies are one error; here the INCR gets MOVED and the WAIT
+        // another answer, so the slot map would stay stale (this connection sends nothing else): read it again.
+        if (isCluster(this.d.ack)) this.d.ack.refreshSlotsCache();
+        throw err ?? new Error('no reply');
+      }
       return Number(r[1]?.[1]);
     })().finally(() => {
       if (this.sent === round) this.sent = null;
@@ -103,18 +112,47 @@ export class ReplicaAck {
 
 const noop = (): void => {};
 
-/** Count closes and learn the server's run_id at each ready (INFO server), so `confirm` can compare servers. */
-function track(r: Redis): Tracked {
-  const t: Tracked = { closes: 0, runId: Promise.resolve(null) };
+const runIdOf = (r: Redis): Promise<string | null> =>
+  r.info('server').then(
+    (info) => /run_id:([0-9a-f]+)/.exec(info)?.[1] ?? null,
+    () => null,
+  );
+
+/**
+ * Count closes and learn the server's run_id at each ready (INFO server), so `confirm` can compare servers. On a
+ * Cluster, INFO would go to a random node: the run_id is that of the master of `key`'s slot, asked once per pooled
+ * connection to it (a connection there never reconnects: a new one is a new object).
+ */
+function track(r: RedisClient, key: string): Tracked {
+  if (isCluster(r)) {
+    const known = new WeakMap<Redis, Promise<string | null>>();
+    const t: Tracked = {
+      closes: 0,
+      runId() {
+        const srv = slotServer(r, key);
+        if (!srv) return Promise.resolve(null);
+        let id = known.get(srv);
+        if (!id) {
+          id = runIdOf(srv).then((v) => {
+            if (v === null) known.delete(srv); // asked again next time
+            return v;
+          });
+          known.set(srv, id);
+        }
+        return id;
+      },
+    };
+    for (const event of ['+node', '-node', 'close']) r.on(event, () => void t.closes++);
+    return t;
+  }
+  let runId: Promise<string | null> = Promise.resolve(null);
+  const t: Tracked = { closes: 0, runId: () => runId };
   const learn = () => {
-    t.runId = r.info('server').then(
-      (info) => /run_id:([0-9a-f]+)/.exec(info)?.[1] ?? null,
-      () => null,
-    );
+    runId = runIdOf(r);
   };
   r.on('close', () => {
     t.closes++;
-    t.runId = Promise.resolve(null);
+    runId = Promise.resolve(null);
   });
   r.on('ready', learn);
   if (r.status === 'ready') learn();
@@ -125,7 +163,7 @@ function track(r: Redis): Tracked {
  * The ack of an API process, or null with REDIS_MIN_REPLICAS_ACK=0. Its connection is a producer's (fail fast) whose
  * command timeout leaves room for the WAIT's own timeout.
  */
-export function createReplicaAck(config: Config, deps: { redis: Redis; keys: HydraKeys }): ReplicaAck | null {
+export function createReplicaAck(config: Config, deps: { redis: RedisClient; keys: HydraKeys }): ReplicaAck | null {
   if (config.REDIS_MIN_REPLICAS_ACK === 0) return null;
   const timeoutMs = config.REDIS_REPLICA_ACK_TIMEOUT_MS;
   const ack = createRedis(queueRedisTarget(config), 'producer', { commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS + timeoutMs, connectionName: 'hydra-replica-ack' });

@@ -6,7 +6,7 @@
 // `loadScript` reads the file once and defines it on a connection as a command; calls are checked against the header.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './connection.js';
 
 /** A header list: fixed names, then an optional repeated group (empty when the list has a fixed length). */
 export interface ScriptArgs {
@@ -65,7 +65,7 @@ const describe = (a: ScriptArgs): string => [...a.fixed, ...(a.each.length ? [`[
  * hide them from Redis Cluster) nor drift from the script. The command name carries the script's hash: two folders'
  * scripts of one name, or an edited script, never reuse a stale definition.
  */
-export function loadScript<R = unknown>(redis: Redis, dir: URL, name: string): ScriptCall<R> {
+export function loadScript<R = unknown>(redis: RedisClient, dir: URL, name: string): ScriptCall<R> {
   const spec = readScript(dir, name);
   const command = `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`;
   // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
@@ -74,6 +74,8 @@ export function loadScript<R = unknown>(redis: Redis, dir: URL, name: string): S
   return async (keys, argv) => {
     if (!fits(keys.length, spec.keys)) throw new Error(`script ${name} takes KEYS ${describe(spec.keys)}, got ${keys.length}`);
     if (!fits(argv.length, spec.argv)) throw new Error(`script ${name} takes ARGV ${describe(spec.argv)}, got ${argv.length}`);
+    // ioredis routes a script by its first key; without one a Cluster runs it on a random node, not the one with the data.
+    if (keys.length === 0 && isCluster(redis)) throw new Error(`script ${name} called with no keys: on a Redis Cluster it would run on a random node`);
     const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<R>>)[command]!;
     return fixedKeys === undefined ? fn.call(redis, keys.length, ...keys, ...argv) : fn.call(redis, ...keys, ...argv);
   };

@@ -1,6 +1,6 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { appendEnd, appendEntry } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
@@ -16,7 +16,7 @@ export class TokenStream {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly opts: { flushMs: number; retentionS: number; /** Written on the first entry (see StreamEntry.node). */ nodeId?: string },
   ) {}

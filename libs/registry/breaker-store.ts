@@ -1,8 +1,7 @@
 // Where a node's circuit-breaker state lives: one Redis hash per node id, read and compare-and-set by every worker
 // process of that node, so they share one breaker. The state is opaque JSON here; the policy lives in the worker.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 
 /** A version token ('' = no state yet) and the state's JSON ('' = none). */
 export interface VersionedState {
@@ -19,7 +18,7 @@ export interface BreakerStore {
 const SCRIPTS = new URL('./scripts/', import.meta.url);
 
 /** The store of node `nodeId`; `ttlMs` bounds how long an untouched state outlives its last write (ms). */
-export function redisBreakerStore(r: Redis, keys: HydraKeys, nodeId: string, ttlMs: number): BreakerStore {
+export function redisBreakerStore(r: RedisClient, keys: HydraKeys, nodeId: string, ttlMs: number): BreakerStore {
   const cas: ScriptCall<[string, string, string]> = loadScript(r, SCRIPTS, 'breaker-cas');
   const key = keys.nodeBreaker(nodeId);
   return {

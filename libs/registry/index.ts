@@ -1,7 +1,6 @@
 // Node registry in Redis: register/heartbeat with a TTL, list live nodes, and atomic memory reservations per node.
-import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../core/index.js';
-import { loadScript, replyCode, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { parsePerf } from './perf.js';
 import { recentModelsEntry } from './recent-models.js';
 
@@ -46,7 +45,7 @@ export class NodeRegistry {
   private readonly fenceScript: ScriptCall<[string, string?]>;
 
   constructor(
-    private readonly r: Redis,
+    private readonly r: RedisClient,
     private readonly keys: HydraKeys,
   ) {
     this.reserveScript = loadScript(r, REGISTRY_SCRIPTS, 'reserve');

@@ -1,7 +1,6 @@
 // Measured speed per node × model in Redis: each completed job folds its sample into EWMAs (perf.lua, atomic across the node's processes); the registry's list() attaches them to every node.
-import type { Redis } from 'ioredis';
 import type { ModelPerf } from '../core/index.js';
-import { loadScript, type HydraKeys, type ScriptCall } from '../queue/index.js';
+import { loadScript, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { canonicalModel, PERF_ALPHA, type PerfSample } from '../scheduling/index.js';
 
 /** A node's figures outlive it by this long after its last job (ms), so a restarted node keeps what it learned. */
@@ -26,7 +25,7 @@ export class PerfStore {
   private readonly script: ScriptCall<number>;
 
   constructor(
-    private readonly r: Redis,
+    private readonly r: RedisClient,
     private readonly keys: HydraKeys,
     private readonly opts: { alpha?: number; ttlMs?: number } = {},
   ) {

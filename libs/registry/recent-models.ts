@@ -1,7 +1,6 @@
 // Which nodes recently had which models: heartbeats write it, submit reads it so a model whose only nodes are restarting stays routable.
-import type { Redis } from 'ioredis';
 import type { NodeRecord } from '../core/index.js';
-import type { HydraKeys } from '../queue/index.js';
+import type { HydraKeys, RedisClient } from '../queue/index.js';
 import type { RecentNode } from '../scheduling/index.js';
 
 /** One hash per cluster: field = node id, value = what that node last said it had and when (JSON, below). */
@@ -26,7 +25,7 @@ export function recentModelsEntry(keys: HydraKeys, rec: NodeRecord): [string, st
  * than the grace are deleted here, so nodes that left for good do not accumulate. Read only when routing found no
  * live node for a model, so it costs nothing on the common path.
  */
-export async function readRecentNodes(redis: Redis, keys: HydraKeys, now: number, graceMs: number): Promise<RecentNode[]> {
+export async function readRecentNodes(redis: RedisClient, keys: HydraKeys, now: number, graceMs: number): Promise<RecentNode[]> {
   if (graceMs <= 0) return [];
   const all = await redis.hgetall(recentModelsKey(keys));
   const out: RecentNode[] = [];

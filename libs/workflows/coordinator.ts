@@ -11,12 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { FlowProducer } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { cacheDecision, cacheKeyOf, type L1Cache } from '../cache/index.js';
 import type { Config } from '../config/index.js';
 import { ErrorCode, HydraError, InferenceCallSchema, type InferResult, type NodeRecord } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
-import { buildInferJob, checkPayload, type Producer } from '../queue/index.js';
+import { buildInferJob, checkPayload, type Producer, type RedisClient } from '../queue/index.js';
 import { planRoute, type RecentNode } from '../scheduling/index.js';
 import { WorkflowFinaliser } from './finaliser.js';
 import { parentQueueKey, stepJob, workflowFlow, type PreparedJob } from './jobs.js';
@@ -43,7 +42,7 @@ import {
 import { buildView, progressOf, type LiveStep, type WorkflowView } from './view.js';
 
 export interface CoordinatorDeps {
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   /** Registered nodes, for routing steps as they become ready. */
   nodes: () => Promise<NodeRecord[]>;

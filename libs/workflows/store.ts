@@ -1,8 +1,7 @@
 // Workflow state in Redis, and every Redis call the workflow code makes: created in one MULTI, advanced by one Lua
 // call per settled step (scripts/wf-settle.lua, idempotent), cancelled by one (scripts/wf-cancel.lua), read in one round trip.
-import type { Redis } from 'ioredis';
-import { appendEnd, appendEntry, loadScript, STREAM_MAXLEN, type DoneMessage, type HydraKeys, type JobLifecycle } from '../queue/index.js';
-import type { StepDef, StepError, StepRecord, StepState, WorkflowKind, WorkflowSnapshot, WorkflowStatus } from './types.js';
+import { appendEnd, appendEntry, loadScript, STREAM_MAXLEN, type DoneMessage, type HydraKeys, type JobLifecycle, type RedisClient } from '../queue/index.js';
+import { WORKFLOW_QUEUE, type StepDef, type StepError, type StepRecord, type StepState, type WorkflowKind, type WorkflowSnapshot, type WorkflowStatus } from './types.js';
 
 const SCRIPTS = new URL('./scripts/', import.meta.url);
 
@@ -63,7 +62,7 @@ export class WorkflowStore {
   private readonly cancelScript: Script;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: HydraKeys,
     private readonly lifecycle: JobLifecycle,
     private readonly retentionS: number,
@@ -204,6 +203,8 @@ export class WorkflowStore {
   /** The terminal stream entry and the done message of a finished workflow, in one write. */
   async announceEnd(id: string, body: unknown, msg: DoneMessage): Promise<void> {
     await this.lifecycle.done(appendEnd(this.redis.multi(), this.keys.stream(id), msg.state === 'completed' ? 'done' : 'error', body, this.retentionS), msg).exec();
+    // Count retention: the state of workflows older than the retained ones leaves with their jobs (lifecycle.ts retire).
+    await this.lifecycle.retire('workflow', WORKFLOW_QUEUE, msg.state === 'completed' ? 'completed' : 'failed', id, (w) => [...this.allKeys(w), this.keys.jobIndex(w)]);
   }
 
   /** What the end announcement says: the final status with its result or error, or null while not finished. */

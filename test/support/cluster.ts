@@ -53,6 +53,8 @@ export function testEnv(prefix: string, redisUrl: string, extra: Record<string, 
     STALLED_INTERVAL_MS: '1000',
     BACKOFF_MS: '100',
     LOG_LEVEL: 'info',
+    // No results history unless a test asks (test/history.int.test.ts): no SQLite file under ./data from every test.
+    MEMORY_URL: 'off',
     ...extra,
   };
 }

@@ -1,6 +1,7 @@
-// Hydra on a Sentinel group, real processes: a worker and two APIs (one with REDIS_MIN_REPLICAS_ACK, one without) in
-// front of a simulated node (in this process: one child fewer to start on 2 cores), steady clients, and the tally of a failover (accepted / completed / lost /
-// completed twice, time until jobs flow again). Shared by test/sentinel.int.test.ts and bench/sentinel-failover.bench.ts.
+// Hydra on a Sentinel group (or another replicated Redis: a Redis Cluster), real processes: a worker and two APIs (one
+// with REDIS_MIN_REPLICAS_ACK, one without) in front of a simulated node (in this process: one child fewer to start on
+// 2 cores), steady clients, and the tally of a failover (accepted / completed / lost / completed twice, time until jobs
+// flow again). Shared by test/sentinel.int.test.ts, test/redis-cluster.int.test.ts and bench/sentinel-failover.bench.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +24,16 @@ export interface Api extends HydraProc {
   url: string;
 }
 
-export interface HydraOnSentinel {
-  group: SentinelGroup;
+/** A replicated Redis that Hydra can be pointed at: its env, and how to stop it. */
+export interface ReplicatedRedis {
+  env: Record<string, string>;
+  /** Resolves once it can fail over (the sentinels see each other); none: at once. */
+  waitForHealthy?(): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+export interface HydraOn<G extends ReplicatedRedis> {
+  group: G;
   prefix: string;
   /** REDIS_MIN_REPLICAS_ACK=1, and without it. */
   ack: Api;
@@ -37,6 +46,8 @@ export interface HydraOnSentinel {
   completions(): Map<string, number>;
   stop(): Promise<void>;
 }
+
+export type HydraOnSentinel = HydraOn<SentinelGroup>;
 
 function hydra(name: string, args: string[], env: Record<string, string>): HydraProc {
   let out = '';
@@ -55,7 +66,11 @@ const stopProc = async (p: ChildProcess): Promise<void> => {
 
 export async function startHydraOnSentinel(o: { group?: GroupOptions; ackTimeoutMs?: number } = {}): Promise<HydraOnSentinel> {
   // The sentinels find each other (a few seconds of hello messages) while the Hydra processes start.
-  const group = await startSentinelGroup({ ...o.group, noWait: true });
+  return startHydraOn(await startSentinelGroup({ ...o.group, noWait: true }), o);
+}
+
+/** Hydra's processes on `group` (stopped with them); `env` is added to every process's environment. */
+export async function startHydraOn<G extends ReplicatedRedis>(group: G, o: { ackTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<HydraOn<G>> {
   const prefix = `{s${randomBytes(3).toString('hex')}}`;
   const env: Record<string, string> = {
     ...group.env,
@@ -68,6 +83,7 @@ export async function startHydraOnSentinel(o: { group?: GroupOptions; ackTimeout
     STALLED_INTERVAL_MS: '1000',
     BACKOFF_MS: '100',
     LOG_LEVEL: 'warn',
+    ...o.env,
   };
   const [ackPort, plainPort] = [await freePort(), await freePort()];
   // 25 tokens/s for a 1 GB model is 200 tokens/s: a 10-token job takes ~50 ms, so some are running at the kill.
@@ -80,7 +96,7 @@ export async function startHydraOnSentinel(o: { group?: GroupOptions; ackTimeout
   const ack = api('api-ack', ackPort, { REDIS_MIN_REPLICAS_ACK: '1', REDIS_REPLICA_ACK_TIMEOUT_MS: String(o.ackTimeoutMs ?? 500) });
   const plain = api('api-plain', plainPort, {});
   const all = [worker, ack, plain];
-  const h: HydraOnSentinel = {
+  const h: HydraOn<G> = {
     group,
     prefix,
     ack,
@@ -116,7 +132,7 @@ export async function startHydraOnSentinel(o: { group?: GroupOptions; ackTimeout
       );
     await Promise.all([ack, plain].map((a) => started(`${a.name} /healthz`, async () => (await fetch(`${a.url}/healthz`)).status === 200)));
     await started('the node in /v1/nodes', async () => ((await (await fetch(`${plain.url}/v1/nodes`)).json()) as { nodes: { id: string; healthy: boolean }[] }).nodes.some((n) => n.id === 'sentinel-node' && n.healthy));
-    await group.waitForHealthy();
+    await group.waitForHealthy?.();
   } catch (e) {
     const tails = all.map((p) => `--- ${p.name}\n${p.output().slice(-1500)}`).join('\n');
     await h.stop();
@@ -219,7 +235,7 @@ export interface Tally {
  * found completed; lost = neither; completed twice = more than one completion in the worker's log (counted outside
  * Redis, so a completion the failover erased still counts).
  */
-export async function tally(h: HydraOnSentinel, api: Api, records: Submission[], settleMs = 20_000): Promise<{ tally: Tally; lostIds: string[]; twiceIds: string[] }> {
+export async function tally(h: Pick<HydraOn<ReplicatedRedis>, 'completions'>, api: Api, records: Submission[], settleMs = 20_000): Promise<{ tally: Tally; lostIds: string[]; twiceIds: string[] }> {
   const accepted = records.filter((r) => (r.status === 200 || r.status === 202) && r.id);
   const vanished = records.filter((r) => r.status === 404 && /no longer exists/.test(r.message ?? ''));
   const finalState = new Map<string, string>();

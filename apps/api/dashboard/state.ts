@@ -1,9 +1,8 @@
 // The dashboard's one JSON document (GET /dashboard/state): every node worst first, queue depth per priority, the last
 // routing decisions and latency per model. `buildState` is pure; `stateReader` gathers its inputs in a few pipelined
 // reads and shares one result for a second, so any number of open pages costs the same.
-import type { Redis } from 'ioredis';
 import type { ActivityEntry, ActivityLog, LatencySummary } from '../../../libs/activity/index.js';
-import type { HydraKeys, Producer } from '../../../libs/queue/index.js';
+import type { HydraKeys, Producer, RedisClient } from '../../../libs/queue/index.js';
 import type { NodeView } from '../../../libs/registry/index.js';
 import { canonicalModel, fromBullPriority, type QueueInfo } from '../../../libs/scheduling/index.js';
 
@@ -258,7 +257,7 @@ export async function queueCounts(producer: Producer, info: QueueInfo): Promise<
 }
 
 export interface StateSources {
-  redis: Redis;
+  redis: RedisClient;
   keys: HydraKeys;
   producer: Producer;
   nodes: () => Promise<NodeView[]>;

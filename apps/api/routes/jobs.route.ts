@@ -4,6 +4,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
 import type { InferJob } from '../../../libs/queue/index.js';
 import { requestIdOf } from '../access-log.js';
+import { keyIdOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
 import { cancelJob, cancelOnDisconnect, findJob, submitJob, waitForEnd, waitLimitMs } from '../services/jobs.js';
@@ -24,7 +25,7 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const body = parsed.value;
-      const out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req) });
+      const out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS) });
       if (out.kind === 'cached') return void res.status(200).json(out.view);
       const { job } = out;
       if (!job.watch) return void res.status(202).json({ ...links(job.id), state: 'waiting', queue: job.plan.queue, reason: job.plan.reason });

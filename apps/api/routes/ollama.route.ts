@@ -5,6 +5,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
 import { sameModel } from '../../../libs/scheduling/index.js';
 import { requestIdOf } from '../access-log.js';
+import { keyIdOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { clientGone } from '../client-gone.js';
 import { REDIS_RETRY_AFTER_S, route, sendError } from '../errors.js';
@@ -30,7 +31,7 @@ const UNSUPPORTED: Array<[string, string, string]> = [
 
 /** The job's outcome as one Ollama answer (non-streaming). */
 async function answerOnce(ctx: ApiContext, res: Response, request: JobRequest, render: (r: InferResult) => unknown): Promise<void> {
-  const out = await submitJob(ctx, request, { watch: true, requestId: requestIdOf(res.req) });
+  const out = await submitJob(ctx, request, { watch: true, requestId: requestIdOf(res.req), keyId: keyIdOf(res.req, ctx.config.API_KEYS) });
   if (out.kind === 'cached') {
     setJobHeaders(res, out.view.id, out.view.result.node_id);
     return void res.json(render(out.view.result));
@@ -64,7 +65,7 @@ async function answerOnce(ctx: ApiContext, res: Response, request: JobRequest, r
 async function answerText(ctx: ApiContext, res: Response, kind: TextKind, model: string, request: JobRequest, stream: boolean): Promise<void> {
   if (!stream) return answerOnce(ctx, res, request, (r) => finalChunk(kind, model, r, true));
   const frame: InferenceFrame = { piece: (event, text) => pieceChunk(kind, model, event, text), final: (r) => finalChunk(kind, model, r, false) };
-  const out = await submitJob(ctx, request, { watch: false, requestId: requestIdOf(res.req) });
+  const out = await submitJob(ctx, request, { watch: false, requestId: requestIdOf(res.req), keyId: keyIdOf(res.req, ctx.config.API_KEYS) });
   if (out.kind === 'cached') {
     // A cached answer streams as Ollama would stream a fast one: the text (and thinking) as pieces, then the end.
     const r = out.view.result;

@@ -4,6 +4,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError, type InferResult, type JobRequest } from '../../../libs/core/index.js';
 import { canonicalModel } from '../../../libs/scheduling/index.js';
 import { requestIdOf } from '../access-log.js';
+import { keyIdOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { clientGone } from '../client-gone.js';
 import { badRequest, route, sendError } from '../errors.js';
@@ -97,7 +98,7 @@ export function openaiRouter(ctx: ApiContext): Router {
 /** Submit the request and answer it: from the L1 cache, by waiting for the job's end, or by streaming its entries. */
 async function answer(ctx: ApiContext, res: Response, request: JobRequest, f: Framing): Promise<void> {
   const created = nowSeconds();
-  const out = await submitJob(ctx, request, { watch: f.chunks === undefined, requestId: requestIdOf(res.req) });
+  const out = await submitJob(ctx, request, { watch: f.chunks === undefined, requestId: requestIdOf(res.req), keyId: keyIdOf(res.req, ctx.config.API_KEYS) });
   if (out.kind === 'cached') {
     const result = out.view.result as InferResult;
     const jobId = out.view.id ?? 'cached';

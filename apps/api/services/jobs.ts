@@ -29,7 +29,7 @@ export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'q
  * (`requestId`, the access log's) so the worker's log lines for the job can be found by it. With REDIS_MIN_REPLICAS_ACK
  * the job counts as added only once that many replicas hold it (`confirmDurable`).
  */
-export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined }): Promise<SubmitOutcome> {
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined; keyId?: string | undefined }): Promise<SubmitOutcome> {
   const call = toCall(request);
   const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
@@ -37,6 +37,7 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
   const { plan, payload } = await route(ctx, call, request);
   if (cacheKey) payload.cache_key = cacheKey;
   if (opts.requestId) payload.request_id = opts.requestId;
+  if (opts.keyId) payload.api_key_id = opts.keyId;
   await checkDepth(ctx, plan.queue);
   const id = randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;

@@ -1,0 +1,169 @@
+// A worker process, the worker's composition root: builds once what every node agent of the process shares (Redis
+// connections, subscriber and its wake/cancel channels, producer, registry, node-list and queue refresh, L1 cache,
+// coordinator, finaliser, ager, rehomer, liveness, metrics, queue Workers), then runs node agents on it: one for a
+// plain worker, one per discovered server with DISCOVER (docs/discovery.md). Agents are added and stopped while it runs.
+import { randomUUID } from 'node:crypto';
+import { ActivityLog } from '../../libs/activity/index.js';
+import { createL1Cache } from '../../libs/cache/index.js';
+import type { Config } from '../../libs/config/index.js';
+import { ErrorCode, HydraError } from '../../libs/core/index.js';
+import type { Logger } from '../../libs/logger/index.js';
+import { createProducer, createRedis, hydraKeys, queueRedisTarget } from '../../libs/queue/index.js';
+import { cachedNodeList, NodeRegistry, PerfStore, type NodeView } from '../../libs/registry/index.js';
+import { eligibleQueues, type QueueInfo } from '../../libs/scheduling/index.js';
+import { createCoordinator } from '../../libs/workflows/index.js';
+import { Ager } from './aging.js';
+import type { InferenceBackend } from './backends/backend.js';
+import { QueueWorkers } from './dispatcher.js';
+import { startLiveness } from './liveness.js';
+import { startWorkerMetrics } from './metrics-server.js';
+import { startNodeAgent, type AgentHost, type NodeAgent, type NodeAgentOptions } from './node-agent.js';
+import { Rehomer } from './rehome.js';
+import { workerSettings } from './settings.js';
+import { startWorkflowFinaliser } from './workflow-finaliser.js';
+
+export interface WorkerProcess {
+  /** Start a node agent in this process (first heartbeat done, pulling jobs when it resolves). */
+  addNode(opts: NodeAgentOptions): Promise<NodeAgent>;
+  agents(): readonly NodeAgent[];
+  /** Stop every agent (each drains: DRAIN_MODE) and leave; then close what the process shares. */
+  stop(): Promise<void>;
+}
+
+export async function startWorkerProcess(config: Config, logger: Logger): Promise<WorkerProcess> {
+  // Settings of the process-wide parts (lock, stalled checks, backoff, aging, polling): the same for every node.
+  const s = workerSettings(config, '', 1);
+  const keys = hydraKeys(config.QUEUE_PREFIX);
+  const redis = createRedis(queueRedisTarget(config), 'worker');
+  const sub = createRedis(queueRedisTarget(config), 'subscriber');
+  redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
+  sub.on('error', () => {});
+  // Metrics: this process's /metrics (METRICS_PORT) and the job metrics it records into Redis (docs/metrics.md).
+  const metrics = await startWorkerMetrics(config, { redis, keys, logger });
+  const producer = createProducer(config, { redis });
+  const registry = new NodeRegistry(redis, keys);
+  const perf = new PerfStore(redis, keys);
+  const nodes = cachedNodeList(registry);
+  const wfLogger = logger.child({ part: 'workflows' });
+  const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
+  const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: wfLogger });
+  const finaliser = startWorkflowFinaliser(config, { redis, keys, coordinator, logger: wfLogger });
+  const ager = new Ager(redis, keys, s.agingStepMs, logger);
+  const rehomer = new Rehomer(s, { redis, keys, producer, logger });
+  const workers = new QueueWorkers(s, { redis, keys, logger });
+  const procId = randomUUID();
+  // Fast failover: this process's connection and running jobs (of all its nodes), watched by the others (liveness.ts).
+  const liveness = await startLiveness(config, { keys, lifecycle: producer.lifecycle, logger, procId });
+
+  const agents = new Set<NodeAgent>();
+  let all: NodeView[] = [];
+  let byId = new Map<string, NodeView>();
+  let queues: QueueInfo[] = [];
+  const queueByName = new Map<string, QueueInfo>();
+  // One registry.list and one listQueues per process per interval, whatever the number of nodes it serves.
+  let refreshing: Promise<void> | null = null;
+  const refresh = (): Promise<void> =>
+    (refreshing ??= (async () => {
+      const [listed, qs] = await Promise.all([registry.list(Date.now()), producer.listQueues()]);
+      all = listed;
+      byId = new Map(listed.map((n) => [n.id, n]));
+      queues = qs;
+      for (const q of qs) queueByName.set(q.name, q);
+      await rehomer.pass(qs, new Set([...[...agents].map((a) => a.nodeId), ...listed.map((n) => n.id)]), procId);
+    })().finally(() => (refreshing = null)));
+
+  const host: AgentHost = {
+    config,
+    logger,
+    keys,
+    redis,
+    registry,
+    perf,
+    producer,
+    cache,
+    coordinator,
+    activity: new ActivityLog(redis, keys),
+    liveness,
+    metrics,
+    workers,
+    procId,
+    others: (nodeId) => all.filter((n) => n.id !== nodeId),
+    self: (nodeId) => byId.get(nodeId),
+    queues: () => queues,
+    refresh,
+    detach: (agent) => void agents.delete(agent),
+  };
+
+  /** Wake the agents that could take a job of `queue` (its node, or the nodes that qualify for its class). */
+  const wakeFor = (queue: string): void => {
+    const info = queueByName.get(queue);
+    for (const a of agents) {
+      const rec = a.record();
+      if (!info || (rec && eligibleQueues([info], rec).length > 0)) a.wake();
+    }
+  };
+
+  await sub.subscribe(keys.channels.wake, keys.channels.cancel);
+  sub.on('message', (channel: string, msg: string) => {
+    if (channel === keys.channels.wake) {
+      if (!queueByName.has(msg)) refresh().then(() => wakeFor(msg), () => undefined);
+      else wakeFor(msg);
+    } else if (channel === keys.channels.cancel) {
+      // The reason is the cancel flag's value (set before the message: a DELETE, a client that left, a stream reader
+      // that did not come back, ...); cancels are rare, so every process reads it rather than the message carry it.
+      const jobId = msg;
+      void redis
+        .get(keys.cancelFlag(jobId))
+        .catch(() => null)
+        .then((why) => {
+          const reason = new HydraError(ErrorCode.Cancelled, `the job was cancelled (${why ?? 'DELETE /v1/jobs/:id'})`);
+          for (const a of agents) if (a.cancel(jobId, reason)) break;
+        });
+    }
+  });
+
+  const timers = [
+    setInterval(() => void refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
+    setInterval(() => void ager.pass(queues, procId, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
+  ];
+
+  let stopped: Promise<void> | null = null;
+  return {
+    async addNode(opts) {
+      const agent = await startNodeAgent(host, opts);
+      agents.add(agent);
+      return agent;
+    },
+    agents: () => [...agents],
+    stop() {
+      stopped ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        await Promise.all([...agents].map((a) => a.stop()));
+        await liveness.stop();
+        await finaliser.close().catch(() => undefined);
+        await coordinator.close().catch(() => undefined);
+        await workers.close();
+        await ager.close();
+        await rehomer.close();
+        await producer.close().catch(() => undefined);
+        cache.close();
+        await metrics.close();
+        sub.disconnect();
+        await redis.quit().catch(() => redis.disconnect());
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** The node agent of a plain worker (no DISCOVER): the process and its one node, stopped together. */
+export async function startSingleNode(config: Config, logger: Logger, node: { backend: InferenceBackend; nodeId: string; slots: number }): Promise<WorkerProcess> {
+  const proc = await startWorkerProcess(config, logger);
+  try {
+    await proc.addNode(node);
+  } catch (e) {
+    await proc.stop().catch(() => undefined);
+    throw e;
+  }
+  return proc;
+}

@@ -1,0 +1,185 @@
+// The history drainer: reads the record stream with a consumer group in batches, stores each batch in one transaction,
+// then XACKs and trims what it stored. A store that is away only grows the stream (up to MEMORY_STREAM_MAX): the
+// drainer retries with backoff and catches up; a batch redelivered after a crash is skipped by the store's uid key.
+// One process drains at a time (a Redis lock), so several API replicas do not split a SQLite history between them.
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logger/index.js';
+import type { HydraKeys, RedisClient } from '../queue/index.js';
+import { createHistoryStore, memoryTarget } from './factory.js';
+import { parseRecord, type HistoryRecord } from './record.js';
+import type { HistoryStore } from './store.js';
+import { RECORD_FIELD } from './writer.js';
+
+/** Records per read and per transaction. */
+export const DRAIN_BATCH = 500;
+const GROUP = 'history';
+/** One consumer name for every holder of the lock: a new holder reads what the last one left unacknowledged. */
+const CONSUMER = 'drainer';
+const LOCK_MS = 10_000;
+/** Wait between reads of an empty stream, ms (a read of a full batch is followed at once by the next). */
+const IDLE_POLL_MS = 200;
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 2000;
+
+/** Takes the lock when free, renews it when held by `token`; 1 when held now. */
+const LOCK_SCRIPT = `
+local v = redis.call('GET', KEYS[1])
+if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`;
+const UNLOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+export interface DrainStatus {
+  /** Whether the store is open (SQLite file, PostgreSQL reachable at least once). */
+  open: boolean;
+  /** Whether this process holds the drain lock. */
+  draining: boolean;
+  stored: number;
+  /** Stream entries that were not records (another version, or trimmed away while pending). */
+  skipped: number;
+  last_error: string | null;
+  last_error_at: number | null;
+}
+
+type StreamReply = [string, [string, string[] | null][]][] | null;
+
+export interface DrainerDeps {
+  redis: RedisClient;
+  keys: Pick<HydraKeys, 'history' | 'historyDrainLock'>;
+  logger: Logger;
+  /** Opens the store (retried with backoff until it succeeds). */
+  open: () => Promise<HistoryStore>;
+}
+
+export class HistoryDrainer {
+  private store: HistoryStore | null = null;
+  private readonly token = randomUUID();
+  private lockedAt = 0;
+  private groupReady = false;
+  private recover = true;
+  private closed = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private failing = false;
+  private readonly st: DrainStatus = { open: false, draining: false, stored: 0, skipped: 0, last_error: null, last_error_at: null };
+
+  constructor(private readonly d: DrainerDeps) {}
+
+  start(): this {
+    this.loop ??= this.run();
+    return this;
+  }
+
+  /** The open store, or null until it opened. */
+  get current(): HistoryStore | null {
+    return this.store;
+  }
+
+  status(): DrainStatus {
+    return { ...this.st };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    while (!this.closed) {
+      try {
+        if (!this.store) {
+          this.store = await this.d.open();
+          this.st.open = true;
+        }
+        if (!(await this.holdLock())) {
+          await this.sleep(LOCK_MS / 2);
+          continue;
+        }
+        const n = await this.drainOnce(this.store);
+        if (this.failing) this.d.logger.info({ stored: this.st.stored }, 'history store reachable again; catching up');
+        this.failing = false;
+        backoff = BACKOFF_MIN_MS;
+        if (n < DRAIN_BATCH && !this.recover) await this.sleep(IDLE_POLL_MS);
+      } catch (e) {
+        const err = e as Error;
+        // Unacknowledged entries stay pending: read them again first. A flushed Redis loses the group: make it again.
+        this.recover = true;
+        this.groupReady = false;
+        this.st.last_error = err.message;
+        this.st.last_error_at = Date.now();
+        if (!this.failing) this.d.logger.warn({ err: err.message }, 'history not stored yet; retrying (records wait in Redis)');
+        this.failing = true;
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  private async holdLock(): Promise<boolean> {
+    const now = Date.now();
+    if (this.st.draining && now - this.lockedAt < LOCK_MS / 3) return true;
+    const held = (await this.d.redis.eval(LOCK_SCRIPT, 1, this.d.keys.historyDrainLock, this.token, LOCK_MS)) === 1;
+    if (held && !this.st.draining) this.recover = true;
+    this.st.draining = held;
+    if (held) this.lockedAt = now;
+    return held;
+  }
+
+  /** One batch: read, store, acknowledge, trim. The number of entries handled. */
+  private async drainOnce(store: HistoryStore): Promise<number> {
+    const { redis } = this.d;
+    const key = this.d.keys.history;
+    if (!this.groupReady) {
+      await redis.xgroup('CREATE', key, GROUP, '0', 'MKSTREAM').catch((e: Error) => {
+        if (!/BUSYGROUP/.test(e.message)) throw e;
+      });
+      this.groupReady = true;
+    }
+    const reply = (await redis.xreadgroup('GROUP', GROUP, CONSUMER, 'COUNT', DRAIN_BATCH, 'STREAMS', key, this.recover ? '0' : '>')) as StreamReply;
+    const entries = reply?.[0]?.[1] ?? [];
+    if (this.recover && entries.length < DRAIN_BATCH) this.recover = false;
+    if (entries.length === 0) return 0;
+    const records: HistoryRecord[] = [];
+    for (const [, fields] of entries) {
+      const i = fields ? fields.indexOf(RECORD_FIELD) : -1;
+      const rec = fields && i >= 0 && i % 2 === 0 ? parseRecord(fields[i + 1] ?? '') : null;
+      if (rec) records.push(rec);
+      else this.st.skipped++;
+    }
+    this.st.stored += await store.insert(records);
+    const ids = entries.map(([id]) => id);
+    // Every entry up to the last one read is stored and acknowledged now (pending ones are read first, in order): trim
+    // them (MINID keeps ids >= its argument, so the one just after the last).
+    const [ms, seq] = ids.at(-1)!.split('-');
+    const res = await redis.pipeline().xack(key, GROUP, ...ids).xtrim(key, 'MINID', `${ms}-${BigInt(seq ?? '0') + 1n}`).exec();
+    const failed = res?.find(([e]) => e);
+    if (failed?.[0]) throw failed[0];
+    return entries.length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    await this.loop?.catch(() => undefined);
+    if (this.st.draining) await this.d.redis.eval(UNLOCK_SCRIPT, 1, this.d.keys.historyDrainLock, this.token).catch(() => undefined);
+    await this.store?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The drainer for MEMORY_URL (null with off), started: it opens the store (retrying while it cannot) and drains while it
+ * holds the lock. `open` defaults to createHistoryStore.
+ */
+export function startHistoryDrainer(config: Config, deps: Omit<DrainerDeps, 'open'> & { open?: DrainerDeps['open'] }): HistoryDrainer | null {
+  if (memoryTarget(config).kind === 'off') return null;
+  const open = deps.open ?? (async () => (await createHistoryStore(config, deps.logger))!);
+  return new HistoryDrainer({ ...deps, open }).start();
+}
