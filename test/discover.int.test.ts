@@ -130,6 +130,16 @@ describe('discovery', () => {
       [[id(2), 'alpha:1b'], [id(5), 'gamma:1b']].map(async ([node, model]) => (await c!.post('/v1/jobs', { type: 'generate', model, node_id: node, ...long })).body.id as string),
     );
     await waitFor(async () => (await Promise.all(ids.map(async (j) => (await c!.get(`/v1/jobs/${j}`)).body.state))).every((s) => s === 'active'), { timeoutMs: 15_000, what: 'both long jobs to run' });
+    // ...and recorded by their process for fast failover (the record is written right after the take, without waiting:
+    // a SIGKILL in that first moment leaves the job to BullMQ's lock, docs/reliability.md).
+    await waitFor(
+      async () => {
+        const hashes = await c!.ctx.redis.keys(`${c!.ctx.keys.prefix}:live:*:jobs`);
+        const tracked = (await Promise.all(hashes.map((h) => c!.ctx.redis.hkeys(h)))).flat();
+        return ids.every((j) => tracked.includes(j));
+      },
+      { timeoutMs: 5000, intervalMs: 20, what: 'both long jobs recorded by the liveness tracker' },
+    );
     await w.stop('SIGKILL');
     await waitFor(() => ids.every((j) => new RegExp(`worker process gone[^\\n]*${j}|${j}[^\\n]*worker process gone`).test(plain.output())), { timeoutMs: 15_000, what: 'the live worker to requeue both jobs' }).catch((e: Error) => {
       throw new Error(`${e.message}\nlive worker output:\n${plain.output().slice(-3000)}`);

@@ -140,6 +140,11 @@ export class Dispatcher {
     this.loopDone = this.loop();
   }
 
+  /** Inference slots free now (this process's view: what its own jobs hold). */
+  get freeSlots(): number {
+    return Math.max(0, this.s.slots - this.inferenceActive());
+  }
+
   /** Look at the queues now (a job was added, a slot freed, a model loaded). */
   wake(): void {
     this.woken = true;

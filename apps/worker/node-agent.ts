@@ -66,6 +66,8 @@ export interface NodeAgent {
   record(): NodeRecord | null;
   /** Look at the queues now (a job was added to one this node may serve). */
   wake(): void;
+  /** Inference slots free now. */
+  freeSlots(): number;
   /** Abort the job if this agent runs it; true when it did. */
   cancel(jobId: string, reason: Error): boolean;
   /**
@@ -152,6 +154,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     nodeId,
     record: () => heartbeat.record(),
     wake: () => d.wake(),
+    freeSlots: () => d.freeSlots,
     cancel(jobId, reason) {
       const a = d.active.get(jobId);
       if (!a) return false;

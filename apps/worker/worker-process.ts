@@ -17,6 +17,7 @@ import type { InferenceBackend } from './backends/backend.js';
 import { QueueWorkers } from './dispatcher.js';
 import { startLiveness } from './liveness.js';
 import { startWorkerMetrics } from './metrics-server.js';
+import { WAKE_FANOUT, wakeTargets } from './wake-fanout.js';
 import { startNodeAgent, type AgentHost, type NodeAgent, type NodeAgentOptions } from './node-agent.js';
 import { Rehomer } from './rehome.js';
 import { workerSettings } from './settings.js';
@@ -94,13 +95,21 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     detach: (agent) => void agents.delete(agent),
   };
 
-  /** Wake the agents that could take a job of `queue` (its node, or the nodes that qualify for its class). */
+  /**
+   * Wake the agents that could take a job of `queue`: its node, or for a class queue a few of the nodes that qualify
+   * (wake-fanout.ts). Waking every qualifying agent made each new job cost one dispatch round per node: with 100 nodes
+   * in one process Redis commands per job went 416 -> 998 from 25 nodes (bench:scale).
+   */
+  let wakeTurn = 0;
   const wakeFor = (queue: string): void => {
     const info = queueByName.get(queue);
-    for (const a of agents) {
+    const eligible = [...agents].filter((a) => {
       const rec = a.record();
-      if (!info || (rec && eligibleQueues([info], rec).length > 0)) a.wake();
-    }
+      return !info || (rec !== null && eligibleQueues([info], rec).length > 0);
+    });
+    if (!info || info.kind !== 'class') return eligible.forEach((a) => a.wake());
+    const cands = eligible.map((a) => ({ warm: a.record()?.models_loaded.some((m) => m.name === info.model) === true, free: a.freeSlots() }));
+    for (const i of wakeTargets(cands, WAKE_FANOUT, wakeTurn++)) eligible[i]!.wake();
   };
 
   await sub.subscribe(keys.channels.wake, keys.channels.cancel);

@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { askRedis as ask, quickRedis as quick } from './redis-server.js';
 import { freePort, waitFor } from './wait.js';
 
 /** Why a Redis Cluster cannot run here (no redis-server / redis-cli, or one without cluster support), or null when it can. */
@@ -52,21 +53,6 @@ export interface RedisClusterGroup {
   stop(): Promise<void>;
 }
 
-const quick = (port: number): Redis => {
-  const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 });
-  r.on('error', () => {});
-  return r;
-};
-
-async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = quick(port);
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
 
 const stopProc = async (p: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> => {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;

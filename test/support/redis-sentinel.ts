@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { askRedis as ask, quickRedis as quick } from './redis-server.js';
 import { freePort, waitFor } from './wait.js';
 
 /** Why a Sentinel group cannot run here (no redis-sentinel binary), or null when it can. */
@@ -59,21 +60,6 @@ export interface SentinelGroup {
   stop(): Promise<void>;
 }
 
-const quick = (port: number): Redis => {
-  const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: true, connectTimeout: 1000, commandTimeout: 2000 });
-  r.on('error', () => {});
-  return r;
-};
-
-async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = quick(port);
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
 
 function proc(cmd: string, args: string[], log: string[]): ChildProcess {
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -134,3 +134,21 @@ export function makeTlsFiles(dir: string): { ca: string; cert: string; key: stri
   }
   return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
+
+/** A short-lived client for one question to the server (or sentinel) at `port`: fails fast, never reconnects. */
+export const quickRedis = (port: number): Redis => {
+  const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: true, connectTimeout: 1000, commandTimeout: 2000 });
+  r.on('error', () => {});
+  return r;
+};
+
+/** Ask the server at `port` one thing on a connection of its own, closed after. */
+export async function askRedis<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = quickRedis(port);
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
