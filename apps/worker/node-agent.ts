@@ -68,6 +68,8 @@ export interface NodeAgent {
   wake(): void;
   /** Inference slots free now. */
   freeSlots(): number;
+  /** Whether this agent runs the job now. */
+  runs(jobId: string): boolean;
   /** Abort the job if this agent runs it; true when it did. */
   cancel(jobId: string, reason: Error): boolean;
   /**
@@ -155,6 +157,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     record: () => heartbeat.record(),
     wake: () => d.wake(),
     freeSlots: () => d.freeSlots,
+    runs: (jobId) => d.active.has(jobId),
     cancel(jobId, reason) {
       const a = d.active.get(jobId);
       if (!a) return false;

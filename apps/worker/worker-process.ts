@@ -119,15 +119,14 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
       else wakeFor(msg);
     } else if (channel === keys.channels.cancel) {
       // The reason is the cancel flag's value (set before the message: a DELETE, a client that left, a stream reader
-      // that did not come back, ...); cancels are rare, so every process reads it rather than the message carry it.
+      // that did not come back, ...), read only by the process that runs the job.
       const jobId = msg;
+      const agent = [...agents].find((a) => a.runs(jobId));
+      if (!agent) return;
       void redis
         .get(keys.cancelFlag(jobId))
         .catch(() => null)
-        .then((why) => {
-          const reason = new HydraError(ErrorCode.Cancelled, `the job was cancelled (${why ?? 'DELETE /v1/jobs/:id'})`);
-          for (const a of agents) if (a.cancel(jobId, reason)) break;
-        });
+        .then((why) => agent.cancel(jobId, new HydraError(ErrorCode.Cancelled, `the job was cancelled (${why ?? 'DELETE /v1/jobs/:id'})`)));
     }
   });
 
