@@ -80,13 +80,17 @@ export class Rehomer {
     const options = { ...producer.jobOptions('infer', job.id, data.priority), timestamp: job.timestamp };
     const moved = await target.add(job.name, payload, options);
     if (job.priority && job.priority !== options.priority) await moved.changePriority({ priority: job.priority }).catch(() => undefined);
+    // The index points at the class queue before the job leaves the node queue: a GET /v1/jobs/:id in between finds it
+    // there (pointing it after the remove answered 404 for that moment).
+    await producer.lifecycle.index(redis.multi(), job.id, info.name).exec();
     try {
       await job.remove();
     } catch {
       await target.remove(job.id).catch(() => undefined);
+      await producer.lifecycle.index(redis.multi(), job.id, job.queueName).exec();
       return false;
     }
-    await producer.lifecycle.wake(producer.lifecycle.index(redis.multi(), job.id, info.name), info.name).exec();
+    await producer.lifecycle.wake(redis.multi(), info.name).exec();
     return true;
   }
 
