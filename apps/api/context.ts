@@ -72,7 +72,8 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const replicaAck = createReplicaAck(config, { redis, keys });
   await replicaAck?.started();
   const registry = new NodeRegistry(redis, keys);
-  const nodes = cachedNodeList(registry);
+  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key), at most 250 ms old when read.
+  const nodes = cachedNodeList({ list: () => registry.shared(250) });
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });

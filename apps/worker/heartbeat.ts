@@ -45,6 +45,8 @@ export function withLastKnownModels(probe: BackendProbe, lastHealthy: { probe: B
 
 export class Heartbeat {
   private current: NodeRecord | null = null;
+  /** Health, breaker state, available and loaded models at the last beat (a change drops the shared snapshot). */
+  private routingView = '';
   private lastHealthy: boolean | null = null;
   private inFlight: Promise<NodeRecord> | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
@@ -106,8 +108,13 @@ export class Heartbeat {
     await d.breaker.sync(Date.now(), 0).catch((e: Error) => d.logger.warn({ err: e.message }, 'circuit breaker state unreadable'));
     rec.breaker = d.breaker.view(Date.now());
     rec.parallel = Math.max(1, probe.parallel ?? mem.NUM_PARALLEL);
+    // What routing and the dispatchers' warm/healthy checks look at: a change drops the shared registry snapshot.
+    const names = (ms: readonly { name: string }[]) => ms.map((m) => m.name).sort();
+    const seen = JSON.stringify([rec.healthy, rec.breaker?.state ?? null, names(rec.models_available), names(rec.models_loaded)]);
+    const changed = this.current === null || this.routingView !== seen;
     this.current = rec;
-    await d.registry.heartbeat(rec, s.heartbeatMs * 3, d.procId);
+    this.routingView = seen;
+    await d.registry.heartbeat(rec, s.heartbeatMs * 3, d.procId, { unchanged: !changed });
     if (this.lastHealthy !== rec.healthy) {
       d.logger[rec.healthy ? 'info' : 'warn']({ node: s.nodeId, backend: d.backend.url, err: rec.error }, rec.healthy ? 'backend healthy' : 'backend unhealthy; not pulling jobs');
       this.lastHealthy = rec.healthy;

@@ -10,14 +10,13 @@ import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createProducer, createRedis, hydraKeys, queueRedisTarget } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, PerfStore, type NodeView } from '../../libs/registry/index.js';
-import { eligibleQueues, type QueueInfo } from '../../libs/scheduling/index.js';
+import { eligibleQueues, WAKE_FANOUT, wakeTargets, type QueueInfo } from '../../libs/scheduling/index.js';
 import { createCoordinator } from '../../libs/workflows/index.js';
 import { Ager } from './aging.js';
 import type { InferenceBackend } from './backends/backend.js';
 import { QueueWorkers } from './dispatcher.js';
 import { startLiveness } from './liveness.js';
 import { startWorkerMetrics } from './metrics-server.js';
-import { WAKE_FANOUT, wakeTargets } from './wake-fanout.js';
 import { startNodeAgent, type AgentHost, type NodeAgent, type NodeAgentOptions } from './node-agent.js';
 import { Rehomer } from './rehome.js';
 import { workerSettings } from './settings.js';
@@ -44,7 +43,8 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const producer = createProducer(config, { redis });
   const registry = new NodeRegistry(redis, keys);
   const perf = new PerfStore(redis, keys);
-  const nodes = cachedNodeList(registry);
+  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key), at most 250 ms old when read.
+  const nodes = cachedNodeList({ list: () => registry.shared(250) });
   const wfLogger = logger.child({ part: 'workflows' });
   const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: wfLogger });
@@ -57,15 +57,19 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const liveness = await startLiveness(config, { keys, lifecycle: producer.lifecycle, logger, procId });
 
   const agents = new Set<NodeAgent>();
+  // A wake for one node: its channel is subscribed while its agent runs here.
+  const byChannel = new Map<string, NodeAgent>();
   let all: NodeView[] = [];
   let byId = new Map<string, NodeView>();
   let queues: QueueInfo[] = [];
   const queueByName = new Map<string, QueueInfo>();
-  // One registry.list and one listQueues per process per interval, whatever the number of nodes it serves.
+  // One registry read and one listQueues per process per interval, whatever the number of nodes it serves.
+  const refreshMs = Math.min(s.pollMs, 1000);
   let refreshing: Promise<void> | null = null;
   const refresh = (): Promise<void> =>
     (refreshing ??= (async () => {
-      const [listed, qs] = await Promise.all([registry.list(Date.now()), producer.listQueues()]);
+      // The shared snapshot (at most half an interval old when built): one key read, not 4 per node, per process.
+      const [listed, qs] = await Promise.all([registry.shared(refreshMs / 2), producer.listQueues()]);
       all = listed;
       byId = new Map(listed.map((n) => [n.id, n]));
       queues = qs;
@@ -92,13 +96,21 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     self: (nodeId) => byId.get(nodeId),
     queues: () => queues,
     refresh,
-    detach: (agent) => void agents.delete(agent),
+    detach: (agent) => {
+      agents.delete(agent);
+      const ch = keys.channels.wakeNode(agent.nodeId);
+      if (byChannel.get(ch) === agent) {
+        byChannel.delete(ch);
+        void sub.unsubscribe(ch).catch(() => undefined);
+      }
+    },
   };
 
   /**
-   * Wake the agents that could take a job of `queue`: its node, or for a class queue a few of the nodes that qualify
-   * (wake-fanout.ts). Waking every qualifying agent made each new job cost one dispatch round per node: with 100 nodes
-   * in one process Redis commands per job went 416 -> 998 from 25 nodes (bench:scale).
+   * A wake for every process (no nodes named): wake the agents here that could take a job of `queue`: its node, or
+   * for a class queue a few of those that qualify and have a free slot (libs/scheduling/wake.ts). Waking every
+   * qualifying agent made each new job cost one dispatch round per node: with 100 nodes in one process Redis commands
+   * per job went 416 -> 998 from 25 nodes (bench:scale). The API names the nodes of a new job (their own channels).
    */
   let wakeTurn = 0;
   const wakeFor = (queue: string): void => {
@@ -112,9 +124,17 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     for (const i of wakeTargets(cands, WAKE_FANOUT, wakeTurn++)) eligible[i]!.wake();
   };
 
+  const wakeOne = (agent: NodeAgent, queue: string): void => {
+    if (!queueByName.has(queue)) refresh().then(() => agent.wake(), () => undefined);
+    else agent.wake();
+  };
+
   await sub.subscribe(keys.channels.wake, keys.channels.cancel);
   sub.on('message', (channel: string, msg: string) => {
-    if (channel === keys.channels.wake) {
+    const one = byChannel.get(channel);
+    if (one) {
+      wakeOne(one, msg);
+    } else if (channel === keys.channels.wake) {
       if (!queueByName.has(msg)) refresh().then(() => wakeFor(msg), () => undefined);
       else wakeFor(msg);
     } else if (channel === keys.channels.cancel) {
@@ -131,15 +151,27 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   });
 
   const timers = [
-    setInterval(() => void refresh().catch(() => undefined), Math.min(s.pollMs, 1000)),
+    setInterval(() => void refresh().catch(() => undefined), refreshMs),
     setInterval(() => void ager.pass(queues, procId, Date.now()).catch(() => undefined), Math.max(50, Math.floor(s.agingStepMs / 2))),
   ];
 
   let stopped: Promise<void> | null = null;
   return {
     async addNode(opts) {
-      const agent = await startNodeAgent(host, opts);
+      // Subscribed before the node registers (the API names only registered nodes), so no wake for it is missed:
+      // one that came while the agent was starting is acted on by the extra wake once it runs.
+      const ch = keys.channels.wakeNode(opts.nodeId);
+      await sub.subscribe(ch);
+      let agent: NodeAgent;
+      try {
+        agent = await startNodeAgent(host, opts);
+      } catch (e) {
+        if (![...agents].some((a) => a.nodeId === opts.nodeId)) await sub.unsubscribe(ch).catch(() => undefined);
+        throw e;
+      }
       agents.add(agent);
+      byChannel.set(ch, agent);
+      agent.wake();
       return agent;
     },
     agents: () => [...agents],

@@ -7,6 +7,9 @@ export function hydraKeys(prefix: string) {
     queueKey: (queue: string, part: string) => `${prefix}:${queue}:${part}`,
     node: (id: string) => `${prefix}:node:${id}`,
     nodes: `${prefix}:nodes`,
+    /** Hash {at: Redis ms, body: JSON NodeView[]}: the registry as one shared read, and its build lock (NodeRegistry.shared). */
+    registrySnapshot: `${prefix}:nodes-snapshot`,
+    registrySnapshotLock: `${prefix}:nodes-snapshot-lock`,
     reservations: (id: string) => `${prefix}:node:${id}:resv`,
     reservationPeak: (id: string) => `${prefix}:node:${id}:resv-peak`,
     /** "jobId|model|mb|priority|expiresAtMs": the job this node holds memory back for (reserve.lua, fence.lua). */
@@ -73,6 +76,8 @@ export function hydraKeys(prefix: string) {
     channels: {
       /** Payload: queue name. Published after every add so idle workers look at once. */
       wake: `${prefix}:ch:wake`,
+      /** Payload: queue name. A wake for one node (the API picks a few per job: libs/scheduling/wake.ts). */
+      wakeNode: (nodeId: string) => `${prefix}:ch:wake:${nodeId}`,
       /** Payload: JSON {id, state}. Published when a job ends (completed or finally failed). */
       done: `${prefix}:ch:done`,
       /** Payload: job id. The worker running it aborts it. */

@@ -143,9 +143,13 @@ export class JobLifecycle {
     return c;
   }
 
-  /** Tell idle workers that `queue` has work. */
-  wake<C extends ChainableCommander>(c: C, queue: string): C {
-    c.publish(this.d.keys.channels.wake, queue);
+  /**
+   * Tell idle workers that `queue` has work: the `nodes` named, each on its own channel (one subscriber each), or
+   * without them every worker process (each wakes a few of its agents that can take it: worker-process.ts).
+   */
+  wake<C extends ChainableCommander>(c: C, queue: string, nodes?: readonly string[]): C {
+    if (nodes && nodes.length > 0) for (const n of nodes) c.publish(this.d.keys.channels.wakeNode(n), queue);
+    else c.publish(this.d.keys.channels.wake, queue);
     return c;
   }
 

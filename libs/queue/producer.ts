@@ -49,8 +49,11 @@ export class Producer {
     return JobCatalog[kind].options(this.settings, jobId, priority);
   }
 
-  /** Validate, index, add, wake. The index goes first: if Redis goes away right after the add, the job can still be found. */
-  async addInference(jobId: string, payload: InferJob, info: QueueInfo): Promise<void> {
+  /**
+   * Validate, index, add, wake (`wakeNodes`, or every worker process). The index goes first: if Redis goes away right
+   * after the add, the job can still be found.
+   */
+  async addInference(jobId: string, payload: InferJob, info: QueueInfo, wakeNodes?: readonly string[]): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
     const p = this.lifecycle.index(this.redis.pipeline(), jobId, info.name);
@@ -58,7 +61,7 @@ export class Producer {
     if (data.session) p.set(this.keys.jobSession(jobId), data.session, 'EX', this.settings.retentionS);
     await p.exec();
     await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
-    await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
+    await this.lifecycle.wake(this.redis.pipeline(), info.name, wakeNodes).exec();
   }
 
   /** A model-management job for one node, in that node's own queue (validated, indexed, the node woken). */
@@ -68,7 +71,7 @@ export class Producer {
     await this.registerQueue(info);
     await this.lifecycle.index(this.redis.pipeline(), jobId, info.name).exec();
     await this.queue(info.name).add(JobCatalog.admin.name(data), data, this.jobOptions('admin', jobId, priority));
-    await this.lifecycle.wake(this.redis.pipeline(), info.name).exec();
+    await this.lifecycle.wake(this.redis.pipeline(), info.name, [data.node_id]).exec();
     return info.name;
   }
 

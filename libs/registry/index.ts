@@ -43,6 +43,9 @@ export class NodeRegistry {
   private readonly renewScript: ScriptCall<number>;
   private readonly leaveScript: ScriptCall<[string, number]>;
   private readonly fenceScript: ScriptCall<[string, string?]>;
+  private readonly snapshotScript: ScriptCall<[string, string, string, string]>;
+  /** The snapshot this instance last read (`shared`): its Redis build time and the nodes in it. */
+  private held: { at: string; nodes: NodeView[] } | null = null;
 
   constructor(
     private readonly r: RedisClient,
@@ -52,15 +55,19 @@ export class NodeRegistry {
     this.renewScript = loadScript(r, REGISTRY_SCRIPTS, 'renew');
     this.leaveScript = loadScript(r, REGISTRY_SCRIPTS, 'leave');
     this.fenceScript = loadScript(r, REGISTRY_SCRIPTS, 'fence');
+    this.snapshotScript = loadScript(r, REGISTRY_SCRIPTS, 'snapshot');
   }
 
   /**
    * Write the node's record with a TTL (a node that stops heartbeating disappears). With `procId`, also this worker
    * process's membership of the node (its slots, live for `ttlMs`): `list` sums slots over live processes.
    */
-  async heartbeat(rec: NodeRecord, ttlMs: number, procId?: string): Promise<void> {
-    await this.r
-      .multi()
+  async heartbeat(rec: NodeRecord, ttlMs: number, procId?: string, opts: { unchanged?: boolean } = {}): Promise<void> {
+    const m = this.r.multi();
+    // Unless the caller knows nothing that routing looks at changed since its last beat (a join, a health change,
+    // other models loaded do), the shared snapshot is dropped, so every process sees the new record at its next read.
+    if (!opts.unchanged) m.del(this.keys.registrySnapshot);
+    await m
       .set(this.keys.node(rec.id), JSON.stringify(rec), 'PX', ttlMs)
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
       .hset(this.keys.nodeProcs(rec.id), procId ?? 'default', `${rec.slots}|${rec.last_heartbeat + ttlMs}`)
@@ -72,13 +79,15 @@ export class NodeRegistry {
 
   /** Remove the node at once (every process). */
   async deregister(id: string): Promise<void> {
-    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id)).zrem(this.keys.nodes, id).exec();
+    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot).zrem(this.keys.nodes, id).exec();
   }
 
   /** Process `procId` of node `id` leaves; the node is deregistered only with its last live process. True when it was. */
   async leave(id: string, procId: string, now: number): Promise<boolean> {
     const [code] = await this.leaveScript([this.keys.node(id), this.keys.nodes, this.keys.nodeProcs(id)], [id, procId, now]);
-    return replyCode('leave', code, ['gone', 'stays']) === 'gone';
+    const gone = replyCode('leave', code, ['gone', 'stays']) === 'gone';
+    if (gone) await this.invalidateShared();
+    return gone;
   }
 
   /** Live nodes (record not expired), with their active jobs and reserved memory. */
@@ -106,6 +115,41 @@ export class NodeRegistry {
     });
     if (dead.length) await this.r.zrem(this.keys.nodes, ...dead);
     return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * `list` as of at most about `maxAgeMs` ago, shared by every process through one key (snapshot.lua): one process per
+   * `maxAgeMs` builds it with `list`, every other reads one key, and a process that holds the current snapshot already
+   * gets a two-field reply. Worker processes read the registry every second; each reading it whole cost 4 commands per
+   * node per process (4 x N^2 a second with one process per node: bench:scale). While another process rebuilds, the
+   * previous snapshot serves; one older than the build lock's life (a builder that died) is not trusted: `list` then.
+   */
+  async shared(maxAgeMs: number): Promise<NodeView[]> {
+    const maxAge = Math.max(1, Math.floor(maxAgeMs));
+    const lockMs = Math.max(1000, 4 * maxAge);
+    const [code, nowS, at, body] = await this.snapshotScript([this.keys.registrySnapshot, this.keys.registrySnapshotLock], [maxAge, lockMs, this.held?.at ?? '']);
+    const what = replyCode('snapshot', code, ['same', 'fresh', 'build', 'stale', 'none']);
+    if (what === 'same' && this.held?.at === at) return this.held.nodes;
+    if (what === 'fresh' || (what === 'stale' && Number(nowS) - Number(at) <= lockMs + maxAge)) {
+      if (this.held?.at !== at) this.held = { at, nodes: JSON.parse(body) as NodeView[] };
+      return this.held.nodes;
+    }
+    const nodes = await this.list(Date.now());
+    if (what === 'build') {
+      await this.r
+        .multi()
+        .hset(this.keys.registrySnapshot, 'at', nowS, 'body', JSON.stringify(nodes))
+        .pexpire(this.keys.registrySnapshot, Math.max(10_000, 20 * maxAge))
+        .del(this.keys.registrySnapshotLock)
+        .exec();
+      this.held = { at: nowS, nodes };
+    }
+    return nodes;
+  }
+
+  /** Drop the shared snapshot (a node joined or left): the next `shared` reads the registry again. */
+  async invalidateShared(): Promise<void> {
+    await this.r.del(this.keys.registrySnapshot);
   }
 
   /**

@@ -4,3 +4,4 @@ export * from './routing.js';
 export * from './dispatch.js';
 export * from './capabilities.js';
 export * from './perf.js';
+export * from './wake.js';

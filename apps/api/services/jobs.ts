@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
 import { ErrorCode, HydraError, type InferResult, type JobRequest, type NodeRecord } from '../../../libs/core/index.js';
 import { buildInferJob, recentFinishes, toCall, waitingCount, type AckSeal, type InferJob } from '../../../libs/queue/index.js';
-import { completionRate, retryAfterS, type RecentNode, type RoutePlan } from '../../../libs/scheduling/index.js';
+import { completionRate, retryAfterS, wakeNodesFor, type RecentNode, type RoutePlan } from '../../../libs/scheduling/index.js';
 import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { isRedisDown, REDIS_RETRY_AFTER_S } from '../errors.js';
@@ -21,6 +21,9 @@ export interface QueuedJob {
 }
 
 export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'queued'; job: QueuedJob };
+
+/** Turns of the wake fan-out, so a flood of one model wakes its nodes in rotation. */
+let wakeTurn = 0;
 
 /**
  * Submit a validated request: an L1 cache hit answers at once without a job; otherwise route it (throws
@@ -43,7 +46,9 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
   const seal = ctx.replicaAck?.seal();
   try {
-    await ctx.producer.addInference(id, payload, plan.queueInfo);
+    // A few nodes that can take it now are woken, not every worker process (libs/scheduling/wake.ts).
+    const wake = wakeNodesFor(plan, await ctx.nodes().catch(() => []), wakeTurn++);
+    await ctx.producer.addInference(id, payload, plan.queueInfo, wake);
     if (seal) await confirmDurable(ctx, seal, { kind: 'job', id, withdraw: withdrawJob(ctx, id) });
   } catch (e) {
     watch?.close();
