@@ -83,8 +83,8 @@ describe('shared registry snapshot (real Redis)', () => {
   it('a snapshot older than the build lock lives (its builder died) is not trusted: the reader reads the registry', async () => {
     const reg = new NodeRegistry(redis, keys);
     const list = vi.spyOn(reg, 'list');
-    const [s, us] = (await redis.time()) as [string, string];
-    const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    const [s, us] = (await redis.time()).map(Number) as [number, number];
+    const redisNow = s * 1000 + Math.floor(us / 1000);
     await redis.hset(keys.registrySnapshot, 'at', String(redisNow - 10_000), 'body', JSON.stringify([record('ghost')]));
     await redis.set(keys.registrySnapshotLock, '1', 'PX', 5000);
     const nodes = await reg.shared(100);

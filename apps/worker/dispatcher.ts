@@ -27,7 +27,7 @@ import {
   type QueueInfo,
 } from '../../libs/scheduling/index.js';
 import type { SharedBreaker } from './circuit-breaker.js';
-import { DispatchTiming } from './dispatch-timing.js';
+import { DispatchTiming, processTiming } from './dispatch-timing.js';
 import type { WorkerSettings } from './settings.js';
 
 export interface ActiveJob {
@@ -132,7 +132,7 @@ export class Dispatcher {
     private readonly d: DispatcherDeps,
   ) {
     this.peekHeads = headPeeker(d.redis, d.keys);
-    this.timing = s.dispatchTimingLogMs > 0 ? new DispatchTiming(s.dispatchTimingLogMs, d.logger.child({ node: s.nodeId })) : null;
+    this.timing = s.dispatchTimingLogMs > 0 ? new DispatchTiming(s.dispatchTimingLogMs, d.logger.child({ node: s.nodeId }), processTiming(s.dispatchTimingLogMs, d.logger)) : null;
   }
 
   start(): void {
@@ -248,6 +248,7 @@ export class Dispatcher {
     // Pruned against every peeked head (a full node still peeks its node queue), so the fence clock keeps running.
     this.pruneBlocked(peeked);
     const o0 = this.timing ? performance.now() : 0;
+    const c0 = this.timing ? process.cpuUsage() : null;
     const { choices: ordered, retryInMs } = orderHeads(heads, {
       node,
       others,
@@ -256,7 +257,10 @@ export class Dispatcher {
       bestFitWaitMs: this.s.bestFitWaitMs,
       betterFit: (head) => this.betterFit(node, head, queues, others),
     });
-    this.timing?.order(performance.now() - o0);
+    if (this.timing && c0) {
+      const c = process.cpuUsage(c0);
+      this.timing.order(performance.now() - o0, (c.user + c.system) / 1000);
+    }
     const choices: [DispatchChoice, boolean][] = [...admin.map((c): [DispatchChoice, boolean] => [c, true]), ...ordered.map((c): [DispatchChoice, boolean] => [c, false])];
     // The fence goes to the most urgent class-queue head that does not fit now only because memory is in use. A head
     // refused only for want of one of its model's backend slots ('busy') waits for its own model's jobs, not for

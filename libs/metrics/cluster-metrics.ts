@@ -2,7 +2,7 @@
 // priority band and the oldest wait, BullMQ's own counters, the nodes as the registry lists them, the L1 cache
 // counters, and the job metrics workers recorded (stored.ts). One Lua call per scrape (two when the queues changed).
 import { fromBullPriority, type QueueInfo } from '../scheduling/index.js';
-import { loadScript, queueStructures, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
+import { asHash, asPairs, loadScript, queueStructures, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { readReservations, recentModelsKey, type NodeView } from '../registry/index.js';
 import type { Family, Sample } from './exposition.js';
 import { storedFamilies, storedKeys } from './stored.js';
@@ -98,20 +98,6 @@ function queueFamilies(qs: QueueNumbers[]): Family[] {
   ];
 }
 
-/** A hash as cluster-read.lua sends it (fields and values joined by NUL) as HGETALL's flat list. */
-function asPairs(joined: string, key: string): string[] {
-  if (joined === '') return [];
-  const flat = joined.split('\0');
-  if (flat.length % 2 !== 0) throw new Error(`hash ${key} holds a NUL byte in a field or value: cannot read it for metrics`);
-  return flat;
-}
-
-/** A flat field/value list as an object. */
-function asHash(flat: readonly string[]): Record<string, string> {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-  return h;
-}
 
 function nodeFamilies(nodes: readonly NodeView[], gone: readonly string[], inflight: Map<string, Map<string, number>>, now: number): Family[] {
   const per = (f: (n: NodeView) => number): Sample[] => nodes.map((n) => ({ labels: { node: n.id }, value: f(n) }));

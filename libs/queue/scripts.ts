@@ -92,3 +92,21 @@ export function replyCode<const C extends string>(script: string, reply: unknown
 
 /** This folder's scripts (libs/queue/scripts/). */
 export const QUEUE_SCRIPTS = new URL('./scripts/', import.meta.url);
+
+/**
+ * A hash as Hydra's read scripts send it (cluster-read.lua, read-nodes.lua: HGETALL's fields and values joined by
+ * NUL, one bulk string instead of a list) back as HGETALL's flat list; `key` names it in the error.
+ */
+export function asPairs(joined: string, key: string): string[] {
+  if (joined === '') return [];
+  const flat = joined.split('\0');
+  if (flat.length % 2 !== 0) throw new Error(`hash ${key} holds a NUL byte in a field or value: cannot read it in one string`);
+  return flat;
+}
+
+/** A flat field/value list as an object. */
+export function asHash(flat: readonly string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}

@@ -1,6 +1,6 @@
 // Node registry in Redis: register/heartbeat with a TTL, list live nodes, and atomic memory reservations per node.
 import type { NodeRecord } from '../core/index.js';
-import { loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
+import { asHash, asPairs, loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { parsePerf } from './perf.js';
 import { recentModelsEntry } from './recent-models.js';
 
@@ -44,8 +44,11 @@ export class NodeRegistry {
   private readonly leaveScript: ScriptCall<[string, number]>;
   private readonly fenceScript: ScriptCall<[string, string?]>;
   private readonly snapshotScript: ScriptCall<[string, string, string, string]>;
+  private readonly readNodesScript: ScriptCall<string[]>;
   /** The snapshot this instance last read (`shared`): its Redis build time and the nodes in it. */
   private held: { at: string; nodes: NodeView[] } | null = null;
+  /** Each node's record as `list` last read it, raw and parsed (records are never mutated: views are copies). */
+  private parsed = new Map<string, { raw: string; rec: NodeRecord }>();
 
   constructor(
     private readonly r: RedisClient,
@@ -56,6 +59,7 @@ export class NodeRegistry {
     this.leaveScript = loadScript(r, REGISTRY_SCRIPTS, 'leave');
     this.fenceScript = loadScript(r, REGISTRY_SCRIPTS, 'fence');
     this.snapshotScript = loadScript(r, REGISTRY_SCRIPTS, 'snapshot');
+    this.readNodesScript = loadScript(r, REGISTRY_SCRIPTS, 'read-nodes');
   }
 
   /**
@@ -94,25 +98,28 @@ export class NodeRegistry {
   async list(now: number): Promise<NodeView[]> {
     const ids = await this.r.zrange(this.keys.nodes, '0', '-1');
     if (ids.length === 0) return [];
-    const p = this.r.pipeline();
-    for (const id of ids) p.get(this.keys.node(id)).hgetall(this.keys.reservations(id)).hgetall(this.keys.nodeProcs(id));
-    // Measured speed per model (perf.ts), after the rest so their indexes stay: one round trip for all of it.
-    for (const id of ids) p.hgetall(this.keys.nodePerf(id));
-    const res = (await p.exec()) ?? [];
+    // One script call for every node's record and hashes (read-nodes.lua), not 4 commands per node.
+    const keys = ids.flatMap((id) => [this.keys.node(id), this.keys.reservations(id), this.keys.nodeProcs(id), this.keys.nodePerf(id)]);
+    const res = await this.readNodesScript(keys, []);
     const out: NodeView[] = [];
     const dead: string[] = [];
+    const parsed = new Map<string, { raw: string; rec: NodeRecord }>();
     ids.forEach((id, i) => {
-      const raw = res[3 * i]?.[1] as string | null;
+      const raw = res[4 * i];
       if (!raw) return void dead.push(id);
-      const resv = (res[3 * i + 1]?.[1] ?? {}) as Record<string, string>;
-      const procs = liveProcesses((res[3 * i + 2]?.[1] ?? {}) as Record<string, string>, now);
-      const { active, reservedMb: reserved, inflight } = readReservations(resv, now);
-      const rec = JSON.parse(raw) as NodeRecord;
+      const hash = (j: number) => asHash(asPairs(res[4 * i + j] ?? '', keys[4 * i + j]!));
+      const procs = liveProcesses(hash(2), now);
+      const { active, reservedMb: reserved, inflight } = readReservations(hash(1), now);
+      // A record changes at its node's heartbeat (every HEARTBEAT_MS); reads in between reuse its parse.
+      const known = this.parsed.get(id);
+      const rec = known?.raw === raw ? known.rec : (JSON.parse(raw) as NodeRecord);
+      parsed.set(id, { raw, rec });
       // Each process writes the record with its own slots; the node has the sum over its live processes.
       const slots = procs.length ? procs.reduce((a, n) => a + n, 0) : rec.slots;
-      const perf = parsePerf((res[3 * ids.length + i]?.[1] ?? {}) as Record<string, string>);
+      const perf = parsePerf(hash(3));
       out.push({ ...rec, slots, active_jobs: active, reserved_mb: reserved, inflight_by_model: inflight, processes: Math.max(1, procs.length), ...(Object.keys(perf).length ? { perf } : {}) });
     });
+    this.parsed = parsed;
     if (dead.length) await this.r.zrem(this.keys.nodes, ...dead);
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
