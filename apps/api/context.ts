@@ -5,7 +5,7 @@ import type { Logger } from '../../libs/logger/index.js';
 import { startHistoryDrainer, type HistoryDrainer } from '../../libs/memory/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
 import { createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, type NodeList, type NodeView } from '../../libs/registry/index.js';
+import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
 import { Waiters } from './waiters.js';
@@ -72,8 +72,8 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const replicaAck = createReplicaAck(config, { redis, keys });
   await replicaAck?.started();
   const registry = new NodeRegistry(redis, keys);
-  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key), at most 250 ms old when read.
-  const nodes = cachedNodeList({ list: () => registry.shared(250) });
+  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key; see REGISTRY_SNAPSHOT_MAX_AGE_MS).
+  const nodes = cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) });
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });

@@ -9,7 +9,7 @@ import type { Config } from '../../libs/config/index.js';
 import { ErrorCode, HydraError } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createProducer, createRedis, hydraKeys, queueRedisTarget } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, PerfStore, type NodeView } from '../../libs/registry/index.js';
+import { cachedNodeList, NodeRegistry, PerfStore, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeView } from '../../libs/registry/index.js';
 import { eligibleQueues, WAKE_FANOUT, wakeTargets, type QueueInfo } from '../../libs/scheduling/index.js';
 import { createCoordinator } from '../../libs/workflows/index.js';
 import { Ager } from './aging.js';
@@ -43,8 +43,8 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const producer = createProducer(config, { redis });
   const registry = new NodeRegistry(redis, keys);
   const perf = new PerfStore(redis, keys);
-  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key), at most 250 ms old when read.
-  const nodes = cachedNodeList({ list: () => registry.shared(250) });
+  // Routing needs no fresher than heartbeats: the shared registry snapshot (one key; see REGISTRY_SNAPSHOT_MAX_AGE_MS).
+  const nodes = cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) });
   const wfLogger = logger.child({ part: 'workflows' });
   const cache = createL1Cache(config, { redis, keys, logger: wfLogger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: wfLogger });
@@ -68,8 +68,8 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   let refreshing: Promise<void> | null = null;
   const refresh = (): Promise<void> =>
     (refreshing ??= (async () => {
-      // The shared snapshot (at most half an interval old when built): one key read, not 4 per node, per process.
-      const [listed, qs] = await Promise.all([registry.shared(refreshMs / 2), producer.listQueues()]);
+      // The shared snapshot: one key read, not 4 per node, per process.
+      const [listed, qs] = await Promise.all([registry.shared(Math.min(REGISTRY_SNAPSHOT_MAX_AGE_MS, refreshMs / 2)), producer.listQueues()]);
       all = listed;
       byId = new Map(listed.map((n) => [n.id, n]));
       queues = qs;

@@ -35,6 +35,14 @@ export interface ReserveRequest {
   bullPriority?: number;
 }
 
+/**
+ * How old the shared registry snapshot may be when read (NodeRegistry.shared), for every process that reads it: rebuilt
+ * at most this often by whichever process finds it older, and dropped at once when a node joins, leaves or changes what
+ * routing looks at. 250 ms made the API rebuild it 4 times a second under load: 80 Redis commands a job at 200 nodes
+ * (bench:scale).
+ */
+export const REGISTRY_SNAPSHOT_MAX_AGE_MS = 500;
+
 /** This lib's Lua (reserve.lua, renew.lua, leave.lua, fence.lua): one atomic step across every process of a node. */
 const REGISTRY_SCRIPTS = new URL('./scripts/', import.meta.url);
 
