@@ -1,10 +1,10 @@
 // GET /metrics after a known run on a simulated node: exact job counts by outcome, retries, cancellations (running and
 // waiting), cache hits, non-empty latency histograms, node gauges equal to /v1/nodes, valid Prometheus text, the
 // worker's own /metrics, one Redis read shared by scrapes within half a second, and the API key on /metrics.
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_SHARE_MS } from '../apps/api/http-metrics.js';
 import { startCluster, type TestCluster } from './support/cluster.js';
+import { monitorRedis } from './support/redis-server.js';
 import { freePort, waitFor } from './support/wait.js';
 
 const MODEL = 'tiny:1b';
@@ -191,12 +191,10 @@ describe('metrics', () => {
   });
 
   it('shares one Redis read of the cluster half between scrapes within CLUSTER_SHARE_MS, and reads again after', async () => {
-    const conn = new Redis(c.redisUrl);
-    const monitor = await conn.monitor();
     // Each read of the cluster half is one EVALSHA (an EVAL the first time, when ioredis resends the script after
     // NOSCRIPT) that names the cache counters' hash among its keys.
     let reads = 0;
-    monitor.on('monitor', (_time: string, args: string[]) => {
+    const monitor = await monitorRedis(c.redisUrl, (args) => {
       if (/^eval(sha)?$/i.test(String(args[0])) && args.includes(c.ctx.keys.cacheStats)) reads++;
     });
     const text = async (headers: Record<string, string> = {}) => {
@@ -226,8 +224,7 @@ describe('metrics', () => {
       await readsReach(5);
       expect(reads).toBe(5);
     } finally {
-      monitor.disconnect();
-      conn.disconnect();
+      monitor.close();
     }
   });
 

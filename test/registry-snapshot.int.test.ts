@@ -80,6 +80,25 @@ describe('shared registry snapshot (real Redis)', () => {
     expect(ids((await new NodeRegistry(redis, keys).shared(200)))).toContain('n5');
   });
 
+  it('a build that read the registry before a node joined does not store what it read: the next reader sees the node', async () => {
+    const builder = new NodeRegistry(redis, keys);
+    const other = new NodeRegistry(redis, keys);
+    await redis.del(keys.registrySnapshot, keys.registrySnapshotLock);
+    const read = builder.list.bind(builder);
+    // The join lands between the builder's registry read and its store (a node's first heartbeat drops the snapshot).
+    vi.spyOn(builder, 'list').mockImplementationOnce(async (now) => {
+      const nodes = await read(now);
+      await beat(other, 'late', false);
+      return nodes;
+    });
+    expect(ids(await builder.shared(60_000))).not.toContain('late');
+    const list = vi.spyOn(other, 'list');
+    expect(ids(await other.shared(60_000))).toContain('late');
+    expect(list).toHaveBeenCalledTimes(1);
+    // Without the guard (snapshot-store.lua) the stale list would have been stored and served for the whole minute.
+    expect(ids(await new NodeRegistry(redis, keys).shared(60_000))).toContain('late');
+  });
+
   it('a snapshot older than the build lock lives (its builder died) is not trusted: the reader reads the registry', async () => {
     const reg = new NodeRegistry(redis, keys);
     const list = vi.spyOn(reg, 'list');

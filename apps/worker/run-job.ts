@@ -198,7 +198,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     // The node's speed figures (libs/registry/perf.ts), from completed jobs only. Not awaited: no answer waits for it.
     if (typed.kind === 'infer' && metered.sample && d.perf) {
       const model = typed.data.call.model;
-      void d.perf.record(s.nodeId, model, metered.sample, Date.now()).catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
+      // A model's first figure on a node is what estimates and placement start using, so the shared registry snapshot
+      // is dropped for it; later ones only move an average, and the snapshot carries them within its max age.
+      void d.perf
+        .record(s.nodeId, model, metered.sample, Date.now())
+        .then((samples) => (samples === 1 ? d.registry.invalidateShared() : undefined))
+        .catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
     }
     // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. Not awaited
     // before the hooks and the done message: the commands share one connection and go out in this order.

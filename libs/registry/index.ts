@@ -1,4 +1,5 @@
 // Node registry in Redis: register/heartbeat with a TTL, list live nodes, and atomic memory reservations per node.
+import { randomUUID } from 'node:crypto';
 import type { NodeRecord } from '../core/index.js';
 import { asHash, asPairs, loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { parsePerf } from './perf.js';
@@ -52,6 +53,7 @@ export class NodeRegistry {
   private readonly leaveScript: ScriptCall<[string, number]>;
   private readonly fenceScript: ScriptCall<[string, string?]>;
   private readonly snapshotScript: ScriptCall<[string, string, string, string]>;
+  private readonly storeScript: ScriptCall<number>;
   private readonly readNodesScript: ScriptCall<string[]>;
   /** The snapshot this instance last read (`shared`): its Redis build time and the nodes in it. */
   private held: { at: string; nodes: NodeView[] } | null = null;
@@ -67,6 +69,7 @@ export class NodeRegistry {
     this.leaveScript = loadScript(r, REGISTRY_SCRIPTS, 'leave');
     this.fenceScript = loadScript(r, REGISTRY_SCRIPTS, 'fence');
     this.snapshotScript = loadScript(r, REGISTRY_SCRIPTS, 'snapshot');
+    this.storeScript = loadScript(r, REGISTRY_SCRIPTS, 'snapshot-store');
     this.readNodesScript = loadScript(r, REGISTRY_SCRIPTS, 'read-nodes');
   }
 
@@ -78,7 +81,7 @@ export class NodeRegistry {
     const m = this.r.multi();
     // Unless the caller knows nothing that routing looks at changed since its last beat (a join, a health change,
     // other models loaded do), the shared snapshot is dropped, so every process sees the new record at its next read.
-    if (!opts.unchanged) m.del(this.keys.registrySnapshot);
+    if (!opts.unchanged) m.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock);
     await m
       .set(this.keys.node(rec.id), JSON.stringify(rec), 'PX', ttlMs)
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
@@ -91,7 +94,7 @@ export class NodeRegistry {
 
   /** Remove the node at once (every process). */
   async deregister(id: string): Promise<void> {
-    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot).zrem(this.keys.nodes, id).exec();
+    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot, this.keys.registrySnapshotLock).zrem(this.keys.nodes, id).exec();
   }
 
   /** Process `procId` of node `id` leaves; the node is deregistered only with its last live process. True when it was. */
@@ -142,7 +145,8 @@ export class NodeRegistry {
   async shared(maxAgeMs: number): Promise<NodeView[]> {
     const maxAge = Math.max(1, Math.floor(maxAgeMs));
     const lockMs = Math.max(1000, 4 * maxAge);
-    const [code, nowS, at, body] = await this.snapshotScript([this.keys.registrySnapshot, this.keys.registrySnapshotLock], [maxAge, lockMs, this.held?.at ?? '']);
+    const token = randomUUID();
+    const [code, nowS, at, body] = await this.snapshotScript([this.keys.registrySnapshot, this.keys.registrySnapshotLock], [maxAge, lockMs, this.held?.at ?? '', token]);
     const what = replyCode('snapshot', code, ['same', 'fresh', 'build', 'stale', 'none']);
     if (what === 'same' && this.held?.at === at) return this.held.nodes;
     if (what === 'fresh' || (what === 'stale' && Number(nowS) - Number(at) <= lockMs + maxAge)) {
@@ -150,21 +154,20 @@ export class NodeRegistry {
       return this.held.nodes;
     }
     const nodes = await this.list(Date.now());
+    // Stored only if nothing dropped the snapshot (and so the lock) since this build began: snapshot-store.lua.
     if (what === 'build') {
-      await this.r
-        .multi()
-        .hset(this.keys.registrySnapshot, 'at', nowS, 'body', JSON.stringify(nodes))
-        .pexpire(this.keys.registrySnapshot, Math.max(10_000, 20 * maxAge))
-        .del(this.keys.registrySnapshotLock)
-        .exec();
-      this.held = { at: nowS, nodes };
+      const stored = await this.storeScript([this.keys.registrySnapshot, this.keys.registrySnapshotLock], [token, nowS, JSON.stringify(nodes), Math.max(10_000, 20 * maxAge)]);
+      if (stored === 1) this.held = { at: nowS, nodes };
     }
     return nodes;
   }
 
-  /** Drop the shared snapshot (a node joined or left): the next `shared` reads the registry again. */
+  /**
+   * Drop the shared snapshot (a node joined or left, a first speed figure): the next `shared` reads the registry again.
+   * The build lock goes too, so a build already under way does not store what it read before the change.
+   */
   async invalidateShared(): Promise<void> {
-    await this.r.del(this.keys.registrySnapshot);
+    await this.r.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock);
   }
 
   /**

@@ -1,5 +1,6 @@
 // A private redis-server for tests that stop, restart or reconfigure Redis (outages, AOF, passwords, TLS): never the shared one.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,4 +152,57 @@ export async function askRedis<T>(port: number, fn: (r: Redis) => Promise<T>): P
   } finally {
     r.disconnect();
   }
+}
+
+/** Parse one MONITOR line's arguments (`"evalsha" "ab\"c" "\x00"`): quoted, with C-style escapes. */
+export function parseMonitorArgs(line: string): string[] {
+  const args: string[] = [];
+  const escapes: Record<string, string> = { n: '\n', r: '\r', t: '\t', a: '\x07', b: '\b', '"': '"', '\\': '\\' };
+  for (let i = line.indexOf('"'); i >= 0 && i < line.length; i = line.indexOf('"', i)) {
+    let s = '';
+    for (i++; i < line.length && line[i] !== '"'; i++) {
+      if (line[i] !== '\\') s += line[i];
+      else if (line[i + 1] === 'x') (s += String.fromCharCode(parseInt(line.slice(i + 2, i + 4), 16))), (i += 3);
+      else s += escapes[line[++i]!] ?? line[i];
+    }
+    args.push(s);
+    i++;
+  }
+  return args;
+}
+
+/**
+ * Watch every command the server at `url` runs (MONITOR) on a plain socket, calling `onCommand` with its arguments.
+ * Not ioredis's monitor(): it misses the switch to monitoring when the OK and the first monitored lines arrive in one
+ * read, and throws "Command queue state error" as an uncaught exception (seen in CI on a busy Redis).
+ */
+export async function monitorRedis(url: string, onCommand: (args: string[]) => void): Promise<{ close(): void }> {
+  const u = new URL(url);
+  const socket = net.connect(Number(u.port || 6379), u.hostname);
+  let buffered = '';
+  let ready = false;
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.setEncoding('latin1');
+    socket.on('connect', () => {
+      const auth = u.password ? `AUTH ${decodeURIComponent(u.username || 'default')} ${decodeURIComponent(u.password)}\r\n` : '';
+      socket.write(`${auth}MONITOR\r\n`);
+    });
+    let oks = u.password ? 2 : 1;
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 2);
+        if (line.startsWith('-')) return reject(new Error(`MONITOR on ${u.host}: ${line.slice(1)}`));
+        if (!ready) {
+          if (line === '+OK' && --oks === 0) (ready = true), resolve();
+          continue;
+        }
+        onCommand(parseMonitorArgs(line));
+      }
+    });
+  });
+  socket.on('error', () => {});
+  return { close: () => socket.destroy() };
 }
