@@ -146,7 +146,10 @@ describe('scheduler on a mixed fleet (simulated nodes)', () => {
 
   it('puts a cold job on the node where it fits best (the smaller GPU), keeping the big node free', async () => {
     const models = [{ name: 'x:4b', sizeGb: 4 }, { name: 'y:4b', sizeGb: 4 }, { name: 'z:4b', sizeGb: 4 }];
-    c = await startCluster({ WORKER_CONCURRENCY: '4', NUM_CTX: '512' });
+    // The big node leaves a cold job to the better fit for BEST_FIT_WAIT_MS, then takes it: 250 ms by default, which a
+    // fully loaded 2-core machine can spend before the small node's agent runs its round (seen in the full suite).
+    // This test is about where the job goes, so the wait is long enough not to be the race.
+    c = await startCluster({ WORKER_CONCURRENCY: '4', NUM_CTX: '512', BEST_FIT_WAIT_MS: '3000' });
     await c.simWorker('small', { vramGb: 8, models, tokensPerSecond: 1000, loadMsPerGb: 0 });
     await c.simWorker('large', { vramGb: 48, models, tokensPerSecond: 1000, loadMsPerGb: 0 });
     // One at a time, each model cold on both nodes: both are idle and could start it; the 8 GB node fits it best.
