@@ -1,6 +1,9 @@
 // The dashboard in real headless Chromium against a small simulated cluster: it needs the key, shows every node,
 // a VRAM bar fills when a job starts, a routing decision appears when a job ends; and a 50-node state renders
 // worst first with every user-supplied string shown as text. Screenshots: test-artifacts/dashboard-*.png.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildState, type QueueCounts } from '../apps/api/dashboard/state.js';
@@ -86,6 +89,8 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard in headless Chromium' : `
     expect(jobLink).toBe(`/admin/queues/queue/${quick.body.queue}/${quick.body.id}`);
     expect((await fetch(`${c.url}${jobLink}`, { headers: bearer })).status).toBe(200); // Bull Board serves its page there
     expect(await page.locator('#latency tbody').textContent()).toContain('llama3.2:3b');
+    // This cluster runs with MEMORY_URL=off: the history panel says so.
+    expect(await page.locator('#history tbody').textContent()).toContain('the results history is off (MEMORY_URL=off)');
 
     // Cancelling the long job frees gpu-big's memory, and its end is a decision too.
     expect((await fetch(`${c.url}/v1/jobs/${long.body.id}`, { method: 'DELETE', headers: bearer })).ok).toBe(true);
@@ -118,6 +123,40 @@ describe.skipIf(!hasChromium)(hasChromium ? 'dashboard in headless Chromium' : `
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.locator('main img').count()).toBe(0);
     await screenshot(page, 'dashboard-50-nodes');
+    expect(w.errors).toEqual([]);
+    await w.close();
+  });
+});
+
+describe.skipIf(!hasChromium)('dashboard: the results history per model', () => {
+  let c: TestCluster;
+  let browser: Browser;
+  const dir = mkdtempSync(join(tmpdir(), 'hydra-dash-history-'));
+
+  beforeAll(async () => {
+    [c, browser] = await Promise.all([startCluster({ API_KEYS: KEY, MEMORY_URL: `sqlite:${join(dir, 'history.sqlite')}`, JOB_ATTEMPTS: '1' }), launchChromium()]);
+    await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'qwen3:4b', sizeGb: 2.5 }], tokensPerSecond: 4000, loadMsPerGb: 0, loadFixedMs: 0 });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await c?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the last 7 days per model from the store: jobs, outcomes, tokens, p50 / p95', async () => {
+    for (let i = 0; i < 3; i++) expect((await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:4b', prompt: `history ${i}`, cache: false, wait: true }, bearer)).status).toBe(200);
+    // In the store before the page first asks: the panel reads the store at most every 30 s.
+    await expect.poll(async () => ((await c.get('/v1/history/stats?by=model', bearer)).body.groups ?? [])[0]?.jobs ?? 0, { timeout: 10_000 }).toBe(3);
+    const w = await openPage(browser, { httpCredentials: { username: 'hydra', password: KEY } });
+    await w.page.goto(`${c.url}/dashboard`);
+    const row = w.page.locator('#history tbody tr').first();
+    await expect.poll(() => row.locator('td').allTextContents(), { timeout: 10_000 }).toEqual(expect.arrayContaining(['qwen3:4b']));
+    const cells = await row.locator('td').allTextContents();
+    expect(cells.slice(0, 5)).toEqual(['qwen3:4b', '3', '3', '0', '0']);
+    expect(Number(cells[5])).toBeGreaterThan(0);
+    expect(cells[6]).toMatch(/^\d+ ms$|^[\d.]+ s$/);
+    expect(await w.page.locator('#history-window').textContent()).toBe('last 7 days, sqlite');
+    await screenshot(w.page, 'dashboard-history');
     expect(w.errors).toEqual([]);
     await w.close();
   });

@@ -122,6 +122,8 @@ describe.each(stores)('results history (%s)', (dialect) => {
     expect(JSON.parse(byId.get(ids.workflow).answer)).toMatchObject({ outputs: { a: expect.any(String), b: expect.any(String) } });
     const steps = rows.filter((r) => r.kind === 'job' && r.workflow_id === ids.workflow);
     expect(steps.map((s) => s.workflow_step).sort()).toEqual(['a', 'b']);
+    // The workflow's row and its steps' rows name the key that submitted it, as a job's does.
+    for (const r of [byId.get(ids.workflow), ...steps]) expect(r.api_key_id).toBe(KEY_ID);
   }, 40_000);
 
   it(`loses nothing while the store is away for ${OUTAGE_MS / 1000} s: the records wait in Redis and arrive once`, async () => {
@@ -170,7 +172,8 @@ describe.each(stores)('results history (%s)', (dialect) => {
     expect((await history('&node=gpu')).length).toBe(all.filter((r) => r.node === 'gpu').length);
     expect((await history('&q=zebras')).map((r) => r.id)).toEqual([ids.completed]);
     expect((await history('&q=PENGUINS%20stream')).map((r) => r.id)).toEqual([ids.streamed]);
-    expect(await history(`&api_key_id=${KEY_ID}`)).toHaveLength(all.filter((r) => r.kind === 'job').length - 2); // steps carry no key id
+    // Every row carries the submitting key's id: jobs, the workflow and its steps.
+    expect(await history(`&api_key_id=${KEY_ID}`)).toHaveLength(all.length);
     const newest = all[0]!;
     expect((await history(`&since=${newest.finished_at}`)).every((r) => r.finished_at >= newest.finished_at)).toBe(true);
     expect((await history(`&until=${newest.finished_at}`)).length).toBe(all.filter((r) => r.finished_at < newest.finished_at).length);

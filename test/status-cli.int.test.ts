@@ -1,6 +1,9 @@
 // `hydra status` as a user runs it (a child process against a small simulated cluster): the table, --watch without a
 // terminal, and the messages when the API is unreachable or asks for a key.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HYDRA_BIN, startCluster, type TestCluster } from './support/cluster.js';
 import { freePort, waitFor } from './support/wait.js';
@@ -35,16 +38,21 @@ function hydraStatus(args: string[], env: Record<string, string>, until?: (stdou
 describe('hydra status', () => {
   let c: TestCluster;
   let env: Record<string, string>;
+  const dataDir = mkdtempSync(join(tmpdir(), 'hydra-status-'));
   const bearer = { authorization: `Bearer ${KEY}` };
 
   beforeAll(async () => {
     // No aging during the test: the waiting jobs stay in the priority bands they were added with.
-    c = await startCluster({ API_KEYS: KEY, AGING_STEP_MS: '600000' });
+    // The results history on (SQLite in a temporary directory), for the per-model totals over days.
+    c = await startCluster({ API_KEYS: KEY, AGING_STEP_MS: '600000', MEMORY_URL: `sqlite:${join(dataDir, 'history.sqlite')}` });
     await c.simWorker('gpu-a', { vramGb: 24, models: [{ name: 'qwen3:4b', sizeGb: 2.5 }], tokensPerSecond: 50, loadMsPerGb: 0, parallel: 1 });
     await c.simWorker('gpu-b', { vramGb: 8, models: [{ name: 'llama3.2:3b', sizeGb: 2 }], tokensPerSecond: 200, loadMsPerGb: 0 });
     env = { HYDRA_URL: c.url, HYDRA_API_KEY: KEY };
   });
-  afterAll(async () => c?.stop());
+  afterAll(async () => {
+    await c?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   it('lists the nodes (loaded models, slots, tokens/s) and the queues (waiting by priority, oldest wait)', async () => {
     // A completed job gives gpu-b a loaded model and a measured speed.
@@ -73,6 +81,25 @@ describe('hydra status', () => {
     expect(lines.some((l) => /^QUEUE\s+WAITING\s+BY PRIORITY\s+OLDEST\s+ACTIVE\s+DELAYED\s+FAILED$/.test(l))).toBe(true);
     expect(lines.find((l) => l.startsWith('infer.qwen3_4b '))).toMatch(/^infer\.qwen3_4b\s+2\s+p9:1 p3:1\s+\d+(ms|s)\s+1\s+0\s+0$/);
     expect(lines.find((l) => l.startsWith('infer.llama3.2_3b '))).toMatch(/^infer\.llama3\.2_3b\s+0\s+-\s+-\s+0\s+0\s+0$/);
+  });
+
+  it('shows the results history per model over the last days (--days), or none with --days 0', async () => {
+    // The first test's llama3.2:3b job finished; its row reaches the history store shortly after (the API drains).
+    await waitFor(async () => ((await c.get('/v1/history/stats?by=model', bearer)).body.groups ?? []).some((g: any) => g.key === 'llama3.2:3b'), { what: 'the job in the history' });
+    const r = await hydraStatus(['--days', '2'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    const at = lines.indexOf('HISTORY, LAST 2 DAYS (results history)');
+    expect(at, r.stdout).toBeGreaterThan(0);
+    expect(lines[at + 1]).toMatch(/^MODEL\s+JOBS\s+COMPLETED\s+FAILED\s+CANCELLED\s+TOKENS OUT\s+P50\s+P95$/);
+    expect(lines.slice(at).find((l) => l.startsWith('llama3.2:3b '))).toMatch(/^llama3\.2:3b\s+1\s+1\s+0\s+0\s+\d+\s+\d+(ms|s)\s+\d+(ms|s)$/);
+    const none = await hydraStatus(['--days', '0'], env);
+    expect(none.code).toBe(0);
+    expect(none.stdout).not.toContain('HISTORY');
+    const bad = await hydraStatus(['--days', 'week'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--days must be a whole number of days');
   });
 
   it('--watch without a terminal prints a frame per interval until Ctrl-C', async () => {

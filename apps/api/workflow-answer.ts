@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import type { ErrorCode } from '../../libs/core/index.js';
 import type { StartInput, WorkflowView } from '../../libs/workflows/index.js';
 import { requestIdOf } from './access-log.js';
+import { keyIdOf } from './auth.js';
 import { clientGone } from './client-gone.js';
 import type { ApiContext } from './context.js';
 import { STATUS } from './errors.js';
@@ -31,7 +32,9 @@ export async function startAndAnswer(
   deadline: AbortSignal,
 ): Promise<void> {
   // The access log's request id goes with the workflow: its view shows it and every step job (later ones too) carries it.
-  const started = await startWorkflow(ctx, { ...input, request_id: requestIdOf(res.req) }, { watch: wait === true });
+  // So does the API key's id (never the key), for the results history's rows of the workflow and its steps.
+  const keyId = keyIdOf(res.req, ctx.config.API_KEYS);
+  const started = await startWorkflow(ctx, { ...input, request_id: requestIdOf(res.req), ...(keyId ? { api_key_id: keyId } : {}) }, { watch: wait === true });
   if (started.kind === 'started') return void res.status(202).json({ ...workflowLinks(started.id), state: 'running', kind: input.kind, steps: input.steps.length });
   const end = await waitForWorkflow(ctx, started.id, started.watch, Math.min(timeoutMs ?? ctx.config.WAIT_MAX_MS, ctx.config.WAIT_MAX_MS), AbortSignal.any([clientGone(res), deadline]));
   if (end.kind === 'ended') return void res.status(statusOf(end.view)).json(end.view);

@@ -10,6 +10,8 @@ export class ApiError extends Error {
   constructor(
     message: string,
     readonly retry: boolean,
+    /** The HTTP status of an error answer; undefined when there was none (unreachable, not JSON). */
+    readonly status?: number,
   ) {
     super(message);
   }
@@ -96,9 +98,10 @@ export class HydraApi {
             ? `the Hydra API at ${this.base} refused the key in HYDRA_API_KEY (401): set HYDRA_API_KEY to one of the API's API_KEYS`
             : `the Hydra API at ${this.base} needs an API key (401): set HYDRA_API_KEY to one of the API's API_KEYS`,
           false,
+          401,
         );
       }
-      throw new ApiError(`the Hydra API at ${this.base} answered ${res.status} to ${method} ${path}: ${errorText(text)}`, res.status >= 500 || res.status === 429);
+      throw new ApiError(`the Hydra API at ${this.base} answered ${res.status} to ${method} ${path}: ${errorText(text)}`, res.status >= 500 || res.status === 429, res.status);
     } finally {
       answered();
     }

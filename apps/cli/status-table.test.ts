@@ -43,4 +43,27 @@ describe('renderStatus', () => {
     expect(out).toContain('no nodes registered');
     expect(out).toContain('no queues yet');
   });
+
+  it('adds the results history per model over the last days, busiest first, or says why there is none', () => {
+    const base: StatusSnapshot = { nodes: [], queues: {} };
+    const s: StatusSnapshot = {
+      ...base,
+      history: {
+        days: 7,
+        groups: [
+          { key: 'small:1b', jobs: 3, completed: 3, failed: 0, cancelled: 0, completion_tokens: 120, p50_total_ms: 850, p95_total_ms: 1900 },
+          { key: 'big:70b', jobs: 40, completed: 37, failed: 2, cancelled: 1, completion_tokens: 9000, p50_total_ms: 42_000, p95_total_ms: null },
+        ],
+      },
+    };
+    const lines = renderStatus(s, 'http://h:8080', NOW).split('\n');
+    const at = lines.indexOf('HISTORY, LAST 7 DAYS (results history)');
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toMatch(/^MODEL\s+JOBS\s+COMPLETED\s+FAILED\s+CANCELLED\s+TOKENS OUT\s+P50\s+P95$/);
+    expect(lines[at + 2]).toMatch(/^big:70b\s+40\s+37\s+2\s+1\s+9000\s+42s\s+-$/);
+    expect(lines[at + 3]).toMatch(/^small:1b\s+3\s+3\s+0\s+0\s+120\s+850ms\s+1s$/);
+    expect(renderStatus({ ...base, history: { days: 1, groups: [] } }, 'u', NOW)).toContain('\nHISTORY, LAST 1 DAY: no finished jobs');
+    expect(renderStatus({ ...base, history: { days: 7, groups: null, note: 'off (MEMORY_URL=off)' } }, 'u', NOW)).toContain('\nHISTORY, LAST 7 DAYS: off (MEMORY_URL=off)');
+    expect(renderStatus(base, 'u', NOW)).not.toContain('HISTORY');
+  });
 });

@@ -29,9 +29,29 @@ export interface StatusQueue {
   oldest_waiting_ms?: number | null;
 }
 
+/** One model's totals from /v1/history/stats?by=model (durations ms, submit to end). */
+export interface StatusHistoryRow {
+  key: string;
+  jobs?: number;
+  completed?: number;
+  failed?: number;
+  cancelled?: number;
+  completion_tokens?: number;
+  p50_total_ms?: number | null;
+  p95_total_ms?: number | null;
+}
+
+/** The results history over the last `days`: the groups, or null with why (`note`). */
+export interface StatusHistory {
+  days: number;
+  groups: StatusHistoryRow[] | null;
+  note?: string;
+}
+
 export interface StatusSnapshot {
   nodes: StatusNode[];
   queues: Record<string, StatusQueue>;
+  history?: StatusHistory;
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -94,7 +114,18 @@ function queueRows(queues: Record<string, StatusQueue>): string[] {
   return table(rows);
 }
 
-/** The whole screen: a summary line, the nodes, the queues. */
+function historyRows(h: StatusHistory): string[] {
+  const title = `HISTORY, LAST ${h.days} DAY${h.days === 1 ? '' : 'S'}`;
+  if (h.groups === null) return [`${title}: ${h.note ?? 'not available'}`];
+  if (h.groups.length === 0) return [`${title}: no finished jobs`];
+  const ms = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? age(v) : '-');
+  const rows = [['MODEL', 'JOBS', 'COMPLETED', 'FAILED', 'CANCELLED', 'TOKENS OUT', 'P50', 'P95']];
+  const sorted = [...h.groups].sort((a, b) => num(b.jobs) - num(a.jobs) || a.key.localeCompare(b.key));
+  for (const g of sorted) rows.push([g.key, String(num(g.jobs)), String(num(g.completed)), String(num(g.failed)), String(num(g.cancelled)), String(num(g.completion_tokens)), ms(g.p50_total_ms), ms(g.p95_total_ms)]);
+  return [`${title} (results history)`, ...table(rows)];
+}
+
+/** The whole screen: a summary line, the nodes, the queues, and (when asked) the history's totals per model. */
 export function renderStatus(s: StatusSnapshot, url: string, now: number): string {
   const healthy = s.nodes.filter((n) => n.healthy !== false).length;
   const simulated = s.nodes.filter((n) => n.simulated).length;
@@ -105,5 +136,5 @@ export function renderStatus(s: StatusSnapshot, url: string, now: number): strin
   const summary = `hydra ${url}   ${s.nodes.length} nodes (${healthy} healthy${simulated ? `, ${simulated} simulated` : ''})   ${waiting} waiting, ${active} active   ${clock}`;
   const nodes = s.nodes.length ? nodeRows(s.nodes) : ['no nodes registered: start a worker (hydra worker) or hydra up --sim N'];
   const queues = q.length ? queueRows(s.queues) : ['no queues yet (a queue appears with its first job)'];
-  return [summary, '', ...nodes, '', ...queues].join('\n');
+  return [summary, '', ...nodes, '', ...queues, ...(s.history ? ['', ...historyRows(s.history)] : [])].join('\n');
 }

@@ -1,41 +1,56 @@
-// `hydra status [--watch] [--interval S]`: the cluster's nodes and queues as a table, read from the API (HYDRA_URL).
+// `hydra status [--watch] [--interval S] [--days N]`: the cluster's nodes and queues as a table, and the results
+// history's totals per model over the last N days, read from the API (HYDRA_URL).
 import { parseArgs } from 'node:util';
 import { ApiError, HydraApi } from './api-client.js';
-import { renderStatus, type StatusNode, type StatusQueue, type StatusSnapshot } from './status-table.js';
+import { renderStatus, type StatusHistory, type StatusHistoryRow, type StatusNode, type StatusQueue, type StatusSnapshot } from './status-table.js';
 
-async function snapshot(api: HydraApi): Promise<StatusSnapshot> {
-  const [nodes, stats] = await Promise.all([api.getJson('/v1/nodes'), api.getJson('/v1/cluster/stats')]);
+/** The history's per-model totals, or why there are none: 404 is an API with MEMORY_URL=off (or older than it). */
+async function history(api: HydraApi, days: number): Promise<StatusHistory> {
+  try {
+    const body = (await api.getJson(`/v1/history/stats?by=model&since=${days}d`)) as { groups?: StatusHistoryRow[] };
+    return { days, groups: (body.groups ?? []).filter((g) => typeof g?.key === 'string') };
+  } catch (e) {
+    if (e instanceof ApiError && e.status !== undefined && e.status !== 401) return { days, groups: null, note: e.status === 404 ? 'off (MEMORY_URL=off)' : e.message };
+    throw e;
+  }
+}
+
+async function snapshot(api: HydraApi, days: number): Promise<StatusSnapshot> {
+  const [nodes, stats, hist] = await Promise.all([api.getJson('/v1/nodes'), api.getJson('/v1/cluster/stats'), days > 0 ? history(api, days) : undefined]);
   return {
     nodes: ((nodes as { nodes?: StatusNode[] }).nodes ?? []).filter((n) => typeof n?.id === 'string'),
     queues: (stats as { queues?: Record<string, StatusQueue> }).queues ?? {},
+    ...(hist ? { history: hist } : {}),
   };
 }
 
-function options(argv: string[]): { watch: boolean; intervalMs: number } {
+function options(argv: string[]): { watch: boolean; intervalMs: number; days: number } {
   const fail = (msg: string): never => {
-    process.stderr.write(`hydra status: ${msg}\nusage: hydra status [--watch] [--interval S]\n`);
+    process.stderr.write(`hydra status: ${msg}\nusage: hydra status [--watch] [--interval S] [--days N]\n`);
     process.exit(2);
   };
-  let values: { watch?: boolean; interval?: string };
+  let values: { watch?: boolean; interval?: string; days?: string };
   try {
-    ({ values } = parseArgs({ args: argv, options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string', short: 'n' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string', short: 'n' }, days: { type: 'string' } }, strict: true }));
   } catch (e) {
     return fail((e as Error).message);
   }
   const s = values.interval === undefined ? 2 : Number(values.interval);
   if (!Number.isFinite(s) || s < 0.2 || s > 3600) return fail(`--interval must be a number of seconds from 0.2 to 3600, got "${values.interval}"`);
-  return { watch: values.watch === true, intervalMs: Math.round(s * 1000) };
+  const days = values.days === undefined ? 7 : Number(values.days);
+  if (!Number.isInteger(days) || days < 0 || days > 3650) return fail(`--days must be a whole number of days from 0 (no history) to 3650, got "${values.days}"`);
+  return { watch: values.watch === true, intervalMs: Math.round(s * 1000), days };
 }
 
 /** On a terminal: home, each line cleared to its end, the rest of the screen cleared; so a frame redraws in place. */
 const redraw = (frame: string): string => `\x1b[H${frame.split('\n').join('\x1b[K\n')}\x1b[K\n\x1b[J`;
 
 export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const { watch, intervalMs } = options(argv);
+  const { watch, intervalMs, days } = options(argv);
   const api = HydraApi.fromEnv(env, 'hydra status');
   if (!watch) {
     try {
-      process.stdout.write(`${renderStatus(await snapshot(api), api.base, Date.now())}\n`);
+      process.stdout.write(`${renderStatus(await snapshot(api, days), api.base, Date.now())}\n`);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       process.stderr.write(`hydra status: ${e.message}\n`);
@@ -55,7 +70,7 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<vo
   for (;;) {
     let frame: string;
     try {
-      frame = renderStatus(await snapshot(api), api.base, Date.now());
+      frame = renderStatus(await snapshot(api, days), api.base, Date.now());
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       if (!e.retry) {

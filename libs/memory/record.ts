@@ -186,6 +186,8 @@ export interface FinishedWorkflow {
   created_at: number;
   finished_at: number;
   request_id: string | null;
+  /** The submitting API key's id (never the key); null without API_KEYS. */
+  api_key_id?: string | null;
   input: unknown;
   result?: unknown;
   error?: { code: string; message: string } | null;
@@ -199,7 +201,7 @@ export function workflowRecord(w: FinishedWorkflow): HistoryRecord {
     id: w.id,
     attempt: 0,
     request_id: w.request_id,
-    api_key_id: null,
+    api_key_id: w.api_key_id ?? null,
     model: null,
     type: w.kind,
     node: null,

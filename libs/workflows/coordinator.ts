@@ -67,6 +67,8 @@ export interface StartInput {
   settings?: Record<string, unknown>;
   /** The id of the HTTP request that created it (the access log's); every step job carries it as `request_id`. */
   request_id?: string | undefined;
+  /** The submitting API key's id (`k_` + 16 hex, auth.ts keyIdOf; never the key): in every step job and the history. */
+  api_key_id?: string | undefined;
   steps: StepDef[];
 }
 
@@ -116,7 +118,7 @@ export class Coordinator implements StepAdvancer {
     const id = w.id ?? newWorkflowId();
     const { producer } = this.d;
     await producer.registerQueue({ kind: 'workflow', name: WORKFLOW_QUEUE });
-    const ctx: WorkflowContext = { id, kind: w.kind, priority: w.priority, cache: w.cache, input: w.input ?? {}, settings: w.settings ?? {}, request_id: w.request_id ?? null };
+    const ctx: WorkflowContext = { id, kind: w.kind, priority: w.priority, cache: w.cache, input: w.input ?? {}, settings: w.settings ?? {}, request_id: w.request_id ?? null, api_key_id: w.api_key_id ?? null };
     const ready = await this.store.create({ ...ctx, name: w.name, steps: w.steps, now: Date.now() });
     try {
       const prep = await this.prepare(ctx, ready);
@@ -160,6 +162,7 @@ export class Coordinator implements StepAdvancer {
           ...payload,
           ...(key ? { cache_key: key } : {}),
           ...(ctx.request_id ? { request_id: ctx.request_id } : {}),
+          ...(ctx.api_key_id ? { api_key_id: ctx.api_key_id } : {}),
           workflow: { id: ctx.id, step },
           detach: true,
         });

@@ -6,7 +6,7 @@ import { WORKFLOW_QUEUE, type StepDef, type StepError, type StepRecord, type Ste
 const SCRIPTS = new URL('./scripts/', import.meta.url);
 
 /** What a step's call is rendered and routed with: the workflow's own fields. */
-export type WorkflowContext = Pick<WorkflowSnapshot, 'id' | 'kind' | 'priority' | 'cache' | 'input' | 'settings' | 'request_id'>;
+export type WorkflowContext = Pick<WorkflowSnapshot, 'id' | 'kind' | 'priority' | 'cache' | 'input' | 'settings' | 'request_id' | 'api_key_id'>;
 
 export interface SettleResult {
   result: 'settled' | 'already_settled' | 'unknown';
@@ -37,6 +37,7 @@ export interface CreateInput {
   input: Record<string, string | number | boolean>;
   settings: Record<string, unknown>;
   request_id: string | null;
+  api_key_id: string | null;
   steps: StepDef[];
   now: number;
 }
@@ -94,6 +95,7 @@ export class WorkflowStore {
       input: JSON.stringify(w.input),
       settings: JSON.stringify(w.settings),
       request_id: w.request_id ?? '',
+      api_key_id: w.api_key_id ?? '',
       created_at: String(w.now),
       updated_at: String(w.now),
       pending: String(w.steps.length),
@@ -115,9 +117,9 @@ export class WorkflowStore {
 
   /** The workflow's own fields, or null when it is gone. */
   async context(id: string): Promise<WorkflowContext | null> {
-    const [kind, priority, cache, input, settings, requestId] = await this.redis.hmget(this.keys.workflow(id), 'kind', 'priority', 'cache', 'input', 'settings', 'request_id');
+    const [kind, priority, cache, input, settings, requestId, keyId] = await this.redis.hmget(this.keys.workflow(id), 'kind', 'priority', 'cache', 'input', 'settings', 'request_id', 'api_key_id');
     if (!kind) return null;
-    return { id, kind: kind as WorkflowKind, priority: Number(priority ?? 5), cache: cacheFlag(cache), input: json(input, {}), settings: json(settings, {}), request_id: requestId || null };
+    return { id, kind: kind as WorkflowKind, priority: Number(priority ?? 5), cache: cacheFlag(cache), input: json(input, {}), settings: json(settings, {}), request_id: requestId || null, api_key_id: keyId || null };
   }
 
   async defs(id: string, steps: readonly string[]): Promise<StepDef[]> {
@@ -249,6 +251,7 @@ export class WorkflowStore {
       created_at: Number(meta.created_at),
       finished_at: meta.finished_at ? Number(meta.finished_at) : null,
       request_id: meta.request_id || null,
+      api_key_id: meta.api_key_id || null,
       pending: Number(meta.pending ?? 0),
       error: parseError(meta.error),
       failed_step: meta.failed_step ?? null,

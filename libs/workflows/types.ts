@@ -115,6 +115,8 @@ export interface WorkflowSnapshot {
   finished_at: number | null;
   /** The HTTP request that created it (X-Request-Id): put in every step job's data, so the worker's lines carry it. */
   request_id: string | null;
+  /** The submitting API key's id (never the key), or null without API_KEYS: every step job carries it too. */
+  api_key_id: string | null;
   pending: number;
   error: StepError | null;
   failed_step: string | null;

@@ -22,7 +22,15 @@ const ASSETS = {
 
 export function dashboardRouter(ctx: ApiContext): Router {
   const r = Router();
-  const state = stateReader({ redis: ctx.redis, keys: ctx.keys, producer: ctx.producer, nodes: ctx.nodes, activity: new ActivityLog(ctx.redis, ctx.keys), boardPath: BOARD_PATH });
+  const drainer = ctx.history;
+  const history = drainer
+    ? async (since: number) => {
+        const store = drainer.current;
+        if (!store) throw new Error(drainer.status().last_error ?? 'the store is still opening');
+        return { store: store.dialect, models: await store.stats({ by: 'model', since }) };
+      }
+    : null;
+  const state = stateReader({ redis: ctx.redis, keys: ctx.keys, producer: ctx.producer, nodes: ctx.nodes, activity: new ActivityLog(ctx.redis, ctx.keys), boardPath: BOARD_PATH, history });
   for (const [path, asset] of Object.entries(ASSETS)) {
     // Read once, when the app is built: a few KB, and a missing file fails at start, not on the first visit.
     const body = readFileSync(new URL(asset.file, PAGE));

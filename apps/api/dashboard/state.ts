@@ -97,6 +97,27 @@ export interface DashboardState {
   queues: DashboardQueue[];
   decisions: DashboardDecision[];
   latency: LatencySummary;
+  history: DashboardHistory;
+}
+
+/** One model's totals in the results history (libs/memory StatsRow; durations ms, submit to end). */
+export interface DashboardHistoryModel {
+  key: string;
+  jobs: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  completion_tokens: number;
+  p50_total_ms: number | null;
+  p95_total_ms: number | null;
+}
+
+/** The results history per model over the last `days` (read at most every HISTORY_TTL_MS); `note` when there is none. */
+export interface DashboardHistory {
+  days: number;
+  store: 'sqlite' | 'postgres' | null;
+  models: DashboardHistoryModel[];
+  note?: string;
 }
 
 /** Counts of one queue as BullMQ reports them; `bands` maps BullMQ priority (1 most urgent; 0 = none) to waiting jobs. */
@@ -117,9 +138,15 @@ export interface StateInputs {
   queues: QueueCounts[];
   decisions: ActivityEntry[];
   latency: LatencySummary;
+  /** Absent: the history is off. */
+  history?: DashboardHistory;
 }
 
 const REFRESH_MS = 1500;
+/** The history panel: days shown, and how often the store is asked (a query over days, not a Redis read). */
+export const HISTORY_DAYS = 7;
+const HISTORY_TTL_MS = 30_000;
+const HISTORY_OFF: DashboardHistory = { days: HISTORY_DAYS, store: null, models: [], note: 'the results history is off (MEMORY_URL=off)' };
 /** Routing decisions shown, and the latency window. */
 const DECISIONS_SHOWN = 25;
 const LATENCY_WINDOW_MS = 5 * 60_000;
@@ -236,6 +263,7 @@ export function buildState(i: StateInputs, now: number, boardPath: string): Dash
     queues,
     decisions: i.decisions.map((d) => ({ ...d, board_url: boardJobUrl(boardPath, d.queue, d.job_id) })),
     latency: i.latency,
+    history: i.history ?? HISTORY_OFF,
   };
 }
 
@@ -263,21 +291,41 @@ export interface StateSources {
   nodes: () => Promise<NodeView[]>;
   activity: ActivityLog;
   boardPath: string;
+  /** The results history's per-model totals since `since` (ms); null when the history is off (MEMORY_URL=off). */
+  history: ((since: number) => Promise<{ store: 'sqlite' | 'postgres'; models: DashboardHistoryModel[] }>) | null;
+}
+
+/** The history panel's content, from the store at most every `ttlMs`; a failure is shown as the panel's note. */
+function historyReader(s: StateSources, ttlMs: number): (now: number) => Promise<DashboardHistory> {
+  let cached: { at: number; value: Promise<DashboardHistory> } | null = null;
+  return (now) => {
+    if (!s.history) return Promise.resolve(HISTORY_OFF);
+    if (!cached || now - cached.at > ttlMs) {
+      const value = s.history(now - HISTORY_DAYS * 86_400_000).then(
+        (h): DashboardHistory => ({ days: HISTORY_DAYS, ...h }),
+        (e: Error): DashboardHistory => ((cached = null), { days: HISTORY_DAYS, store: null, models: [], note: `the results history could not be read: ${e.message}` }),
+      );
+      cached = { at: now, value };
+    }
+    return cached.value;
+  };
 }
 
 /** The state, read at most once per `ttlMs` however many pages ask; a failed read is not kept. */
 export function stateReader(s: StateSources, ttlMs = 1000): () => Promise<DashboardState> {
   let cached: { at: number; state: Promise<DashboardState> } | null = null;
+  const history = historyReader(s, HISTORY_TTL_MS);
   const read = async (): Promise<DashboardState> => {
     const now = Date.now();
     const [nodes, queues] = await Promise.all([s.nodes(), s.producer.listQueues()]);
     const inUse = new Map(nodes.map((n) => [n.id, new Map(Object.entries(n.inflight_by_model))]));
-    const [counts, decisions, latency] = await Promise.all([
+    const [counts, decisions, latency, hist] = await Promise.all([
       Promise.all(queues.map((q) => queueCounts(s.producer, q))),
       s.activity.recentDecisions(DECISIONS_SHOWN),
       s.activity.latencyByModel(LATENCY_WINDOW_MS, now),
+      history(now),
     ]);
-    return buildState({ nodes, inUse, queues: counts, decisions, latency }, now, s.boardPath);
+    return buildState({ nodes, inUse, queues: counts, decisions, latency, history: hist }, now, s.boardPath);
   };
   return () => {
     const now = Date.now();

@@ -152,6 +152,15 @@
     $('latency-note').textContent = l.truncated ? `Busy cluster: only the last ${fmtMs(l.covered_ms)} fit the activity log.` : '';
   }
 
+  function renderHistory(s) {
+    const hist = s.history;
+    if (!hist) return;
+    const rows = hist.models.map((m) => h('tr', {}, cell(m.key, 'model-name'), num(m.jobs), num(m.completed), cell(m.failed, m.failed ? 'num bad' : 'num zero'), num(m.cancelled), num(m.completion_tokens), cell(fmtMs(m.p50_total_ms), 'num'), cell(fmtMs(m.p95_total_ms), 'num')));
+    if (rows.length === 0) rows.push(h('tr', {}, h('td', { class: 'empty' }, hist.note || `No job ended in the last ${plural(hist.days, 'day')}.`)));
+    $('history').tBodies[0].replaceChildren(...rows);
+    $('history-window').textContent = `last ${plural(hist.days, 'day')}${hist.store ? `, ${hist.store}` : ''}`;
+  }
+
   function renderDecisions(s) {
     const rows = s.decisions.map((d) => {
       const outcome = d.outcome === 'completed' ? h('span', { class: 'ok' }, 'completed') : h('span', { class: 'bad' }, d.error_code ? `failed: ${d.error_code}` : 'failed');
@@ -183,6 +192,7 @@
     renderNodes(s);
     renderQueues(s);
     renderLatency(s);
+    renderHistory(s);
     renderDecisions(s);
     document.body.dataset.generatedAt = s.generated_at;
   }
