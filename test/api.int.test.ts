@@ -60,6 +60,13 @@ describe('API', () => {
   it('cancels a waiting job (removed) and an active one (aborted on its backend)', async () => {
     const active = (await c.post('/v1/jobs', { ...valid, prompt: 'long', options: { num_predict: 400, sim_answer_tokens: 400 } })).body.id;
     await waitFor(async () => (await c.get(`/v1/jobs/${active}`)).body.state === 'active', { what: 'the long job to start' });
+    // While it runs, its view names the node, the attempt and when it started (the node once its worker recorded it).
+    const running = await waitFor(async () => {
+      const v = (await c.get(`/v1/jobs/${active}`)).body;
+      return v.node_id ? v : null;
+    }, { what: 'the running job view to name its node' });
+    expect(running).toMatchObject({ state: 'active', node_id: 'n1', attempt: 1 });
+    expect(Date.parse(running.started_at)).toBeGreaterThan(Date.parse(running.submitted_at) - 1);
     const waiting = (await c.post('/v1/jobs', valid)).body.id;
     const w = await c.del(`/v1/jobs/${waiting}`);
     expect(w.body).toEqual({ id: waiting, state: 'cancelled' });

@@ -130,6 +130,12 @@ describe('discovery', () => {
       [[id(2), 'alpha:1b'], [id(5), 'gamma:1b']].map(async ([node, model]) => (await c!.post('/v1/jobs', { type: 'generate', model, node_id: node, ...long })).body.id as string),
     );
     await waitFor(async () => (await Promise.all(ids.map(async (j) => (await c!.get(`/v1/jobs/${j}`)).body.state))).every((s) => s === 'active'), { timeoutMs: 15_000, what: 'both long jobs to run' });
+    // One process runs both: each job's view names its own node (the process's liveness record), not just the process.
+    const nodesOf = await waitFor(async () => {
+      const vs = await Promise.all(ids.map(async (j) => (await c!.get(`/v1/jobs/${j}`)).body));
+      return vs.every((v) => v.node_id) ? vs.map((v) => [v.node_id, v.attempt]) : null;
+    }, { what: 'the running views to name their nodes' });
+    expect(nodesOf).toEqual([[id(2), 1], [id(5), 1]]);
     // ...and recorded by their process for fast failover (the record is written right after the take, without waiting:
     // a SIGKILL in that first moment leaves the job to BullMQ's lock, docs/reliability.md).
     await waitFor(

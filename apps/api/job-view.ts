@@ -30,6 +30,27 @@ export interface JobView {
    * wait for a busy node to free a slot (docs/scheduling.md, "Place in line"); null when nothing is known.
    */
   estimated_start?: string | null;
+  /** An active job: the node running it (null for the moment between its take and the worker's record of it). */
+  node_id?: string | null;
+  /** An active job: which attempt this is, 1 for the first (a retry after a failure or a stall counts on). */
+  attempt?: number;
+}
+
+/**
+ * Where an active job runs: BullMQ writes the taking Worker's name (the worker process id, dispatcher.ts) into the job
+ * as `processedBy`, and that process's liveness record (`live:<proc>:jobs`, liveness.ts) names the node. One HGET.
+ */
+export async function whereRunning(redis: RedisClient, keys: HydraKeys, job: Job): Promise<{ node_id: string | null; attempt: number }> {
+  const attempt = Math.max(job.attemptsStarted ?? 0, job.attemptsMade + 1);
+  if (!job.processedBy || !job.id) return { node_id: null, attempt };
+  const raw = await redis.hget(keys.liveJobs(job.processedBy), job.id);
+  let node: unknown = null;
+  try {
+    node = raw ? (JSON.parse(raw) as { n?: unknown }).n : null;
+  } catch {
+    node = null;
+  }
+  return { node_id: typeof node === 'string' ? node : null, attempt };
 }
 
 /** Completions sampled for a queue's rate: enough to smooth single jobs, few enough to follow a change in load. */

@@ -85,7 +85,7 @@ export class QueueWorkers {
 
   constructor(
     private readonly s: Pick<WorkerSettings, 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'backoffMs' | 'backoffMaxMs'>,
-    private readonly d: { redis: RedisClient; keys: HydraKeys; logger: Logger },
+    private readonly d: { redis: RedisClient; keys: HydraKeys; logger: Logger; procId?: string },
   ) {}
 
   get(queue: string): Worker {
@@ -101,6 +101,9 @@ export class QueueWorkers {
         lockDuration: this.s.lockDurationMs,
         stalledInterval: this.s.stalledIntervalMs,
         maxStalledCount: this.s.maxStalledCount,
+        // The process id as the Worker's name: BullMQ writes it into the job as it takes it (`processedBy`, no extra
+        // command), and the API finds the running job's node in the process's liveness record (job view).
+        ...(this.d.procId ? { name: this.d.procId } : {}),
         // BullMQ's own completed/failed counts (and per-minute points for a week) stay at 0 without it (docs/metrics.md).
         metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
         settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, backoffMs, backoffMaxMs) },

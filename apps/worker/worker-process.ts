@@ -51,8 +51,8 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const finaliser = startWorkflowFinaliser(config, { redis, keys, coordinator, logger: wfLogger });
   const ager = new Ager(redis, keys, s.agingStepMs, logger);
   const rehomer = new Rehomer(s, { redis, keys, producer, logger });
-  const workers = new QueueWorkers(s, { redis, keys, logger });
   const procId = randomUUID();
+  const workers = new QueueWorkers(s, { redis, keys, logger, procId });
   // Fast failover: this process's connection and running jobs (of all its nodes), watched by the others (liveness.ts).
   const liveness = await startLiveness(config, { keys, lifecycle: producer.lifecycle, logger, procId });
 

@@ -8,7 +8,7 @@ import { completionRate, retryAfterS, wakeNodesFor, type RecentNode, type RouteP
 import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { isRedisDown, REDIS_RETRY_AFTER_S } from '../errors.js';
-import { cachedJobView, placeInLine, viewFromMessage, viewJob, type CachedJobView, type JobView } from '../job-view.js';
+import { cachedJobView, placeInLine, viewFromMessage, viewJob, whereRunning, type CachedJobView, type JobView } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 
 /** A job the API just added: what it needs to wait for it and to answer about it. */
@@ -195,6 +195,7 @@ export async function findJob(ctx: ApiContext, id: string): Promise<JobLookup> {
   const found = await ctx.lifecycle.find(id);
   if (found?.job) {
     const view = await viewJob(found.queue, found.job);
+    if (view.state === 'active') return { kind: 'found', view: { ...view, ...(await whereRunning(ctx.redis, ctx.keys, found.job)) } };
     if (view.state !== 'waiting') return { kind: 'found', view };
     const nodes = await ctx.nodes().catch(() => []);
     return { kind: 'found', view: { ...view, ...(await placeInLine(ctx.redis, ctx.keys, found.queue.name, id, Date.now(), { model: view.model, nodes })) } };
