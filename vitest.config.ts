@@ -3,6 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
 
+// Every hydra process a test starts inherits this: none reads a .env that the checkout may hold (libs/config/dotenv.ts).
+process.env.HYDRA_ENV_FILE = 'off';
+
 const UNIT = ['apps/**/*.test.ts', 'libs/**/*.test.ts', 'scripts/**/*.test.ts'];
 
 /**

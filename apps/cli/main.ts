@@ -1,4 +1,4 @@
-// The hydra command line: up (a whole local cluster), api, worker, status, pull, discover, sim, make-tiny-model.
+// The hydra command line: up (a whole local cluster), api, worker, status, pull, discover, sim, make-tiny-model, config.
 const USAGE = `usage: hydra <command> [options]
 
   up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
@@ -26,11 +26,25 @@ const USAGE = `usage: hydra <command> [options]
   sim --vram-gb G --models "name=GB,..." [--port P]
                                one simulated Ollama node (for tests and demos without GPUs)
   make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
+  config [--json]              the effective settings: every variable, its value (secrets masked) and where it
+                               came from (environment, the settings file, default)
 
+Every command first loads .env from the working directory (or the file HYDRA_ENV_FILE names); a variable set in
+the environment wins over the file.
 Every variable is listed with its default in .env.example.`;
 
 export async function run(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  // Every command: the settings file (.env or HYDRA_ENV_FILE) under the environment, before anything reads it.
+  const { loadDotEnv } = await import('../../libs/config/dotenv.js');
+  const { ConfigError } = await import('../../libs/config/index.js');
+  try {
+    loadDotEnv(process.env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`hydra ${cmd ?? ''}: ${e.message}\n`.replace('hydra : ', 'hydra: '));
+    process.exit(2);
+  }
   switch (cmd) {
     case 'up': {
       const { up } = await import('./up.js');
@@ -43,6 +57,10 @@ export async function run(argv: string[]): Promise<void> {
     case 'worker': {
       const m = await import('../worker/main.js');
       return m.main(process.env);
+    }
+    case 'config': {
+      const m = await import('./config.js');
+      return m.config(rest, process.env);
     }
     case 'status': {
       const m = await import('./status.js');

@@ -237,6 +237,8 @@ const ConfigSchema = z.object({
   MEMORY_STREAM_MAX: int(100_000, 1000),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
+  /** The file of settings every hydra command loads first (dotenv.ts); the environment wins over it. */
+  HYDRA_ENV_FILE: optional(z.string().min(1)),
   // command-line client (hydra status)
   HYDRA_URL: httpUrl.default('http://127.0.0.1:8080'),
   HYDRA_API_KEY: optional(z.string().min(1)),
@@ -244,9 +246,9 @@ const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** Variables whose values are secrets. */
-const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD']);
+export const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD']);
 /** Variables whose values may hold a password in their user-info part (shown with it masked). */
-const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL', 'MEMORY_URL']);
+export const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL', 'MEMORY_URL']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
