@@ -19,6 +19,7 @@ import { distributeRouter } from './routes/distribute.route.js';
 import { orchestrateRouter } from './routes/orchestrate.route.js';
 import { workflowsRouter } from './routes/workflows.route.js';
 import { historyRouter } from './routes/history.route.js';
+import { memoryRouter } from './routes/memory.route.js';
 import { nestingLimit, promptLimit } from './body-guards.js';
 import { rateLimit } from './rate-limit.js';
 
@@ -84,6 +85,7 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
   app.use(distributeRouter(ctx, drain));
   app.use(orchestrateRouter(ctx, drain));
   app.use(historyRouter(ctx));
+  app.use(memoryRouter(ctx));
   app.use((req, res) => sendError(res, new HydraError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));
   return app;

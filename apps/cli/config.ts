@@ -1,8 +1,7 @@
 // `hydra config [--json]`: the effective configuration of this machine's hydra processes (the environment over the
 // settings file over the defaults), every variable with where its value came from; secrets masked.
 import { parseArgs } from 'node:util';
-import { CONFIG_KEYS, loadConfigOrExit, SECRET_VARS, URL_VARS } from '../../libs/config/index.js';
-import { dotEnvLoaded } from '../../libs/config/dotenv.js';
+import { CONFIG_KEYS, dotEnvLoaded, loadConfigOrExit, SECRET_VARS, URL_VARS } from '../../libs/config/index.js';
 
 export interface ConfigLine {
   name: string;

@@ -36,8 +36,7 @@ Every variable is listed with its default in .env.example.`;
 export async function run(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   // Every command: the settings file (.env or HYDRA_ENV_FILE) under the environment, before anything reads it.
-  const { loadDotEnv } = await import('../../libs/config/dotenv.js');
-  const { ConfigError } = await import('../../libs/config/index.js');
+  const { ConfigError, loadDotEnv } = await import('../../libs/config/index.js');
   try {
     loadDotEnv(process.env);
   } catch (e) {

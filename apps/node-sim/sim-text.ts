@@ -213,16 +213,69 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/**
- * A deterministic unit vector for `input`: SHA-256 in counter mode over the text, mapped to [-1, 1] and
- * L2-normalised. The same text always gives the same vector, whatever the model.
- */
-export function embeddingFor(input: string, length: number): number[] {
+/** Words that carry no topic: left out of the simulated embedding so that "how do I ..." alone makes no match. */
+const STOPWORDS = new Set(
+  (
+    'a an the and or but if then else of to in on at by for with from into onto about as is are was were be been being ' +
+    'do does did doing have has had having i me my we our you your it its this that these those there here what which who ' +
+    'whom whose how why when where can could should would will shall may might must not no so than too very just also ' +
+    'please some any all each more most such own same other only up down out over under again once s t'
+  ).split(' '),
+);
+/** Signed dimensions each word is hashed to (feature hashing): a few, so two words rarely cancel each other out. */
+const DIMS_PER_WORD = 3;
+/** Weight of the whole-text noise relative to the unit word vector: same words, different text → cosine ~0.99. */
+const NOISE_WEIGHT = 0.1;
+
+/** Light stemming: a trailing "ing", "ed" or "s" is dropped when at least 3 characters remain ("tokens" → "token"). */
+function stem(word: string): string {
+  for (const suffix of ['ing', 'ed', 's']) {
+    if (word.endsWith(suffix) && word.length - suffix.length >= 3) return suffix === 's' && word.endsWith('ss') ? word : word.slice(0, -suffix.length);
+  }
+  return word;
+}
+
+/** The content words of a text: lowercase letters and digits, stopwords dropped, lightly stemmed. */
+function embeddingWords(input: string): string[] {
+  return (input.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => !STOPWORDS.has(w)).map(stem);
+}
+
+/** A unit vector of `length` from SHA-256 in counter mode over `seed`, in [-1, 1] per dimension. */
+function hashVector(seed: string, length: number): number[] {
   const raw: number[] = [];
   for (let block = 0; raw.length < length; block++) {
-    const h = createHash('sha256').update(`${block}\0${input}`).digest();
-    for (let i = 0; i + 4 <= h.length && raw.length < length; i += 4) raw.push(h.readUInt32LE(i) / 0xffffffff * 2 - 1);
+    const h = createHash('sha256').update(`${block}\0${seed}`).digest();
+    for (let i = 0; i + 4 <= h.length && raw.length < length; i += 4) raw.push((h.readUInt32LE(i) / 0xffffffff) * 2 - 1);
   }
   const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0)) || 1;
   return raw.map((x) => x / norm);
+}
+
+/**
+ * SIMULATED embedding, not a language model's: a deterministic unit vector for `input` that carries word overlap, so
+ * semantic search and the semantic cache can be tested without a real embedding model. Hashed bag of words: each
+ * content word (embeddingWords) adds ±1 on DIMS_PER_WORD dimensions picked by SHA-256 of the word, scaled by
+ * 1 + ln(count); the word vector is normalised, plus NOISE_WEIGHT × a unit vector from SHA-256 of the whole text, then
+ * normalised again. Same text → same vector (whatever the model); texts sharing most content words → cosine near 1;
+ * texts sharing none → near 0 (±0.1). It knows no synonyms: "car" and "automobile" are unrelated to it.
+ */
+export function embeddingFor(input: string, length: number): number[] {
+  const counts = new Map<string, number>();
+  for (const w of embeddingWords(input)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const words = new Array<number>(length).fill(0);
+  for (const [w, n] of counts) {
+    const h = createHash('sha256').update(w).digest();
+    const weight = 1 + Math.log(n);
+    for (let j = 0; j < DIMS_PER_WORD; j++) {
+      const dim = h.readUInt32LE(4 * j) % length;
+      words[dim]! += h[16 + j]! & 1 ? weight : -weight;
+    }
+  }
+  const noise = hashVector(input, length);
+  const wordNorm = Math.sqrt(words.reduce((s, x) => s + x * x, 0));
+  // No content words (or all cancelled out): the noise alone, still a unit vector unique to the text.
+  if (wordNorm === 0) return noise;
+  const v = words.map((x, i) => x / wordNorm + NOISE_WEIGHT * noise[i]!);
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) || 1;
+  return v.map((x) => x / norm);
 }

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
-import { ConfigError } from './index.js';
+import { ConfigError } from './errors.js';
 
 export interface DotEnv {
   /** The file read, absolute; null when there was none (no .env in the working directory). */

@@ -3,6 +3,9 @@ import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_KINDS, KV_CACHE_TYPES } from '../core/index.js';
 import { parseDiscoverTargets, parsePortList } from './discover-targets.js';
+import { ConfigError } from './errors.js';
+
+export { ConfigError };
 
 export * from './discover-targets.js';
 
@@ -235,6 +238,8 @@ const ConfigSchema = z.object({
   ),
   /** Records kept in the Redis stream while the history store is away (then the oldest are dropped): ~1-3 KB each. */
   MEMORY_STREAM_MAX: int(100_000, 1000),
+  /** The embed model the cluster runs (as low-priority embed jobs) for vectors of the history and /v1/memory/search; empty = vectors off. */
+  MEMORY_EMBED_MODEL: optional(z.string().min(1).max(200)),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
   /** The file of settings every hydra command loads first (dotenv.ts); the environment wins over it. */
@@ -250,12 +255,6 @@ export const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_AP
 /** Variables whose values may hold a password in their user-info part (shown with it masked). */
 export const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL', 'MEMORY_URL']);
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
 
 /** Parse an environment (process.env in apps/*\/main.ts). Throws ConfigError naming each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
@@ -322,3 +321,4 @@ export const jobSettingsOf = (c: Config) => ({
 
 /** This machine's names: a node whose registered host is one of them is local (prefer_local). */
 export const localHostNames = (): string[] => [os.hostname(), 'localhost', '127.0.0.1'];
+export { dotEnvLoaded, loadDotEnv, type DotEnv } from './dotenv.js';

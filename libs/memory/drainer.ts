@@ -2,13 +2,19 @@
 // then XACKs and trims what it stored. A store that is away only grows the stream (up to MEMORY_STREAM_MAX): the
 // drainer retries with backoff and catches up; a batch redelivered after a crash is skipped by the store's uid key.
 // One process drains at a time (a Redis lock), so several API replicas do not split a SQLite history between them.
+// With MEMORY_EMBED_MODEL, the lock holder also has the stored rows embedded (history-embedder.ts), beside the loop.
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config/index.js';
+import { localHostNames, type Config } from '../config/index.js';
+import type { NodeRecord } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
-import type { HydraKeys, RedisClient } from '../queue/index.js';
-import { createHistoryStore, memoryTarget } from './factory.js';
+import { createProducer, type HydraKeys, type Producer, type RedisClient } from '../queue/index.js';
+import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS } from '../registry/index.js';
+import { ClusterEmbedder, type Embedder } from './embedder.js';
+import { createHistoryStore, createVectorStore, memoryTarget } from './factory.js';
+import { HistoryEmbedder } from './history-embedder.js';
 import { parseRecord, type HistoryRecord } from './record.js';
 import type { HistoryStore } from './store.js';
+import type { VectorStore } from './vectors.js';
 import { RECORD_FIELD } from './writer.js';
 
 /** Records per read and per transaction. */
@@ -50,6 +56,8 @@ export interface DrainerDeps {
   logger: Logger;
   /** Opens the store (retried with backoff until it succeeds). */
   open: () => Promise<HistoryStore>;
+  /** Vectors of the stored rows (MEMORY_EMBED_MODEL): the vector store and the embedder; absent = vectors off. */
+  vectors?: { open: () => Promise<VectorStore>; embedder: Embedder; namespace?: string; onClose?: () => Promise<void> };
 }
 
 export class HistoryDrainer {
@@ -63,12 +71,23 @@ export class HistoryDrainer {
   private loop: Promise<void> | null = null;
   private failing = false;
   private readonly st: DrainStatus = { open: false, draining: false, stored: 0, skipped: 0, last_error: null, last_error_at: null };
+  private readonly embedder: HistoryEmbedder | null;
 
-  constructor(private readonly d: DrainerDeps) {}
+  constructor(private readonly d: DrainerDeps) {
+    this.embedder = d.vectors
+      ? new HistoryEmbedder({ ...d.vectors, logger: d.logger, active: () => this.st.draining && this.store !== null && !this.failing })
+      : null;
+  }
 
   start(): this {
     this.loop ??= this.run();
+    this.embedder?.start();
     return this;
+  }
+
+  /** The history's vectors (null with vectors off): its store for searches, and its status. */
+  get vectors(): HistoryEmbedder | null {
+    return this.embedder;
   }
 
   /** The open store, or null until it opened. */
@@ -154,7 +173,9 @@ export class HistoryDrainer {
       if (rec) records.push(rec);
       else this.st.skipped++;
     }
-    this.st.stored += await store.insert(records);
+    const stored = await store.insert(records);
+    this.st.stored += stored;
+    if (stored > 0) this.embedder?.notify();
     const ids = entries.map(([id]) => id);
     // Every entry up to the last one read is stored and acknowledged now (pending ones are read first, in order): trim
     // them (MINID keeps ids >= its argument, so the one just after the last).
@@ -169,6 +190,8 @@ export class HistoryDrainer {
     this.closed = true;
     this.wake?.();
     await this.loop?.catch(() => undefined);
+    await this.embedder?.close();
+    await this.d.vectors?.onClose?.().catch(() => undefined);
     if (this.st.draining) await this.d.redis.eval(UNLOCK_SCRIPT, 1, this.d.keys.historyDrainLock, this.token).catch(() => undefined);
     await this.store?.close().catch(() => undefined);
   }
@@ -176,10 +199,22 @@ export class HistoryDrainer {
 
 /**
  * The drainer for MEMORY_URL (null with off), started: it opens the store (retrying while it cannot) and drains while it
- * holds the lock. `open` defaults to createHistoryStore.
+ * holds the lock. `open` defaults to createHistoryStore. With MEMORY_EMBED_MODEL it also embeds the stored rows, through
+ * `producer` and `nodes` (by default its own producer on `redis` and the registry snapshot).
  */
-export function startHistoryDrainer(config: Config, deps: Omit<DrainerDeps, 'open'> & { open?: DrainerDeps['open'] }): HistoryDrainer | null {
+export function startHistoryDrainer(
+  config: Config,
+  deps: Omit<DrainerDeps, 'open' | 'keys' | 'vectors'> & { keys: HydraKeys; open?: DrainerDeps['open']; producer?: Producer; nodes?: () => Promise<NodeRecord[]> },
+): HistoryDrainer | null {
   if (memoryTarget(config).kind === 'off') return null;
   const open = deps.open ?? (async () => (await createHistoryStore(config, deps.logger))!);
-  return new HistoryDrainer({ ...deps, open }).start();
+  const model = config.MEMORY_EMBED_MODEL;
+  if (!model) return new HistoryDrainer({ ...deps, open }).start();
+  const own = deps.producer ? null : createProducer(config, { redis: deps.redis });
+  const producer = deps.producer ?? own!;
+  const registry = new NodeRegistry(deps.redis, deps.keys);
+  const nodes = deps.nodes ?? cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) });
+  const embedder = new ClusterEmbedder({ producer, nodes, localHosts: localHostNames(), model });
+  const vectors = { open: async () => (await createVectorStore(config, deps.logger))!, embedder, onClose: async () => await own?.close() };
+  return new HistoryDrainer({ ...deps, open, vectors }).start();
 }

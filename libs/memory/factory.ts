@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger/index.js';
 import type { HistoryStore } from './store.js';
+import type { VectorIndex } from './vectors.js';
 
 export type MemoryTarget = { kind: 'off' } | { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
@@ -34,5 +35,24 @@ export async function createHistoryStore(config: Pick<Config, 'MEMORY_URL' | 'HY
     throw e;
   }
   logger.info({ store: 'postgres' }, 'history store open');
+  return store;
+}
+
+/**
+ * The vector store (L4) beside the history: the same SQLite file or PostgreSQL database, migrated. Null when the
+ * history is off or MEMORY_EMBED_MODEL is empty (vectors off). Throws when it cannot be opened (the caller retries).
+ */
+export async function createVectorStore(config: Pick<Config, 'MEMORY_URL' | 'HYDRA_DATA_DIR' | 'MEMORY_EMBED_MODEL'>, logger: Logger): Promise<VectorIndex | null> {
+  const t = memoryTarget(config);
+  if (t.kind === 'off' || !config.MEMORY_EMBED_MODEL) return null;
+  if (t.kind === 'sqlite') {
+    const { openSqliteVectors } = await import('./vectors-sqlite.js');
+    const store = openSqliteVectors(t.path);
+    logger.info({ store: 'sqlite', path: t.path, embed_model: config.MEMORY_EMBED_MODEL }, 'vector store open');
+    return store;
+  }
+  const { openPostgresVectors } = await import('./vectors-postgres.js');
+  const store = await openPostgresVectors(t.url, { onError: (e) => logger.warn({ err: e.message }, 'vector store connection error') });
+  logger.info({ store: 'postgres', embed_model: config.MEMORY_EMBED_MODEL }, 'vector store open');
   return store;
 }

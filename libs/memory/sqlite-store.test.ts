@@ -61,7 +61,10 @@ describe('SqliteHistoryStore', () => {
     await store.migrate();
     expect(await store.count()).toBe(1);
     const db = new Database(join(dir, 'sub', 'history.sqlite'), { readonly: true });
-    expect(db.prepare('SELECT version, name FROM schema_migrations').all()).toEqual([{ version: 1, name: 'history' }]);
+    expect(db.prepare('SELECT version, name FROM schema_migrations').all()).toEqual([
+      { version: 1, name: 'history' },
+      { version: 2, name: 'vectors' },
+    ]);
     db.close();
   });
 
