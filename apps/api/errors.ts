@@ -15,6 +15,7 @@ export const STATUS: Record<ErrorCode, number> = {
   cancelled: 409,
   payload_too_large: 413,
   unsatisfiable: 422,
+  idempotency_conflict: 422,
   bad_model_file: 422,
   rate_limited: 429,
   internal: 500,

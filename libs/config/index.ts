@@ -100,6 +100,8 @@ const ConfigSchema = z.object({
   BACKOFF_MS: int(1000, 0),
   BACKOFF_MAX_MS: int(30_000, 0),
   JOB_RETENTION_S: int(86_400, 60),
+  /** How long an Idempotency-Key stands for its request (apps/api/idempotency.ts), s. */
+  IDEMPOTENCY_TTL_S: int(86_400, 60),
   /** Completed / finally failed jobs kept per queue (BullMQ removeOnComplete/removeOnFail count); their side keys leave with them. */
   JOB_RETENTION_COUNT: int(50_000, 1),
   JOB_RETENTION_FAILED_COUNT: int(50_000, 1),

@@ -5,6 +5,8 @@ export const ErrorCode = {
   Unsatisfiable: 'unsatisfiable',
   NotFound: 'not_found',
   Conflict: 'conflict',
+  /** The same Idempotency-Key with a different request (apps/api/idempotency.ts). */
+  IdempotencyConflict: 'idempotency_conflict',
   Unauthorized: 'unauthorized',
   RateLimited: 'rate_limited',
   PayloadTooLarge: 'payload_too_large',

@@ -9,6 +9,8 @@ export function hydraKeys(prefix: string) {
     nodes: `${prefix}:nodes`,
     /** Hash {at: Redis ms, body: JSON NodeView[]}: the registry as one shared read, and its build lock (NodeRegistry.shared). */
     registrySnapshot: `${prefix}:nodes-snapshot`,
+    /** An Idempotency-Key's claim (apps/api/idempotency.ts): per API key id (or "open"), the key's SHA-256. */
+    idempotency: (scope: string, keyHash: string) => `${prefix}:idem:${scope}:${keyHash}`,
     registrySnapshotLock: `${prefix}:nodes-snapshot-lock`,
     reservations: (id: string) => `${prefix}:node:${id}:resv`,
     reservationPeak: (id: string) => `${prefix}:node:${id}:resv-peak`,

@@ -1,5 +1,6 @@
 // /v1/jobs: submit (optionally waiting for the answer), inspect, stream tokens over SSE, cancel. Parses, calls the job
 // service, frames the answer in Hydra's own JSON.
+import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
 import type { InferJob } from '../../../libs/queue/index.js';
@@ -12,6 +13,8 @@ import { readJobStream, resumeFrom } from '../services/stream-reader.js';
 import { sendSse } from '../sse.js';
 import { clientGone } from '../client-gone.js';
 import type { Drain } from '../drain.js';
+import { claimIdempotency } from '../idempotency.js';
+import { replayJob } from '../replay.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
@@ -25,11 +28,25 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const body = parsed.value;
-      const out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS) });
-      if (out.kind === 'cached') return void res.status(200).json(out.view);
+      // Idempotency-Key: a repeat of an earlier request answers with that request's job (idempotency.ts, replay.ts).
+      const claim = await claimIdempotency(ctx, req, 'job', randomUUID);
+      if (claim.kind === 'replay') return replayJob(ctx, res, claim.id, claim.at, body.wait === true, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([clientGone(res), drain.deadline]));
+      let out: Awaited<ReturnType<typeof submitJob>>;
+      try {
+        out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS), ...(claim.kind === 'new' ? { id: claim.id } : {}) });
+      } catch (e) {
+        // Refused before anything was added (or withdrawn): the key is free for the corrected retry.
+        if (claim.kind === 'new') await claim.release();
+        throw e;
+      }
+      if (out.kind === 'cached') {
+        if (claim.kind === 'new') await claim.release(); // no job was made: a repeat is answered from the cache again
+        return void res.status(200).json(out.view);
+      }
       const { job } = out;
       if (!job.watch) return void res.status(202).json({ ...links(job.id), state: 'waiting', queue: job.plan.queue, reason: job.plan.reason });
-      const gone = clientGone(res, () => cancelOnDisconnect(ctx, job.id, job.payload, 'the client disconnected from its wait request'));
+      // A client that sent an Idempotency-Key may come back for the answer: its disconnect does not cancel the job.
+      const gone = clientGone(res, claim.kind === 'new' ? undefined : () => cancelOnDisconnect(ctx, job.id, job.payload, 'the client disconnected from its wait request'));
       // A replica at the end of its drain answers what it knows (202 with the links) rather than cut the connection.
       const end = await waitForEnd(ctx, { ...job, watch: job.watch }, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([gone, drain.deadline]));
       switch (end.kind) {

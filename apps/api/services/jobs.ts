@@ -32,7 +32,8 @@ let wakeTurn = 0;
  * (`requestId`, the access log's) so the worker's log lines for the job can be found by it. With REDIS_MIN_REPLICAS_ACK
  * the job counts as added only once that many replicas hold it (`confirmDurable`).
  */
-export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined; keyId?: string | undefined }): Promise<SubmitOutcome> {
+/** `id`: the job's id when the caller chose it (an Idempotency-Key claim, idempotency.ts); a new UUID otherwise. */
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined; keyId?: string | undefined; id?: string | undefined }): Promise<SubmitOutcome> {
   const call = toCall(request);
   const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
@@ -42,7 +43,7 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { wa
   if (opts.requestId) payload.request_id = opts.requestId;
   if (opts.keyId) payload.api_key_id = opts.keyId;
   await checkDepth(ctx, plan.queue);
-  const id = randomUUID();
+  const id = opts.id ?? randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
   const seal = ctx.replicaAck?.seal();
   try {
