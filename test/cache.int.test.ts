@@ -70,7 +70,7 @@ describe('L1 cache', () => {
     const emb = { type: 'embed', model: 'm', input: ['x', 'y'], wait: true };
     await postStored(c, emb);
     expect((await c.post('/v1/jobs', emb)).body).toMatchObject({ cached: true, result: { embeddings: [expect.any(Array), expect.any(Array)] } });
-    expect((await c.post('/v1/jobs', { ...emb, cache: 'yes' })).body.error.message).toMatch(/cache must be true or false/);
+    expect((await c.post('/v1/jobs', { ...emb, cache: 'yes' })).body.error.message).toMatch(/cache must be true, false or "semantic"/);
   });
 
   it('serves workflow steps from the same cache, and counts hits and misses in /v1/cluster/stats', async () => {

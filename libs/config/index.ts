@@ -242,6 +242,10 @@ const ConfigSchema = z.object({
   MEMORY_STREAM_MAX: int(100_000, 1000),
   /** The embed model the cluster runs (as low-priority embed jobs) for vectors of the history and /v1/memory/search; empty = vectors off. */
   MEMORY_EMBED_MODEL: optional(z.string().min(1).max(200)),
+  /** cache: "semantic": the cosine similarity a stored prompt needs at least (a request's semantic_threshold overrides). */
+  SEMANTIC_CACHE_THRESHOLD: number().min(0.5, 'must be at least 0.5').max(1, 'must be at most 1').default(0.9),
+  /** cache: "semantic" across API keys: a stored answer to another key's request may answer this one. */
+  SEMANTIC_CACHE_SHARED: flag(),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
   /** The file of settings every hydra command loads first (dotenv.ts); the environment wins over it. */

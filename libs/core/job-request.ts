@@ -13,8 +13,14 @@ const common = {
   wait: z.boolean().optional(),
   /** The job outlives its client: disconnecting from a `wait` or stream request does not cancel it. */
   detach: z.boolean().optional(),
-  /** L1 cache: unset caches deterministic requests only (temperature 0 or a seed); false bypasses; true forces. */
-  cache: z.boolean({ error: 'must be true or false' }).optional(),
+  /**
+   * L1 cache: unset caches deterministic requests only (temperature 0 or a seed); false bypasses; true forces.
+   * "semantic": as unset, and on an exact miss a stored deterministic answer to a prompt close enough (by the
+   * embeddings of MEMORY_EMBED_MODEL) for the same model and options answers it (apps/api/semantic-cache.ts).
+   */
+  cache: z.union([z.boolean(), z.literal('semantic')], { error: 'must be true, false or "semantic"' }).optional(),
+  /** cache: "semantic": the cosine similarity a stored prompt needs at least (default SEMANTIC_CACHE_THRESHOLD). */
+  semantic_threshold: z.number({ error: 'must be a number from 0.5 to 1' }).min(0.5, 'must be at least 0.5').max(1, 'must be at most 1').optional(),
 };
 
 export const JobRequestSchema = z.discriminatedUnion('type', [

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { loadMigrations } from './migrations.js';
 import { pageSql, statsSql, type Dialect } from './query-sql.js';
 import type { HistoryRecord } from './record.js';
-import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
+import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
 
 /** Rows per INSERT statement: 31 columns × 200 stays far below PostgreSQL's 65535 parameters. */
 const ROWS_PER_STATEMENT = 200;
@@ -87,6 +87,11 @@ export class PostgresHistoryStore implements HistoryStore {
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
     return { items: page.map(rowToRecord), next_cursor: more && last ? encodeCursor({ finished_at: Number(last.finished_at), uid: String(last.uid) }) : null };
+  }
+
+  async get(uid: string): Promise<HistoryRow | null> {
+    const row = (await this.pool.query<Record<string, unknown>>('SELECT * FROM history WHERE uid = $1', [uid])).rows[0];
+    return row ? rowToRecord(row) : null;
   }
 
   async stats(q: StatsQuery): Promise<StatsRow[]> {

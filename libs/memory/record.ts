@@ -81,14 +81,15 @@ export interface HistoryJob {
 
 export type HistoryOutcome = { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError };
 
-function promptText(call: InferenceCall): string {
+/** The text a history row keeps as its prompt (and its vector is made of): the semantic cache builds the same. */
+export function promptText(call: InferenceCall): string {
   if (call.type === 'generate') return cut(call.prompt);
   if (call.type === 'chat') return cut(call.messages.map((m) => `${m.role}: ${m.content}`).join('\n'));
   return cut(typeof call.input === 'string' ? call.input : call.input.join('\n'));
 }
 
 /** What the call asked besides its text; images and token contexts only as counts. */
-function requestOf(call: InferenceCall): Record<string, unknown> {
+export function requestOf(call: InferenceCall): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if ('options' in call && call.options) out.options = call.options;
   if ('format' in call && call.format) out.format = call.format;

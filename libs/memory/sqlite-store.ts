@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { loadMigrations } from './migrations.js';
 import { pageSql, statsSql, type Dialect } from './query-sql.js';
 import type { HistoryRecord } from './record.js';
-import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
+import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
 
 /** How long a write waits for another connection's lock before it fails (the drainer then retries the batch), ms. */
 const BUSY_TIMEOUT_MS = 250;
@@ -79,6 +79,11 @@ export class SqliteHistoryStore implements HistoryStore {
   async stats(q: StatsQuery): Promise<StatsRow[]> {
     const { sql, params } = statsSql(q, SQLITE);
     return (this.db.prepare(sql).all(...params) as Record<string, unknown>[]).map(statsRow);
+  }
+
+  get(uid: string): Promise<HistoryRow | null> {
+    const row = this.db.prepare('SELECT * FROM history WHERE uid = ?').get(uid) as Record<string, unknown> | undefined;
+    return Promise.resolve(row ? rowToRecord(row) : null);
   }
 
   count(): Promise<number> {

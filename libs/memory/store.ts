@@ -67,6 +67,8 @@ export interface HistoryStore {
   insert(records: readonly HistoryRecord[]): Promise<number>;
   query(q: HistoryQuery): Promise<HistoryPage>;
   stats(q: StatsQuery): Promise<StatsRow[]>;
+  /** One row by its uid (kind:id:attempt), or null (the semantic cache reads the row a vector came from). */
+  get(uid: string): Promise<HistoryRow | null>;
   /** Rows stored (for tests and `hydra status`). */
   count(): Promise<number>;
   close(): Promise<void>;

@@ -2,7 +2,7 @@
 // service, frames the answer in Hydra's own JSON.
 import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, HydraError, parseJobRequest } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, parseJobRequest, type InferenceCall } from '../../../libs/core/index.js';
 import type { InferJob } from '../../../libs/queue/index.js';
 import { requestIdOf } from '../access-log.js';
 import { keyIdOf } from '../auth.js';
@@ -15,6 +15,7 @@ import { clientGone } from '../client-gone.js';
 import type { Drain } from '../drain.js';
 import { claimIdempotency } from '../idempotency.js';
 import { replayJob } from '../replay.js';
+import { semanticJobView, semanticLookup } from '../semantic-cache.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
@@ -33,13 +34,18 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
       if (claim.kind === 'replay') return replayJob(ctx, res, claim.id, claim.at, body.wait === true, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([clientGone(res), drain.deadline]));
       let out: Awaited<ReturnType<typeof submitJob>>;
       try {
-        out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS), ...(claim.kind === 'new' ? { id: claim.id } : {}) });
+        // cache: "semantic": a close enough stored answer (same model and options) answers after an exact miss.
+        const semantic = body.cache === 'semantic' ? async (call: InferenceCall) => {
+          const m = await semanticLookup(ctx, req, res, call, body);
+          return m ? semanticJobView(call, body.priority, m) : null;
+        } : undefined;
+        out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS), ...(claim.kind === 'new' ? { id: claim.id } : {}), semantic });
       } catch (e) {
         // Refused before anything was added (or withdrawn): the key is free for the corrected retry.
         if (claim.kind === 'new') await claim.release();
         throw e;
       }
-      if (out.kind === 'cached') {
+      if (out.kind === 'cached' || out.kind === 'semantic') {
         if (claim.kind === 'new') await claim.release(); // no job was made: a repeat is answered from the cache again
         return void res.status(200).json(out.view);
       }

@@ -2,17 +2,11 @@
 // the cluster with MEMORY_EMBED_MODEL (an embed job at high priority, through the job service), then searched exactly.
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { ErrorCode, HydraError, parseJobRequest, zodProblems } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, zodProblems } from '../../../libs/core/index.js';
 import type { VectorStore } from '../../../libs/memory/index.js';
-import { requestIdOf } from '../access-log.js';
-import { keyIdOf } from '../auth.js';
-import { clientGone } from '../client-gone.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, route } from '../errors.js';
-import { cancelOnDisconnect, submitJob, waitForEnd, waitLimitMs } from '../services/jobs.js';
-
-/** Priority of a search's embed job: high, a person waits for it (the history's own embed jobs run at 1). */
-const SEARCH_PRIORITY = 9;
+import { embedQuery } from '../services/embed-query.js';
 
 const SearchSchema = z
   .object({
@@ -41,26 +35,6 @@ function vectorsOf(ctx: ApiContext): { store: VectorStore; model: string } {
     throw new HydraError(ErrorCode.Unavailable, `the vector store (MEMORY_URL) is not open yet: ${why}; retry shortly`, { retryable: true, details: { retry_after_s: 2 } });
   }
   return { store, model };
-}
-
-/** The query's vector: an embed job for `model` at high priority (an L1 cache hit when the same query was embedded). */
-async function embedQuery(ctx: ApiContext, req: Request, res: Response, model: string, query: string): Promise<number[]> {
-  const parsed = parseJobRequest({ type: 'embed', model, input: [query], priority: SEARCH_PRIORITY });
-  if (!parsed.ok) throw badRequest(parsed.problems);
-  const out = await submitJob(ctx, parsed.value, { watch: true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS) });
-  let vector: number[] | undefined;
-  if (out.kind === 'cached') vector = out.view.result.embeddings?.[0];
-  else {
-    const { job } = out;
-    const gone = clientGone(res, () => cancelOnDisconnect(ctx, job.id, job.payload, 'the client disconnected from its search'));
-    const end = await waitForEnd(ctx, { ...job, watch: job.watch! }, waitLimitMs(ctx, undefined), gone);
-    if (end.kind === 'failed' || end.kind === 'cancelled' || end.kind === 'gone') throw end.error;
-    if (end.kind === 'running') throw new HydraError(ErrorCode.Timeout, `the query's embed job ${job.id} (${model}) did not end within the wait limit (WAIT_MAX_MS); retry`, { retryable: true });
-    if (end.kind === 'unknown') throw new HydraError(ErrorCode.Unavailable, 'the queue store (Redis) became unavailable while the query was embedded; retry shortly', { retryable: true, details: { retry_after_s: 2 } });
-    vector = end.view.result?.embeddings?.[0];
-  }
-  if (!vector?.length) throw new HydraError(ErrorCode.BackendError, `the embed model ${model} returned no vector for the query`, { retryable: true });
-  return vector;
 }
 
 export function memoryRouter(ctx: ApiContext): Router {

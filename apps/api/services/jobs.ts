@@ -2,7 +2,7 @@
 // wait for its end, look it up, cancel it. Framing-free: routes turn its outcomes into their protocol's answers.
 import { randomUUID } from 'node:crypto';
 import { cacheDecision, cacheKeyOf } from '../../../libs/cache/index.js';
-import { ErrorCode, HydraError, type InferResult, type JobRequest, type NodeRecord } from '../../../libs/core/index.js';
+import { ErrorCode, HydraError, type InferenceCall, type InferResult, type JobRequest, type NodeRecord } from '../../../libs/core/index.js';
 import { buildInferJob, recentFinishes, toCall, waitingCount, type AckSeal, type InferJob } from '../../../libs/queue/index.js';
 import { completionRate, retryAfterS, wakeNodesFor, type RecentNode, type RoutePlan } from '../../../libs/scheduling/index.js';
 import { readRecentNodes } from '../../../libs/registry/index.js';
@@ -21,6 +21,15 @@ export interface QueuedJob {
 }
 
 export type SubmitOutcome = { kind: 'cached'; view: CachedJobView } | { kind: 'queued'; job: QueuedJob };
+/** A semantic cache hit (cache: "semantic"): only when the caller passed `semantic`. */
+export type SemanticOutcome = { kind: 'semantic'; view: unknown };
+
+interface SubmitOptions {
+  watch: boolean;
+  requestId?: string | undefined;
+  keyId?: string | undefined;
+  id?: string | undefined;
+}
 
 /** Turns of the wake fan-out, so a flood of one model wakes its nodes in rotation. */
 let wakeTurn = 0;
@@ -32,12 +41,19 @@ let wakeTurn = 0;
  * (`requestId`, the access log's) so the worker's log lines for the job can be found by it. With REDIS_MIN_REPLICAS_ACK
  * the job counts as added only once that many replicas hold it (`confirmDurable`).
  */
-/** `id`: the job's id when the caller chose it (an Idempotency-Key claim, idempotency.ts); a new UUID otherwise. */
-export async function submitJob(ctx: ApiContext, request: JobRequest, opts: { watch: boolean; requestId?: string | undefined; keyId?: string | undefined; id?: string | undefined }): Promise<SubmitOutcome> {
+/**
+ * `id`: the job's id when the caller chose it (an Idempotency-Key claim, idempotency.ts); a new UUID otherwise.
+ * `semantic`: asked after an exact cache miss (cache: "semantic", semantic-cache.ts); a view it returns answers.
+ */
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: SubmitOptions): Promise<SubmitOutcome>;
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: SubmitOptions & { semantic: ((call: InferenceCall) => Promise<unknown>) | undefined }): Promise<SubmitOutcome | SemanticOutcome>;
+export async function submitJob(ctx: ApiContext, request: JobRequest, opts: SubmitOptions & { semantic?: ((call: InferenceCall) => Promise<unknown>) | undefined }): Promise<SubmitOutcome | SemanticOutcome> {
   const call = toCall(request);
-  const cacheKey = cacheDecision(call, request.cache).use ? cacheKeyOf(call) : undefined;
+  const cacheKey = cacheDecision(call, request.cache === 'semantic' ? undefined : request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
   if (cacheKey && hit) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, hit) };
+  const near = opts.semantic ? await opts.semantic(call) : null;
+  if (near) return { kind: 'semantic', view: near };
   const { plan, payload } = await route(ctx, call, request);
   if (cacheKey) payload.cache_key = cacheKey;
   if (opts.requestId) payload.request_id = opts.requestId;

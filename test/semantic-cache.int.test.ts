@@ -1,0 +1,137 @@
+// cache: "semantic" end to end (SQLite and a real PostgreSQL): deterministic answers to the paraphrase fixture's
+// originals are stored and embedded; a paraphrase asked with cache: "semantic" is answered from memory (no job), and
+// never a negative, another model, a sampled request, other options or another API key's answer. The embeddings
+// are the simulated node's (hashed bag of words), so the rates say how the mechanism behaves, not a real model.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type TestCluster } from './support/cluster.js';
+import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { waitFor } from './support/wait.js';
+
+const pgMissing = postgresMissing();
+const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
+const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+
+interface Group {
+  original: string;
+  paraphrases: string[];
+  negatives: string[];
+}
+const FIXTURE: { groups: Group[] } = JSON.parse(readFileSync(new URL('./fixtures/paraphrases.json', import.meta.url), 'utf8'));
+const EMBED = 'nomic-embed-text';
+const KEY_A = 'semantic-key-a-0123456789';
+const KEY_B = 'semantic-key-b-0123456789';
+const OPTIONS = { temperature: 0, num_predict: 6 };
+
+describe.each(stores)('semantic cache (%s)', (dialect) => {
+  let pg: PrivatePostgres | null = null;
+  let dir: string;
+  let c: TestCluster;
+  const originals: string[] = [];
+  const as = (key: string) => ({ authorization: `Bearer ${key}` });
+  const ask = (prompt: string, extra: Record<string, unknown> = {}, key = KEY_A) => c.post('/v1/jobs', { type: 'generate', model: 'm', prompt, options: OPTIONS, cache: 'semantic', wait: true, ...extra }, as(key));
+
+  beforeAll(async () => {
+    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
+    dir = mkdtempSync(join(tmpdir(), 'hydra-semantic-cache-'));
+    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, MEMORY_EMBED_MODEL: EMBED, API_KEYS: `${KEY_A},${KEY_B}` });
+    await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }, { name: 'm2', sizeGb: 1 }, { name: EMBED, sizeGb: 0.27, embeddingLength: 768 }], tokensPerSecond: 5000, loadMsPerGb: 0 });
+    // The originals' deterministic answers, stored and embedded (cache: false: no exact L1 entry to hide behind).
+    for (let i = 0; i < FIXTURE.groups.length; i += 8) {
+      const ids = await Promise.all(FIXTURE.groups.slice(i, i + 8).map(async (g) => (await c.post('/v1/jobs', { type: 'generate', model: 'm', prompt: g.original, options: OPTIONS, cache: false, wait: true }, as(KEY_A))).body.id as string));
+      originals.push(...ids);
+    }
+    const vectors = c.ctx.history!.vectors!;
+    await waitFor(async () => ((await vectors.current?.count('history')) ?? 0) >= 2 * originals.length, { what: 'the originals embedded', timeoutMs: 60_000 });
+  }, 120_000);
+  afterAll(async () => {
+    await c?.stop();
+    await pg?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers paraphrases from memory and never a similar-topic negative: hit rate and false hits over the fixture', async () => {
+    // The curve first, from the scores alone (POST /v1/memory/search runs no job, so it changes nothing): at each
+    // threshold, the paraphrases whose nearest stored prompt is their own original, and the negatives with any stored
+    // prompt that close. A semantic miss below then runs a job, whose answer is stored too: so the curve comes first.
+    const top = async (q: string) => ((await c.post('/v1/memory/search', { query: q, k: 1, filter: { model: 'm', kind: 'prompt' } }, as(KEY_A))).body.items[0] ?? null) as { score: number; source: string } | null;
+    const para = await Promise.all(FIXTURE.groups.flatMap((g, gi) => g.paraphrases.map(async (p) => ({ gi, hit: await top(p) }))));
+    const neg = await Promise.all(FIXTURE.groups.flatMap((g) => g.negatives.map(top)));
+    const own = (gi: number, h: { source: string } | null) => h?.source.startsWith(`job:${originals[gi]}:`) === true;
+    const curve = [0.95, 0.9, 0.85, 0.8, 0.75, 0.7].map((t) => ({
+      t,
+      hits: para.filter((p) => own(p.gi, p.hit) && p.hit!.score >= t).length,
+      wrong: para.filter((p) => !own(p.gi, p.hit) && (p.hit?.score ?? 0) >= t).length,
+      falseHits: neg.filter((h) => (h?.score ?? 0) >= t).length,
+    }));
+    process.stderr.write(
+      `semantic cache (${dialect}, simulated embeddings): ${para.length} paraphrases, ${neg.length} negatives; by threshold: ` +
+        curve.map((x) => `${x.t}: ${x.hits} answered by their original (${((100 * x.hits) / para.length).toFixed(1)} %), ${x.wrong} by another, ${x.falseHits} negatives`).join('; ') +
+        '\n',
+    );
+
+    // Then as users meet it, at the default threshold (SEMANTIC_CACHE_THRESHOLD 0.9).
+    let hits = 0;
+    let wrong = 0;
+    const ms: number[] = [];
+    for (const [gi, g] of FIXTURE.groups.entries()) {
+      for (const p of g.paraphrases) {
+        const t0 = performance.now();
+        const a = await ask(p);
+        ms.push(performance.now() - t0);
+        expect(a.status, JSON.stringify(a.body)).toBe(200);
+        if (a.body.cached !== 'semantic') continue;
+        expect(a.body.cache.score).toBeGreaterThanOrEqual(0.9);
+        if (a.body.cache.source_job_id === originals[gi]) hits++;
+        else wrong++;
+      }
+    }
+    let falseHits = 0;
+    for (const g of FIXTURE.groups) for (const n of g.negatives) if ((await ask(n)).body.cached === 'semantic') falseHits++;
+    ms.sort((a, b) => a - b);
+    process.stderr.write(`semantic cache (${dialect}, threshold 0.9, as served): ${hits}/${para.length} paraphrases from memory, ${wrong} by another original, ${falseHits}/${neg.length} negatives; request p50 ${ms[Math.floor(ms.length / 2)]!.toFixed(1)} ms\n`);
+    const at = curve.find((x) => x.t === 0.9)!;
+    // Served as the scores say (a paraphrase answered before by its own job can only add hits of its group)...
+    expect(hits).toBeGreaterThanOrEqual(at.hits);
+    // ...never by another question's answer, never for a negative; and a good share served from memory.
+    expect(wrong).toBe(0);
+    expect(falseHits).toBe(0);
+    expect(at.falseHits).toBe(0);
+    expect(hits / para.length).toBeGreaterThanOrEqual(0.35);
+  }, 180_000);
+
+  it('a hit names the stored answer it used, ran no job, and is the original answer', async () => {
+    const g = FIXTURE.groups[0]!;
+    const original = (await c.get(`/v1/jobs/${originals[0]}`, as(KEY_A))).body;
+    const r = await ask(g.original.replace(/\?$/, '') + '?', { semantic_threshold: 0.5 });
+    expect(r.body).toMatchObject({ state: 'completed', cached: 'semantic', queue: null, result: { response: original.result.response, cached: 'semantic' } });
+    expect(r.body.cache).toMatchObject({ hit: true, kind: 'semantic', source_job_id: originals[0], matched_prompt: g.original });
+  });
+
+  it('never for another model, a sampled request, other options, or another API key', async () => {
+    const p = FIXTURE.groups[0]!.original;
+    // The exact prompt, so only the rule can be what refuses it.
+    expect((await ask(p)).body.cached).toBe('semantic');
+    expect((await ask(p, { model: 'm2' })).body.cached).toBeUndefined();
+    expect((await ask(p, { options: { temperature: 0.7, num_predict: 6 } })).body.cached).toBeUndefined();
+    expect((await ask(p, { options: { temperature: 0, num_predict: 7 } })).body.cached).toBeUndefined();
+    expect((await ask(p, {}, KEY_B)).body.cached).toBeUndefined();
+  });
+
+  it('says why it cannot when the history has no vectors; a bad threshold is a 400', async () => {
+    const bad = await ask('x', { semantic_threshold: 2 });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('semantic_threshold');
+    const other = await startCluster({ MEMORY_URL: 'off' });
+    try {
+      const r = await other.post('/v1/jobs', { type: 'generate', model: 'm', prompt: 'x', options: OPTIONS, cache: 'semantic' });
+      expect(r.status).toBe(400);
+      expect(r.body.error.message).toContain('MEMORY_EMBED_MODEL');
+    } finally {
+      await other.stop();
+    }
+  });
+});
