@@ -34,6 +34,8 @@ export interface JobView {
   node_id?: string | null;
   /** An active job: which attempt this is, 1 for the first (a retry after a failure or a stall counts on). */
   attempt?: number;
+  /** Recall (`memory.recall`): the earlier jobs put in front of the prompt. */
+  recalled?: InferJob['recalled'];
 }
 
 /**
@@ -104,6 +106,7 @@ export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
     ...(state === 'failed' ? { error: decodeFailure(job.failedReason) } : {}),
     routing_decision: result?.routing_decision ?? routingDecision(data.route, data.attempts_log ?? []),
     ...(data.request_id ? { request_id: data.request_id } : {}),
+    ...(data.recalled ? { recalled: data.recalled } : {}),
   };
 }
 
@@ -125,6 +128,7 @@ export function viewFromMessage(id: string, data: InferJob, queue: string, msg: 
     result,
     routing_decision: result.routing_decision,
     ...(data.request_id ? { request_id: data.request_id } : {}),
+    ...(data.recalled ? { recalled: data.recalled } : {}),
   };
 }
 

@@ -19,6 +19,13 @@ const common = {
    * embeddings of MEMORY_EMBED_MODEL) for the same model and options answers it (apps/api/semantic-cache.ts).
    */
   cache: z.union([z.boolean(), z.literal('semantic')], { error: 'must be true, false or "semantic"' }).optional(),
+  /** Recall: the k earlier completed jobs nearest to this prompt, put in front of it as context (apps/api/recall.ts). */
+  memory: z
+    .strictObject({
+      recall: z.number({ error: 'must be a whole number from 1 to 20 (earlier items to recall)' }).int('must be a whole number from 1 to 20').min(1, 'must be at least 1').max(20, 'must be at most 20'),
+      namespace: z.string().min(1, 'must not be empty').max(200).optional(),
+    })
+    .optional(),
   /** cache: "semantic": the cosine similarity a stored prompt needs at least (default SEMANTIC_CACHE_THRESHOLD). */
   semantic_threshold: z.number({ error: 'must be a number from 0.5 to 1' }).min(0.5, 'must be at least 0.5').max(1, 'must be at most 1').optional(),
 };

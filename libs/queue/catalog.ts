@@ -28,6 +28,8 @@ export const InferJobSchema = z.object({
   request_id: RequestIdSchema.optional(),
   /** The API key that submitted it, as an id (apps/api/auth.ts keyIdOf), never the key: the results history records it. */
   api_key_id: z.string().regex(/^k_[0-9a-f]{16}$/).optional(),
+  /** Recall: the earlier jobs whose prompt and answer were put in front of this one (apps/api/recall.ts). */
+  recalled: z.array(z.object({ source_job_id: z.string(), score: z.number(), prompt: z.string(), answer: z.string() })).max(20).optional(),
   /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
   workflow: z.object({ id: z.string().min(1), step: z.string().min(1) }).optional(),
 });

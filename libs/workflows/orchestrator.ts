@@ -34,6 +34,13 @@ export const OrchestrateRequestSchema = z.strictObject({
   cache: z.boolean().optional(),
   wait: z.boolean().optional(),
   timeout_ms: z.number().int().positive().max(86_400_000).optional(),
+  /** Recall: the k earlier completed jobs nearest to the prompt go in front of it as context (apps/api/recall.ts). */
+  memory: z
+    .strictObject({
+      recall: z.number({ error: 'must be a whole number from 1 to 20 (earlier items to recall)' }).int('must be a whole number from 1 to 20').min(1, 'must be at least 1').max(20, 'must be at most 20'),
+      namespace: z.string().min(1, 'must not be empty').max(200).optional(),
+    })
+    .optional(),
 });
 export type OrchestrateRequest = z.infer<typeof OrchestrateRequestSchema>;
 

@@ -46,6 +46,8 @@ export interface WorkflowView {
   finished_at: string | null;
   /** The id of the HTTP request that created it (X-Request-Id, or the one the API made). */
   request_id?: string;
+  /** The earlier jobs recalled into the prompt (memory.recall), when asked. */
+  recalled?: unknown[];
   progress: { stage?: string; total: number; completed: number; failed: number; skipped: number; cancelled: number; running: number; queued: number; waiting: number; percent: number };
   steps: StepView[];
   result?: unknown;
@@ -108,6 +110,8 @@ export function buildView(snap: WorkflowSnapshot, live: ReadonlyMap<string, Live
     created_at: new Date(snap.created_at).toISOString(),
     finished_at: iso(snap.finished_at),
     ...(snap.request_id ? { request_id: snap.request_id } : {}),
+    // Recall (memory.recall on /v1/orchestrate): what was put in front of the prompt, kept in the settings.
+    ...(Array.isArray(snap.settings.recalled) ? { recalled: snap.settings.recalled } : {}),
     progress: {
       ...(stage ? { stage } : {}),
       total: steps.length,

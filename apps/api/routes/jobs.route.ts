@@ -16,6 +16,9 @@ import type { Drain } from '../drain.js';
 import { claimIdempotency } from '../idempotency.js';
 import { replayJob } from '../replay.js';
 import { semanticJobView, semanticLookup } from '../semantic-cache.js';
+import { recallFor, withRecall } from '../recall.js';
+import { promptText } from '../../../libs/memory/index.js';
+import { toCall } from '../../../libs/queue/index.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
@@ -28,7 +31,7 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
     route(async (req: Request, res: Response) => {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
-      const body = parsed.value;
+      let body = parsed.value;
       // Idempotency-Key: a repeat of an earlier request answers with that request's job (idempotency.ts, replay.ts).
       const claim = await claimIdempotency(ctx, req, 'job', randomUUID);
       if (claim.kind === 'replay') return replayJob(ctx, res, claim.id, claim.at, body.wait === true, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([clientGone(res), drain.deadline]));
@@ -39,7 +42,10 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
           const m = await semanticLookup(ctx, req, res, call, body);
           return m ? semanticJobView(call, body.priority, m) : null;
         } : undefined;
-        out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS), ...(claim.kind === 'new' ? { id: claim.id } : {}), semantic });
+        // memory.recall: the nearest earlier answers go in front of the prompt, and into the job's view.
+        const recalled = body.memory ? await recallFor(ctx, req, res, promptText(toCall(body)), body.memory) : undefined;
+        if (recalled) body = withRecall(body, recalled);
+        out = await submitJob(ctx, body, { watch: body.wait === true, requestId: requestIdOf(req), keyId: keyIdOf(req, ctx.config.API_KEYS), ...(claim.kind === 'new' ? { id: claim.id } : {}), semantic, ...(recalled ? { recalled } : {}) });
       } catch (e) {
         // Refused before anything was added (or withdrawn): the key is free for the corrected retry.
         if (claim.kind === 'new') await claim.release();

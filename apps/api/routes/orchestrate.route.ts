@@ -5,6 +5,7 @@ import { orchestrateSteps, orchestratorModels, parseOrchestrateRequest, type Ste
 import type { ApiContext } from '../context.js';
 import type { Drain } from '../drain.js';
 import { badRequest, route, sendError } from '../errors.js';
+import { recallContext, recallFor } from '../recall.js';
 import { startAndAnswer } from '../workflow-answer.js';
 
 /** `drain`: this replica's shutdown; a `wait` still open at its deadline is answered 202 with the links. */
@@ -21,14 +22,16 @@ export function orchestrateRouter(ctx: ApiContext, drain: Drain): Router {
     route(async (req: Request, res: Response) => {
       const parsed = parseOrchestrateRequest(req.body, defaults);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
-      const { request: q, settings } = parsed.value;
+      const { request: q } = parsed.value;
+      let { settings } = parsed.value;
       const { coordinator, cache } = ctx;
       // Every model the pipeline may use must exist somewhere, or the request fails now rather than mid-way.
       const probes: StepDef[] = orchestratorModels(settings).map((model) => ({ id: model, call: { type: 'generate', model, prompt: '' }, depends_on: [], optional: false, routing: {} }));
       coordinator.checkRoutable(probes, await ctx.nodes(), () => 'orchestrator');
       // Memory: a deterministic orchestration (or cache: true) answers from the L1 cache, and stores its result there.
       const deterministic = q.options?.temperature === 0 || q.options?.seed !== undefined;
-      const key = cachePolicy(deterministic, q.cache).use ? hashKey({ kind: 'orchestrate', settings }) : undefined;
+      // With recall the prompt depends on what memory holds now: not cached.
+      const key = !q.memory && cachePolicy(deterministic, q.cache).use ? hashKey({ kind: 'orchestrate', settings }) : undefined;
       const hit = key ? await cache.get(key) : null;
       if (key && hit) {
         return void res.status(200).json({
@@ -40,7 +43,10 @@ export function orchestrateRouter(ctx: ApiContext, drain: Drain): Router {
           cache: { hit: true, key, stored_at: new Date(hit.stored_at).toISOString(), source_workflow_id: hit.source_job_id ?? null },
         });
       }
-      const stored = { ...settings, ...(key ? { result_cache_key: key } : {}) } as unknown as Record<string, unknown>;
+      // memory.recall: the nearest earlier answers go in front of the prompt every stage sees, and into the view.
+      const recalled = q.memory ? await recallFor(ctx, req, res, q.prompt, q.memory) : [];
+      if (recalled.length) settings = { ...settings, prompt: `${recallContext(recalled)}\n\n${settings.prompt}` };
+      const stored = { ...settings, ...(key ? { result_cache_key: key } : {}), ...(q.memory ? { recalled } : {}) } as unknown as Record<string, unknown>;
       await startAndAnswer(ctx, res, { kind: 'orchestrate', priority: q.priority, settings: stored, steps: orchestrateSteps(settings) }, q.wait, q.timeout_ms, drain.deadline);
     }),
   );

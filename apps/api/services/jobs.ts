@@ -26,6 +26,8 @@ export type SemanticOutcome = { kind: 'semantic'; view: unknown };
 
 interface SubmitOptions {
   watch: boolean;
+  /** Recall: what was put in front of the prompt (already in `request`), kept in the job for its view. */
+  recalled?: InferJob['recalled'];
   requestId?: string | undefined;
   keyId?: string | undefined;
   id?: string | undefined;
@@ -58,6 +60,7 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: Subm
   if (cacheKey) payload.cache_key = cacheKey;
   if (opts.requestId) payload.request_id = opts.requestId;
   if (opts.keyId) payload.api_key_id = opts.keyId;
+  if (opts.recalled) payload.recalled = opts.recalled;
   await checkDepth(ctx, plan.queue);
   const id = opts.id ?? randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
