@@ -26,6 +26,9 @@ const USAGE = `usage: hydra <command> [options]
   sim --vram-gb G --models "name=GB,..." [--port P]
                                one simulated Ollama node (for tests and demos without GPUs)
   make-tiny-model [--out PATH] write the toy GGUF model used by tests and the default cluster
+  memory prune --older-than AGE [--json]
+                               delete the results history's rows that finished more than AGE (30d, 24h)
+                               ago, and their vectors, from the store MEMORY_URL names (docs/memory.md)
   config [--json]              the effective settings: every variable, its value (secrets masked) and where it
                                came from (environment, the settings file, default)
 
@@ -56,6 +59,10 @@ export async function run(argv: string[]): Promise<void> {
     case 'worker': {
       const m = await import('../worker/main.js');
       return m.main(process.env);
+    }
+    case 'memory': {
+      const m = await import('./memory.js');
+      return m.memory(rest, process.env);
     }
     case 'config': {
       const m = await import('./config.js');

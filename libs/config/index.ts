@@ -240,6 +240,8 @@ const ConfigSchema = z.object({
   ),
   /** Records kept in the Redis stream while the history store is away (then the oldest are dropped): ~1-3 KB each. */
   MEMORY_STREAM_MAX: int(100_000, 1000),
+  /** Rows (and their vectors) older than this many days are deleted every hour; 0 = kept for good. */
+  MEMORY_RETENTION_DAYS: int(0, 0),
   /** The embed model the cluster runs (as low-priority embed jobs) for vectors of the history and /v1/memory/search; empty = vectors off. */
   MEMORY_EMBED_MODEL: optional(z.string().min(1).max(200)),
   /** cache: "semantic": the cosine similarity a stored prompt needs at least (a request's semantic_threshold overrides). */

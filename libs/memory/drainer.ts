@@ -56,6 +56,9 @@ export interface DrainerDeps {
   logger: Logger;
   /** Opens the store (retried with backoff until it succeeds). */
   open: () => Promise<HistoryStore>;
+  /** MEMORY_RETENTION_DAYS as ms: rows older are pruned every `pruneEveryMs` by the lock holder; 0 or absent = keep. */
+  retentionMs?: number;
+  pruneEveryMs?: number;
   /** Vectors of the stored rows (MEMORY_EMBED_MODEL): the vector store and the embedder; absent = vectors off. */
   vectors?: { open: () => Promise<VectorStore>; embedder: Embedder; namespace?: string; onClose?: () => Promise<void> };
 }
@@ -82,7 +85,31 @@ export class HistoryDrainer {
   start(): this {
     this.loop ??= this.run();
     this.embedder?.start();
+    if (this.d.retentionMs && !this.pruneTimer) {
+      // Retention: the lock holder deletes what is older, once soon after start and then every hour.
+      const every = this.d.pruneEveryMs ?? 3_600_000;
+      const tick = (): void =>
+        void this.pruneNow().finally(() => {
+          if (!this.closed) this.pruneTimer = setTimeout(tick, every).unref();
+        });
+      this.pruneTimer = setTimeout(tick, Math.min(every, 10_000)).unref();
+    }
     return this;
+  }
+
+  private pruneTimer: NodeJS.Timeout | null = null;
+
+  /** Delete rows past MEMORY_RETENTION_DAYS (and their vectors) when this process drains; the counts, or null. */
+  async pruneNow(now = Date.now()): Promise<{ rows: number; vectors: number } | null> {
+    if (!this.d.retentionMs || !this.st.draining || !this.store) return null;
+    try {
+      const r = await this.store.prune(now - this.d.retentionMs);
+      if (r.rows > 0) this.d.logger.info({ rows: r.rows, vectors: r.vectors, retention_days: this.d.retentionMs / 86_400_000 }, 'history pruned (MEMORY_RETENTION_DAYS)');
+      return r;
+    } catch (e) {
+      this.d.logger.warn({ err: (e as Error).message }, 'history prune failed; tried again within the hour');
+      return null;
+    }
   }
 
   /** The history's vectors (null with vectors off): its store for searches, and its status. */
@@ -188,6 +215,7 @@ export class HistoryDrainer {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.pruneTimer) clearTimeout(this.pruneTimer);
     this.wake?.();
     await this.loop?.catch(() => undefined);
     await this.embedder?.close();
@@ -208,13 +236,14 @@ export function startHistoryDrainer(
 ): HistoryDrainer | null {
   if (memoryTarget(config).kind === 'off') return null;
   const open = deps.open ?? (async () => (await createHistoryStore(config, deps.logger))!);
+  const retentionMs = config.MEMORY_RETENTION_DAYS * 86_400_000;
   const model = config.MEMORY_EMBED_MODEL;
-  if (!model) return new HistoryDrainer({ ...deps, open }).start();
+  if (!model) return new HistoryDrainer({ ...deps, open, retentionMs }).start();
   const own = deps.producer ? null : createProducer(config, { redis: deps.redis });
   const producer = deps.producer ?? own!;
   const registry = new NodeRegistry(deps.redis, deps.keys);
   const nodes = deps.nodes ?? cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) });
   const embedder = new ClusterEmbedder({ producer, nodes, localHosts: localHostNames(), model });
   const vectors = { open: async () => (await createVectorStore(config, deps.logger))!, embedder, onClose: async () => await own?.close() };
-  return new HistoryDrainer({ ...deps, open, vectors }).start();
+  return new HistoryDrainer({ ...deps, open, vectors, retentionMs }).start();
 }

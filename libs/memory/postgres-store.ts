@@ -89,6 +89,22 @@ export class PostgresHistoryStore implements HistoryStore {
     return { items: page.map(rowToRecord), next_cursor: more && last ? encodeCursor({ finished_at: Number(last.finished_at), uid: String(last.uid) }) : null };
   }
 
+  async prune(before: number): Promise<{ rows: number; vectors: number }> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const vectors = (await c.query('DELETE FROM vectors WHERE source IN (SELECT uid FROM history WHERE finished_at < $1)', [before])).rowCount ?? 0;
+      const rows = (await c.query('DELETE FROM history WHERE finished_at < $1', [before])).rowCount ?? 0;
+      await c.query('COMMIT');
+      return { rows, vectors };
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
   async get(uid: string): Promise<HistoryRow | null> {
     const row = (await this.pool.query<Record<string, unknown>>('SELECT * FROM history WHERE uid = $1', [uid])).rows[0];
     return row ? rowToRecord(row) : null;

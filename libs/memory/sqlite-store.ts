@@ -81,6 +81,15 @@ export class SqliteHistoryStore implements HistoryStore {
     return (this.db.prepare(sql).all(...params) as Record<string, unknown>[]).map(statsRow);
   }
 
+  async prune(before: number): Promise<{ rows: number; vectors: number }> {
+    const run = this.db.transaction((t: number) => {
+      const vectors = this.db.prepare('DELETE FROM vectors WHERE source IN (SELECT uid FROM history WHERE finished_at < ?)').run(t).changes;
+      const rows = this.db.prepare('DELETE FROM history WHERE finished_at < ?').run(t).changes;
+      return { rows, vectors };
+    });
+    return run.immediate(before);
+  }
+
   get(uid: string): Promise<HistoryRow | null> {
     const row = this.db.prepare('SELECT * FROM history WHERE uid = ?').get(uid) as Record<string, unknown> | undefined;
     return Promise.resolve(row ? rowToRecord(row) : null);

@@ -67,6 +67,11 @@ export interface HistoryStore {
   insert(records: readonly HistoryRecord[]): Promise<number>;
   query(q: HistoryQuery): Promise<HistoryPage>;
   stats(q: StatsQuery): Promise<StatsRow[]>;
+  /**
+   * Delete rows that finished before `before` (ms), and the vectors made of them, in one transaction (`hydra memory
+   * prune`, MEMORY_RETENTION_DAYS). Counts of what went.
+   */
+  prune(before: number): Promise<{ rows: number; vectors: number }>;
   /** One row by its uid (kind:id:attempt), or null (the semantic cache reads the row a vector came from). */
   get(uid: string): Promise<HistoryRow | null>;
   /** Rows stored (for tests and `hydra status`). */
