@@ -16,6 +16,7 @@ import { parseRecord, type HistoryRecord } from './record.js';
 import type { HistoryStore } from './store.js';
 import type { VectorStore } from './vectors.js';
 import { RECORD_FIELD } from './writer.js';
+import { WakeableSleep } from './wakeable-sleep.js';
 
 /** Records per read and per transaction. */
 export const DRAIN_BATCH = 500;
@@ -70,7 +71,7 @@ export class HistoryDrainer {
   private groupReady = false;
   private recover = true;
   private closed = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new WakeableSleep();
   private loop: Promise<void> | null = null;
   private failing = false;
   private readonly st: DrainStatus = { open: false, draining: false, stored: 0, skipped: 0, last_error: null, last_error_at: null };
@@ -127,14 +128,7 @@ export class HistoryDrainer {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = done;
-    });
+    return this.pause.sleep(ms);
   }
 
   private async run(): Promise<void> {
@@ -216,7 +210,7 @@ export class HistoryDrainer {
   async close(): Promise<void> {
     this.closed = true;
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
-    this.wake?.();
+    this.pause.wake();
     await this.loop?.catch(() => undefined);
     await this.embedder?.close();
     await this.d.vectors?.onClose?.().catch(() => undefined);

@@ -6,6 +6,7 @@
 import type { Logger } from '../logger/index.js';
 import { isPermanent, type Embedder } from './embedder.js';
 import type { SourceRow, VectorItem, VectorStore } from './vectors.js';
+import { WakeableSleep } from './wakeable-sleep.js';
 
 /** History rows per scan. */
 const SCAN_ROWS = 64;
@@ -53,7 +54,7 @@ export class HistoryEmbedder {
   private store: VectorStore | null = null;
   private watermark: number | null = null;
   private closed = false;
-  private wake: (() => void) | null = null;
+  private readonly pause = new WakeableSleep();
   private loop: Promise<void> | null = null;
   private failing = false;
   private readonly namespace: string;
@@ -80,18 +81,11 @@ export class HistoryEmbedder {
 
   /** New history rows were stored: scan now rather than at the next idle tick. */
   notify(): void {
-    this.wake?.();
+    this.pause.wake();
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = done;
-    });
+    return this.pause.sleep(ms);
   }
 
   private async run(): Promise<void> {
@@ -170,7 +164,7 @@ export class HistoryEmbedder {
   async close(): Promise<void> {
     this.closed = true;
     this.d.embedder.close?.();
-    this.wake?.();
+    this.pause.wake();
     await this.loop?.catch(() => undefined);
     await this.store?.close().catch(() => undefined);
   }
