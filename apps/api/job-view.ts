@@ -133,7 +133,7 @@ export function viewFromMessage(id: string, data: InferJob, queue: string, msg: 
 }
 
 /** A job answered from the L1 cache: the job view's shape, `cached: true`, no queue, the original routing decision. */
-export function cachedJobView(call: InferenceCall, priority: number, key: string, hit: CacheEntry<InferResult>) {
+export function cachedJobView(call: InferenceCall, priority: number, key: string, hit: CacheEntry<InferResult>, tier: 'L1' | 'L2' = 'L1') {
   const stored = new Date(hit.stored_at).toISOString();
   return {
     id: hit.source_job_id ?? null,
@@ -148,7 +148,7 @@ export function cachedJobView(call: InferenceCall, priority: number, key: string
     started_at: null,
     finished_at: stored,
     result: { ...hit.value, cached: true },
-    cache: { hit: true, key, stored_at: stored, source_job_id: hit.source_job_id ?? null },
+    cache: { hit: true, tier, key, stored_at: stored, source_job_id: hit.source_job_id ?? null },
     routing_decision: hit.value.routing_decision,
   };
 }

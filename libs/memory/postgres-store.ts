@@ -105,6 +105,11 @@ export class PostgresHistoryStore implements HistoryStore {
     }
   }
 
+  async findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]> {
+    const sql = "SELECT * FROM history WHERE model = $1 AND finished_at >= $2 AND type = $3 AND outcome = 'completed' AND prompt = $4 ORDER BY finished_at DESC LIMIT 5";
+    return (await this.pool.query<Record<string, unknown>>(sql, [q.model, q.since, q.type, q.prompt])).rows.map(rowToRecord);
+  }
+
   async get(uid: string): Promise<HistoryRow | null> {
     const row = (await this.pool.query<Record<string, unknown>>('SELECT * FROM history WHERE uid = $1', [uid])).rows[0];
     return row ? rowToRecord(row) : null;

@@ -90,6 +90,13 @@ export class SqliteHistoryStore implements HistoryStore {
     return run.immediate(before);
   }
 
+  findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]> {
+    const rows = this.db
+      .prepare("SELECT * FROM history WHERE model = ? AND finished_at >= ? AND type = ? AND outcome = 'completed' AND prompt = ? ORDER BY finished_at DESC LIMIT 5")
+      .all(q.model, q.since, q.type, q.prompt) as Record<string, unknown>[];
+    return Promise.resolve(rows.map(rowToRecord));
+  }
+
   get(uid: string): Promise<HistoryRow | null> {
     const row = this.db.prepare('SELECT * FROM history WHERE uid = ?').get(uid) as Record<string, unknown> | undefined;
     return Promise.resolve(row ? rowToRecord(row) : null);

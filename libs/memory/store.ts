@@ -72,6 +72,11 @@ export interface HistoryStore {
    * prune`, MEMORY_RETENTION_DAYS). Counts of what went.
    */
   prune(before: number): Promise<{ rows: number; vectors: number }>;
+  /**
+   * Completed rows of `model` and `type` with exactly this prompt, finished at `since` or later, newest first (at most
+   * 5): the L2 answer of an exact repeat whose L1 entry aged out of Redis (apps/api/l2-cache.ts).
+   */
+  findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]>;
   /** One row by its uid (kind:id:attempt), or null (the semantic cache reads the row a vector came from). */
   get(uid: string): Promise<HistoryRow | null>;
   /** Rows stored (for tests and `hydra status`). */

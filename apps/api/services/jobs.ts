@@ -8,6 +8,7 @@ import { completionRate, retryAfterS, wakeNodesFor, type RecentNode, type RouteP
 import { readRecentNodes } from '../../../libs/registry/index.js';
 import type { ApiContext } from '../context.js';
 import { isRedisDown, REDIS_RETRY_AFTER_S } from '../errors.js';
+import { l2Lookup } from '../l2-cache.js';
 import { cachedJobView, placeInLine, viewFromMessage, viewJob, whereRunning, type CachedJobView, type JobView } from '../job-view.js';
 import type { Watch } from '../waiters.js';
 
@@ -54,6 +55,9 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: Subm
   const cacheKey = cacheDecision(call, request.cache === 'semantic' ? undefined : request.cache).use ? cacheKeyOf(call) : undefined;
   const hit = cacheKey ? await ctx.cache.get<InferResult>(cacheKey) : null;
   if (cacheKey && hit) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, hit) };
+  // L2: an exact repeat whose L1 entry aged out is answered from the results history within CACHE_TTL_S (l2-cache.ts).
+  const l2 = cacheKey ? await l2Lookup(ctx, call) : null;
+  if (cacheKey && l2) return { kind: 'cached', view: cachedJobView(call, request.priority, cacheKey, l2, 'L2') };
   const near = opts.semantic ? await opts.semantic(call) : null;
   if (near) return { kind: 'semantic', view: near };
   const { plan, payload } = await route(ctx, call, request);
