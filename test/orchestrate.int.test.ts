@@ -168,3 +168,29 @@ describe('orchestrator on real llama.cpp (the toy model under two names)', () =>
     expect(res.answer).toBe(expectedGreedyContinuation('k')); // "lmnopqrstuvwxyz"
   }, 150_000);
 });
+
+describe('orchestrator: the model catalog (ORCH_CATALOG)', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    // No ORCH_MODELS_*: each type's pool comes from the catalog's capabilities.
+    c = await startCluster({ ORCH_LIGHT_MODEL: 'light:1b', ORCH_HEAVY_MODEL: 'heavy:14b', ORCH_CATALOG: 'coder:7b=code,mathstral:7b=math+reasoning,heavy:14b=general' });
+    const models = ['light:1b', 'coder:7b', 'mathstral:7b', 'heavy:14b'].map((name) => ({ name, sizeGb: 2 }));
+    await c.simWorker('gpu', { vramGb: 24, models, tokensPerSecond: 4000, loadMsPerGb: 0 });
+  }, 60_000);
+  afterAll(async () => c?.stop());
+
+  it('runs code subtasks on the catalog coder, and tells the decomposition which types have models of their own', async () => {
+    const r = await c.post('/v1/orchestrate', { prompt: 'Write a parser and prove it terminates', wait: true });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const res = r.body.result;
+    // The simulated heavy model fills the schema with its first type: code.
+    expect(res.decomposition.subtasks.map((s: any) => s.type)).toEqual(['code', 'code']);
+    for (const s of res.subtasks) expect(s.runs.map((x: any) => x.model)).toEqual(['coder:7b']);
+    const decompose = (await Job.fromId(c.ctx.producer.queue('infer.heavy_14b'), stepJobId(r.body.id, 'decompose')))!;
+    const prompt = (decompose.data as any).call.prompt as string;
+    expect(prompt).toContain('("code", "math", "reasoning" or "general")');
+    expect(prompt).toContain('Each type runs on models suited to it (code: coder:7b; math: mathstral:7b; reasoning: mathstral:7b; general: heavy:14b).');
+    // The schema the heavy model answers in allows every type.
+    expect((decompose.data as any).call.format.properties.subtasks.items.properties.type.enum).toEqual(['code', 'math', 'reasoning', 'general']);
+  });
+});

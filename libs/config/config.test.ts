@@ -106,4 +106,15 @@ describe('config', () => {
     const env = Object.fromEntries(text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(() => loadConfig(env)).not.toThrow();
   });
+
+  it('reads the orchestrator catalog (model=capability+capability), naming a bad entry', () => {
+    expect(loadConfig({ ORCH_CATALOG: 'qwen2.5-coder:7b=code, hf.co/org/math:7b=math+reasoning,llama3.1:8b=general' }).ORCH_CATALOG).toEqual([
+      { model: 'qwen2.5-coder:7b', capabilities: ['code'] },
+      { model: 'hf.co/org/math:7b', capabilities: ['math', 'reasoning'] },
+      { model: 'llama3.1:8b', capabilities: ['general'] },
+    ]);
+    expect(loadConfig({}).ORCH_CATALOG).toEqual([]);
+    expect(() => loadConfig({ ORCH_CATALOG: 'm=code+poetry' })).toThrow(/ORCH_CATALOG="m=code\+poetry": must be "model=capability\+capability,\.\.\." .*"m=code\+poetry" has the unknown capability "poetry"/);
+    expect(() => loadConfig({ ORCH_CATALOG: 'just-a-model' })).toThrow(/"just-a-model" is not model=capabilities/);
+  });
 });

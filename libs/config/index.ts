@@ -54,6 +54,27 @@ const modelList = z
   .string()
   .default('')
   .transform((s) => [...new Set(s.split(',').map((m) => m.trim()).filter(Boolean))]);
+const CATALOG_CAPS = ['code', 'math', 'reasoning', 'general'] as const;
+const CATALOG_FORMAT = `must be "model=capability+capability,..." with capabilities from ${CATALOG_CAPS.join(', ')}, e.g. "qwen2.5-coder:7b=code,qwen2-math:7b=math+reasoning"`;
+/** The orchestrator's model catalog: what each model is good at, "model=cap+cap,...". Split at the last "=". */
+const modelCatalog = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const out: { model: string; capabilities: (typeof CATALOG_CAPS)[number][] }[] = [];
+    for (const entry of s.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const at = entry.lastIndexOf('=');
+      const model = entry.slice(0, at).trim();
+      const caps = entry.slice(at + 1).split('+').map((c) => c.trim());
+      const bad = caps.find((c) => !(CATALOG_CAPS as readonly string[]).includes(c));
+      if (at <= 0 || !model || bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${CATALOG_FORMAT}; "${entry}" ${at <= 0 || !model ? 'is not model=capabilities' : `has the unknown capability "${bad}"`}` });
+        return z.NEVER;
+      }
+      out.push({ model, capabilities: [...new Set(caps)] as (typeof CATALOG_CAPS)[number][] });
+    }
+    return out;
+  });
 const MODEL_SIZES_FORMAT = 'must be "name=GB,..." with sizes in GB (GiB), e.g. "qwen3:14b=9.3,llama3.2:3b=2"';
 /**
  * Model weight sizes in GB (GiB) by name, "name=GB,...". Split at the last "=": model names may hold ":" and "/".
@@ -223,7 +244,10 @@ const ConfigSchema = z.object({
   CACHE_MAX_ENTRY_BYTES: int(262_144, 256),
   ORCH_LIGHT_MODEL: optional(z.string().min(1)),
   ORCH_HEAVY_MODEL: optional(z.string().min(1)),
+  /** The orchestrator's model catalog: the pool of each subtask type when its ORCH_MODELS_<TYPE> is empty. */
+  ORCH_CATALOG: modelCatalog,
   ORCH_MODELS_CODE: modelList,
+  ORCH_MODELS_MATH: modelList,
   ORCH_MODELS_REASONING: modelList,
   ORCH_MODELS_GENERAL: modelList,
   // metrics (docs/metrics.md)

@@ -1,6 +1,6 @@
 // The orchestrator's parsing and defaults: complexity, decomposition validation with safe fallbacks, model resolution.
 import { describe, expect, it } from 'vitest';
-import { decompositionSchema, parseComplexity, parseDecomposition, parseOrchestrateRequest, subtaskPrompt } from './orchestrator.js';
+import { catalogPools, decomposePrompt, decompositionSchema, parseComplexity, parseDecomposition, parseOrchestrateRequest, subtaskPrompt } from './orchestrator.js';
 
 describe('complexity', () => {
   const rows: [string | undefined, string | null][] = [
@@ -50,7 +50,7 @@ describe('decomposition', () => {
   it('asks for what it validates', () => {
     const schema = decompositionSchema(4) as any;
     expect(schema.properties.subtasks).toMatchObject({ minItems: 2, maxItems: 4 });
-    expect(schema.properties.subtasks.items.properties.type.enum).toEqual(['code', 'reasoning', 'general']);
+    expect(schema.properties.subtasks.items.properties.type.enum).toEqual(['code', 'math', 'reasoning', 'general']);
   });
   it('puts the subtask last in its prompt, after earlier results', () => {
     const p = subtaskPrompt('T', { id: 't2', subtask: 'do b', type: 'code', depends_on: ['t1'] }, [{ subtask: { id: 't1', subtask: 'do a', type: 'general', depends_on: [] }, answer: 'A' }]);
@@ -59,15 +59,38 @@ describe('decomposition', () => {
 });
 
 describe('POST /v1/orchestrate body', () => {
-  const none = { pools: { code: [], reasoning: [], general: [] } };
+  const none = { pools: { code: [], math: [], reasoning: [], general: [] } };
   it('fills models from configuration, and lets the request override them', () => {
-    const conf = { light_model: 'l', heavy_model: 'h', pools: { code: ['c1', 'c2'], reasoning: [], general: ['g'] } };
+    const conf = { light_model: 'l', heavy_model: 'h', pools: { code: ['c1', 'c2'], math: [], reasoning: [], general: ['g'] } };
     const r = parseOrchestrateRequest({ prompt: 'p' }, conf);
     expect(r.ok && r.value.settings).toMatchObject({ light_model: 'l', heavy_model: 'h', pools: { code: ['c1', 'c2'], reasoning: ['h'], general: ['g'] }, synthesis: 'llm', max_subtasks: 5 });
     const o = parseOrchestrateRequest({ prompt: 'p', light_model: 'x', models: ['m1', 'm1', 'm2'] }, conf);
     expect(o.ok && o.value.settings).toMatchObject({ light_model: 'x', heavy_model: 'h', pools: { code: ['m1', 'm2'], reasoning: ['m1', 'm2'], general: ['m1', 'm2'] } });
     const only = parseOrchestrateRequest({ prompt: 'p', light_model: 'x' }, none);
     expect(only.ok && only.value.settings).toMatchObject({ light_model: 'x', heavy_model: 'x', pools: { code: ['x'] } });
+  });
+  it('routes each subtask type to the catalog models that have its capability, and tells the decomposition which', () => {
+    const catalog = [
+      { model: 'coder:7b', capabilities: ['code'] },
+      { model: 'mathstral:7b', capabilities: ['math', 'reasoning'] },
+      { model: 'qwen3:14b', capabilities: ['general', 'code'] },
+    ];
+    // ORCH_MODELS_<TYPE> wins over the catalog for its type.
+    const pools = catalogPools(catalog, { code: [], math: [], reasoning: ['thinker:32b'], general: [] });
+    expect(pools).toEqual({ code: ['coder:7b', 'qwen3:14b'], math: ['mathstral:7b'], reasoning: ['thinker:32b'], general: ['qwen3:14b'] });
+    const r = parseOrchestrateRequest({ prompt: 'p' }, { light_model: 'l', heavy_model: 'h', pools: { ...pools, general: [] } });
+    expect(r.ok && r.value.settings.pools).toEqual({ code: ['coder:7b', 'qwen3:14b'], math: ['mathstral:7b'], reasoning: ['thinker:32b'], general: ['h'] });
+    const specialists = r.ok ? r.value.settings.specialists : undefined;
+    expect(specialists).toEqual({ code: ['coder:7b', 'qwen3:14b'], math: ['mathstral:7b'], reasoning: ['thinker:32b'] });
+    const prompt = decomposePrompt('prove it and code it', 4, specialists);
+    expect(prompt).toContain('("code", "math", "reasoning" or "general")');
+    expect(prompt).toContain('Each type runs on models suited to it (code: coder:7b, qwen3:14b; math: mathstral:7b; reasoning: thinker:32b).');
+    // Without configured pools (or with request models) the prompt names no specialists.
+    expect(decomposePrompt('t', 4)).not.toContain('models suited');
+    const o = parseOrchestrateRequest({ prompt: 'p', models: ['m'] }, { light_model: 'l', pools });
+    expect(o.ok && o.value.settings.specialists).toBeUndefined();
+    // A math subtask of the decomposition is a valid type.
+    expect(parseDecomposition(JSON.stringify({ subtasks: [{ subtask: 'solve x^2 = 4', type: 'math', depends_on: [] }, { subtask: 'explain', type: 'general', depends_on: [1] }] }), 'task', 4)).toMatchObject({ source: 'model', subtasks: [{ type: 'math' }, { type: 'general' }] });
   });
   it('names the missing model and the variable that sets it', () => {
     const r = parseOrchestrateRequest({ prompt: 'p' }, none);

@@ -56,6 +56,8 @@ export interface OrchestrateSettings {
   light_model: string;
   heavy_model: string;
   pools: Record<SubtaskType, string[]>;
+  /** The types whose pools were configured (the catalog or ORCH_MODELS_<TYPE>), named in the decomposition prompt. */
+  specialists?: Partial<Record<SubtaskType, string[]>>;
   synthesis: 'llm' | 'consensus';
   options?: InferenceOptions;
   weights: Record<string, number>;
@@ -87,6 +89,7 @@ export function parseOrchestrateRequest(body: unknown, defaults: OrchestratorDef
         light_model: light!,
         heavy_model: heavy!,
         pools,
+        ...(q.models ? {} : { specialists: Object.fromEntries(SUBTASK_TYPES.filter((t) => defaults.pools[t].length > 0).map((t) => [t, pools[t]])) }),
         synthesis: q.synthesis,
         ...(q.options ? { options: q.options } : {}),
         weights: q.weights ?? {},
@@ -106,10 +109,25 @@ export const analyzePrompt = (task: string): string =>
   `${task}\n\n---\nRate the complexity of the task above for a language model: SIMPLE (one direct answer), MODERATE (a few steps) ` +
   `or COMPLEX (several parts that need planning). Answer with one word.`;
 
-export const decomposePrompt = (task: string, max: number): string =>
-  `Split the task below into 2 to ${max} subtasks that together solve it. For each subtask give its text, its type ` +
-  `("code", "reasoning" or "general") and depends_on: the numbers (counting from 1) of the earlier subtasks whose ` +
-  `results it needs. Answer in JSON only.\n\nTask: ${task}`;
+/**
+ * `specialists`: the types that have models of their own (the catalog or ORCH_MODELS_<TYPE>), so the decomposition
+ * knows which types route a subtask to a model suited to it.
+ */
+export const decomposePrompt = (task: string, max: number, specialists: Partial<Record<SubtaskType, string[]>> = {}): string => {
+  const named = SUBTASK_TYPES.filter((t) => specialists[t]?.length).map((t) => `${t}: ${specialists[t]!.join(', ')}`);
+  return (
+    `Split the task below into 2 to ${max} subtasks that together solve it. For each subtask give its text, its type ` +
+    `("code", "math", "reasoning" or "general") and depends_on: the numbers (counting from 1) of the earlier subtasks whose ` +
+    `results it needs.${named.length ? ` Each type runs on models suited to it (${named.join('; ')}).` : ''} Answer in JSON only.\n\nTask: ${task}`
+  );
+};
+
+/** Pools per subtask type from the catalog: explicit ORCH_MODELS_<TYPE> first, else the catalog's models with it. */
+export function catalogPools(catalog: readonly { model: string; capabilities: readonly string[] }[], explicit: Partial<Record<SubtaskType, string[]>>): Record<SubtaskType, string[]> {
+  const out = {} as Record<SubtaskType, string[]>;
+  for (const t of SUBTASK_TYPES) out[t] = explicit[t]?.length ? [...explicit[t]!] : catalog.filter((m) => m.capabilities.includes(t)).map((m) => m.model);
+  return out;
+}
 
 const quote = (s: string): string => (s.length > QUOTE_CHARS ? `${s.slice(0, QUOTE_CHARS)} […]` : s);
 

@@ -21,7 +21,7 @@ export const FINAL_STATUSES: readonly WorkflowStatus[] = ['completed', 'failed',
 
 export type StepCall = GenerateCall | ChatCall;
 
-export const SUBTASK_TYPES = ['code', 'reasoning', 'general'] as const;
+export const SUBTASK_TYPES = ['code', 'math', 'reasoning', 'general'] as const;
 export type SubtaskType = (typeof SUBTASK_TYPES)[number];
 
 /** One part of an orchestrated task, as the decomposition named it (ids t1, t2, ...). */

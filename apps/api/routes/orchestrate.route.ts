@@ -1,7 +1,7 @@
 // POST /v1/orchestrate: the Hydra pipeline (analyze → decompose → multi-model subtasks → synthesize) as one workflow.
 import { Router, type Request, type Response } from 'express';
 import { cachePolicy, hashKey } from '../../../libs/cache/index.js';
-import { orchestrateSteps, orchestratorModels, parseOrchestrateRequest, type StepDef } from '../../../libs/workflows/index.js';
+import { catalogPools, orchestrateSteps, orchestratorModels, parseOrchestrateRequest, type StepDef } from '../../../libs/workflows/index.js';
 import type { ApiContext } from '../context.js';
 import type { Drain } from '../drain.js';
 import { badRequest, route, sendError } from '../errors.js';
@@ -15,7 +15,8 @@ export function orchestrateRouter(ctx: ApiContext, drain: Drain): Router {
   const defaults = {
     light_model: config.ORCH_LIGHT_MODEL,
     heavy_model: config.ORCH_HEAVY_MODEL,
-    pools: { code: config.ORCH_MODELS_CODE, reasoning: config.ORCH_MODELS_REASONING, general: config.ORCH_MODELS_GENERAL },
+    // Each type's pool: ORCH_MODELS_<TYPE> when set, else the catalog's models with that capability (ORCH_CATALOG).
+    pools: catalogPools(config.ORCH_CATALOG, { code: config.ORCH_MODELS_CODE, math: config.ORCH_MODELS_MATH, reasoning: config.ORCH_MODELS_REASONING, general: config.ORCH_MODELS_GENERAL }),
   };
   r.post(
     '/v1/orchestrate',

@@ -38,7 +38,8 @@ function decompositionOf(snap: WorkflowSnapshot): Decomposition | null {
 const runId = (subtask: string, i: number): string => `${subtask}-m${i}`;
 
 function modelsFor(s: OrchestrateSettings, type: SubtaskType, level: Complexity): string[] {
-  const pool = s.pools[type];
+  // A workflow stored before a type existed (math) has no pool for it: the reasoning one, else the heavy model.
+  const pool = s.pools[type] ?? s.pools.reasoning ?? [s.heavy_model];
   return level === 'COMPLEX' ? pool : pool.slice(0, MODERATE_MODELS_PER_SUBTASK);
 }
 
@@ -124,7 +125,7 @@ export const orchestrateKind: KindHandler = {
       const call: StepCall = {
         type: 'generate',
         model: s.heavy_model,
-        prompt: decomposePrompt(s.prompt, s.max_subtasks),
+        prompt: decomposePrompt(s.prompt, s.max_subtasks, s.specialists),
         format: decompositionSchema(s.max_subtasks),
         options: { ...DETERMINISTIC, num_predict: 1024 },
       };
