@@ -2,6 +2,7 @@
 // originals are stored and embedded; a paraphrase asked with cache: "semantic" is answered from memory (no job), and
 // never a negative, another model, a sampled request, other options or another API key's answer. The embeddings
 // are the simulated node's (hashed bag of words), so the rates say how the mechanism behaves, not a real model.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ const EMBED = 'nomic-embed-text';
 const KEY_A = 'semantic-key-a-0123456789';
 const KEY_B = 'semantic-key-b-0123456789';
 const OPTIONS = { temperature: 0, num_predict: 6 };
+const keyId = (key: string) => `k_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 
 describe.each(stores)('semantic cache (%s)', (dialect) => {
   let pg: PrivatePostgres | null = null;
@@ -37,7 +39,8 @@ describe.each(stores)('semantic cache (%s)', (dialect) => {
     if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     dir = mkdtempSync(join(tmpdir(), 'hydra-semantic-cache-'));
     if (dialect === 'postgres') pg = await startPrivatePostgres();
-    c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, MEMORY_EMBED_MODEL: EMBED, API_KEYS: `${KEY_A},${KEY_B}` });
+    // KEY_A opts in by configuration (SEMANTIC_CACHE_KEYS): its requests without a cache field use the semantic cache.
+    c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, MEMORY_EMBED_MODEL: EMBED, API_KEYS: `${KEY_A},${KEY_B}`, SEMANTIC_CACHE_KEYS: keyId(KEY_A) });
     await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }, { name: 'm2', sizeGb: 1 }, { name: EMBED, sizeGb: 0.27, embeddingLength: 768 }], tokensPerSecond: 5000, loadMsPerGb: 0 });
     // The originals' deterministic answers, stored and embedded (cache: false: no exact L1 entry to hide behind).
     for (let i = 0; i < FIXTURE.groups.length; i += 8) {
@@ -120,6 +123,17 @@ describe.each(stores)('semantic cache (%s)', (dialect) => {
     expect((await ask(p, { options: { temperature: 0.7, num_predict: 6 } })).body.cached).toBeUndefined();
     expect((await ask(p, { options: { temperature: 0, num_predict: 7 } })).body.cached).toBeUndefined();
     expect((await ask(p, {}, KEY_B)).body.cached).toBeUndefined();
+  });
+
+  it('per API key: a key in SEMANTIC_CACHE_KEYS gets it without asking; another key does not; cache: false opts out', async () => {
+    const p = `${FIXTURE.groups[1]!.original} please`;
+    const plain = (key: string, extra: Record<string, unknown> = {}) => c.post('/v1/jobs', { type: 'generate', model: 'm', prompt: p, options: OPTIONS, wait: true, ...extra }, as(key));
+    const a = await plain(KEY_A);
+    expect(a.body.cached).toBe('semantic');
+    expect(a.body.cache.source_job_id).toBe(originals[1]);
+    expect((await plain(KEY_B)).body.cached).toBeUndefined();
+    expect((await plain(KEY_A, { cache: false })).body.cached).toBeUndefined();
+    expect((await startCluster({ SEMANTIC_CACHE_KEYS: 'not-a-key-id' }).catch((e: Error) => e)).toString()).toMatch(/SEMANTIC_CACHE_KEYS.*must be API key ids/);
   });
 
   it('says why it cannot when the history has no vectors; a bad threshold is a 400', async () => {

@@ -22,6 +22,12 @@ export interface SemanticMatch {
   threshold: number;
 }
 
+/** Whether the submitting key (its id; undefined without API_KEYS) has cache: "semantic" by default (SEMANTIC_CACHE_KEYS). */
+export function semanticByKey(ctx: ApiContext, keyId: string | undefined): boolean {
+  const keys = ctx.config.SEMANTIC_CACHE_KEYS;
+  return keys.includes('*') || (keyId !== undefined && keys.includes(keyId));
+}
+
 /** Why a request gets no semantic lookup, or null when it may have one. */
 export function semanticIneligible(call: InferenceCall): string | null {
   if (call.type !== 'generate' && call.type !== 'chat') return 'only generate and chat requests';
@@ -35,11 +41,12 @@ export function semanticIneligible(call: InferenceCall): string | null {
  * The stored answer that serves this request, or null (a miss: the job runs). Throws bad_request when semantic caching
  * cannot work here (no history or no MEMORY_EMBED_MODEL), so a caller that asked for it learns why.
  */
-export async function semanticLookup(ctx: ApiContext, req: Request, res: Response, call: InferenceCall, request: JobRequest): Promise<SemanticMatch | null> {
+export async function semanticLookup(ctx: ApiContext, req: Request, res: Response, call: InferenceCall, request: JobRequest, opts: { quiet?: boolean } = {}): Promise<SemanticMatch | null> {
   const model = ctx.config.MEMORY_EMBED_MODEL;
   const vectors = ctx.history?.vectors?.current;
   const history = ctx.history?.current;
   if (!ctx.history || !model || !ctx.history.vectors) {
+    if (opts.quiet) return null; // on by SEMANTIC_CACHE_KEYS, not asked for: no vectors, no lookup
     throw new HydraError(ErrorCode.BadRequest, 'cache: "semantic" needs the results history and its vectors: set MEMORY_EMBED_MODEL to an embed model a node has (and MEMORY_URL not off), or use cache: true / false');
   }
   if (semanticIneligible(call) || !vectors || !history) return null;

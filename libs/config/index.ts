@@ -272,6 +272,12 @@ const ConfigSchema = z.object({
   SEMANTIC_CACHE_THRESHOLD: number().min(0.5, 'must be at least 0.5').max(1, 'must be at most 1').default(0.9),
   /** cache: "semantic" across API keys: a stored answer to another key's request may answer this one. */
   SEMANTIC_CACHE_SHARED: flag(),
+  /** API key ids (k_ + 16 hex, as the history records them) whose requests use cache: "semantic" when they set no cache; "*" for all. */
+  SEMANTIC_CACHE_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((ks) => ks.every((k) => k === '*' || /^k_[0-9a-f]{16}$/.test(k)), 'must be API key ids (k_ + 16 hex digits: printf %s "$KEY" | sha256sum | cut -c1-16) or *, comma-separated'),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
   /** The file of settings every hydra command loads first (dotenv.ts); the environment wins over it. */

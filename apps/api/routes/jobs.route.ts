@@ -15,7 +15,7 @@ import { clientGone } from '../client-gone.js';
 import type { Drain } from '../drain.js';
 import { claimIdempotency } from '../idempotency.js';
 import { replayJob } from '../replay.js';
-import { semanticJobView, semanticLookup } from '../semantic-cache.js';
+import { semanticByKey, semanticJobView, semanticLookup } from '../semantic-cache.js';
 import { recallFor, withRecall } from '../recall.js';
 import { promptText } from '../../../libs/memory/index.js';
 import { toCall } from '../../../libs/queue/index.js';
@@ -38,8 +38,11 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
       let out: Awaited<ReturnType<typeof submitJob>>;
       try {
         // cache: "semantic": a close enough stored answer (same model and options) answers after an exact miss.
-        const semantic = body.cache === 'semantic' ? async (call: InferenceCall) => {
-          const m = await semanticLookup(ctx, req, res, call, body);
+        // Also for an API key in SEMANTIC_CACHE_KEYS when the request sets no cache (then quietly off without vectors).
+        const asked = body.cache === 'semantic';
+        const byKey = body.cache === undefined && semanticByKey(ctx, keyIdOf(req, ctx.config.API_KEYS));
+        const semantic = asked || byKey ? async (call: InferenceCall) => {
+          const m = await semanticLookup(ctx, req, res, call, body, { quiet: !asked });
           return m ? semanticJobView(call, body.priority, m) : null;
         } : undefined;
         // memory.recall: the nearest earlier answers go in front of the prompt, and into the job's view.
