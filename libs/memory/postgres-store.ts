@@ -3,7 +3,7 @@ import pg from 'pg';
 import { loadMigrations } from './migrations.js';
 import { pageSql, statsSql, type Dialect } from './query-sql.js';
 import type { HistoryRecord } from './record.js';
-import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
+import { COLUMNS, encodeCursor, promptHashOf, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
 
 /** Rows per INSERT statement: 31 columns × 200 stays far below PostgreSQL's 65535 parameters. */
 const ROWS_PER_STATEMENT = 200;
@@ -106,8 +106,8 @@ export class PostgresHistoryStore implements HistoryStore {
   }
 
   async findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]> {
-    const sql = "SELECT * FROM history WHERE model = $1 AND finished_at >= $2 AND type = $3 AND outcome = 'completed' AND prompt = $4 ORDER BY finished_at DESC LIMIT 5";
-    return (await this.pool.query<Record<string, unknown>>(sql, [q.model, q.since, q.type, q.prompt])).rows.map(rowToRecord);
+    const sql = "SELECT * FROM history WHERE prompt_hash = $1 AND finished_at >= $2 AND model = $3 AND type = $4 AND outcome = 'completed' AND prompt = $5 ORDER BY finished_at DESC LIMIT 5";
+    return (await this.pool.query<Record<string, unknown>>(sql, [promptHashOf(q.model, q.type, q.prompt), q.since, q.model, q.type, q.prompt])).rows.map(rowToRecord);
   }
 
   async get(uid: string): Promise<HistoryRow | null> {

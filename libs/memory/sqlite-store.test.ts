@@ -64,8 +64,21 @@ describe('SqliteHistoryStore', () => {
     expect(db.prepare('SELECT version, name FROM schema_migrations').all()).toEqual([
       { version: 1, name: 'history' },
       { version: 2, name: 'vectors' },
+      { version: 3, name: 'prompt_hash' },
     ]);
     db.close();
+  });
+
+  it('finds an exact repeat by the indexed prompt hash (one index probe, not a scan of the rows of the model)', async () => {
+    await store.insert([sampleRecord(1), sampleRecord(3), sampleRecord(2), sampleRecord(1, { id: 'again', finished_at: 2_000_000 })]);
+    const found = await store.findAnswers({ model: 'llama3', type: 'generate', prompt: sampleRecord(1).prompt, since: 0 });
+    expect(found.map((r) => r.id)).toEqual(['again', 'job-1']);
+    expect(await store.findAnswers({ model: 'llama3', type: 'generate', prompt: sampleRecord(1).prompt, since: 1_500_000 })).toHaveLength(1);
+    expect(await store.findAnswers({ model: 'qwen3', type: 'generate', prompt: sampleRecord(1).prompt, since: 0 })).toEqual([]);
+    const db = new Database(join(dir, 'sub', 'history.sqlite'), { readonly: true });
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM history WHERE prompt_hash = ? AND finished_at >= ? AND model = ? AND type = ? AND outcome = 'completed' AND prompt = ? ORDER BY finished_at DESC LIMIT 5").all('h', 0, 'm', 'generate', 'p') as { detail: string }[];
+    db.close();
+    expect(plan.map((p) => p.detail).join('; ')).toMatch(/USING INDEX history_prompt_hash/);
   });
 
   it('stores a redelivered record once (same kind, id, attempt); another attempt is another row', async () => {

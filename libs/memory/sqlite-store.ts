@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { loadMigrations } from './migrations.js';
 import { pageSql, statsSql, type Dialect } from './query-sql.js';
 import type { HistoryRecord } from './record.js';
-import { COLUMNS, encodeCursor, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
+import { COLUMNS, encodeCursor, promptHashOf, rowToRecord, rowValues, statsRow, type HistoryPage, type HistoryQuery, type HistoryRow, type HistoryStore, type StatsQuery, type StatsRow } from './store.js';
 
 /** How long a write waits for another connection's lock before it fails (the drainer then retries the batch), ms. */
 const BUSY_TIMEOUT_MS = 250;
@@ -92,8 +92,8 @@ export class SqliteHistoryStore implements HistoryStore {
 
   findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]> {
     const rows = this.db
-      .prepare("SELECT * FROM history WHERE model = ? AND finished_at >= ? AND type = ? AND outcome = 'completed' AND prompt = ? ORDER BY finished_at DESC LIMIT 5")
-      .all(q.model, q.since, q.type, q.prompt) as Record<string, unknown>[];
+      .prepare("SELECT * FROM history WHERE prompt_hash = ? AND finished_at >= ? AND model = ? AND type = ? AND outcome = 'completed' AND prompt = ? ORDER BY finished_at DESC LIMIT 5")
+      .all(promptHashOf(q.model, q.type, q.prompt), q.since, q.model, q.type, q.prompt) as Record<string, unknown>[];
     return Promise.resolve(rows.map(rowToRecord));
   }
 

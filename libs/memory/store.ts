@@ -1,5 +1,6 @@
 // The results history store: what both dialects (SQLite, PostgreSQL) offer, the query shapes and the paging cursor.
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
 import { OUTCOMES, RECORD_KINDS, type HistoryRecord } from './record.js';
 
 /** Rows per page at most (GET /v1/history `limit`). */
@@ -74,7 +75,8 @@ export interface HistoryStore {
   prune(before: number): Promise<{ rows: number; vectors: number }>;
   /**
    * Completed rows of `model` and `type` with exactly this prompt, finished at `since` or later, newest first (at most
-   * 5): the L2 answer of an exact repeat whose L1 entry aged out of Redis (apps/api/l2-cache.ts).
+   * 5): the L2 answer of an exact repeat whose L1 entry aged out of Redis (apps/api/l2-cache.ts). By the indexed
+   * prompt hash: one index probe, however many rows the model has.
    */
   findAnswers(q: { model: string; type: string; prompt: string; since: number }): Promise<HistoryRow[]>;
   /** One row by its uid (kind:id:attempt), or null (the semantic cache reads the row a vector came from). */
@@ -140,7 +142,11 @@ export const COLUMNS = [
   'workflow_id',
   'workflow_step',
   'stored_at',
+  'prompt_hash',
 ] as const;
+
+/** The hash an exact repeat is looked up by (findAnswers): model, type and prompt text. */
+export const promptHashOf = (model: string | null, type: string, prompt: string): string => createHash('sha256').update(`${model ?? ''}\n${type}\n${prompt}`).digest('hex').slice(0, 32);
 
 /** A record as column values (JSON fields as text), in COLUMNS order. */
 export function rowValues(r: HistoryRecord, storedAt: number): unknown[] {
@@ -150,6 +156,7 @@ export function rowValues(r: HistoryRecord, storedAt: number): unknown[] {
     request: JSON.stringify(r.request),
     routing: r.routing === null ? null : JSON.stringify(r.routing),
     stored_at: storedAt,
+    prompt_hash: promptHashOf(r.model, r.type, r.prompt),
   };
   return COLUMNS.map((c) => v[c] ?? null);
 }
