@@ -9,15 +9,12 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HistoryWriter } from '../libs/memory/index.js';
 import { readSse, startCluster, type TestCluster } from './support/cluster.js';
-import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { historyDialects, postgresFor, type PrivatePostgres } from './support/postgres.js';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server.js';
 import { waitFor } from './support/wait.js';
 
 // CI installs postgresql (.ci/run): there a missing server fails the run; elsewhere its half is skipped, saying why.
-const pgMissing = postgresMissing();
-const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
-if (pgMissing && !inCi) process.stderr.write(`test/history.int.test.ts: the PostgreSQL half is skipped: ${pgMissing}\n`);
-const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+const stores = historyDialects('test/history.int.test.ts');
 
 const KEY = 'history-test-key';
 const KEY_ID = `k_${createHash('sha256').update(KEY).digest('hex').slice(0, 16)}`;
@@ -44,11 +41,10 @@ describe.each(stores)('results history (%s)', (dialect) => {
   const submit = (body: Record<string, unknown>, headers: Record<string, string> = {}) => c.post('/v1/jobs', { type: 'generate', model: 'm', wait: true, ...body }, { ...auth, ...headers });
 
   beforeAll(async () => {
-    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     // A private Redis: this test flushes it.
     redis = await startPrivateRedis();
     dir = mkdtempSync(join(tmpdir(), 'hydra-history-int-'));
-    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    pg = await postgresFor(dialect);
     const memoryUrl = pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`;
     c = await startCluster({ REDIS_URL: redis.url, MEMORY_URL: memoryUrl, JOB_ATTEMPTS: '1', API_KEYS: KEY });
     await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }, { name: 'e', sizeGb: 0.5 }], tokensPerSecond: 2000, loadMsPerGb: 0 });

@@ -6,12 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
-import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { historyDialects, postgresFor, type PrivatePostgres } from './support/postgres.js';
 import { waitFor } from './support/wait.js';
 
-const pgMissing = postgresMissing();
-const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
-const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+const stores = historyDialects('test/l2-cache.int.test.ts');
 
 describe.each(stores)('L2 answers from the results history (%s)', (dialect) => {
   let pg: PrivatePostgres | null = null;
@@ -26,9 +24,8 @@ describe.each(stores)('L2 answers from the results history (%s)', (dialect) => {
   const inHistory = (id: string) => waitFor(async () => ((await c.get(`/v1/history?limit=100`)).body.items as any[]).some((r) => r.id === id), { what: `job ${id} in the history` });
 
   beforeAll(async () => {
-    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     dir = mkdtempSync(join(tmpdir(), 'hydra-l2-'));
-    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    pg = await postgresFor(dialect);
     c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, CACHE_TTL_S: '4' });
     await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }], tokensPerSecond: 5000, loadMsPerGb: 0 });
   }, 60_000);

@@ -14,11 +14,9 @@ import { silentLogger } from '../libs/logger/index.js';
 import { hydraKeys } from '../libs/queue/index.js';
 import { HYDRA_BIN } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
-import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { historyDialects, postgresFor, type PrivatePostgres } from './support/postgres.js';
 
-const pgMissing = postgresMissing();
-const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
-const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+const stores = historyDialects('test/memory-prune.int.test.ts');
 const DAY = 86_400_000;
 
 describe.each(stores)('hydra memory prune (%s)', (dialect) => {
@@ -31,9 +29,8 @@ describe.each(stores)('hydra memory prune (%s)', (dialect) => {
   const hydra = (args: string[]) => spawnSync(process.execPath, [HYDRA_BIN, 'memory', ...args], { env: env(), encoding: 'utf8', timeout: 30_000 });
 
   beforeAll(async () => {
-    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     dir = mkdtempSync(join(tmpdir(), 'hydra-prune-'));
-    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    pg = await postgresFor(dialect);
     url = pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`;
     const config = loadConfig({ MEMORY_URL: url, MEMORY_EMBED_MODEL: 'e' });
     history = (await createHistoryStore(config, silentLogger()))!;

@@ -7,13 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
-import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { historyDialects, postgresFor, type PrivatePostgres } from './support/postgres.js';
 import { waitFor } from './support/wait.js';
 
-const pgMissing = postgresMissing();
-const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
-if (pgMissing && !inCi) process.stderr.write(`test/memory-search.int.test.ts: the PostgreSQL half is skipped: ${pgMissing}\n`);
-const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+const stores = historyDialects('test/memory-search.int.test.ts');
 
 interface Group {
   original: string;
@@ -35,9 +32,8 @@ describe.each(stores)('semantic search over the history (%s)', (dialect) => {
   const search = (body: unknown) => c.post('/v1/memory/search', body);
 
   beforeAll(async () => {
-    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     dir = mkdtempSync(join(tmpdir(), 'hydra-memory-search-'));
-    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    pg = await postgresFor(dialect);
     c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, MEMORY_EMBED_MODEL: EMBED, JOB_ATTEMPTS: '2' });
     await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }, { name: EMBED, sizeGb: 0.27, embeddingLength: 768 }], tokensPerSecond: 5000, loadMsPerGb: 0 });
   }, 60_000);

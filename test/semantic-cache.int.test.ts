@@ -8,12 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
-import { postgresMissing, startPrivatePostgres, type PrivatePostgres } from './support/postgres.js';
+import { historyDialects, postgresFor, type PrivatePostgres } from './support/postgres.js';
 import { waitFor } from './support/wait.js';
 
-const pgMissing = postgresMissing();
-const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
-const stores = pgMissing && !inCi ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+const stores = historyDialects('test/semantic-cache.int.test.ts');
 
 interface Group {
   original: string;
@@ -36,9 +34,8 @@ describe.each(stores)('semantic cache (%s)', (dialect) => {
   const ask = (prompt: string, extra: Record<string, unknown> = {}, key = KEY_A) => c.post('/v1/jobs', { type: 'generate', model: 'm', prompt, options: OPTIONS, cache: 'semantic', wait: true, ...extra }, as(key));
 
   beforeAll(async () => {
-    if (dialect === 'postgres' && pgMissing) throw new Error(`${pgMissing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
     dir = mkdtempSync(join(tmpdir(), 'hydra-semantic-cache-'));
-    if (dialect === 'postgres') pg = await startPrivatePostgres();
+    pg = await postgresFor(dialect);
     // KEY_A opts in by configuration (SEMANTIC_CACHE_KEYS): its requests without a cache field use the semantic cache.
     c = await startCluster({ MEMORY_URL: pg ? pg.url : `sqlite:${join(dir, 'history.sqlite')}`, MEMORY_EMBED_MODEL: EMBED, API_KEYS: `${KEY_A},${KEY_B}`, SEMANTIC_CACHE_KEYS: keyId(KEY_A) });
     await c.simWorker('gpu', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }, { name: 'm2', sizeGb: 1 }, { name: EMBED, sizeGb: 0.27, embeddingLength: 768 }], tokensPerSecond: 5000, loadMsPerGb: 0 });

@@ -5,7 +5,7 @@
 // per API key; generate and chat only (an embedding's vectors are not kept in the history).
 import type { CacheEntry } from '../../libs/cache/index.js';
 import type { InferenceCall, InferResult } from '../../libs/core/index.js';
-import { MAX_TEXT_CHARS, promptText, requestOf } from '../../libs/memory/index.js';
+import { MAX_TEXT_CHARS, promptText, requestOf, type HistoryRow } from '../../libs/memory/index.js';
 import type { ApiContext } from './context.js';
 import { canonicalJson } from './idempotency.js';
 
@@ -23,10 +23,15 @@ export async function l2Lookup(ctx: ApiContext, call: InferenceCall): Promise<Ca
   }
   const want = canonicalJson(requestOf(call));
   const row = rows.find((r) => r.answer !== null && r.answer.length < MAX_TEXT_CHARS && canonicalJson(r.request) === want);
-  if (!row) return null;
+  return row ? entryOfRow(ctx, call, row) : null;
+}
+
+/** A stored answer as the cache entry (and so the job view) of `call`: the L2 answer, and a semantic hit's. */
+export async function entryOfRow(ctx: ApiContext, call: InferenceCall, row: HistoryRow): Promise<CacheEntry<InferResult>> {
+  const answer = row.answer ?? '';
   const value: InferResult = {
     model: call.model,
-    ...(call.type === 'chat' ? { message: { role: 'assistant' as const, content: row.answer! } } : { response: row.answer! }),
+    ...(call.type === 'chat' ? { message: { role: 'assistant' as const, content: answer } } : { response: answer }),
     done_reason: 'stop',
     prompt_tokens: row.prompt_tokens ?? 0,
     completion_tokens: row.completion_tokens ?? 0,

@@ -5,13 +5,15 @@
 // sampled request, tools or images: those run as usual.
 import type { Request, Response } from 'express';
 import { isDeterministic } from '../../libs/cache/index.js';
-import { ErrorCode, HydraError, type InferenceCall, type InferResult, type JobRequest } from '../../libs/core/index.js';
+import { ErrorCode, HydraError, type InferenceCall, type JobRequest } from '../../libs/core/index.js';
 import { MAX_TEXT_CHARS, promptText, requestOf, type HistoryRow } from '../../libs/memory/index.js';
 import { sameModel } from '../../libs/scheduling/index.js';
 import { keyIdOf } from './auth.js';
 import { canonicalJson } from './idempotency.js';
 import type { ApiContext } from './context.js';
 import { embedQuery } from './services/embed-query.js';
+import { cachedJobView } from './job-view.js';
+import { entryOfRow } from './l2-cache.js';
 
 /** Stored prompts looked at per lookup (the nearest first). */
 const CANDIDATES = 5;
@@ -69,39 +71,14 @@ export async function semanticLookup(ctx: ApiContext, req: Request, res: Respons
   return null;
 }
 
-/** The job view of a semantic hit: the job view's shape, `cached: "semantic"`, and what matched. */
-export function semanticJobView(call: InferenceCall, priority: number, m: SemanticMatch) {
-  const { row } = m;
-  const answer = row.answer ?? '';
-  const decision = (row.routing ?? {}) as InferResult['routing_decision'];
-  const result = {
-    model: call.model,
-    ...(call.type === 'chat' ? { message: { role: 'assistant' as const, content: answer } } : { response: answer }),
-    done_reason: 'stop',
-    prompt_tokens: row.prompt_tokens ?? 0,
-    completion_tokens: row.completion_tokens ?? 0,
-    total_duration_ms: 0,
-    load_duration_ms: 0,
-    prompt_eval_duration_ms: 0,
-    eval_duration_ms: 0,
-    node_id: row.node,
-    cached: 'semantic' as const,
-    routing_decision: decision,
-  };
+/** The job view of a semantic hit: the cached job view of the stored answer, `cached: "semantic"`, and what matched. */
+export async function semanticJobView(ctx: ApiContext, call: InferenceCall, priority: number, m: SemanticMatch) {
+  const entry = await entryOfRow(ctx, call, m.row);
+  const view = cachedJobView(call, priority, '', entry);
   return {
-    id: row.id,
-    state: 'completed',
+    ...view,
     cached: 'semantic' as const,
-    queue: null,
-    type: call.type,
-    model: call.model,
-    priority,
-    attempts_made: 0,
-    submitted_at: new Date().toISOString(),
-    started_at: null,
-    finished_at: new Date(row.finished_at).toISOString(),
-    result,
-    cache: { hit: true, kind: 'semantic', source_job_id: row.id, score: Math.round(m.score * 10_000) / 10_000, threshold: m.threshold, matched_prompt: row.prompt },
-    routing_decision: decision,
+    result: { ...view.result, cached: 'semantic' as const },
+    cache: { hit: true, kind: 'semantic', source_job_id: m.row.id, score: Math.round(m.score * 10_000) / 10_000, threshold: m.threshold, matched_prompt: m.row.prompt },
   };
 }

@@ -127,10 +127,6 @@ export class HistoryDrainer {
     return { ...this.st };
   }
 
-  private sleep(ms: number): Promise<void> {
-    return this.pause.sleep(ms);
-  }
-
   private async run(): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     while (!this.closed) {
@@ -140,14 +136,14 @@ export class HistoryDrainer {
           this.st.open = true;
         }
         if (!(await this.holdLock())) {
-          await this.sleep(LOCK_MS / 2);
+          await this.pause.sleep(LOCK_MS / 2);
           continue;
         }
         const n = await this.drainOnce(this.store);
         if (this.failing) this.d.logger.info({ stored: this.st.stored }, 'history store reachable again; catching up');
         this.failing = false;
         backoff = BACKOFF_MIN_MS;
-        if (n < DRAIN_BATCH && !this.recover) await this.sleep(IDLE_POLL_MS);
+        if (n < DRAIN_BATCH && !this.recover) await this.pause.sleep(IDLE_POLL_MS);
       } catch (e) {
         const err = e as Error;
         // Unacknowledged entries stay pending: read them again first. A flushed Redis loses the group: make it again.
@@ -157,7 +153,7 @@ export class HistoryDrainer {
         this.st.last_error_at = Date.now();
         if (!this.failing) this.d.logger.warn({ err: err.message }, 'history not stored yet; retrying (records wait in Redis)');
         this.failing = true;
-        await this.sleep(backoff);
+        await this.pause.sleep(backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
     }

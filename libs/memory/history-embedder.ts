@@ -84,10 +84,6 @@ export class HistoryEmbedder {
     this.pause.wake();
   }
 
-  private sleep(ms: number): Promise<void> {
-    return this.pause.sleep(ms);
-  }
-
   private async run(): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     while (!this.closed) {
@@ -96,21 +92,21 @@ export class HistoryEmbedder {
         if (!this.d.active()) {
           // Another replica indexes; read the watermark again when this one takes over.
           this.watermark = null;
-          await this.sleep(IDLE_MS);
+          await this.pause.sleep(IDLE_MS);
           continue;
         }
         const n = await this.scanOnce(this.store);
         if (this.failing) this.d.logger.info({ embedded: this.st.embedded }, 'history vectors catching up again');
         this.failing = false;
         backoff = BACKOFF_MIN_MS;
-        if (n < SCAN_ROWS) await this.sleep(IDLE_MS);
+        if (n < SCAN_ROWS) await this.pause.sleep(IDLE_MS);
       } catch (e) {
         const err = e as Error;
         this.st.last_error = err.message;
         this.st.last_error_at = Date.now();
         if (!this.failing) this.d.logger.warn({ err: err.message, model: this.d.embedder.model }, 'history vectors not made yet; retrying (the rows are stored)');
         this.failing = true;
-        await this.sleep(backoff);
+        await this.pause.sleep(backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
     }

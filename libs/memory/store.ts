@@ -1,6 +1,6 @@
 // The results history store: what both dialects (SQLite, PostgreSQL) offer, the query shapes and the paging cursor.
-import { z } from 'zod';
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { OUTCOMES, RECORD_KINDS, type HistoryRecord } from './record.js';
 
 /** Rows per page at most (GET /v1/history `limit`). */

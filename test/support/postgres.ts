@@ -104,3 +104,25 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   await c.end();
   return s;
 }
+
+/**
+ * The history stores a test file runs against: SQLite always, PostgreSQL when its binaries are installed, and always
+ * under CI=true (where a missing server then fails the file, naming what to install, rather than skip it).
+ */
+export function historyDialects(file: string): readonly ('sqlite' | 'postgres')[] {
+  const missing = postgresMissing();
+  const inCi = /^(1|true)$/i.test(process.env.CI ?? '');
+  if (missing && !inCi) {
+    process.stderr.write(`${file}: the PostgreSQL half is skipped: ${missing}\n`);
+    return ['sqlite'];
+  }
+  return ['sqlite', 'postgres'];
+}
+
+/** A private PostgreSQL for the `postgres` half of a historyDialects test; null for `sqlite`. Throws what to install. */
+export async function postgresFor(dialect: 'sqlite' | 'postgres'): Promise<PrivatePostgres | null> {
+  if (dialect === 'sqlite') return null;
+  const missing = postgresMissing();
+  if (missing) throw new Error(`${missing}; CI must install it (.ci/run: apt-get install -y postgresql)`);
+  return startPrivatePostgres();
+}

@@ -43,7 +43,7 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
         const byKey = body.cache === undefined && semanticByKey(ctx, keyIdOf(req, ctx.config.API_KEYS));
         const semantic = asked || byKey ? async (call: InferenceCall) => {
           const m = await semanticLookup(ctx, req, res, call, body, { quiet: !asked });
-          return m ? semanticJobView(call, body.priority, m) : null;
+          return m ? semanticJobView(ctx, call, body.priority, m) : null;
         } : undefined;
         // memory.recall: the nearest earlier answers go in front of the prompt, and into the job's view.
         const recalled = body.memory ? await recallFor(ctx, req, res, promptText(toCall(body)), body.memory) : undefined;
