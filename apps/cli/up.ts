@@ -1,5 +1,5 @@
 // `hydra up`: Redis (reuse or start a private one with AOF), the API, a worker on the best backend, optional simulated nodes.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.js';
 import { parseRedisUrl, queueRedisTarget, redactRedisUrl, redisAnswers } from '../../libs/queue/index.js';
+import { askOnTerminal, ensureRedisServer, systemHost } from './install-redis.js';
 import { HYDRA_BIN } from './paths.js';
 
 /** Concurrent requests per model on each simulated node, and the worker's NUM_PARALLEL for it. */
@@ -59,7 +60,7 @@ interface Child {
 
 export async function up(argv: string[]): Promise<void> {
   const config = loadConfigOrExit(process.env, 'hydra up');
-  const { values } = parseArgs({ args: argv, options: { sim: { type: 'string' }, 'no-worker': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { sim: { type: 'string' }, 'no-worker': { type: 'boolean' }, 'install-redis': { type: 'boolean' } }, strict: true });
   const sims = values.sim === undefined ? 0 : Number(values.sim);
   if (!Number.isInteger(sims) || sims < 0 || sims > 32) {
     process.stderr.write(`hydra up: --sim must be an integer from 0 to 32, got "${values.sim}"\n`);
@@ -131,27 +132,34 @@ export async function up(argv: string[]): Promise<void> {
   } else if (await redisAnswers(redisUrl)) {
     say(`redis: using ${redactRedisUrl(redisUrl)}`);
   } else {
-    const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-    if (which.status !== 0) {
-      process.stderr.write(
-        `hydra up: no Redis answers at ${redactRedisUrl(config.REDIS_URL)} and redis-server is not installed.\n` +
-          `  Install it (Debian/Ubuntu: sudo apt-get install -y redis-server; macOS: brew install redis),\n` +
-          `  or point REDIS_URL at a running Redis.\n`,
-      );
+    // No redis-server on PATH: install it with --install-redis or after a yes at the prompt (only with a terminal on
+    // stdin and stdout: without one, never wait on input), else say the exact command (apps/cli/install-redis.ts).
+    const found = await ensureRedisServer(systemHost(process.env), {
+      install: values['install-redis'] === true,
+      ask: process.stdin.isTTY && process.stdout.isTTY ? askOnTerminal : undefined,
+      say,
+      where: redactRedisUrl(config.REDIS_URL),
+    });
+    if (!found.ok) {
+      process.stderr.write(found.message);
       process.exit(1);
     }
-    const u = new URL(config.REDIS_URL);
-    const port = u.hostname === '127.0.0.1' || u.hostname === 'localhost' ? Number(u.port || 6379) : await freePort();
-    const dir = join(dataDir, 'redis');
-    mkdirSync(dir, { recursive: true });
-    start('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], process.env);
-    redisUrl = `redis://127.0.0.1:${port}`;
-    if (!(await until(() => redisAnswers(redisUrl), 10_000))) {
-      process.stderr.write(`hydra up: redis-server did not start on port ${port}; see ${join(logDir, 'redis.log')}\n`);
-      await stopAll();
-      process.exit(1);
+    // Debian's package starts its own service on 6379: when that is REDIS_URL, use it rather than start a second one.
+    if (found.installed && (await until(() => redisAnswers(redisUrl), 2000))) say(`redis: using ${redactRedisUrl(redisUrl)} (the service the package started)`);
+    else {
+      const u = new URL(config.REDIS_URL);
+      const port = u.hostname === '127.0.0.1' || u.hostname === 'localhost' ? Number(u.port || 6379) : await freePort();
+      const dir = join(dataDir, 'redis');
+      mkdirSync(dir, { recursive: true });
+      start('redis', found.bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], process.env);
+      redisUrl = `redis://127.0.0.1:${port}`;
+      if (!(await until(() => redisAnswers(redisUrl), 10_000))) {
+        process.stderr.write(`hydra up: redis-server did not start on port ${port}; see ${join(logDir, 'redis.log')}\n`);
+        await stopAll();
+        process.exit(1);
+      }
+      say(`redis: started a private redis-server on ${redisUrl} (AOF on, data in ${dir})`);
     }
-    say(`redis: started a private redis-server on ${redisUrl} (AOF on, data in ${dir})`);
   }
   const env = { ...process.env, REDIS_URL: redisUrl };
 
