@@ -1,6 +1,6 @@
 // Shared bench plumbing: a private redis-server, child processes via the hydra CLI, latency statistics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,29 @@ export async function runLoad(n: number, concurrency: number, one: (i: number) =
 }
 
 export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN where /proc is absent. */
+export function cpuSecondsOf(pid: number | undefined): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
+/** Redis' own CPU seconds (INFO cpu) and its per-command call counts (INFO commandstats). */
+export async function redisCounters(redis: { info(section: string): Promise<string> }): Promise<{ cpuS: number; calls: Map<string, number> }> {
+  const cpu = await redis.info('cpu');
+  const num = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? NaN);
+  const calls = new Map<string, number>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  return { cpuS: num('used_cpu_user') + num('used_cpu_sys'), calls };
+}
 
 /** Run a bench's main: report a failure, always stop the child processes, then exit. */
 export function runBench(main: () => Promise<void>): void {

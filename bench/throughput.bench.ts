@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { HYDRA_BIN, child, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
+import { HYDRA_BIN, child, cpuSecondsOf, redisCounters, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
 
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' } },
@@ -34,7 +34,7 @@ async function direct(simUrls: string[], n = JOBS, conc = CONC): Promise<RunStat
   return s;
 }
 
-async function hydra(apiUrl: string, n = JOBS, conc = CONC): Promise<RunStats> {
+async function hydra(apiUrl: string, n = JOBS, conc = CONC, afterWarmUp: () => Promise<void> = async () => undefined): Promise<RunStats> {
   const pool = new Pool(apiUrl, { connections: conc });
   const one = async (i: number) => {
     const r = await pool.request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', ...body(i), wait: true }) });
@@ -42,6 +42,7 @@ async function hydra(apiUrl: string, n = JOBS, conc = CONC): Promise<RunStats> {
     if (r.statusCode !== 200 || j.state !== 'completed') throw new Error(`hydra call failed: ${r.statusCode} ${JSON.stringify(j)}`);
   };
   await runLoad(200, conc, one); // warm-up
+  await afterWarmUp();
   const s = await runLoad(n, conc, one);
   await pool.close();
   return s;
@@ -74,8 +75,8 @@ async function main(): Promise<void> {
 
   const apiPort = await freePort();
   const env = { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', PORT: String(apiPort), WORKER_CONCURRENCY: String(SLOTS) };
-  child(process.execPath, [HYDRA_BIN, 'api'], env);
-  simUrls.forEach((u, i) => child(process.execPath, [HYDRA_BIN, 'worker'], { ...env, BACKEND: 'ollama', OLLAMA_URL: u, NODE_ID: `sim-${i + 1}`, NODE_VRAM_GB: '24' }));
+  const api = child(process.execPath, [HYDRA_BIN, 'api'], env);
+  const workers = simUrls.map((u, i) => child(process.execPath, [HYDRA_BIN, 'worker'], { ...env, BACKEND: 'ollama', OLLAMA_URL: u, NODE_ID: `sim-${i + 1}`, NODE_VRAM_GB: '24' }));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await until('all workers registered', async () => ((await (await fetch(`${apiUrl}/v1/nodes`)).json()) as { nodes: unknown[] }).nodes.length === NODES);
 
@@ -84,18 +85,23 @@ async function main(): Promise<void> {
   const h1 = await hydra(apiUrl, 300, 1);
   const d = await direct(simUrls);
   const stats = new Redis(redisUrl);
-  await stats.config('RESETSTAT');
-  const h = await hydra(apiUrl);
-  // Redis commands per job on the Hydra path (includes the 200 warm-up jobs): where the round trips go.
+  // CPU seconds of Hydra's own processes and Redis' commands over the measured jobs only (after the warm-up).
+  const cpuNow = () => ({ api: cpuSecondsOf(api.pid), workers: workers.reduce((t, w) => t + cpuSecondsOf(w.pid), 0) });
+  let before = { cpu: cpuNow(), redis: await redisCounters(stats) };
+  const h = await hydra(apiUrl, JOBS, CONC, async () => {
+    before = { cpu: cpuNow(), redis: await redisCounters(stats) };
+  });
+  const after = { cpu: cpuNow(), redis: await redisCounters(stats) };
+  const perJobMs = (a: number, b: number) => round(((a - b) * 1000) / JOBS, 3);
+  const cpuPerJobMs = { api: perJobMs(after.cpu.api, before.cpu.api), workers: perJobMs(after.cpu.workers, before.cpu.workers), hydra_total: perJobMs(after.cpu.api + after.cpu.workers, before.cpu.api + before.cpu.workers), redis: perJobMs(after.redis.cpuS, before.redis.cpuS) };
+  // Redis commands per job on the Hydra path: where the round trips go.
   const perJob = Object.fromEntries(
-    ((await stats.info('commandstats')) as string)
-      .split('\n')
-      .map((l) => /^cmdstat_([a-z|]+):calls=(\d+)/.exec(l))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => [m[1]!, round(Number(m[2]) / (JOBS + 200), 2)] as const)
-      .filter(([, n]) => n >= 0.05)
+    [...after.redis.calls]
+      .map(([cmd, calls]) => [cmd, round((calls - (before.redis.calls.get(cmd) ?? 0)) / JOBS, 2)] as const)
+      .filter(([cmd, n]) => n >= 0.05 && cmd !== 'info')
       .sort((a, b) => b[1] - a[1]),
   );
+  const commandsPerJob = round(Object.values(perJob).reduce((t, n) => t + n, 0), 2);
   stats.disconnect();
   const ceiling = await bullmqCeiling(redisUrl);
   const result = {
@@ -112,6 +118,8 @@ async function main(): Promise<void> {
     throughput_ratio: round(h.per_second / d.per_second, 3),
     bullmq_noop_ceiling_jobs_per_s: ceiling.per_second,
     redis_commands_per_job: perJob,
+    redis_commands_per_job_total: commandsPerJob,
+    cpu_ms_per_job: cpuPerJobMs,
   };
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(new URL(`./results/throughput-${Date.now()}.json`, import.meta.url), JSON.stringify(result, null, 2));
@@ -126,7 +134,9 @@ async function main(): Promise<void> {
 | added by Hydra, one at a time | | ${result.one_at_a_time.added_p50_ms} | ${result.one_at_a_time.added_p99_ms} |
 
 BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} jobs/s
-Redis commands per job through Hydra: ${JSON.stringify(perJob)}
+Redis commands per job through Hydra: ${commandsPerJob} ${JSON.stringify(perJob)}
+CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}
+Ratio to the BullMQ ceiling: ${round(h.per_second / ceiling.per_second, 3)}
 `);
 }
 
