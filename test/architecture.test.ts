@@ -14,6 +14,8 @@ const RANK: Record<string, number> = {
   'libs/logger': 1,
   'libs/scheduling': 1,
   'libs/tiny-model': 1,
+  // The typed HTTP client: only libs/core's types (no I/O of its own beyond fetch), so the CLI, tests and users share it.
+  'libs/client': 1,
   'libs/queue': 2,
   'libs/registry': 2,
   'libs/cache': 2,

@@ -11,7 +11,9 @@ import { Drain, DRAIN_RETRY_AFTER_S, drainingError } from './drain.js';
 import { errorHandler, REDIS_RETRY_AFTER_S, redisUnavailable, route, sendError } from './errors.js';
 import { httpMetrics } from './http-metrics.js';
 import { jobsRouter } from './routes/jobs.route.js';
+import { batchesRouter } from './routes/batches.route.js';
 import { metricsRouter } from './routes/metrics.route.js';
+import { openApiRouter } from './routes/openapi.route.js';
 import { ollamaRouter } from './routes/ollama.route.js';
 import { openaiRouter } from './routes/openai.route.js';
 import { nodesRouter } from './routes/nodes.route.js';
@@ -62,6 +64,8 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
 
   // Prometheus: behind the API key when API_KEYS is set (like /v1); without keys the server is loopback-only anyway.
   app.use(metricsRouter(ctx));
+  // The OpenAPI document of the /v1 API and its reference page: no key (a description, not data).
+  app.use(openApiRouter());
 
   const board = boardRouter(ctx);
   app.use(BOARD_PATH, requireKey(ctx.config.API_KEYS, { basicRealm: 'hydra' }), board.sync, board.router);
@@ -80,6 +84,7 @@ export function buildApp(ctx: ApiContext, drain: Drain = new Drain(ctx.config.SH
   app.use(ollamaRouter(ctx));
   app.use(openaiRouter(ctx));
   app.use(jobsRouter(ctx, drain));
+  app.use(batchesRouter(ctx));
   app.use(nodesRouter(ctx));
   app.use(workflowsRouter(ctx, drain));
   app.use(distributeRouter(ctx, drain));

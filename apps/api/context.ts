@@ -4,7 +4,7 @@ import { localHostNames, type Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { startHistoryDrainer, type HistoryDrainer } from '../../libs/memory/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
-import { createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
+import { createDeliveries, createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type Deliveries, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
 import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
@@ -31,6 +31,8 @@ export interface ApiContext {
   history: HistoryDrainer | null;
   /** Prometheus metrics: this process's (HTTP, Redis commands) and the cluster-wide collector (GET /metrics). */
   metrics: ApiMetrics;
+  /** Webhook deliveries (queued when something with a callback_url ends) and the batch records (libs/queue/deliveries.ts). */
+  deliveries: Deliveries;
   /** Host names that count as "local" for prefer_local. */
   localHosts: readonly string[];
   /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
@@ -78,6 +80,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });
   const history = startHistoryDrainer(config, { redis, keys, logger: logger.child({ part: 'history' }) });
+  const deliveries = createDeliveries(config, { redis, keys });
   return {
     config,
     logger,
@@ -94,6 +97,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     coordinator,
     history,
     metrics,
+    deliveries,
     localHosts: localHostNames(),
     blockingConnection: () => createRedis(target, 'subscriber'),
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
@@ -102,6 +106,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
       await coordinator.close();
       await history?.close();
       await producer.close();
+      await deliveries.close();
       cache.close();
       replicaAck?.close();
       sub.disconnect();

@@ -25,7 +25,7 @@ interface Stored {
   /** Fingerprint of method, path and body. */
   f: string;
   id: string;
-  what: 'job' | 'workflow';
+  what: 'job' | 'workflow' | 'batch';
   path: string;
   at: number;
 }

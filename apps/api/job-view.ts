@@ -3,7 +3,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { CacheEntry } from '../../libs/cache/index.js';
 import { routingDecision, type InferenceCall, type InferResult, type RoutingDecision } from '../../libs/core/index.js';
-import { decodeFailure, recentFinishes, waitingPosition, type DoneMessage, type Failure, type HydraKeys, type InferJob, type RedisClient } from '../../libs/queue/index.js';
+import { decodeFailure, readDeliveries, recentFinishes, waitingPosition, type DeliveryAttempt, type DoneMessage, type Failure, type HydraKeys, type InferJob, type RedisClient } from '../../libs/queue/index.js';
 import { completionRate, estimatedStartMs, measuredLine, type PerfNode } from '../../libs/scheduling/index.js';
 
 export interface JobView {
@@ -36,6 +36,14 @@ export interface JobView {
   attempt?: number;
   /** Recall (`memory.recall`): the earlier jobs put in front of the prompt. */
   recalled?: InferJob['recalled'];
+  /** Webhook: the callback URL and each delivery attempt so far (`withDeliveries` fills them in). */
+  callback?: { url: string; deliveries: DeliveryAttempt[] };
+}
+
+/** A job view with its callback's delivery log (one LRANGE, only for a job that has a callback). */
+export async function withDeliveries(redis: RedisClient, keys: HydraKeys, view: JobView): Promise<JobView> {
+  if (!view.callback) return view;
+  return { ...view, callback: { url: view.callback.url, deliveries: await readDeliveries(redis, keys, view.id) } };
 }
 
 /**
@@ -107,6 +115,7 @@ export async function viewJob(queue: Queue, fetched: Job): Promise<JobView> {
     routing_decision: result?.routing_decision ?? routingDecision(data.route, data.attempts_log ?? []),
     ...(data.request_id ? { request_id: data.request_id } : {}),
     ...(data.recalled ? { recalled: data.recalled } : {}),
+    ...(data.callback_url ? { callback: { url: data.callback_url, deliveries: [] } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { createLogger } from '../../libs/logger/index.js';
 import { buildApp } from './app.js';
 import { createApiContext } from './context.js';
 import { Drain } from './drain.js';
+import { startWebhookWorker } from './webhooks.js';
 
 /** The longest closing the Redis connections may take after a drain, ms. */
 const CLOSE_TIMEOUT_MS = 2000;
@@ -20,6 +21,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     logger.info('no API_KEYS configured: API and Bull Board are open to loopback clients only');
   }
   const ctx = await createApiContext(config, logger);
+  // Webhook deliveries (apps/api/webhooks.ts): every API replica takes its share of the deliveries queue.
+  const webhooks = startWebhookWorker(ctx);
   const drain = new Drain(config.SHUTDOWN_GRACE_MS);
   const app = buildApp(ctx, drain);
   const server = app.listen(config.PORT, host, () => {
@@ -45,6 +48,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       }
       logger.info({ ms }, 'api drained');
       setTimeout(() => process.exit(0), CLOSE_TIMEOUT_MS).unref();
+      await webhooks.close();
       await ctx.close().catch((e: Error) => logger.warn({ err: e.message }, 'closing the redis connections failed'));
       process.exit(0);
     });

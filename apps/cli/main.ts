@@ -1,10 +1,14 @@
-// The hydra command line: up (a whole local cluster), api, worker, status, pull, discover, sim, make-tiny-model, config.
+// The hydra command line: up (a whole local cluster), api, worker, status, pull, run, jobs, job, cancel, discover, sim, make-tiny-model, config.
 const USAGE = `usage: hydra <command> [options]
 
-  up [--sim N] [--no-worker]   start a local cluster: Redis (REDIS_URL, or a private redis-server
+  up [--sim N] [--no-worker] [--install-redis]
+                               start a local cluster: Redis (REDIS_URL, or a private redis-server
                                with AOF under ./data), the API, and one worker on the best backend
                                found (Ollama, OPENAI_BASE_URL, else llama.cpp with the models in
-                               MODELS_DIR, else the built-in toy model); --sim N adds N simulated nodes
+                               MODELS_DIR, else the built-in toy model); --sim N adds N simulated nodes;
+                               --install-redis installs redis-server when it is missing (apt-get, dnf,
+                               yum, zypper, apk or brew; as root or through passwordless sudo), else
+                               prints the exact command (in a terminal it asks first)
   api                          the API alone (env: REDIS_URL, PORT, HOST, API_KEYS, ...)
   worker                       one node agent alone (env: REDIS_URL, BACKEND, OLLAMA_URL, NODE_ID, NODE_VRAM_GB, ...),
                                or with DISCOVER=hosts-or-cidr one node per server found (docs/discovery.md)
@@ -19,6 +23,15 @@ const USAGE = `usage: hydra <command> [options]
                                --node named; shows each node's progress (percent, bytes, status) and
                                exits 0 only when every node has the model (--insecure: Ollama's
                                insecure registry option)
+  run -m MODEL [--type generate|chat|embed] [--system S] [--priority P] [-o KEY=VALUE]... [--json] ["prompt"]
+                               run one job through the API (HYDRA_URL, HYDRA_API_KEY) and stream its tokens as
+                               they arrive (the prompt from stdin when none is given; -o sets inference options,
+                               e.g. -o temperature=0); Ctrl-C cancels the job on its node; --json prints one JSON
+                               object per event; exits 0 done, 1 failed, 130 cancelled
+  jobs [--limit N] [--state S] [--model M] [--json]
+                               recent jobs, newest first (state: waiting, active, delayed, completed, failed)
+  job ID [--json]              one job: state, node, times, attempts, the answer or the error
+  cancel ID [--json]           cancel a job: a waiting one is removed, a running one aborted on its node
   discover <hosts|a.b.c.d/n>[,...] [--ports P,...] [--json] [--timeout-ms N] [--concurrency N]
                                scan for Ollama and OpenAI-compatible servers (GET /api/version, /v1/models)
                                and print what answered: address, kind, version, models; exits 0 when
@@ -75,6 +88,16 @@ export async function run(argv: string[]): Promise<void> {
     case 'pull': {
       const m = await import('./pull.js');
       return m.pull(rest, process.env);
+    }
+    case 'run': {
+      const m = await import('./run.js');
+      return m.run(rest, process.env);
+    }
+    case 'jobs':
+    case 'job':
+    case 'cancel': {
+      const m = await import('./jobs.js');
+      return m[cmd](rest, process.env);
     }
     case 'discover': {
       const m = await import('./discover.js');

@@ -1,22 +1,23 @@
 // `hydra status [--watch] [--interval S] [--days N]`: the cluster's nodes and queues as a table, and the results
 // history's totals per model over the last N days, read from the API (HYDRA_URL).
 import { parseArgs } from 'node:util';
-import { ApiError, HydraApi } from './api-client.js';
+import { HydraApiError, type Hydra } from '../../libs/client/index.js';
+import { clientFromEnv, describeFailure, isReported } from './client.js';
 import { renderStatus, type StatusHistory, type StatusHistoryRow, type StatusNode, type StatusQueue, type StatusSnapshot } from './status-table.js';
 
 /** The history's per-model totals, or why there are none: 404 is an API with MEMORY_URL=off (or older than it). */
-async function history(api: HydraApi, days: number): Promise<StatusHistory> {
+async function history(api: Hydra, days: number): Promise<StatusHistory> {
   try {
-    const body = (await api.getJson(`/v1/history/stats?by=model&since=${days}d`)) as { groups?: StatusHistoryRow[] };
+    const body = await api.request<{ groups?: StatusHistoryRow[] }>('GET', `/v1/history/stats?by=model&since=${days}d`);
     return { days, groups: (body.groups ?? []).filter((g) => typeof g?.key === 'string') };
   } catch (e) {
-    if (e instanceof ApiError && e.status !== undefined && e.status !== 401) return { days, groups: null, note: e.status === 404 ? 'off (MEMORY_URL=off)' : e.message };
+    if (e instanceof HydraApiError && e.status !== 401) return { days, groups: null, note: e.status === 404 ? 'off (MEMORY_URL=off)' : describeFailure(e, api) };
     throw e;
   }
 }
 
-async function snapshot(api: HydraApi, days: number): Promise<StatusSnapshot> {
-  const [nodes, stats, hist] = await Promise.all([api.getJson('/v1/nodes'), api.getJson('/v1/cluster/stats'), days > 0 ? history(api, days) : undefined]);
+async function snapshot(api: Hydra, days: number): Promise<StatusSnapshot> {
+  const [nodes, stats, hist] = await Promise.all([api.request('GET', '/v1/nodes'), api.cluster(), days > 0 ? history(api, days) : undefined]);
   return {
     nodes: ((nodes as { nodes?: StatusNode[] }).nodes ?? []).filter((n) => typeof n?.id === 'string'),
     queues: (stats as { queues?: Record<string, StatusQueue> }).queues ?? {},
@@ -47,13 +48,13 @@ const redraw = (frame: string): string => `\x1b[H${frame.split('\n').join('\x1b[
 
 export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const { watch, intervalMs, days } = options(argv);
-  const api = HydraApi.fromEnv(env, 'hydra status');
+  const api = clientFromEnv(env, 'hydra status');
   if (!watch) {
     try {
-      process.stdout.write(`${renderStatus(await snapshot(api, days), api.base, Date.now())}\n`);
+      process.stdout.write(`${renderStatus(await snapshot(api, days), api.url, Date.now())}\n`);
     } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      process.stderr.write(`hydra status: ${e.message}\n`);
+      if (!isReported(e)) throw e;
+      process.stderr.write(`hydra status: ${describeFailure(e, api)}\n`);
       process.exitCode = 1;
     }
     return;
@@ -70,16 +71,16 @@ export async function status(argv: string[], env: NodeJS.ProcessEnv): Promise<vo
   for (;;) {
     let frame: string;
     try {
-      frame = renderStatus(await snapshot(api, days), api.base, Date.now());
+      frame = renderStatus(await snapshot(api, days), api.url, Date.now());
     } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      if (!e.retry) {
+      if (!isReported(e)) throw e;
+      if (!e.retryable) {
         if (tty) process.stdout.write('\x1b[?25h');
-        process.stderr.write(`hydra status: ${e.message}\n`);
+        process.stderr.write(`hydra status: ${describeFailure(e, api)}\n`);
         process.exitCode = 1;
         return;
       }
-      frame = `hydra status: ${e.message}\n(trying again every ${intervalMs / 1000} s; Ctrl-C to stop)`;
+      frame = `hydra status: ${describeFailure(e, api)}\n(trying again every ${intervalMs / 1000} s; Ctrl-C to stop)`;
     }
     process.stdout.write(tty ? redraw(frame) : `${frame}\n\n`);
     await new Promise((r) => setTimeout(r, intervalMs));

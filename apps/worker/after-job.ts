@@ -1,13 +1,13 @@
 // What runs after a job ends for good (completed, or failed with no retry left): its answer goes into the L1 cache,
 // when it is a workflow step, its workflow advances, and the dashboard's activity log, the job metrics and the results
-// history (libs/memory) record it.
+// history (libs/memory) record it; a callback is queued and a batch counted down when the job asks for them.
 import { finishedEntry, type ActivityLog } from '../../libs/activity/index.js';
 import type { L1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { jobRecord, type HistoryWriter } from '../../libs/memory/index.js';
 import type { JobOutcome } from '../../libs/metrics/index.js';
-import type { InferJob } from '../../libs/queue/index.js';
+import type { Deliveries, InferJob } from '../../libs/queue/index.js';
 import type { Coordinator } from '../../libs/workflows/index.js';
 import type { RunDeps } from './run-job.js';
 
@@ -17,7 +17,7 @@ export interface AfterJob {
 
 export function createAfterJob(
   config: Config,
-  deps: { cache: L1Cache; coordinator: Coordinator; logger: Logger; activity: { log: ActivityLog; nodeId: string }; metrics?: { jobFinished(job: Parameters<AfterJob['onFinished']>[0], outcome: JobOutcome): void }; history?: HistoryWriter | null },
+  deps: { cache: L1Cache; coordinator: Coordinator; logger: Logger; activity: { log: ActivityLog; nodeId: string }; metrics?: { jobFinished(job: Parameters<AfterJob['onFinished']>[0], outcome: JobOutcome): void }; history?: HistoryWriter | null; deliveries?: Deliveries },
 ): AfterJob {
   const { cache, coordinator, logger } = deps;
   return {
@@ -31,6 +31,11 @@ export function createAfterJob(
       void deps.activity.log.record(finishedEntry(job, outcome, deps.activity.nodeId, Date.now())).catch((e: Error) => logger.warn({ jobId: job.id, err: e.message }, 'activity not recorded'));
       // The results history: one XADD, not awaited either; the API drains the stream into SQLite/PostgreSQL.
       if (deps.history) void deps.history.record(jobRecord(job, outcome, deps.activity.nodeId, Date.now())).catch((e: Error) => logger.warn({ jobId: job.id, err: e.message }, 'history record not written'));
+      // Webhooks and batches (libs/queue/deliveries.ts): a delivery queued, a batch counted down; only for jobs that ask.
+      if (deps.deliveries && (data.callback_url || data.batch)) {
+        const end = outcome.state === 'completed' ? 'completed' : outcome.error.code === 'cancelled' ? 'cancelled' : 'failed';
+        void deps.deliveries.jobEnded(job.id!, data, end).catch((e: Error) => logger.warn({ jobId: job.id, err: e.message }, 'callback or batch count not recorded'));
+      }
       if (outcome.state === 'completed' && data.cache_key) {
         const stored = await cache.put(data.cache_key, outcome.result, job.id);
         if (stored === 'too_large') logger.debug({ jobId: job.id, limit: config.CACHE_MAX_ENTRY_BYTES }, 'answer larger than CACHE_MAX_ENTRY_BYTES; not cached');

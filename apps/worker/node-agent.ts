@@ -7,7 +7,7 @@ import type { Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createHistoryWriter } from '../../libs/memory/index.js';
-import type { HydraKeys, Producer, RedisClient } from '../../libs/queue/index.js';
+import { createDeliveries, type HydraKeys, type Producer, type RedisClient } from '../../libs/queue/index.js';
 import { redisBreakerStore, type NodeRegistry, type NodeView, type PerfStore } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import type { Coordinator } from '../../libs/workflows/index.js';
@@ -89,7 +89,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
   let dispatcher: Dispatcher | null = null;
   const active = () => dispatcher?.active ?? new Map();
   const metrics = host.metrics.addNode({ nodeId, slots: s.slots, backend, active });
-  const afterJob = createAfterJob(config, { cache: host.cache, coordinator: host.coordinator, logger: host.logger.child({ part: 'workflows' }), activity: { log: host.activity, nodeId }, metrics, history: createHistoryWriter(config, { redis, keys }) });
+  const afterJob = createAfterJob(config, { cache: host.cache, coordinator: host.coordinator, logger: host.logger.child({ part: 'workflows' }), activity: { log: host.activity, nodeId }, metrics, history: createHistoryWriter(config, { redis, keys }), deliveries: createDeliveries(config, { redis, keys }) });
   const tracker = liveness.forNode(nodeId);
   const breakerOpts = {
     failures: config.BREAKER_FAILURES,

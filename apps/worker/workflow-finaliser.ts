@@ -1,11 +1,11 @@
 // The workflow finaliser of a worker process: a BullMQ Worker on the workflow queue that finalises workflow jobs once
-// their steps have settled, announces each end after BullMQ recorded it (and records it in the results history), and
-// runs the workflow repair sweep on a timer.
-import { Worker } from 'bullmq';
+// their steps have settled, announces each end after BullMQ recorded it (records it in the results history, queues its
+// callback), and runs the workflow repair sweep on a timer.
+import { Worker, type Job } from 'bullmq';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createHistoryWriter, workflowRecord } from '../../libs/memory/index.js';
-import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
+import { createDeliveries, type HydraKeys, type RedisClient, type WorkflowJob } from '../../libs/queue/index.js';
 import { WORKFLOW_QUEUE, type Coordinator } from '../../libs/workflows/index.js';
 
 /** How often the repair sweep runs, and how long a workflow must have been quiet before it looks (ms). */
@@ -49,8 +49,22 @@ export function startWorkflowFinaliser(config: Config, deps: { redis: RedisClien
         .catch((e: Error) => logger.warn({ workflow: id, err: e.message }, 'workflow history record not written'));
     }
   };
-  worker.on('completed', (job) => announce(job.id));
-  worker.on('failed', (job) => announce(job?.id));
+  // Webhooks: a workflow submitted with callback_url is delivered once its end is recorded (no read: the URL is in the
+  // workflow job's data). `finishedOn`: a finalisation that failed and will be retried is not an end.
+  const deliveries = createDeliveries(config, { redis, keys });
+  const deliver = (job: Job | undefined) => {
+    const url = (job?.data as WorkflowJob | undefined)?.callback_url;
+    if (!url || !job?.id || job.finishedOn === undefined) return;
+    void deliveries.enqueue('workflow', job.id, url).catch((e: Error) => logger.warn({ workflow: job.id, err: e.message }, 'could not queue the workflow callback'));
+  };
+  worker.on('completed', (job) => {
+    announce(job.id);
+    deliver(job);
+  });
+  worker.on('failed', (job) => {
+    announce(job?.id);
+    deliver(job);
+  });
 
   let sweeping = false;
   const sweep = setInterval(() => {
@@ -70,6 +84,7 @@ export function startWorkflowFinaliser(config: Config, deps: { redis: RedisClien
       closed ??= (async () => {
         clearInterval(sweep);
         await worker.close().catch(() => undefined);
+        await deliveries.close();
       })();
       return closed;
     },

@@ -1,4 +1,5 @@
 // One zod schema for every environment variable; a bad value stops the process with a message naming the variable.
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 import { BACKEND_KINDS, KV_CACHE_TYPES } from '../core/index.js';
@@ -19,6 +20,14 @@ const httpUrl = z
   .string()
   .regex(/^https?:\/\//, 'must start with http:// or https://')
   .refine((v) => URL.canParse(v), 'is not a valid URL');
+/** A WEBHOOK_ALLOW entry: a host name, an IPv4/IPv6 address, or a CIDR of either. */
+const webhookAllowEntry = (x: string): boolean => {
+  const [addr, bits, more] = x.split('/');
+  if (more !== undefined || !addr) return false;
+  const v = isIP(addr.replace(/^\[|\]$/g, ''));
+  if (bits !== undefined) return v !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128);
+  return v !== 0 || /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/.test(addr);
+};
 const optional = <T extends z.ZodTypeAny>(s: T) => z.preprocess((v) => (v === '' ? undefined : v), s.optional());
 /** 1/true/yes or 0/false/no. */
 const flag = () =>
@@ -278,6 +287,30 @@ const ConfigSchema = z.object({
     .default('')
     .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
     .refine((ks) => ks.every((k) => k === '*' || /^k_[0-9a-f]{16}$/.test(k)), 'must be API key ids (k_ + 16 hex digits: printf %s "$KEY" | sha256sum | cut -c1-16) or *, comma-separated'),
+  // batches and webhooks (docs/api.md "Batches", "Webhooks")
+  /** Requests one POST /v1/batches may hold. */
+  BATCH_MAX_REQUESTS: int(1000, 1).refine((n) => n <= 100_000, 'must be at most 100000'),
+  /** Key of the X-Hydra-Signature HMAC-SHA256 on every callback; unset = callbacks are not signed. */
+  WEBHOOK_SECRET: optional(z.string().min(16, 'must be at least 16 characters')),
+  /** Hosts, addresses and CIDRs a callback_url may reach although they are loopback, private or link-local (webhook-allow.ts). */
+  WEBHOOK_ALLOW: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const out = s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+      const bad = out.find((x) => !webhookAllowEntry(x));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be a comma list of host names, IP addresses and CIDRs (e.g. "hooks.internal,10.1.0.0/16,127.0.0.1"); "${bad}" is none of them` });
+        return z.NEVER;
+      }
+      return out;
+    }),
+  /** One callback POST may take this long (ms) before it counts as failed and is retried. */
+  WEBHOOK_TIMEOUT_MS: int(5000, 100).refine((n) => n <= 120_000, 'must be at most 120000'),
+  /** Deliveries of one callback (first try + retries). */
+  WEBHOOK_MAX_ATTEMPTS: int(5, 1).refine((n) => n <= 50, 'must be at most 50'),
+  /** Retry backoff of a failed callback: exponential from this (ms): 1 s, 2 s, 4 s, ... */
+  WEBHOOK_BACKOFF_MS: int(1000, 0),
   // launcher
   HYDRA_DATA_DIR: z.string().default('./data'),
   /** The file of settings every hydra command loads first (dotenv.ts); the environment wins over it. */
@@ -289,7 +322,7 @@ const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** Variables whose values are secrets. */
-export const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD']);
+export const SECRET_VARS = new Set(['API_KEYS', 'API_KEY_PRIORITIES', 'OPENAI_API_KEY', 'HYDRA_API_KEY', 'REDIS_SENTINEL_PASSWORD', 'WEBHOOK_SECRET']);
 /** Variables whose values may hold a password in their user-info part (shown with it masked). */
 export const URL_VARS = new Set(['REDIS_URL', 'CACHE_REDIS_URL', 'MEMORY_URL']);
 

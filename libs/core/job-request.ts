@@ -1,5 +1,6 @@
 // The body of POST /v1/jobs, validated field by field so a 400 can name each bad field and why.
 import { z } from 'zod';
+import { CallbackUrlSchema } from './callback-url.js';
 import { ChatMessageSchema, FormatSchema, InferenceOptionsSchema, JOB_TYPES, ThinkSchema, ToolSchema } from './inference.js';
 import { DEFAULT_PRIORITY, ModelNameSchema, PrioritySchema, RoutingFieldsSchema } from './routing.js';
 
@@ -28,6 +29,8 @@ const common = {
     .optional(),
   /** cache: "semantic": the cosine similarity a stored prompt needs at least (default SEMANTIC_CACHE_THRESHOLD). */
   semantic_threshold: z.number({ error: 'must be a number from 0.5 to 1' }).min(0.5, 'must be at least 0.5').max(1, 'must be at most 1').optional(),
+  /** Webhook: the job's view is POSTed here when it ends (docs/api.md "Webhooks"); its address is checked at submit. */
+  callback_url: CallbackUrlSchema.optional(),
 };
 
 export const JobRequestSchema = z.discriminatedUnion('type', [

@@ -32,6 +32,10 @@ export const InferJobSchema = z.object({
   recalled: z.array(z.object({ source_job_id: z.string(), score: z.number(), prompt: z.string(), answer: z.string() })).max(20).optional(),
   /** Set when the job is a workflow step: its completion advances that workflow (libs/workflows). */
   workflow: z.object({ id: z.string().min(1), step: z.string().min(1) }).optional(),
+  /** Webhook: where its view is POSTed when it ends (checked at submit and again at delivery: deliveries.ts). */
+  callback_url: z.string().max(2048).optional(),
+  /** Set when the job is item `index` of a batch (POST /v1/batches): its end counts down that batch (batch-store.ts). */
+  batch: z.object({ id: z.string().min(1), index: z.number().int().min(0) }).optional(),
 });
 export type InferJob = z.infer<typeof InferJobSchema>;
 
@@ -41,6 +45,8 @@ export const WorkflowJobSchema = z.object({
   kind: z.string().min(1),
   name: z.string().optional(),
   steps: z.number().int().min(0),
+  /** Webhook: where the workflow's view is POSTed when it ends (deliveries.ts). */
+  callback_url: z.string().max(2048).optional(),
 });
 export type WorkflowJob = z.infer<typeof WorkflowJobSchema>;
 

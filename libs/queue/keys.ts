@@ -64,6 +64,12 @@ export function hydraKeys(prefix: string) {
     /** Zset workflow id → created ms: workflows not yet finalised (the reconcile sweep walks it). */
     workflowsOpen: `${prefix}:wf-open`,
     workflowSweepLock: `${prefix}:wf-sweep-lock`,
+    /** Batch (POST /v1/batches): hash of its fields and end counters, list of "queue jobId" per item, hash item index → end state. */
+    batch: (id: string) => `${prefix}:batch:${id}`,
+    batchItems: (id: string) => `${prefix}:batch:${id}:items`,
+    batchEnds: (id: string) => `${prefix}:batch:${id}:ends`,
+    /** List of JSON delivery attempts of a job's, workflow's or batch's callback, oldest first, capped (deliveries.ts). */
+    deliveries: (id: string) => `${prefix}:dlv:${id}`,
     /** List of JSON activity entries, newest first, capped (libs/activity): finished jobs for the dashboard. */
     activity: `${prefix}:activity`,
     /** Stream of finished jobs and workflows waiting for the history store (libs/memory); the drainer's lock. */

@@ -106,8 +106,8 @@ export function parseDoneMessage(raw: string): DoneMessage | null {
 export type CancelResult =
   | { outcome: 'unknown' }
   | { outcome: 'ended'; state: 'completed' | 'failed' }
-  /** It had not started: removed from its queue, its stream ended with a cancelled error, its end announced. */
-  | { outcome: 'removed' }
+  /** It had not started: removed from its queue, its stream ended with a cancelled error, its end announced. `data`: its payload. */
+  | { outcome: 'removed'; data: unknown }
   /** It is running: flagged and the node running it told to abort (it then fails as cancelled). */
   | { outcome: 'signalled' };
 
@@ -219,7 +219,7 @@ export class JobLifecycle {
         await appendEnd(redis.multi(), keys.stream(jobId), 'error', err, retentionS).exec();
         await this.publishDone({ id: jobId, state: 'cancelled', error: err });
         await this.retire(kindOfJobName(job.name) === 'admin' ? 'admin' : 'infer', job.queueName, 'failed', jobId).catch(() => undefined);
-        return { outcome: 'removed' };
+        return { outcome: 'removed', data: job.data };
       } catch {
         // It became active meanwhile (locked): abort it on its node instead.
       }

@@ -69,6 +69,8 @@ export interface StartInput {
   request_id?: string | undefined;
   /** The submitting API key's id (`k_` + 16 hex, auth.ts keyIdOf; never the key): in every step job and the history. */
   api_key_id?: string | undefined;
+  /** Webhook: the workflow's view is POSTed here when it ends (the workflow job carries it; apps/worker/workflow-finaliser.ts). */
+  callback_url?: string | undefined;
   steps: StepDef[];
 }
 
@@ -123,7 +125,7 @@ export class Coordinator implements StepAdvancer {
     try {
       const prep = await this.prepare(ctx, ready);
       await this.registerQueues(prep.jobs);
-      await this.flow.add(workflowFlow(producer, { id, kind: w.kind, name: w.name, steps: w.steps.length, priority: w.priority }, prep.jobs));
+      await this.flow.add(workflowFlow(producer, { id, kind: w.kind, name: w.name, steps: w.steps.length, priority: w.priority, callback_url: w.callback_url }, prep.jobs));
       await this.store.stepsQueued(id, prep.jobs.map(queuedStep));
       for (const s of prep.settled) await this.settle(id, s.step, s.record);
     } catch (e) {

@@ -36,8 +36,8 @@ export function stepJob(producer: Producer, j: PreparedJob): JobSpec {
 }
 
 /** The whole flow of a new workflow: the parent with its gate and the steps that can start. */
-export function workflowFlow(producer: Producer, w: { id: string; kind: WorkflowKind; name?: string | undefined; steps: number; priority: number }, jobs: readonly PreparedJob[]): FlowJob {
-  const data = checkPayload('workflow', { id: w.id, kind: w.kind, ...(w.name ? { name: w.name } : {}), steps: w.steps });
+export function workflowFlow(producer: Producer, w: { id: string; kind: WorkflowKind; name?: string | undefined; steps: number; priority: number; callback_url?: string | undefined }, jobs: readonly PreparedJob[]): FlowJob {
+  const data = checkPayload('workflow', { id: w.id, kind: w.kind, ...(w.name ? { name: w.name } : {}), steps: w.steps, ...(w.callback_url ? { callback_url: w.callback_url } : {}) });
   return {
     name: JobCatalog.workflow.name(data),
     queueName: WORKFLOW_QUEUE,

@@ -1,6 +1,6 @@
 // Request bodies of POST /v1/workflows and /v1/distribute, their validation (ids, dependencies, cycles, templates) and the step plans they become.
 import { z } from 'zod';
-import { ChatMessageSchema, DEFAULT_PRIORITY, FormatSchema, InferenceOptionsSchema, ModelNameSchema, PrioritySchema, RoutingFieldsSchema, routingFieldsOf, zodProblems, type FieldProblem } from '../core/index.js';
+import { CallbackUrlSchema, ChatMessageSchema, DEFAULT_PRIORITY, FormatSchema, InferenceOptionsSchema, ModelNameSchema, PrioritySchema, RoutingFieldsSchema, routingFieldsOf, zodProblems, type FieldProblem } from '../core/index.js';
 import { ancestors, findCycle } from './dag.js';
 import { templateRefs } from './template.js';
 import { MAX_STEPS, type StepCall, type StepDef } from './types.js';
@@ -41,6 +41,8 @@ export const WorkflowRequestSchema = z.strictObject({
   cache: z.boolean().optional(),
   wait: z.boolean().optional(),
   timeout_ms: waitMs.optional(),
+  /** Webhook: the workflow's view is POSTed here when it ends (docs/api.md "Webhooks"). */
+  callback_url: CallbackUrlSchema.optional(),
 });
 export type WorkflowRequest = z.infer<typeof WorkflowRequestSchema>;
 

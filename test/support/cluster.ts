@@ -1,14 +1,16 @@
 // Test harness: an in-process API on a free port, simulated nodes, and workers as real child processes, all on one key prefix.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import { buildApp } from '../../apps/api/app.js';
 import { createApiContext, type ApiContext } from '../../apps/api/context.js';
+import { startWebhookWorker } from '../../apps/api/webhooks.js';
 import { createSimNode, type SimNode, type SimNodeOptions } from '../../apps/node-sim/sim-server.js';
 import { loadConfig, type Config } from '../../libs/config/index.js';
 import { silentLogger, type Logger } from '../../libs/logger/index.js';
+import { CHECKED_HEADER, openApiCheck, watchAnswers } from './openapi-check.js';
 import { waitFor } from './wait.js';
 
 export const HYDRA_BIN = fileURLToPath(new URL('../../bin/hydra.mjs', import.meta.url));
@@ -69,9 +71,13 @@ export async function startCluster(extraEnv: Record<string, string> = {}, opts: 
   const env = testEnv(prefix, redisUrl, { PORT: '0', ...extraEnv });
   const config = loadConfig(env);
   const ctx = await createApiContext(config, opts.logger ?? silentLogger());
+  // Webhook deliveries, as apps/api/main.ts starts them.
+  const webhooks = startWebhookWorker(ctx);
   const app = buildApp(ctx);
+  // Answers to other clients (plain fetch, SDKs) are held to the OpenAPI document too; drift fails the file at stop().
+  const drift: string[] = [];
   const server: Server = await new Promise((res) => {
-    const s = app.listen(0, '127.0.0.1', () => res(s));
+    const s = createServer(watchAnswers(app, drift)).listen(0, '127.0.0.1', () => res(s));
   });
   const addr = server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -81,7 +87,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}, opts: 
   const req = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(`${url}${path}`, {
       method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), [CHECKED_HEADER]: '1', ...headers },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     const text = await r.text();
@@ -91,6 +97,8 @@ export async function startCluster(extraEnv: Record<string, string> = {}, opts: 
     } catch {
       /* not JSON */
     }
+    // Drift check: an answer the OpenAPI document does not describe fails the test that got it (openapi-check.ts).
+    openApiCheck().check(method, path, r.status, r.headers.get('content-type'), parsed);
     return { status: r.status, body: parsed as any };
   };
 
@@ -156,10 +164,12 @@ export async function startCluster(extraEnv: Record<string, string> = {}, opts: 
       await Promise.all(sims.map((s) => s.close().catch(() => undefined)));
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+      await webhooks.close();
       // Remove this cluster's keys (never FLUSHALL a shared Redis).
       const keys = await ctx.redis.keys(`${prefix}*`);
       for (let i = 0; i < keys.length; i += 500) await ctx.redis.del(...keys.slice(i, i + 500));
       await ctx.close();
+      if (drift.length > 0) throw new Error(`${drift.length} answer(s) of this cluster drift from the OpenAPI document:\n${[...new Set(drift)].slice(0, 10).join('\n\n')}`);
     },
   };
   return cluster;

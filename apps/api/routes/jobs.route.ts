@@ -10,6 +10,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest, route, sendError, STATUS } from '../errors.js';
 import { cancelJob, cancelOnDisconnect, findJob, submitJob, waitForEnd, waitLimitMs } from '../services/jobs.js';
 import { readJobStream, resumeFrom } from '../services/stream-reader.js';
+import { listJobs, parseJobListQuery } from '../services/job-list.js';
 import { sendSse } from '../sse.js';
 import { clientGone } from '../client-gone.js';
 import type { Drain } from '../drain.js';
@@ -19,6 +20,8 @@ import { semanticByKey, semanticJobView, semanticLookup } from '../semantic-cach
 import { recallFor, withRecall } from '../recall.js';
 import { promptText } from '../../../libs/memory/index.js';
 import { toCall } from '../../../libs/queue/index.js';
+import { withDeliveries } from '../job-view.js';
+import { requireCallbackAllowed } from '../webhook-allow.js';
 
 const links = (id: string) => ({ id, status_url: `/v1/jobs/${id}`, stream_url: `/v1/jobs/${id}/stream` });
 
@@ -32,6 +35,8 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
       const parsed = parseJobRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       let body = parsed.value;
+      // Webhook: a callback to a loopback, private or metadata address is refused here (webhook-allow.ts).
+      if (body.callback_url) await requireCallbackAllowed(body.callback_url, 'callback_url', ctx.config.WEBHOOK_ALLOW);
       // Idempotency-Key: a repeat of an earlier request answers with that request's job (idempotency.ts, replay.ts).
       const claim = await claimIdempotency(ctx, req, 'job', randomUUID);
       if (claim.kind === 'replay') return replayJob(ctx, res, claim.id, claim.at, body.wait === true, waitLimitMs(ctx, body.timeout_ms), AbortSignal.any([clientGone(res), drain.deadline]));
@@ -86,12 +91,20 @@ export function jobsRouter(ctx: ApiContext, drain: Drain): Router {
     }),
   );
 
+  // Recent jobs, newest first (services/job-list.ts): ?limit=1..200&state=&model=
+  r.get(
+    '/v1/jobs',
+    route(async (req: Request, res: Response) => {
+      res.json({ jobs: await listJobs(ctx, parseJobListQuery(req.query)) });
+    }),
+  );
+
   r.get(
     '/v1/jobs/:id',
     route(async (req: Request, res: Response) => {
       const id = String(req.params.id);
       const found = await findJob(ctx, id);
-      if (found.kind === 'found') return void res.json(found.view);
+      if (found.kind === 'found') return void res.json(await withDeliveries(ctx.redis, ctx.keys, found.view));
       if (found.kind === 'cancelled') return void res.json({ id, state: 'cancelled' });
       sendError(res, new HydraError(ErrorCode.NotFound, `no job with id ${id} (unknown, or removed after JOB_RETENTION_S)`));
     }),

@@ -8,7 +8,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest, route } from '../errors.js';
 import { embedQuery } from '../services/embed-query.js';
 
-const SearchSchema = z
+export const SearchSchema = z
   .object({
     query: z.string({ error: 'is required (the text to search for)' }).trim().min(1, 'must not be empty').max(8192, 'must be at most 8192 characters'),
     k: z.number({ error: 'must be a whole number from 1 to 100' }).int('must be a whole number from 1 to 100').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),

@@ -9,6 +9,7 @@ import { readWorkflowStream } from '../services/workflows.js';
 import { resumeFrom } from '../services/stream-reader.js';
 import { sendSse } from '../sse.js';
 import { startAndAnswer, workflowLinks } from '../workflow-answer.js';
+import { requireCallbackAllowed } from '../webhook-allow.js';
 
 /** `drain`: this replica's shutdown, which hands workflow streams over to another replica. */
 export function workflowsRouter(ctx: ApiContext, drain: Drain): Router {
@@ -20,7 +21,8 @@ export function workflowsRouter(ctx: ApiContext, drain: Drain): Router {
       const parsed = parseWorkflowRequest(req.body);
       if (!parsed.ok) return sendError(res, badRequest(parsed.problems));
       const w = parsed.value;
-      await startAndAnswer(ctx, res, { kind: 'dag', name: w.name, priority: w.priority, cache: w.cache, input: w.input, steps: w.steps.map(stepDefOf) }, w.wait, w.timeout_ms, drain.deadline);
+      if (w.callback_url) await requireCallbackAllowed(w.callback_url, 'callback_url', ctx.config.WEBHOOK_ALLOW);
+      await startAndAnswer(ctx, res, { kind: 'dag', name: w.name, priority: w.priority, cache: w.cache, input: w.input, steps: w.steps.map(stepDefOf), callback_url: w.callback_url }, w.wait, w.timeout_ms, drain.deadline);
     }),
   );
 

@@ -65,6 +65,7 @@ export async function submitJob(ctx: ApiContext, request: JobRequest, opts: Subm
   if (opts.requestId) payload.request_id = opts.requestId;
   if (opts.keyId) payload.api_key_id = opts.keyId;
   if (opts.recalled) payload.recalled = opts.recalled;
+  if (request.callback_url) payload.callback_url = request.callback_url; // webhook (apps/api/webhooks.ts)
   await checkDepth(ctx, plan.queue);
   const id = opts.id ?? randomUUID();
   const watch = opts.watch ? ctx.waiters.watch(id) : null;
@@ -90,7 +91,7 @@ export type Withdrawal = 'withdrawn' | 'ran' | 'unknown';
  * workflow) is withdrawn so that the client's retry does not run it twice. Workers see a job the moment it is added,
  * so a short one has often run by then: the error says so (`details.withdrawal`), with the id to look it up.
  */
-export async function confirmDurable(ctx: ApiContext, seal: AckSeal, what: { kind: 'job' | 'workflow'; id: string; withdraw: () => Promise<Withdrawal> }): Promise<void> {
+export async function confirmDurable(ctx: ApiContext, seal: AckSeal, what: { kind: 'job' | 'workflow' | 'batch'; id: string; withdraw: () => Promise<Withdrawal> }): Promise<void> {
   const ack = await ctx.replicaAck!.confirm(seal);
   if (ack.ok) return;
   const withdrawal = await what.withdraw().catch((): Withdrawal => 'unknown');
@@ -235,6 +236,9 @@ export async function cancelJob(ctx: ApiContext, id: string, why: string): Promi
   const r = await ctx.lifecycle.cancel(id, why);
   if (r.outcome === 'unknown') throw new HydraError(ErrorCode.NotFound, `no job with id ${id}`);
   if (r.outcome === 'ended') throw new HydraError(ErrorCode.Conflict, `job ${id} already ${r.state}; nothing to cancel`);
+  // Webhooks and batches: no worker sees a job removed before it ran end, so its callback and batch count start here.
+  const unrun = r.outcome === 'removed' ? (r.data as InferJob | undefined) : undefined;
+  if (unrun?.callback_url || unrun?.batch) await ctx.deliveries.jobEnded(id, unrun, 'cancelled').catch((e: Error) => ctx.logger.warn({ jobId: id, err: e.message }, 'cancelled job: callback or batch count not recorded'));
   return r.outcome === 'removed' ? { state: 'cancelled' } : { state: 'cancelling' };
 }
 
