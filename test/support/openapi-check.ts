@@ -3,14 +3,10 @@
 // a Hydra-native /v1 route that answers without being documented fails. The OpenAI and Ollama surfaces are skipped.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsImport from 'ajv-formats';
 import { openApiDocument } from '../../apps/api/openapi/document.js';
 import { surfaceOf } from '../../apps/api/errors.js';
 
 type Json = Record<string, any>;
-
-// ajv-formats is CommonJS with a default export: under NodeNext its default import is the module object.
-const addFormats = ((addFormatsImport as unknown as { default?: typeof addFormatsImport }).default ?? addFormatsImport) as unknown as (ajv: Ajv2020) => Ajv2020;
 
 const COMPONENTS = '#/components/schemas/';
 const ROOT_ID = 'hydra-openapi';
@@ -24,7 +20,7 @@ function rewriteRefs(v: unknown): unknown {
   return v;
 }
 
-export interface DocumentedOperation {
+interface DocumentedOperation {
   method: string;
   path: string;
   regex: RegExp;
@@ -43,7 +39,6 @@ export class OpenApiCheck {
     // A copy: the app serves the original; a test may change this one (to see the check fail) without touching it.
     this.doc = structuredClone(doc);
     this.ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictTuples: false, strictRequired: false });
-    addFormats(this.ajv);
     this.ajv.addSchema({ $id: ROOT_ID, $defs: rewriteRefs(this.doc.components?.schemas ?? {}) as Json });
     for (const [path, item] of Object.entries(this.doc.paths as Json)) {
       const segments = path.split('/');
@@ -105,6 +100,9 @@ let shared: OpenApiCheck | undefined;
 /** One checker per test process (compiling the document's schemas is the expensive part). */
 export const openApiCheck = (): OpenApiCheck => (shared ??= new OpenApiCheck());
 
+/** application/json and its +json kin; not NDJSON (one document per line) nor SSE. */
+const isJson = (type: unknown): boolean => /^application\/([\w.-]+\+)?json(;|$)/i.test(String(type ?? ''));
+
 /** Marks a request whose answer the harness's req() checks itself: the server-side watch leaves it alone. */
 export const CHECKED_HEADER = 'x-openapi-checked';
 
@@ -126,7 +124,7 @@ export function watchAnswers(handler: (req: IncomingMessage, res: ServerResponse
     let keep = true;
     const hold = (chunk: unknown, encoding: unknown) => {
       if (!keep || chunk === undefined || chunk === null || typeof chunk === 'function') return;
-      if (!/json/.test(String(res.getHeader('content-type') ?? ''))) return void (keep = false);
+      if (!isJson(res.getHeader('content-type'))) return void (keep = false);
       const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
       size += b.length;
       if (size > WATCH_MAX_BYTES) keep = false;
@@ -138,7 +136,7 @@ export function watchAnswers(handler: (req: IncomingMessage, res: ServerResponse
     res.end = ((...a: unknown[]) => (hold(a[0], a[1]), end(...a))) as typeof res.end;
     res.once('finish', () => {
       const type = res.getHeader('content-type');
-      const json = /json/.test(String(type ?? ''));
+      const json = isJson(type);
       if (json && !keep) return;
       let body: unknown;
       if (json) {

@@ -18,7 +18,7 @@ const REQUESTS: Record<string, z.ZodType> = {
   JobRequest: JobRequestSchema,
   BatchRequest: z
     .strictObject({
-      requests: z.array(JobRequestSchema).min(1).max(BATCH_MAX).describe('each exactly what POST /v1/jobs takes, without `wait`; at most BATCH_MAX_REQUESTS (default 1000)'),
+      requests: z.array(JobRequestSchema).min(1).max(BATCH_MAX).describe('each what POST /v1/jobs takes, without `wait`, `memory` or `cache: "semantic"`; at most BATCH_MAX_REQUESTS (default 1000)'),
       callback_url: CallbackUrlSchema.optional().describe('POSTed the batch view when every job has ended'),
     })
     .describe('the body of POST /v1/batches'),
@@ -33,6 +33,7 @@ const RESPONSES: Record<string, z.ZodType> = {
   InferResult: R.InferResultSchema,
   JobView: R.JobViewSchema,
   JobCancelled: R.JobCancelledSchema,
+  AdminJobView: R.AdminJobViewSchema,
   CachedJobView: R.CachedJobViewSchema,
   JobLinks: R.JobLinksSchema,
   JobCancel: R.JobCancelSchema,

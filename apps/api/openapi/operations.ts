@@ -4,7 +4,7 @@
 /** A component of the document by name, a union of them, or a non-JSON body. */
 export type Body = string | { anyOf: string[] } | { text: 'text/event-stream' | 'application/x-ndjson' | 'text/plain' | 'text/html' };
 
-export interface Param {
+interface Param {
   name: string;
   in: 'path' | 'query' | 'header';
   description: string;
@@ -99,7 +99,7 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'get', path: '/v1/jobs/{id}', tag: 'Jobs', id: 'getJob', summary: 'A job: state, result or error, routing decision',
     params: [idParam('job')],
-    responses: { 200: ['the job (or, removed by a cancel before it ran, just its id and state)', { anyOf: ['JobView', 'JobCancelled'] }], 404: ['unknown, or removed after JOB_RETENTION_S', ERR] },
+    responses: { 200: ['the job (or, removed by a cancel before it ran, just its id and state; or a model-management job of the Ollama surface)', { anyOf: ['JobView', 'JobCancelled', 'AdminJobView'] }], 404: ['unknown, or removed after JOB_RETENTION_S', ERR] },
   },
   {
     method: 'get', path: '/v1/jobs/{id}/stream', tag: 'Jobs', id: 'streamJob', summary: "A job's tokens as Server-Sent Events",

@@ -3,6 +3,8 @@
 type Json = Record<string, any>;
 
 const esc = (s: unknown): string => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** Prose: escaped, with `code` spans. */
+const prose = (s: unknown): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 const REF = '#/components/schemas/';
 const refName = (r: string) => r.slice(REF.length);
 const anchor = (name: string) => `schema-${name}`;
@@ -46,7 +48,7 @@ function fieldRows(s: Json, depth = 0): string {
   return Object.entries(props)
     .map(([name, p]) => {
       const inner = p.type === 'object' && p.properties ? p : p.type === 'array' && p.items?.properties ? p.items : null;
-      const row = `<tr><td style="padding-left:${0.5 + depth * 1.2}em"><code>${esc(name)}</code>${required.has(name) ? ' <span class="req">required</span>' : ''}</td><td>${typeOf(p)}</td><td>${esc(p.description ?? '')}${limits(p) ? ` <span class="lim">${limits(p)}</span>` : ''}</td></tr>`;
+      const row = `<tr><td style="padding-left:${0.5 + depth * 1.2}em"><code>${esc(name)}</code>${required.has(name) ? ' <span class="req">required</span>' : ''}</td><td>${typeOf(p)}</td><td>${prose(p.description ?? '')}${limits(p) ? ` <span class="lim">${limits(p)}</span>` : ''}</td></tr>`;
       return inner && depth < 4 ? row + fieldRows(inner, depth + 1) : row;
     })
     .join('');
@@ -84,7 +86,7 @@ const pre = (v: unknown) => `<pre>${esc(JSON.stringify(v, null, 2))}</pre>`;
 
 function operationHtml(method: string, path: string, op: Json, schemas: Record<string, Json>): string {
   const params = (op.parameters ?? []) as Json[];
-  const resolved = params.map((p) => (p.$ref ? { name: 'X-Request-Id', in: 'header', description: 'a request id to log and echo' } : p));
+  const resolved = params.map((p) => (p.$ref ? { name: 'X-Request-Id', in: 'header', description: 'a request id to log and echo (made when absent)', schema: { type: 'string' } } : p));
   const body = op.requestBody?.content?.['application/json'];
   const responses = Object.entries(op.responses as Record<string, Json>)
     .map(([status, r]) => {
@@ -96,8 +98,8 @@ function operationHtml(method: string, path: string, op: Json, schemas: Record<s
   return `<section class="op" id="op-${esc(op.operationId)}">
 <h3><span class="m m-${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h3>
 <p class="sum">${esc(op.summary)}${op.security?.length === 0 ? ' <span class="open">no key needed</span>' : ''}</p>
-${op.description ? `<p>${esc(op.description)}</p>` : ''}
-${resolved.length ? `<h4>Parameters</h4><table class="fields"><tr><th>name</th><th>in</th><th>type</th><th>meaning</th></tr>${resolved.map((p) => `<tr><td><code>${esc(p.name)}</code>${p.required ? ' <span class="req">required</span>' : ''}</td><td>${esc(p.in)}</td><td>${typeOf(p.schema)}</td><td>${esc(p.description ?? '')}</td></tr>`).join('')}</table>` : ''}
+${op.description ? `<p>${prose(op.description)}</p>` : ''}
+${resolved.length ? `<h4>Parameters</h4><table class="fields"><tr><th>name</th><th>in</th><th>type</th><th>meaning</th></tr>${resolved.map((p) => `<tr><td><code>${esc(p.name)}</code>${p.required ? ' <span class="req">required</span>' : ''}</td><td>${esc(p.in)}</td><td>${typeOf(p.schema)}</td><td>${prose(p.description ?? '')}</td></tr>`).join('')}</table>` : ''}
 ${body ? `<h4>Request body: ${typeOf(body.schema)}</h4><details><summary>example</summary>${pre(body.example)}</details>` : ''}
 <h4>Responses</h4><table class="fields"><tr><th>status</th><th>when</th><th>body</th></tr>${responses}</table>
 ${ok ? `<details><summary>example ${esc(ok[0])} body (generated from the schema)</summary>${pre(exampleOf(ok[1].content['application/json'].schema, schemas))}</details>` : ''}
@@ -130,7 +132,7 @@ export function renderReferencePage(doc: Json): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">
 <title>${esc(doc.info.title)} ${esc(doc.info.version)} — reference</title><style>${CSS}</style></head><body><main>
 <h1>${esc(doc.info.title)} <small>${esc(doc.info.version)}</small></h1>
-<p>${esc(doc.info.description)}</p>
+<p>${prose(doc.info.description)}</p>
 <p>Authentication: <code>Authorization: Bearer &lt;key&gt;</code>, one of API_KEYS (when set). Errors are <a href="#${anchor('ErrorBody')}">ErrorBody</a>. The machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI ${esc(doc.openapi)}).</p>
 <nav>${nav}</nav>${body}<h2 id="schemas">Schemas</h2>${schemaHtml}</main></body></html>`;
 }

@@ -25,7 +25,7 @@ export const ErrorBodySchema = z
 /** BullMQ's states as a user sees them (prioritized and waiting-children are waiting; a removed job is cancelled). */
 const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'cancelled'] as const;
 
-export const FailureSchema = z.object({ code: z.string(), message: z.string() });
+const FailureSchema = z.object({ code: z.string(), message: z.string() });
 
 /** What a finished inference job returns (libs/core InferResult). Durations are ms. */
 export const InferResultSchema = z
@@ -52,7 +52,7 @@ export const InferResultSchema = z
 
 const RecalledSchema = z.object({ source_job_id: z.string(), score: z.number(), prompt: z.string(), answer: z.string() });
 
-export const DeliveryAttemptSchema = z.object({
+const DeliveryAttemptSchema = z.object({
   attempt: int,
   at: iso,
   status_code: int.nullable().describe('null when no HTTP answer came (timeout, refused address)'),
@@ -86,6 +86,17 @@ export const JobViewSchema = z
     callback: z.object({ url: z.string(), deliveries: z.array(DeliveryAttemptSchema) }).optional().describe('callback_url: the URL and each delivery attempt'),
   })
   .describe('a job: state, attempts, result or error, routing decision (GET /v1/jobs/{id})');
+
+/**
+ * A model-management job (pull, delete, unload through the Ollama surface, run on its node's queue) as GET /v1/jobs/{id}
+ * shows it: the job view without type, priority or a submit-time route (an admin job is pinned, not routed).
+ */
+export const AdminJobViewSchema = JobViewSchema.omit({ type: true, priority: true, result: true, routing_decision: true, recalled: true, callback: true })
+  .extend({
+    result: z.unknown().optional().describe('the operation\'s outcome'),
+    routing_decision: z.object({ selected_node: z.string().nullable(), queued_ms: z.number(), attempts: z.array(z.unknown()) }),
+  })
+  .describe('a model-management (admin) job: pull, delete or unload on one node');
 
 export const JobCancelledSchema = z.object({ id: z.string(), state: z.literal('cancelled') }).describe('a job cancelled before it ran (its data is gone)');
 
@@ -126,7 +137,7 @@ export const JobLinksSchema = z
 
 export const JobCancelSchema = z.object({ id: z.string(), state: z.enum(['cancelled', 'cancelling']), note: z.string().optional() });
 
-export const JobSummarySchema = z.object({
+const JobSummarySchema = z.object({
   id: z.string(),
   state: z.string(),
   type: z.string(),
@@ -147,7 +158,7 @@ const STEP_STATES = ['waiting', 'queued', 'running', 'completed', 'failed', 'ski
 
 const SubtaskSchema = z.object({ id: z.string(), subtask: z.string(), type: z.enum(['code', 'math', 'reasoning', 'general']), depends_on: z.array(z.string()) });
 
-export const StepViewSchema = z.object({
+const StepViewSchema = z.object({
   id: z.string(),
   state: z.enum(STEP_STATES),
   model: z.string(),
@@ -168,7 +179,7 @@ export const StepViewSchema = z.object({
   result: InferResultSchema.optional(),
 });
 
-export const WorkflowProgressSchema = z.object({
+const WorkflowProgressSchema = z.object({
   stage: z.string().optional(),
   total: int,
   completed: int,
@@ -302,7 +313,7 @@ export const ClusterStatsSchema = z.object({
 // ---- history and memory ----------------------------------------------------------------------------------------------
 
 const nint = int.nullable();
-export const HistoryRowSchema = z.object({
+const HistoryRowSchema = z.object({
   kind: z.enum(['job', 'workflow']),
   id: z.string(),
   attempt: int,
