@@ -205,8 +205,9 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         .then((samples) => (samples === 1 ? d.registry.invalidateShared() : undefined))
         .catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
     }
-    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. Not awaited
-    // before the hooks and the done message: the commands share one connection and go out in this order.
+    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. It goes out
+    // while the hooks run; the done message waits for it (below): `finish` first waits for the token writes still in
+    // flight, so without that wait the done message could overtake the stream's end under load.
     const finished = stream.finish('done', result).catch((e: Error) => log.warn({ err: e.message }, 'could not end the token stream'));
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
@@ -221,7 +222,9 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     if (outcome.kind === 'infer') {
       await d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
     }
-    await Promise.all([finished, d.lifecycle.publishDone(msg)]);
+    // A client told the job ended (done message, wait: true) that then reads the stream finds its end there.
+    await finished;
+    await d.lifecycle.publishDone(msg);
     // Count retention of the side keys (stream, index, flags); off the answer's path.
     void d.lifecycle.retire(outcome.kind, job.queueName, 'completed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
