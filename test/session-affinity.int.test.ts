@@ -77,12 +77,14 @@ describe('session affinity (simulated nodes)', () => {
   it('runs a turn elsewhere at once when the session node is busy (no waiting for affinity)', async () => {
     c = await twoWarmNodes();
     const home = (await run(c, { session_id: 'conv-busy' })).result.node_id;
-    // A long turn of the same session occupies home's only slot for this model (parallel 1)…
-    const long = await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'long', cache: false, session_id: 'conv-busy', node_id: home, options: { num_predict: 3000, sim_answer_tokens: 3000 } });
+    // A long turn of the same session occupies home's only slot for this model (parallel 1) for ~30 s (1,000 tokens/s),
+    // long enough that it is still running when the next turn is answered on a loaded CI machine…
+    const long = await c.post('/v1/jobs', { type: 'generate', model: M, prompt: 'long', cache: false, session_id: 'conv-busy', node_id: home, options: { num_predict: 30000, sim_answer_tokens: 30000 } });
     await waitFor(async () => (await view(c!, long.body.id)).state === 'active', { what: 'the long turn to start' });
     // …so the next turn goes to the other node rather than wait for it.
     const next = await run(c, { session_id: 'conv-busy' });
     expect(next.result.node_id).not.toBe(home);
     expect((await view(c, long.body.id)).state).toBe('active');
+    expect((await c.del(`/v1/jobs/${long.body.id}`)).body.state).toBe('cancelling');
   }, 90_000);
 });

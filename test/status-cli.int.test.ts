@@ -61,6 +61,8 @@ describe('hydra status', () => {
     // gpu-a runs one qwen3:4b request at a time: a long one holds its slot, so the next two wait.
     const long = (await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:4b', prompt: 'long', options: { num_predict: 3000, sim_answer_tokens: 3000 } }, bearer)).body.id;
     await waitFor(async () => (await c.get(`/v1/jobs/${long}`, bearer)).body.state === 'active', { what: 'the long job to start' });
+    // The registry learns of the loaded model at the node's next report, which can come after the job turned active.
+    await c.waitForNode('gpu-a', (n) => n.models_loaded.includes('qwen3:4b'));
     for (const priority of [9, 3]) expect((await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:4b', prompt: `p${priority}`, priority }, bearer)).status).toBe(202);
 
     const stats = (await c.get('/v1/cluster/stats', bearer)).body;
