@@ -63,6 +63,51 @@ async function bullmqCeiling(redisUrl: string): Promise<{ per_second: number }> 
   return { per_second: round(done / s) };
 }
 
+/**
+ * Redis commands per job as the processes send them (top level: a Lua script is one command, what it calls inside is
+ * not), by connection name, read with MONITOR while `n` jobs go through one at a time. INFO commandstats counts the
+ * calls inside scripts too, so the two totals differ; this one is what "commands per job" means in #14's target.
+ */
+async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Promise<{ per_job: Record<string, number>; total: number; inside_lua: number; by_command: Record<string, number> }> {
+  const admin = new Redis(redisUrl);
+  const names = new Map<string, string>();
+  for (const line of String(await admin.client('LIST')).split('\n')) {
+    const addr = /addr=(\S+)/.exec(line)?.[1];
+    const name = /name=(\S*)/.exec(line)?.[1];
+    if (addr) names.set(addr, name || '(unnamed)');
+  }
+  const pool = new Pool(apiUrl, { connections: 1 });
+  const mon = await admin.monitor();
+  const byConn = new Map<string, number>();
+  const byCmd = new Map<string, number>();
+  let lua = 0;
+  let counting = false;
+  mon.on('monitor', (_time: string, args: string[], source: string) => {
+    if (!counting) return;
+    if (source === 'lua') return void lua++;
+    const who = names.get(source) ?? '(other)';
+    byConn.set(who, (byConn.get(who) ?? 0) + 1);
+    const cmd = `${who} ${String(args[0]).toLowerCase()}`;
+    byCmd.set(cmd, (byCmd.get(cmd) ?? 0) + 1);
+  });
+  const one = async (i: number) => {
+    const r = await pool.request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', ...body(i + 1_000_000), wait: true }) });
+    await r.body.json();
+  };
+  await runLoad(20, 1, one);
+  counting = true;
+  await runLoad(n, 1, one);
+  // Writes that follow the answer (retire, reservation release) land within a few ms.
+  await new Promise((r) => setTimeout(r, 300));
+  counting = false;
+  mon.disconnect();
+  admin.disconnect();
+  await pool.close();
+  const perJob = (m: Map<string, number>) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v / n, 2)]).filter(([, v]) => (v as number) >= 0.05));
+  const total = [...byConn.values()].reduce((t, v) => t + v, 0);
+  return { per_job: perJob(byConn), total: round(total / n, 2), inside_lua: round(lua / n, 2), by_command: perJob(byCmd) };
+}
+
 async function main(): Promise<void> {
   const redisUrl = await startRedis();
   const simUrls: string[] = [];
@@ -103,6 +148,7 @@ async function main(): Promise<void> {
   );
   const commandsPerJob = round(Object.values(perJob).reduce((t, n) => t + n, 0), 2);
   stats.disconnect();
+  const top = await topLevelCommands(redisUrl, apiUrl);
   const ceiling = await bullmqCeiling(redisUrl);
   const result = {
     when: new Date().toISOString(),
@@ -119,6 +165,7 @@ async function main(): Promise<void> {
     bullmq_noop_ceiling_jobs_per_s: ceiling.per_second,
     redis_commands_per_job: perJob,
     redis_commands_per_job_total: commandsPerJob,
+    top_level_commands_per_job: top,
     cpu_ms_per_job: cpuPerJobMs,
   };
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
@@ -135,6 +182,8 @@ async function main(): Promise<void> {
 
 BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} jobs/s
 Redis commands per job through Hydra: ${commandsPerJob} ${JSON.stringify(perJob)}
+Top-level commands per job (MONITOR, one at a time): ${top.total} by connection ${JSON.stringify(top.per_job)}; inside Lua ${top.inside_lua}
+  by command: ${JSON.stringify(top.by_command)}
 CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}
 Ratio to the BullMQ ceiling: ${round(h.per_second / ceiling.per_second, 3)}
 `);

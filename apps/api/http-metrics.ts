@@ -4,7 +4,7 @@ import type { RequestHandler } from 'express';
 import type { Config } from '../../libs/config/index.js';
 import { JOB_TYPES } from '../../libs/core/index.js';
 import { ClusterMetrics, MetricSet, MetricsStore, ModelLabels, RedisMetrics, type ClusterSnapshot, type LocalCounter, type LocalHistogram } from '../../libs/metrics/index.js';
-import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
+import { bullConnection, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { NodeList, NodeView } from '../../libs/registry/index.js';
 import { surfaceOf } from './errors.js';
 
@@ -36,7 +36,10 @@ export function createApiMetrics(
   deps: { redis: RedisClient; keys: HydraKeys; nodes: NodeList<NodeView> },
 ): ApiMetrics {
   const registry = new MetricSet();
-  new RedisMetrics(registry).observe(deps.redis, 'producer');
+  // BullMQ's connection beside it (bullConnection) counts under the same role: the commands this process sends.
+  const redisMetrics = new RedisMetrics(registry);
+  redisMetrics.observe(deps.redis, 'producer');
+  redisMetrics.observe(bullConnection(deps.redis), 'producer');
   const store = new MetricsStore(deps.redis, deps.keys, config.METRICS_MAX_MODELS);
   const labels = new ModelLabels(async () => (await deps.nodes()).flatMap((n) => n.models_available.map((m) => m.name)), config.METRICS_MAX_MODELS);
   const requests = registry.counter({

@@ -1,7 +1,7 @@
 // Priority aging: one worker at a time (a Redis lock) raises waiting jobs one level per AGING_STEP_MS so nothing starves.
 import { Job, Queue } from 'bullmq';
 import type { Logger } from '../../libs/logger/index.js';
-import { prioritizedOldest, readJobFields, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
+import { bullConnection, prioritizedOldest, readJobFields, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import { agedPriority, fromBullPriority, toBullPriority, type QueueInfo } from '../../libs/scheduling/index.js';
 
 /** BullMQ priorities a job can still be promoted from (1, Hydra's priority 10, is the top). */
@@ -22,7 +22,7 @@ export class Ager {
   private queue(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.redis, prefix: this.keys.prefix, skipVersionCheck: true });
+      q = new Queue(name, { connection: bullConnection(this.redis), prefix: this.keys.prefix, skipVersionCheck: true });
       q.on('error', () => {});
       this.queues.set(name, q);
     }

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { MetricsTime, Worker, type Job } from 'bullmq';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { backoffDelay, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
+import { backoffDelay, bullConnection, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { NodeRegistry, NodeView, ReserveOutcome } from '../../libs/registry/index.js';
 import {
   bestFit,
@@ -94,7 +94,7 @@ export class QueueWorkers {
       const { keys } = this.d;
       const { backoffMs, backoffMaxMs } = this.s;
       w = new Worker(queue, undefined, {
-        connection: this.d.redis,
+        connection: bullConnection(this.d.redis),
         prefix: keys.prefix,
         autorun: false,
         skipVersionCheck: true,

@@ -7,7 +7,7 @@ import { isLoopbackHost, type Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
-import type { HydraKeys, RedisClient } from '../../libs/queue/index.js';
+import { bullConnection, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
 
@@ -69,7 +69,10 @@ async function listen(config: Config, render: () => Promise<{ type: string; text
 export async function startWorkerMetrics(config: Config, deps: { redis: RedisClient; keys: HydraKeys; logger: Logger }): Promise<WorkerMetrics> {
   const { logger } = deps;
   const registry = new Registry();
-  new RedisMetrics(registry).observe(deps.redis, 'worker');
+  // BullMQ's connection beside it (bullConnection) counts under the same role: the commands this process sends.
+  const redisMetrics = new RedisMetrics(registry);
+  redisMetrics.observe(deps.redis, 'worker');
+  redisMetrics.observe(bullConnection(deps.redis), 'worker');
   const nodes = new Map<string, { slots: number; active: () => ReadonlyMap<string, ActiveJob> }>();
   new Gauge({
     name: 'hydra_worker_active_jobs',

@@ -2,7 +2,7 @@
 // jobs to their model's class queue so any qualifying node runs them. One worker process at a time (a Redis lock).
 import { Worker, type Job } from 'bullmq';
 import type { Logger } from '../../libs/logger/index.js';
-import type { HydraKeys, InferJob, Producer, RedisClient } from '../../libs/queue/index.js';
+import { bullConnection, type HydraKeys, type InferJob, type Producer, type RedisClient } from '../../libs/queue/index.js';
 import { classQueueName, type QueueInfo } from '../../libs/scheduling/index.js';
 import type { WorkerSettings } from './settings.js';
 
@@ -45,7 +45,7 @@ export class Rehomer {
   private checkStalled(queue: string): void {
     if (this.checkers.has(queue)) return;
     const w = new Worker(queue, undefined, {
-      connection: this.d.redis,
+      connection: bullConnection(this.d.redis),
       prefix: this.d.keys.prefix,
       autorun: false,
       skipVersionCheck: true,

@@ -5,7 +5,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Config } from '../../libs/config/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createHistoryWriter, workflowRecord } from '../../libs/memory/index.js';
-import { createDeliveries, type HydraKeys, type RedisClient, type WorkflowJob } from '../../libs/queue/index.js';
+import { bullConnection, createDeliveries, type HydraKeys, type RedisClient, type WorkflowJob } from '../../libs/queue/index.js';
 import { WORKFLOW_QUEUE, type Coordinator } from '../../libs/workflows/index.js';
 
 /** How often the repair sweep runs, and how long a workflow must have been quiet before it looks (ms). */
@@ -24,7 +24,7 @@ export function startWorkflowFinaliser(config: Config, deps: { redis: RedisClien
   const { redis, keys, coordinator, logger } = deps;
   const { finaliser, repair } = coordinator;
   const worker = new Worker(WORKFLOW_QUEUE, (job, token) => finaliser.finalise(job, token), {
-    connection: redis,
+    connection: bullConnection(redis),
     prefix: keys.prefix,
     concurrency: FINALISER_CONCURRENCY,
     lockDuration: config.LOCK_DURATION_MS,

@@ -33,6 +33,29 @@ export type RedisClient = Redis | Cluster;
 
 export const isCluster = (r: RedisClient): r is Cluster => r instanceof Cluster;
 
+const bullConnections = new WeakMap<RedisClient, RedisClient>();
+
+/**
+ * The connection BullMQ's objects (Queue, Worker, FlowProducer) use beside `redis`: the same server, role and options,
+ * made on first use and closed when `redis` ends. BullMQ defines its ~64 Lua commands on every connection it is given,
+ * and ioredis copies each defined command onto every `pipeline()` of that connection: Hydra's own pipelines (token
+ * stream, activity, index) cost 130 µs of CPU on a shared connection against 60 µs on one without BullMQ's commands
+ * (bench/README.md, "The hot path"). BullMQ's job methods (`moveToCompleted`, `moveToWait`...) go through this one.
+ */
+export function bullConnection(redis: RedisClient): RedisClient {
+  let b = bullConnections.get(redis);
+  if (!b) {
+    const named = redis.options as { connectionName?: string };
+    b = isCluster(redis) ? redis.duplicate() : redis.duplicate(named.connectionName ? { connectionName: `${named.connectionName}-bullmq` } : {});
+    // Its failures surface on BullMQ's calls; the main connection logs the outage.
+    b.on('error', () => undefined);
+    const mine = b;
+    redis.once('end', () => mine.disconnect());
+    bullConnections.set(redis, b);
+  }
+  return b;
+}
+
 /**
  * How many redirections (MOVED, ASK, a closed connection to a dead master, CLUSTERDOWN) a worker's command on a Cluster
  * rides out before it fails. ioredis waits 100 ms before each retry after a lost connection or CLUSTERDOWN, so this

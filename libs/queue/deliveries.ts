@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Config } from '../config/index.js';
 import { BatchStore, type BatchItemEnd } from './batch-store.js';
 import type { InferJob } from './catalog.js';
-import type { RedisClient } from './connection.js';
+import { bullConnection, type RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 
 /** The BullMQ queue of webhook deliveries: `<prefix>:webhook.deliveries:*`. Not in the queue registry: no node serves it. */
@@ -84,7 +84,7 @@ export class Deliveries {
   /** The deliveries queue, on this process's connection (made on first use). */
   queue(): Queue {
     if (!this.q) {
-      this.q = new Queue(DELIVERY_QUEUE, { connection: this.redis, prefix: this.keys.prefix, skipVersionCheck: true });
+      this.q = new Queue(DELIVERY_QUEUE, { connection: bullConnection(this.redis), prefix: this.keys.prefix, skipVersionCheck: true });
       this.q.on('error', () => {}); // surfaces on the calls themselves
     }
     return this.q;

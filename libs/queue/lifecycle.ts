@@ -64,9 +64,19 @@ export function parseStreamEntry(id: string, fields: readonly string[]): StreamE
 
 /** Append a non-terminal entry to a pipeline or transaction; `node` marks the writer (an attempt's first entry). */
 export function appendEntry<C extends ChainableCommander>(c: C, key: string, event: StreamEvent, data: string, node?: string): C {
-  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, data), ...(node ? ['n', node] : []));
+  c.xadd(key, ...entryArgs(event, data, node));
   return c;
 }
+
+/** XADD's arguments after the key for one entry (capped at STREAM_MAXLEN, approximately). */
+export const entryArgs = (event: StreamEvent, data: string, node?: string): ['MAXLEN', '~', string, '*', ...string[]] => [
+  'MAXLEN',
+  '~',
+  String(STREAM_MAXLEN),
+  '*',
+  ...streamFields(event, data),
+  ...(node ? ['n', node] : []),
+];
 
 /** Append the terminal entry and let the stream expire after `retentionS`. */
 export function appendEnd<C extends ChainableCommander>(c: C, key: string, event: 'done' | 'error', data: unknown, retentionS: number): C {

@@ -3,7 +3,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import { jobSettingsOf, type Config } from '../config/index.js';
 import { nodeQueueName, type QueueInfo } from '../scheduling/index.js';
-import type { RedisClient } from './connection.js';
+import { bullConnection, type RedisClient } from './connection.js';
 import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, type JobSettings } from './catalog.js';
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
@@ -25,7 +25,7 @@ export class Producer {
   queue(name: string): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.redis, prefix: this.keys.prefix, skipVersionCheck: true });
+      q = new Queue(name, { connection: bullConnection(this.redis), prefix: this.keys.prefix, skipVersionCheck: true });
       q.on('error', () => {}); // connection errors surface on the calls themselves
       this.queues.set(name, q);
     }

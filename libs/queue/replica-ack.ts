@@ -2,7 +2,7 @@
 // API accepted survives a failover of the master (Redis replicates asynchronously).
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
-import { createRedis, isCluster, PRODUCER_COMMAND_TIMEOUT_MS, queueRedisTarget, slotServer, type RedisClient } from './connection.js';
+import { bullConnection, createRedis, isCluster, PRODUCER_COMMAND_TIMEOUT_MS, queueRedisTarget, slotServer, type RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 
 /** What `seal` records: the state of both connections before the writes to confirm. */
@@ -38,17 +38,23 @@ interface Tracked {
 export class ReplicaAck {
   private sent: Promise<number> | null = null;
   private queued: Promise<number> | null = null;
-  private readonly producer: Tracked;
+  /** The connections the writes to confirm go out on (the API's own and BullMQ's beside it: bullConnection). */
+  private readonly producers: Tracked[];
   private readonly ack: Tracked;
 
-  constructor(private readonly d: { producer: RedisClient; ack: RedisClient; key: string; replicas: number; timeoutMs: number }) {
-    this.producer = track(d.producer, d.key);
+  constructor(private readonly d: { producer: RedisClient | readonly RedisClient[]; ack: RedisClient; key: string; replicas: number; timeoutMs: number }) {
+    this.producers = (Array.isArray(d.producer) ? d.producer : [d.producer]).map((r: RedisClient) => track(r, d.key));
     this.ack = track(d.ack, d.key);
+  }
+
+  /** Closes of the producer connections so far (each count only grows, so an equal sum means none closed). */
+  private producerCloses(): number {
+    return this.producers.reduce((n, t) => n + t.closes, 0);
   }
 
   /** Call before the writes to confirm. */
   seal(): AckSeal {
-    return { producerCloses: this.producer.closes, ackCloses: this.ack.closes };
+    return { producerCloses: this.producerCloses(), ackCloses: this.ack.closes };
   }
 
   /** Whether `replicas` replicas hold every write the producer connection finished since `seal` and before this call. */
@@ -59,11 +65,11 @@ export class ReplicaAck {
     } catch (e) {
       return { ok: false, replicas: 0, why: `the WAIT failed (${(e as Error).message})` };
     }
-    if (this.producer.closes !== seal.producerCloses || this.ack.closes !== seal.ackCloses) {
+    if (this.producerCloses() !== seal.producerCloses || this.ack.closes !== seal.ackCloses) {
       return { ok: false, replicas: acked, why: 'the connection to Redis was re-established meanwhile (a failover?), so the replicas counted may not have the job' };
     }
-    const [p, a] = await Promise.all([this.producer.runId(), this.ack.runId()]);
-    if (p === null || p !== a) return { ok: false, replicas: acked, why: 'the job and the WAIT went to different Redis servers (a failover in progress?)' };
+    const [a, ...ps] = await Promise.all([this.ack.runId(), ...this.producers.map((t) => t.runId())]);
+    if (a === null || ps.some((p) => p !== a)) return { ok: false, replicas: acked, why: 'the job and the WAIT went to different Redis servers (a failover in progress?)' };
     if (acked < this.d.replicas) return { ok: false, replicas: acked, why: `${acked} of ${this.d.replicas} replica(s) confirmed within ${this.d.timeoutMs} ms` };
     return { ok: true, replicas: acked };
   }
@@ -168,5 +174,5 @@ export function createReplicaAck(config: Config, deps: { redis: RedisClient; key
   const timeoutMs = config.REDIS_REPLICA_ACK_TIMEOUT_MS;
   const ack = createRedis(queueRedisTarget(config), 'producer', { commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS + timeoutMs, connectionName: 'hydra-replica-ack' });
   ack.on('error', noop); // its failures surface as refused confirms (503), and the producer connection logs the outage
-  return new ReplicaAck({ producer: deps.redis, ack, key: deps.keys.replicaAck, replicas: config.REDIS_MIN_REPLICAS_ACK, timeoutMs });
+  return new ReplicaAck({ producer: [deps.redis, bullConnection(deps.redis)], ack, key: deps.keys.replicaAck, replicas: config.REDIS_MIN_REPLICAS_ACK, timeoutMs });
 }

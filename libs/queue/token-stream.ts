@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { RedisClient } from './connection.js';
-import { appendEnd, appendEntry } from './lifecycle.js';
+import { appendEnd, entryArgs } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
 const FLUSH_BYTES = 4096;
@@ -46,7 +46,8 @@ export class TokenStream {
     // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
     const node = this.marked ? undefined : this.opts.nodeId;
     this.marked = true;
-    this.chain = this.chain.then(() => appendEntry(this.redis.pipeline(), this.key, e, d, node).exec()).catch(() => undefined);
+    // One XADD, not a pipeline of one: a pipeline costs more CPU than the command (bench/README.md, "The hot path").
+    this.chain = this.chain.then(() => this.redis.xadd(this.key, ...entryArgs(e, d, node))).catch(() => undefined);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */

@@ -15,7 +15,7 @@ import { cacheDecision, cacheKeyOf, type L1Cache } from '../cache/index.js';
 import type { Config } from '../config/index.js';
 import { ErrorCode, HydraError, InferenceCallSchema, type InferResult, type NodeRecord } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
-import { buildInferJob, checkPayload, type Producer, type RedisClient } from '../queue/index.js';
+import { bullConnection, buildInferJob, checkPayload, type Producer, type RedisClient } from '../queue/index.js';
 import { planRoute, type RecentNode } from '../scheduling/index.js';
 import { WorkflowFinaliser } from './finaliser.js';
 import { parentQueueKey, stepJob, workflowFlow, type PreparedJob } from './jobs.js';
@@ -99,7 +99,7 @@ export class Coordinator implements StepAdvancer {
     this.store = new WorkflowStore(d.redis, d.producer.keys, d.producer.lifecycle, d.retentionS);
     this.finaliser = new WorkflowFinaliser({ store: this.store, producer: d.producer, kinds: d.kinds, cache: d.cache, logger: d.logger });
     this.repair = new WorkflowRepair({ store: this.store, producer: d.producer, logger: d.logger, steps: this });
-    this.flow = new FlowProducer({ connection: d.redis, prefix: d.producer.keys.prefix, skipVersionCheck: true });
+    this.flow = new FlowProducer({ connection: bullConnection(d.redis), prefix: d.producer.keys.prefix, skipVersionCheck: true });
     this.flow.on('error', () => {}); // errors surface on the calls themselves
   }
 
