@@ -8,6 +8,9 @@ import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, t
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
 
+/** How long after the first node of a new job the other nodes named for it are woken (ms). */
+export const WAKE_STAGGER_MS = 20;
+
 export class Producer {
   private readonly queues = new Map<string, Queue>();
   private readonly known = new Set<string>();
@@ -61,7 +64,15 @@ export class Producer {
     if (data.session) p.set(this.keys.jobSession(jobId), data.session, 'EX', this.settings.retentionS);
     await p.exec();
     await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
-    await this.lifecycle.wake(this.redis.pipeline(), info.name, wakeNodes).exec();
+    // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken now, the others WAKE_STAGGER_MS
+    // later: woken together, every node but one ran a losing round for each job (peek, reserve, take nothing, release:
+    // four commands; bench/README.md "The hot path"), while woken later they find the job gone with one peek. If the
+    // first cannot take it (its slots filled since the view was read), the others take it then.
+    const [first, ...rest] = wakeNodes ?? [];
+    await this.lifecycle.wake(this.redis.pipeline(), info.name, first === undefined ? undefined : [first]).exec();
+    if (rest.length > 0) {
+      setTimeout(() => void this.lifecycle.wake(this.redis.pipeline(), info.name, rest).exec().catch(() => undefined), WAKE_STAGGER_MS).unref();
+    }
   }
 
   /** A model-management job for one node, in that node's own queue (validated, indexed, the node woken). */
