@@ -46,7 +46,7 @@ describe('bullConnection', () => {
     const redis = createRedis(inject('redisUrl'), 'producer', { connectionName: 'hydra-bc-ack' });
     const bull = bullConnection(redis) as Redis;
     const ackConn = new Redis(inject('redisUrl'));
-    await Promise.all([redis, bull, ackConn].map((r) => (r.status === 'ready' ? undefined : new Promise((ok) => r.once('ready', ok)))));
+    await Promise.all([redis, bull, ackConn].map((r) => (r.status === 'ready' ? Promise.resolve() : new Promise((ok) => r.once('ready', ok)))));
     // replicas 0: WAIT answers at once on a server without replicas, so only the connection checks decide.
     const ack = new ReplicaAck({ producer: [redis, bull], ack: ackConn, key: `${keys.prefix}:replica-ack`, replicas: 0, timeoutMs: 200 });
     await new Promise((r) => setTimeout(r, 50)); // run_ids learnt (INFO at ready)
