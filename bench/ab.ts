@@ -10,6 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from './support.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { pairs: { type: 'string', default: '5' }, jobs: { type: 'string', default: '2000' } } });
@@ -63,11 +64,6 @@ const figures: [string, (r: Result) => number | undefined][] = [
   ['top-level commands/job', (r) => r.top_level_commands_per_job?.total],
 ];
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
 
 const a = worktree(positionals[0]!);

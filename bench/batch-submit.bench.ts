@@ -14,7 +14,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { classQueueName } from '../libs/scheduling/index.js';
 import { deltaOf, perUnit, postJson, procCpuS, sampleRedis, startApi, startSims, startWorkers } from './cluster-probe.js';
-import { round, runBench, runLoad, startRedis } from './support.js';
+import { median, round, runBench, runLoad, startRedis } from './support.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '5' } } });
 const N = Number(values.jobs);
@@ -28,11 +28,6 @@ interface Sample {
   /** Calls per job by command (commandstats), the largest first. */
   calls: Record<string, number>;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const redisUrl = await startRedis();

@@ -90,6 +90,13 @@ export async function runLoad(n: number, concurrency: number, one: (i: number) =
 
 export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN where /proc is absent. */
 export function cpuSecondsOf(pid: number | undefined): number {
   try {

@@ -19,7 +19,8 @@ export class CliError extends Error {
 /** From HYDRA_URL and HYDRA_API_KEY; a bad value exits with the config's message, named after `command`. */
 export function clientFromEnv(env: NodeJS.ProcessEnv, command: string): Hydra {
   const config = loadConfigOrExit(env, command);
-  return new Hydra({ url: config.HYDRA_URL, ...(config.HYDRA_API_KEY ? { apiKey: config.HYDRA_API_KEY } : { apiKey: '' }), timeoutMs: REQUEST_TIMEOUT_MS });
+  // '' rather than undefined: the key is the config's (validated) or none, never the client's own read of the env.
+  return new Hydra({ url: config.HYDRA_URL, apiKey: config.HYDRA_API_KEY ?? '', timeoutMs: REQUEST_TIMEOUT_MS });
 }
 
 /** Whether `e` is a failure the CLI explains (anything else is a bug and keeps its stack). */

@@ -4,7 +4,7 @@ import { tsImport } from 'tsx/esm/api';
 
 const m = await tsImport('./index.ts', import.meta.url);
 
-// Keep in step with index.ts (libs/client/entry.test.ts compares the two).
+// Keep in step with index.ts (libs/client/package.test.ts compares the two).
 export const {
   Hydra,
   jobEventOf,

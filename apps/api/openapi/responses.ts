@@ -2,6 +2,7 @@
 // error body): the response half of the OpenAPI document. Written from the code that builds each answer (job-view.ts,
 // libs/workflows/view.ts, nodes.route.ts, ...); the drift check (test/support/openapi-check.ts) holds them to it.
 import { z } from 'zod';
+import { HistoryRecordSchema } from '../../../libs/memory/index.js';
 import { ErrorCode, JOB_TYPES, RoutingDecisionSchema, ToolCallSchema, BACKEND_KINDS, KV_CACHE_TYPES, MODEL_CAPABILITIES } from '../../../libs/core/index.js';
 
 const iso = z.string().describe('ISO 8601 date-time (UTC)');
@@ -312,39 +313,8 @@ export const ClusterStatsSchema = z.object({
 
 // ---- history and memory ----------------------------------------------------------------------------------------------
 
-const nint = int.nullable();
-const HistoryRowSchema = z.object({
-  kind: z.enum(['job', 'workflow']),
-  id: z.string(),
-  attempt: int,
-  request_id: z.string().nullable(),
-  api_key_id: z.string().nullable(),
-  model: z.string().nullable(),
-  type: z.string(),
-  node: z.string().nullable(),
-  queue: z.string().nullable(),
-  priority: int,
-  outcome: z.enum(['completed', 'failed', 'cancelled']),
-  error_code: z.string().nullable(),
-  error_message: z.string().nullable(),
-  prompt: z.string(),
-  answer: z.string().nullable(),
-  request: z.record(z.string(), z.unknown()),
-  routing: z.record(z.string(), z.unknown()).nullable(),
-  prompt_tokens: nint,
-  completion_tokens: nint,
-  submitted_at: z.number().describe('ms since epoch'),
-  started_at: z.number().nullable(),
-  finished_at: z.number(),
-  queued_ms: z.number().nullable(),
-  total_ms: z.number(),
-  load_ms: z.number().nullable(),
-  prompt_eval_ms: z.number().nullable(),
-  eval_ms: z.number().nullable(),
-  workflow_id: z.string().nullable(),
-  workflow_step: z.string().nullable(),
-  stored_at: z.number(),
-});
+// A stored row is the record the workers write (libs/memory/record.ts), with when the drainer stored it.
+const HistoryRowSchema = HistoryRecordSchema.extend({ stored_at: z.number().describe('ms since epoch') });
 
 export const HistoryPageSchema = z.object({ items: z.array(HistoryRowSchema), next_cursor: z.string().nullable().describe('pass as cursor for the next (older) page') });
 
