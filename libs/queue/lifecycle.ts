@@ -6,7 +6,7 @@ import type { Job, Queue } from 'bullmq';
 import type { RedisClient } from './connection.js';
 import { kindOfJobName, retentionCounts, type JobKind, type JobSettings } from './catalog.js';
 import type { HydraKeys } from './keys.js';
-import { loadScript, QUEUE_SCRIPTS, type ScriptCall } from './scripts.js';
+import { loadScript, QUEUE_SCRIPTS, scriptIn, type ScriptCall } from './scripts.js';
 
 // ---- failures ----------------------------------------------------------------------------------------------------
 
@@ -78,12 +78,17 @@ export const entryArgs = (event: StreamEvent, data: string, node?: string): ['MA
   ...(node ? ['n', node] : []),
 ];
 
-/** Append the terminal entry and let the stream expire after `retentionS`. */
+/**
+ * Append the terminal entry, unless the stream has one already, and let the stream expire after `retentionS`
+ * (stream-end.lua: an end resent after a lost reply must not end the stream twice). `c` comes from a connection that
+ * `loadStreamEnd` was called on before `c` was made.
+ */
 export function appendEnd<C extends ChainableCommander>(c: C, key: string, event: 'done' | 'error', data: unknown, retentionS: number): C {
-  c.xadd(key, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', ...streamFields(event, JSON.stringify(data)));
-  c.expire(key, retentionS);
-  return c;
+  return scriptIn(c, QUEUE_SCRIPTS, 'stream-end', [key], [STREAM_MAXLEN, event, JSON.stringify(data), retentionS]);
 }
+
+/** Load the script `appendEnd` calls on `redis` (once per connection; later calls are free). */
+export const loadStreamEnd = (redis: RedisClient): void => void loadScript(redis, QUEUE_SCRIPTS, 'stream-end');
 
 // ---- the done message --------------------------------------------------------------------------------------------
 
@@ -145,7 +150,9 @@ export const jobSideKeys = (keys: HydraKeys, jobId: string): string[] => [
 export class JobLifecycle {
   private retireScript: ScriptCall<string[]> | null = null;
 
-  constructor(private readonly d: LifecycleDeps) {}
+  constructor(private readonly d: LifecycleDeps) {
+    loadStreamEnd(d.redis);
+  }
 
   /** Record which queue holds a job (GET /v1/jobs/:id, cancel), in the same write as whatever `c` batches. */
   index<C extends ChainableCommander>(c: C, jobId: string, queue: string): C {

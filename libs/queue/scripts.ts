@@ -6,6 +6,7 @@
 // `loadScript` reads the file once and defines it on a connection as a command; calls are checked against the header.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ChainableCommander } from 'ioredis';
 import { isCluster, type RedisClient } from './connection.js';
 
 /** A header list: fixed names, then an optional repeated group (empty when the list has a fixed length). */
@@ -66,19 +67,39 @@ const describe = (a: ScriptArgs): string => [...a.fixed, ...(a.each.length ? [`[
  * scripts of one name, or an edited script, never reuse a stale definition.
  */
 export function loadScript<R = unknown>(redis: RedisClient, dir: URL, name: string): ScriptCall<R> {
-  const spec = readScript(dir, name);
-  const command = `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`;
-  // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
-  const fixedKeys = spec.keys.each.length === 0 ? spec.keys.fixed.length : undefined;
+  const { spec, command, fixedKeys } = commandOf(dir, name);
   if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: fixedKeys, lua: spec.lua });
   return async (keys, argv) => {
-    if (!fits(keys.length, spec.keys)) throw new Error(`script ${name} takes KEYS ${describe(spec.keys)}, got ${keys.length}`);
-    if (!fits(argv.length, spec.argv)) throw new Error(`script ${name} takes ARGV ${describe(spec.argv)}, got ${argv.length}`);
+    const args = checkedArgs(spec, fixedKeys, keys, argv);
     // ioredis routes a script by its first key; without one a Cluster runs it on a random node, not the one with the data.
     if (keys.length === 0 && isCluster(redis)) throw new Error(`script ${name} called with no keys: on a Redis Cluster it would run on a random node`);
     const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<R>>)[command]!;
-    return fixedKeys === undefined ? fn.call(redis, keys.length, ...keys, ...argv) : fn.call(redis, ...keys, ...argv);
+    return fn.call(redis, ...args);
   };
+}
+
+/**
+ * Add a call of script `name` to a pipeline or transaction `c` (checked like `loadScript`'s calls). The script must have
+ * been loaded (`loadScript`) on the connection `c` was made from, before it was made: ioredis copies the connection's
+ * commands into each pipeline when it creates it.
+ */
+export function scriptIn<C extends ChainableCommander>(c: C, dir: URL, name: string, keys: readonly string[], argv: readonly (string | number)[]): C {
+  const { spec, command, fixedKeys } = commandOf(dir, name);
+  const fn = (c as unknown as Record<string, ((...a: (string | number)[]) => C) | undefined>)[command];
+  if (typeof fn !== 'function') throw new Error(`script ${name} is not loaded on the connection this pipeline was made from: loadScript it there first`);
+  return fn.call(c, ...checkedArgs(spec, fixedKeys, keys, argv));
+}
+
+function commandOf(dir: URL, name: string): { spec: ScriptSpec; command: string; fixedKeys: number | undefined } {
+  const spec = readScript(dir, name);
+  // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
+  return { spec, command: `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`, fixedKeys: spec.keys.each.length === 0 ? spec.keys.fixed.length : undefined };
+}
+
+function checkedArgs(spec: ScriptSpec, fixedKeys: number | undefined, keys: readonly string[], argv: readonly (string | number)[]): (string | number)[] {
+  if (!fits(keys.length, spec.keys)) throw new Error(`script ${spec.name} takes KEYS ${describe(spec.keys)}, got ${keys.length}`);
+  if (!fits(argv.length, spec.argv)) throw new Error(`script ${spec.name} takes ARGV ${describe(spec.argv)}, got ${argv.length}`);
+  return fixedKeys === undefined ? [keys.length, ...keys, ...argv] : [...keys, ...argv];
 }
 
 /**

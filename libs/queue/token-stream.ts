@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { RedisClient } from './connection.js';
-import { appendEnd, entryArgs } from './lifecycle.js';
+import { appendEnd, entryArgs, loadStreamEnd } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
 const FLUSH_BYTES = 4096;
@@ -19,7 +19,9 @@ export class TokenStream {
     private readonly redis: RedisClient,
     private readonly key: string,
     private readonly opts: { flushMs: number; retentionS: number; /** Written on the first entry (see StreamEntry.node). */ nodeId?: string },
-  ) {}
+  ) {
+    loadStreamEnd(redis);
+  }
 
   push(text: string, kind: 'token' | 'thinking' = 'token'): void {
     if (!text) return;

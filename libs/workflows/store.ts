@@ -1,6 +1,6 @@
 // Workflow state in Redis, and every Redis call the workflow code makes: created in one MULTI, advanced by one Lua
 // call per settled step (scripts/wf-settle.lua, idempotent), cancelled by one (scripts/wf-cancel.lua), read in one round trip.
-import { appendEnd, appendEntry, loadScript, STREAM_MAXLEN, type DoneMessage, type HydraKeys, type JobLifecycle, type RedisClient } from '../queue/index.js';
+import { appendEnd, appendEntry, loadScript, loadStreamEnd, STREAM_MAXLEN, type DoneMessage, type HydraKeys, type JobLifecycle, type RedisClient } from '../queue/index.js';
 import { WORKFLOW_QUEUE, type StepDef, type StepError, type StepRecord, type StepState, type WorkflowKind, type WorkflowSnapshot, type WorkflowStatus } from './types.js';
 
 const SCRIPTS = new URL('./scripts/', import.meta.url);
@@ -68,6 +68,7 @@ export class WorkflowStore {
     private readonly lifecycle: JobLifecycle,
     private readonly retentionS: number,
   ) {
+    loadStreamEnd(redis);
     this.settleScript = loadScript<string>(redis, SCRIPTS, 'wf-settle');
     this.cancelScript = loadScript<string>(redis, SCRIPTS, 'wf-cancel');
   }
