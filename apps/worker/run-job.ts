@@ -205,10 +205,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         .then((samples) => (samples === 1 ? d.registry.invalidateShared() : undefined))
         .catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
     }
-    // The terminal stream entry only once BullMQ has the job completed, so a stream never ends twice. It goes out
-    // while the hooks run; the done message waits for it (below): `finish` first waits for the token writes still in
-    // flight, so without that wait the done message could overtake the stream's end under load.
-    const finished = stream.finish('done', result).catch((e: Error) => log.warn({ err: e.message }, 'could not end the token stream'));
+    // What follows is sent in one turn, so it leaves in one socket write (coalesceWrites), and in this order on this
+    // connection, which is the order Redis runs it in: the stream's end, the hooks' writes (cache store, job metrics,
+    // activity, history), the done message, the retention. A client told the job ended (done message, wait: true) then
+    // finds the stream's end, and the cache answer for a resend, in place. The terminal entry only once BullMQ has the
+    // job completed, so a stream never ends twice.
+    void stream.finish('done', result).catch((e: Error) => log.warn({ err: e.message }, 'could not end the token stream'));
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
       id: jobId,
@@ -218,14 +220,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       finished_at: Date.now(),
       ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
     };
-    // Hooks first (cache store, workflow step): a client answered by the done message may resend at once.
-    if (outcome.kind === 'infer') {
-      await d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed'));
-    }
-    // A client told the job ended (done message, wait: true) that then reads the stream finds its end there.
-    await finished;
-    await d.lifecycle.publishDone(msg);
-    // Count retention of the side keys (stream, index, flags); off the answer's path.
+    const hooks = outcome.kind === 'infer' ? d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed')) : undefined;
+    // A workflow step's hook advances its workflow over several round trips: its done message waits for them.
+    if (typed.kind === 'infer' && typed.data.workflow) await hooks;
+    void d.lifecycle.publishDone(msg).catch((e: Error) => log.warn({ err: e.message }, 'could not publish the job\'s end'));
+    // Count retention of the side keys (stream, index, flags). Nothing here is awaited: the slot is freed now, so the
+    // reservation's release and the next dispatch round go out in this same write.
     void d.lifecycle.retire(outcome.kind, job.queueName, 'completed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {

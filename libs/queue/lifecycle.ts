@@ -6,7 +6,7 @@ import type { Job, Queue } from 'bullmq';
 import type { RedisClient } from './connection.js';
 import { kindOfJobName, retentionCounts, type JobKind, type JobSettings } from './catalog.js';
 import type { HydraKeys } from './keys.js';
-import { loadScript, QUEUE_SCRIPTS, scriptIn, type ScriptCall } from './scripts.js';
+import { loadScript, QUEUE_SCRIPTS, replyCode, scriptIn, type ScriptCall } from './scripts.js';
 
 // ---- failures ----------------------------------------------------------------------------------------------------
 
@@ -89,6 +89,11 @@ export function appendEnd<C extends ChainableCommander>(c: C, key: string, event
 
 /** Load the script `appendEnd` calls on `redis` (once per connection; later calls are free). */
 export const loadStreamEnd = (redis: RedisClient): void => void loadScript(redis, QUEUE_SCRIPTS, 'stream-end');
+
+/** `appendEnd` as one command on `redis` (no pipeline): sent at once, in this connection's order. */
+export function endStream(redis: RedisClient, key: string, event: 'done' | 'error', data: unknown, retentionS: number): Promise<'ended' | 'already'> {
+  return loadScript<string>(redis, QUEUE_SCRIPTS, 'stream-end')([key], [STREAM_MAXLEN, event, JSON.stringify(data), retentionS]).then((r) => replyCode('stream-end', r, ['ended', 'already']));
+}
 
 // ---- the done message --------------------------------------------------------------------------------------------
 

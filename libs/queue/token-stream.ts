@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { RedisClient } from './connection.js';
-import { appendEnd, entryArgs, loadStreamEnd } from './lifecycle.js';
+import { endStream, entryArgs, loadStreamEnd } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
 const FLUSH_BYTES = 4096;
@@ -45,11 +45,13 @@ export class TokenStream {
   }
 
   private append(e: 'token' | 'thinking' | 'progress' | 'retry' | 'requeued', d: string): void {
-    // Ordered: each XADD waits for the previous one. Failures are not fatal for the job itself.
     const node = this.marked ? undefined : this.opts.nodeId;
     this.marked = true;
-    // One XADD, not a pipeline of one: a pipeline costs more CPU than the command (bench/README.md, "The hot path").
-    this.chain = this.chain.then(() => this.redis.xadd(this.key, ...entryArgs(e, d, node))).catch(() => undefined);
+    // Sent at once: one connection's commands reach Redis, and run, in the order they were sent, so entries need not
+    // wait for each other, and a turn's writes leave together (coalesceWrites). One XADD, not a pipeline of one: a
+    // pipeline costs more CPU than the command (bench/README.md, "The hot path"). Failures are not fatal for the job.
+    const sent = this.redis.xadd(this.key, ...entryArgs(e, d, node)).catch(() => undefined);
+    this.chain = this.chain.then(() => sent);
   }
 
   /** A non-terminal event (e.g. an attempt failed and the job will retry). */
@@ -59,12 +61,15 @@ export class TokenStream {
     return this.chain.then(() => undefined);
   }
 
-  /** Flush pending tokens, write the terminal entry and set the stream to expire. */
-  async finish(e: 'done' | 'error', data: unknown): Promise<void> {
+  /**
+   * Flush pending tokens and write the terminal entry with the stream's expiry. Both are sent before this returns its
+   * promise, so whatever the caller sends next on this connection (the done message) runs after them in Redis; the
+   * promise settles once Redis has answered them all.
+   */
+  finish(e: 'done' | 'error', data: unknown): Promise<void> {
     this.flush();
-    await this.chain;
-    // A pipeline, not MULTI: both commands in one write, and nothing depends on them being atomic.
-    await appendEnd(this.redis.pipeline(), this.key, e, data, this.opts.retentionS).exec();
+    const end = endStream(this.redis, this.key, e, data, this.opts.retentionS);
+    return Promise.all([this.chain, end]).then(() => undefined);
   }
 
   discard(): void {
