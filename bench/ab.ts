@@ -42,7 +42,10 @@ interface Result {
   cpu_ms_per_job: { api: number; workers: number; hydra_total: number; redis: number };
   cpu_ms_per_job_one_at_a_time?: number;
   top_level_commands_per_job?: { total: number };
+  syscalls_per_job?: SysCounts;
+  syscalls_per_job_one_at_a_time?: SysCounts;
 }
+type SysCounts = Record<'api' | 'workers', { syscalls: number; wakeups: number }>;
 
 function runOnce(dir: string): Result {
   const before = new Set(existsSync(join(dir, 'bench', 'results')) ? readdirSync(join(dir, 'bench', 'results')) : []);
@@ -62,6 +65,12 @@ const figures: [string, (r: Result) => number | undefined][] = [
   ['CPU ms/job Redis', (r) => r.cpu_ms_per_job.redis],
   ['CPU ms/job Hydra, one at a time', (r) => r.cpu_ms_per_job_one_at_a_time],
   ['top-level commands/job', (r) => r.top_level_commands_per_job?.total],
+  ['syscalls/job workers', (r) => r.syscalls_per_job?.workers.syscalls],
+  ['syscalls/job API', (r) => r.syscalls_per_job?.api.syscalls],
+  ['syscalls/job workers, one at a time', (r) => r.syscalls_per_job_one_at_a_time?.workers.syscalls],
+  ['syscalls/job API, one at a time', (r) => r.syscalls_per_job_one_at_a_time?.api.syscalls],
+  ['wake-ups/job workers', (r) => r.syscalls_per_job?.workers.wakeups],
+  ['wake-ups/job API', (r) => r.syscalls_per_job?.api.wakeups],
 ];
 
 const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));

@@ -108,6 +108,22 @@ export function cpuSecondsOf(pid: number | undefined): number {
     return NaN;
   }
 }
+/**
+ * A process's read and write system calls so far (`syscr` + `syscw` of /proc/PID/io: read/readv and write/writev,
+ * which is how Node reads and writes its sockets) and its main thread's sleeps (`voluntary_ctxt_switches`: the
+ * event loop blocking in epoll, so about one per wake-up). Counts, not times: far steadier than CPU time on a shared
+ * machine, and what round trips per job cost in the kernel. NaN where /proc cannot be read.
+ */
+export function syscallsOf(pid: number | undefined): { syscalls: number; wakeups: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (text: string, name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { syscalls: field(io, 'syscr') + field(io, 'syscw'), wakeups: field(status, 'voluntary_ctxt_switches') };
+  } catch {
+    return { syscalls: NaN, wakeups: NaN };
+  }
+}
 /** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
 const CLOCK_TICKS = 100;
 

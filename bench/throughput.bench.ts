@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { HYDRA_BIN, child, cpuSecondsOf, redisCounters, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
+import { HYDRA_BIN, child, cpuSecondsOf, redisCounters, syscallsOf, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
 
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' } },
@@ -134,19 +134,33 @@ async function main(): Promise<void> {
   const d1 = await direct(simUrls, 300, 1);
   // CPU seconds of Hydra's own processes and Redis' commands over the measured jobs only (after the warm-up).
   const cpuNow = () => ({ api: cpuSecondsOf(api.pid), workers: workers.reduce((t, w) => t + cpuSecondsOf(w.pid), 0) });
+  // Socket reads/writes and event-loop wake-ups per job, API and workers: counts, steadier than CPU time.
+  const sysNow = () => {
+    const ws = workers.map((w) => syscallsOf(w.pid));
+    return { api: syscallsOf(api.pid), workers: { syscalls: ws.reduce((t, w) => t + w.syscalls, 0), wakeups: ws.reduce((t, w) => t + w.wakeups, 0) } };
+  };
+  type Sys = ReturnType<typeof sysNow>;
+  const sysPerJob = (b: Sys, a: Sys, n: number) => ({
+    api: { syscalls: round((a.api.syscalls - b.api.syscalls) / n, 2), wakeups: round((a.api.wakeups - b.api.wakeups) / n, 2) },
+    workers: { syscalls: round((a.workers.syscalls - b.workers.syscalls) / n, 2), wakeups: round((a.workers.wakeups - b.workers.wakeups) / n, 2) },
+  });
   let single = cpuNow();
+  let singleSys = sysNow();
   const h1 = await hydra(apiUrl, 300, 1, async () => {
     single = cpuNow();
+    singleSys = sysNow();
   });
   const singleAfter = cpuNow();
+  const sysOneAtATime = sysPerJob(singleSys, sysNow(), 300);
   const cpuPerJobOneAtATimeMs = round(((singleAfter.api + singleAfter.workers - single.api - single.workers) * 1000) / 300, 3);
   const d = await direct(simUrls);
   const stats = new Redis(redisUrl);
-  let before = { cpu: cpuNow(), redis: await redisCounters(stats) };
+  let before = { cpu: cpuNow(), sys: sysNow(), redis: await redisCounters(stats) };
   const h = await hydra(apiUrl, JOBS, CONC, async () => {
-    before = { cpu: cpuNow(), redis: await redisCounters(stats) };
+    before = { cpu: cpuNow(), sys: sysNow(), redis: await redisCounters(stats) };
   });
-  const after = { cpu: cpuNow(), redis: await redisCounters(stats) };
+  const after = { cpu: cpuNow(), sys: sysNow(), redis: await redisCounters(stats) };
+  const sysLoaded = sysPerJob(before.sys, after.sys, JOBS);
   const perJobMs = (a: number, b: number) => round(((a - b) * 1000) / JOBS, 3);
   const cpuPerJobMs = { api: perJobMs(after.cpu.api, before.cpu.api), workers: perJobMs(after.cpu.workers, before.cpu.workers), hydra_total: perJobMs(after.cpu.api + after.cpu.workers, before.cpu.api + before.cpu.workers), redis: perJobMs(after.redis.cpuS, before.redis.cpuS) };
   // Redis commands per job on the Hydra path: where the round trips go.
@@ -178,6 +192,8 @@ async function main(): Promise<void> {
     top_level_commands_per_job: top,
     cpu_ms_per_job: cpuPerJobMs,
     cpu_ms_per_job_one_at_a_time: cpuPerJobOneAtATimeMs,
+    syscalls_per_job: sysLoaded,
+    syscalls_per_job_one_at_a_time: sysOneAtATime,
   };
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(new URL(`./results/throughput-${Date.now()}.json`, import.meta.url), JSON.stringify(result, null, 2));
@@ -196,6 +212,8 @@ Redis commands per job through Hydra: ${commandsPerJob} ${JSON.stringify(perJob)
 Top-level commands per job (MONITOR, one at a time): ${top.total} by connection ${JSON.stringify(top.per_job)}; inside Lua ${top.inside_lua}
   by command: ${JSON.stringify(top.by_command)}
 CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}; one at a time, Hydra total ${cpuPerJobOneAtATimeMs}
+Socket reads+writes per job (system calls): API ${sysLoaded.api.syscalls}, workers ${sysLoaded.workers.syscalls}; one at a time API ${sysOneAtATime.api.syscalls}, workers ${sysOneAtATime.workers.syscalls}
+Event-loop wake-ups per job: API ${sysLoaded.api.wakeups}, workers ${sysLoaded.workers.wakeups}; one at a time API ${sysOneAtATime.api.wakeups}, workers ${sysOneAtATime.workers.wakeups}
 Ratio to the BullMQ ceiling: ${round(h.per_second / ceiling.per_second, 3)}
 `);
 }
