@@ -58,8 +58,10 @@ describe('a node served by several processes', () => {
       const v = await Promise.all(ids.map(async (id) => (await c!.get(`/v1/jobs/${id}`)).body));
       return v.every((x) => x.state === 'failed') ? v : null;
     }, { timeoutMs: 20_000, what: 'both jobs to fail' });
-    const perWorker = workers.map((w) => (w.output().match(/"msg":"job failed"/g) ?? []).length);
-    expect(perWorker, 'one failure on each process').toEqual([1, 1]);
+    // A job's state is failed once BullMQ has it so; its worker logs the failure a few writes later.
+    const perWorker = () => workers.map((w) => (w.output().match(/"msg":"job failed"/g) ?? []).length);
+    await waitFor(() => perWorker().reduce((t, n) => t + n, 0) >= 2, { timeoutMs: 10_000, what: 'both failures logged' }).catch(() => undefined);
+    expect(perWorker(), 'one failure on each process').toEqual([1, 1]);
     const node = await c.waitForNode('shared', (n) => n.breaker.state === 'open');
     expect(node.breaker.recent_failures).toBe(2);
   });

@@ -10,7 +10,7 @@ import { MetricsTime, Worker, type Job } from 'bullmq';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { backoffDelay, bullConnection, headPeeker, kindOfJobName, modelOfJobName, type HeadPeeker, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
-import type { NodeRegistry, NodeView, ReserveOutcome } from '../../libs/registry/index.js';
+import { jobTaker, type JobTaker, type NodeRegistry, type NodeView, type ReserveOutcome, type TakeRequest } from '../../libs/registry/index.js';
 import {
   bestFit,
   canTakeModelNow,
@@ -38,6 +38,8 @@ export interface ActiveJob {
   choice: DispatchChoice;
   /** From the job name: admin jobs hold no memory reservation and no inference slot. */
   kind: 'infer' | 'admin';
+  /** Whether its cancel flag was up as it was taken (the one-call take reads it); undefined when not read. */
+  cancelled?: boolean;
 }
 
 const isAdminName = (name: string): boolean => kindOfJobName(name) === 'admin';
@@ -127,6 +129,7 @@ export class Dispatcher {
   private woken = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly peekHeads: HeadPeeker;
+  private readonly take: JobTaker;
   /** Round timings, only with DISPATCH_TIMING_LOG_MS (bench/scale.bench.ts reads them). */
   private readonly timing: DispatchTiming | null;
 
@@ -135,6 +138,7 @@ export class Dispatcher {
     private readonly d: DispatcherDeps,
   ) {
     this.peekHeads = headPeeker(d.redis, d.keys);
+    this.take = jobTaker(d.redis, d.keys);
     this.timing = s.dispatchTimingLogMs > 0 ? new DispatchTiming(s.dispatchTimingLogMs, d.logger.child({ node: s.nodeId }), processTiming(s.dispatchTimingLogMs, d.logger)) : null;
   }
 
@@ -355,21 +359,25 @@ export class Dispatcher {
    * processes); `head` is the job it is for when known (its priority meets the node's fence). Answers why not.
    */
   private async reserve(node: NodeRecord, token: string, model: string, head?: { jobId: string; priority: number }, mb?: number): Promise<ReserveOutcome> {
+    const req = this.reservation(node, model, head, mb);
+    if (!req) return 'full'; // node queue holding a model this node does not have
+    const r = await this.d.registry.reserve({ nodeId: node.id, token, now: Date.now(), ...req });
+    if (!r.ok) this.d.logger.debug({ model, need: req.mb, used: r.usedMb, capacity: node.capacity_mb, why: r.why }, 'not admitted now');
+    return r.why;
+  }
+
+  /** What a reservation of `model` on this node asks for (`mb` or the model's need), or undefined when the node does not have it. */
+  private reservation(node: NodeRecord, model: string, head?: { jobId: string; priority: number }, mb?: number): TakeRequest['reserve'] {
     const need = mb ?? this.needFor(node, model);
-    if (need === undefined) return 'full'; // node queue holding a model this node does not have
-    const r = await this.d.registry.reserve({
-      nodeId: node.id,
-      token,
+    if (need === undefined) return undefined;
+    return {
       model,
       mb: need,
       capacityMb: node.capacity_mb,
-      now: Date.now(),
       ttlMs: this.s.lockDurationMs * 2,
       parallel: node.parallel ?? 1,
       ...(head ? { forJobId: head.jobId, bullPriority: head.priority } : {}),
-    });
-    if (!r.ok) this.d.logger.debug({ model, need, used: r.usedMb, capacity: node.capacity_mb, why: r.why }, 'not admitted now');
-    return r.why;
+    };
   }
 
   /**
@@ -382,18 +390,25 @@ export class Dispatcher {
     const { registry } = this.d;
     const token = randomUUID();
     const isNodeQueue = this.d.queues().some((q) => q.name === choice.head.queue && q.kind === 'node');
-    if (!headIsAdmin) {
-      const why = await this.reserve(node, token, choice.head.model, choice.head);
-      if (why !== 'admitted') return isNodeQueue ? { took: await this.bypass(node, choice) } : { took: false, refused: why };
-    }
-    let job: Job | undefined;
+    const reserve = headIsAdmin ? undefined : this.reservation(node, choice.head.model, choice.head);
+    const refused = (why: Exclude<ReserveOutcome, 'admitted'>): Promise<TakeResult> | TakeResult => (isNodeQueue ? this.bypass(node, choice).then((took) => ({ took })) : { took: false, refused: why });
+    // A node queue holding a model this node does not have.
+    if (!headIsAdmin && !reserve) return refused('full');
+    // Reserve and take in one call (take.lua): the reservation is given back there when no job came.
+    let taken;
     try {
-      job = await this.worker(choice.head.queue).getNextJob(token, { block: false });
+      taken = await this.take(this.worker(choice.head.queue), { nodeId: node.id, token, now: Date.now(), ...(reserve ? { reserve } : {}) });
     } catch (err) {
-      await registry.release(node.id, token);
+      await registry.release(node.id, token).catch(() => undefined);
       throw err;
     }
-    if (!job || !job.id) {
+    if (taken.outcome === 'refused') {
+      this.d.logger.debug({ model: choice.head.model, need: reserve?.mb, capacity: node.capacity_mb, why: taken.why }, 'not admitted now');
+      return refused(taken.why);
+    }
+    if (taken.outcome === 'empty') return { took: false };
+    const { job, cancelled } = taken;
+    if (!job.id) {
       await registry.release(node.id, token);
       return { took: false };
     }
@@ -426,7 +441,7 @@ export class Dispatcher {
       }
       this.ownNeed.delete(job.id);
     }
-    return { took: this.launch(node, job, token, kind, choice) };
+    return { took: this.launch(node, job, token, kind, choice, cancelled) };
   }
 
   /** Jobs whose own num_ctx needs more than the model's default need (MB), remembered for the fence. */
@@ -442,7 +457,7 @@ export class Dispatcher {
   }
 
   /** Run a taken job (its memory already reserved under `token` for inference); answers what it started. */
-  private launch(node: NodeRecord, job: Job, token: string, kind: 'infer' | 'admin', choice: DispatchChoice): Taken {
+  private launch(node: NodeRecord, job: Job, token: string, kind: 'infer' | 'admin', choice: DispatchChoice, cancelled?: boolean): Taken {
     const { registry } = this.d;
     const model = modelOfJobName(job.name);
     if (kind === 'infer') this.d.breaker.started(Date.now());
@@ -451,7 +466,14 @@ export class Dispatcher {
     if (typeof session === 'string' && this.s.sessionAffinityS > 0) {
       void this.d.redis.set(this.d.keys.sessionNode(session), node.id, 'EX', this.s.sessionAffinityS).catch(() => undefined);
     }
-    const a: ActiveJob = { job, token, abort: new AbortController(), choice: kind === 'admin' ? { ...choice, warm: false, reason: `model management (${model}) on ${node.id}` } : choice, kind };
+    const a: ActiveJob = {
+      job,
+      token,
+      abort: new AbortController(),
+      choice: kind === 'admin' ? { ...choice, warm: false, reason: `model management (${model}) on ${node.id}` } : choice,
+      kind,
+      ...(cancelled === undefined ? {} : { cancelled }),
+    };
     const id = job.id!;
     this.active.set(id, a);
     void this.d.run(a).finally(() => {

@@ -161,7 +161,8 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         `the job crashed its worker too many times (${job.deferredFailure}; ${Number(job.stalledCounter ?? 0)} strikes, MAX_STALLED_COUNT allows ${s.maxStalledCount}): failed as a poison pill instead of retried. A prompt that makes the backend run out of memory does this`,
       );
     }
-    if (await d.lifecycle.isCancelled(jobId)) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
+    // The one-call take read the cancel flag already (dispatcher.ts); a job taken otherwise is checked here.
+    if (a.cancelled ?? (await d.lifecycle.isCancelled(jobId))) throw new HydraError(ErrorCode.Cancelled, 'the job was cancelled');
     const deadlines: [number, HydraError][] = [];
     if (typed.kind === 'infer') {
       const { data } = typed;

@@ -141,12 +141,20 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
       // The reason is the cancel flag's value (set before the message: a DELETE, a client that left, a stream reader
       // that did not come back, ...), read only by the process that runs the job.
       const jobId = msg;
+      const cancel = (agent: NodeAgent) =>
+        void redis
+          .get(keys.cancelFlag(jobId))
+          .catch(() => null)
+          .then((why) => agent.cancel(jobId, new HydraError(ErrorCode.Cancelled, `the job was cancelled (${why ?? 'DELETE /v1/jobs/:id'})`)));
       const agent = [...agents].find((a) => a.runs(jobId));
-      if (!agent) return;
-      void redis
-        .get(keys.cancelFlag(jobId))
-        .catch(() => null)
-        .then((why) => agent.cancel(jobId, new HydraError(ErrorCode.Cancelled, `the job was cancelled (${why ?? 'DELETE /v1/jobs/:id'})`)));
+      if (agent) return cancel(agent);
+      // The take reads the cancel flag as it takes a job (take.lua), so a flag set just after it is announced here,
+      // and Redis sent the take's reply first: by the end of this poll round that reply has been read and the job
+      // launched, so one more look then finds it.
+      setImmediate(() => {
+        const late = [...agents].find((a) => a.runs(jobId));
+        if (late) cancel(late);
+      });
     }
   });
 

@@ -4,6 +4,9 @@
 //   -- RETURNS: what it answers (named codes such as 'ok' / 'full', not bare numbers)
 // A list may end in a repeated part: `name...` (any number of them) or `[a b c]...` (any number of such groups).
 // `loadScript` reads the file once and defines it on a connection as a command; calls are checked against the header.
+// A line `-- @include name` is replaced by `local function name(KEYS, ARGV) <text> end`, the text given by the caller
+// (another script, or one of BullMQ's): the included script runs on the KEYS and ARGV it is called with, and its
+// top-level `return` returns from the function.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander } from 'ioredis';
@@ -37,14 +40,23 @@ function parseArgs(file: URL, tag: string, line: string): ScriptArgs {
   return { fixed: words(fixed), each };
 }
 
-/** Parse a script file's header; throws naming the file when the KEYS line is missing. */
-export function readScript(dir: URL, name: string): ScriptSpec {
+/** Lua texts a script includes, by the name its `-- @include` lines give; a script's includes never change. */
+export type ScriptIncludes = Readonly<Record<string, string>>;
+
+/** Parse a script file's header and put its includes in; throws naming the file when the KEYS line or an include is missing. */
+export function readScript(dir: URL, name: string, includes: ScriptIncludes = {}): ScriptSpec {
   const cacheKey = `${dir.href}${name}`;
   const have = specs.get(cacheKey);
   if (have) return have;
   const file = new URL(`${name}.lua`, dir);
-  const lua = readFileSync(file, 'utf8');
-  const header = (tag: string): string | null => new RegExp(`^--\\s*${tag}:(.*)$`, 'm').exec(lua)?.[1] ?? null;
+  const text = readFileSync(file, 'utf8');
+  const lua = text.replace(/^--\s*@include\s+(\w+)\s*$/gm, (_, fn: string) => {
+    const body = includes[fn];
+    if (body === undefined) throw new Error(`Lua script ${file.pathname} includes "${fn}", which its caller did not give`);
+    return `local function ${fn}(KEYS, ARGV)\n${body}\nend`;
+  });
+  // The header is the file's own: an included script's header lines come after it.
+  const header = (tag: string): string | null => new RegExp(`^--\\s*${tag}:(.*)$`, 'm').exec(text)?.[1] ?? null;
   const keys = header('KEYS');
   if (keys === null) throw new Error(`Lua script ${file.pathname} has no "-- KEYS:" header line`);
   const sha = createHash('sha1').update(lua).digest('hex');
@@ -66,8 +78,8 @@ const describe = (a: ScriptArgs): string => [...a.fixed, ...(a.each.length ? [`[
  * hide them from Redis Cluster) nor drift from the script. The command name carries the script's hash: two folders'
  * scripts of one name, or an edited script, never reuse a stale definition.
  */
-export function loadScript<R = unknown>(redis: RedisClient, dir: URL, name: string): ScriptCall<R> {
-  const { spec, command, fixedKeys } = commandOf(dir, name);
+export function loadScript<R = unknown>(redis: RedisClient, dir: URL, name: string, includes?: ScriptIncludes): ScriptCall<R> {
+  const { spec, command, fixedKeys } = commandOf(dir, name, includes);
   if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: fixedKeys, lua: spec.lua });
   return async (keys, argv) => {
     const args = checkedArgs(spec, fixedKeys, keys, argv);
@@ -90,8 +102,8 @@ export function scriptIn<C extends ChainableCommander>(c: C, dir: URL, name: str
   return fn.call(c, ...checkedArgs(spec, fixedKeys, keys, argv));
 }
 
-function commandOf(dir: URL, name: string): { spec: ScriptSpec; command: string; fixedKeys: number | undefined } {
-  const spec = readScript(dir, name);
+function commandOf(dir: URL, name: string, includes?: ScriptIncludes): { spec: ScriptSpec; command: string; fixedKeys: number | undefined } {
+  const spec = readScript(dir, name, includes);
   // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
   return { spec, command: `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`, fixedKeys: spec.keys.each.length === 0 ? spec.keys.fixed.length : undefined };
 }

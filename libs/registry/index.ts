@@ -4,6 +4,9 @@ import type { NodeRecord } from '../core/index.js';
 import { asHash, asPairs, loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { parsePerf } from './perf.js';
 import { recentModelsEntry } from './recent-models.js';
+import { RESERVE_OUTCOMES, reserveCall, type ReserveOutcome, type ReserveRequest } from './take.js';
+
+export { jobTaker, type JobTaker, type ReserveOutcome, type ReserveRequest, type TakeOutcome, type TakeRequest } from './take.js';
 
 export interface NodeView extends NodeRecord {
   /** Jobs holding a reservation on this node right now (all its worker processes). */
@@ -16,25 +19,7 @@ export interface NodeView extends NodeRecord {
   processes: number;
 }
 
-/** Why a reservation was refused, or that it was admitted (reserve.lua). */
-export type ReserveOutcome = 'admitted' | 'full' | 'busy' | 'fenced';
 
-export interface ReserveRequest {
-  nodeId: string;
-  /** The reservation's key: the BullMQ lock token the job will be taken with. */
-  token: string;
-  model: string;
-  mb: number;
-  capacityMb: number;
-  now: number;
-  ttlMs: number;
-  /** The backend's concurrent requests per model on this node (OLLAMA_NUM_PARALLEL, server slots). */
-  parallel: number;
-  /** The job this reservation is for, when known (the peeked head): admitting the fenced job lifts the fence. */
-  forJobId?: string;
-  /** Its BullMQ priority (1 most urgent): a more urgent job than the fenced one is not held back by the fence. */
-  bullPriority?: number;
-}
 
 /**
  * How old the shared registry snapshot may be when read (NodeRegistry.shared), for every process that reads it: rebuilt
@@ -176,11 +161,9 @@ export class NodeRegistry {
    * total then (without the job when refused).
    */
   async reserve(r: ReserveRequest): Promise<{ ok: boolean; why: ReserveOutcome; usedMb: number }> {
-    const [code, used] = await this.reserveScript(
-      [this.keys.reservations(r.nodeId), this.keys.reservationPeak(r.nodeId), this.keys.nodeFence(r.nodeId)],
-      [r.token, r.model, Math.ceil(r.mb), Math.floor(r.capacityMb), r.now, r.ttlMs, Math.max(1, r.parallel), r.forJobId ?? '', r.bullPriority ?? 0],
-    );
-    const why = replyCode('reserve', code, ['admitted', 'full', 'busy', 'fenced']);
+    const call = reserveCall(this.keys, r);
+    const [code, used] = await this.reserveScript(call.keys, call.argv);
+    const why = replyCode('reserve', code, RESERVE_OUTCOMES);
     return { ok: why === 'admitted', why, usedMb: used };
   }
 
