@@ -27,6 +27,19 @@ describe('loadScript', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
+  it('includes another script as a function run on the KEYS and ARGV it is given, and names an include it was not given', async () => {
+    const dir = folder({
+      outer: '-- calls inner on its second key and argument\n-- KEYS: a b\n-- ARGV: x y\n-- RETURNS: {inner reply, own key}\n-- @include inner\nreturn {inner({KEYS[2]}, {ARGV[2]}), KEYS[1]}\n',
+      lost: '-- KEYS: a\n-- @include nowhere\nreturn 1\n',
+    });
+    // The included text has a header of its own and returns at its top level: it returns from the function.
+    const inner = '-- KEYS: k\n-- ARGV: v\nif ARGV[1] == "stop" then return {"stopped", KEYS[1]} end\nreturn {KEYS[1], ARGV[1]}';
+    const outer = loadScript(redis, dir, 'outer', { inner });
+    expect(await outer(['{t}:a', '{t}:b'], [1, 'stop'])).toEqual([['stopped', '{t}:b'], '{t}:a']);
+    expect(await outer(['{t}:a', '{t}:b'], [1, 'go'])).toEqual([['{t}:b', 'go'], '{t}:a']);
+    expect(() => readScript(dir, 'lost', {})).toThrow(/includes "nowhere", which its caller did not give/);
+  });
+
   it('passes exactly the keys and arguments the header lists, fixed or repeated', async () => {
     const dir = folder({ fixed: echo('a b', 'x'), groups: echo('head [p w d]...', 'n [prefix]...'), tail: echo('(none)', 'x ids...') });
     expect(await loadScript(redis, dir, 'fixed')(['{t}:a', '{t}:b'], [1])).toEqual([['{t}:a', '{t}:b'], ['1']]);
