@@ -40,6 +40,8 @@ export interface ActiveJob {
   kind: 'infer' | 'admin';
   /** Whether its cancel flag was up as it was taken (the one-call take reads it); undefined when not read. */
   cancelled?: boolean;
+  /** The take wrote its liveness entry (take.lua). */
+  tracked?: boolean;
 }
 
 const isAdminName = (name: string): boolean => kindOfJobName(name) === 'admin';
@@ -72,6 +74,8 @@ export interface DispatcherDeps {
   queues: () => readonly QueueInfo[];
   /** The process's queue Workers (shared with its other node agents). */
   workers: QueueWorkers;
+  /** The liveness entry a take writes for a job taken under `token` from `queue` (liveness.ts); null when off. */
+  liveEntry?: (queue: string, token: string) => { key: string; value: string } | null;
   /** Runs a taken job to its end (completed, failed or handed back). Must not throw. */
   run: (a: ActiveJob) => Promise<void>;
 }
@@ -396,8 +400,9 @@ export class Dispatcher {
     if (!headIsAdmin && !reserve) return refused('full');
     // Reserve and take in one call (take.lua): the reservation is given back there when no job came.
     let taken;
+    const live = this.d.liveEntry?.(choice.head.queue, token) ?? null;
     try {
-      taken = await this.take(this.worker(choice.head.queue), { nodeId: node.id, token, now: Date.now(), ...(reserve ? { reserve } : {}) });
+      taken = await this.take(this.worker(choice.head.queue), { nodeId: node.id, token, now: Date.now(), live, ...(reserve ? { reserve } : {}) });
     } catch (err) {
       await registry.release(node.id, token).catch(() => undefined);
       throw err;
@@ -412,6 +417,11 @@ export class Dispatcher {
       await registry.release(node.id, token);
       return { took: false };
     }
+    // A taken job handed back (below) runs nowhere here: its liveness entry goes with it.
+    const handBack = async () => {
+      await this.handBack(choice.head.queue, [{ job, token }]);
+      if (live) await this.d.redis.hdel(live.key, job.id!).catch(() => undefined);
+    };
     const kind = isAdminName(job.name) ? 'admin' : 'infer';
     const model = modelOfJobName(job.name);
     if (kind === 'admin' && !headIsAdmin) {
@@ -422,7 +432,7 @@ export class Dispatcher {
       // hand it back to the front of its queue (its place kept) and let the next round look behind it.
       if ((await this.reserve(node, token, model, { jobId: job.id, priority: job.priority })) !== 'admitted') {
         await registry.release(node.id, token);
-        await this.handBack(choice.head.queue, [{ job, token }]);
+        await handBack();
         return { took: false };
       }
     }
@@ -435,13 +445,13 @@ export class Dispatcher {
         if (why !== 'admitted') {
           this.ownNeed.set(job.id, own);
           await registry.release(node.id, token);
-          await this.handBack(choice.head.queue, [{ job, token }]);
+          await handBack();
           return { took: false, refused: why };
         }
       }
       this.ownNeed.delete(job.id);
     }
-    return { took: this.launch(node, job, token, kind, choice, cancelled) };
+    return { took: this.launch(node, job, token, kind, choice, { cancelled, tracked: live !== null }) };
   }
 
   /** Jobs whose own num_ctx needs more than the model's default need (MB), remembered for the fence. */
@@ -457,7 +467,7 @@ export class Dispatcher {
   }
 
   /** Run a taken job (its memory already reserved under `token` for inference); answers what it started. */
-  private launch(node: NodeRecord, job: Job, token: string, kind: 'infer' | 'admin', choice: DispatchChoice, cancelled?: boolean): Taken {
+  private launch(node: NodeRecord, job: Job, token: string, kind: 'infer' | 'admin', choice: DispatchChoice, taken: Pick<ActiveJob, 'cancelled' | 'tracked'> = {}): Taken {
     const { registry } = this.d;
     const model = modelOfJobName(job.name);
     if (kind === 'infer') this.d.breaker.started(Date.now());
@@ -472,7 +482,7 @@ export class Dispatcher {
       abort: new AbortController(),
       choice: kind === 'admin' ? { ...choice, warm: false, reason: `model management (${model}) on ${node.id}` } : choice,
       kind,
-      ...(cancelled === undefined ? {} : { cancelled }),
+      ...taken,
     };
     const id = job.id!;
     this.active.set(id, a);

@@ -12,10 +12,13 @@ import {
   createRedis,
   deadWorkerRequeuer,
   isCluster,
+  liveEntry,
+  liveRegistrar,
   queueRedisTarget,
   RETRY_CAP_MS,
   slotServer,
   type DeadWorkerRequeuer,
+  type LiveRegistrar,
   type HydraKeys,
   type JobLifecycle,
   type OrphanedJob,
@@ -24,7 +27,13 @@ import {
 
 /** What the job runner tells liveness: the jobs this process runs, each under its BullMQ lock token. */
 export interface JobTracker {
-  track(jobId: string, queue: string, token: string): void;
+  /**
+   * The hash entry the take writes as it takes a job under `token` (take.lua), so a job is tracked from the moment it
+   * is active, in the same call; null with fast failover off.
+   */
+  entry(queue: string, token: string): { key: string; value: string } | null;
+  /** This process runs `jobId` now; `written`: the take wrote its entry already. */
+  track(jobId: string, queue: string, token: string, written?: boolean): void;
   untrack(jobId: string): void;
 }
 
@@ -55,6 +64,8 @@ const SETTLE_MS = 2 * RETRY_CAP_MS;
 const RANK_REFRESH_MS = 5000;
 
 export interface LivenessDeps {
+  /** The process's main connection: the per-job entries go on it, in the same writes as the take and the job's end. */
+  redis: RedisClient;
   keys: HydraKeys;
   lifecycle: JobLifecycle;
   logger: Logger;
@@ -75,7 +86,7 @@ export interface Liveness {
 /** Register this process and start taking turns; resolves once registered. With checkMs 0, a tracker that does nothing. */
 export async function startLiveness(config: Config, d: LivenessDeps): Promise<Liveness> {
   const s = livenessSettings(config);
-  if (s.checkMs <= 0) return { forNode: () => ({ track: () => undefined, untrack: () => undefined }), stop: async () => undefined };
+  if (s.checkMs <= 0) return { forNode: () => ({ entry: () => null, track: () => undefined, untrack: () => undefined }), stop: async () => undefined };
   const r = createRedis(queueRedisTarget(config), 'worker', { connectionName: `hydra-live-${d.procId}` });
   const l = new LivenessChecker(s, r, d);
   await l.start();
@@ -86,7 +97,9 @@ export async function startLiveness(config: Config, d: LivenessDeps): Promise<Li
 class LivenessChecker implements Liveness {
   private readonly k: ReturnType<typeof livenessKeys>;
   private readonly requeue: DeadWorkerRequeuer;
-  private readonly running = new Map<string, { q: string; n: string; t: string }>();
+  private readonly registrar: LiveRegistrar;
+  /** The jobs this process runs: job id → its hash entry (liveEntry). */
+  private readonly running = new Map<string, string>();
   /** Processes whose connection this process found gone: since when (ms), and which connection. */
   private readonly suspects = new Map<string, { clientId: string; since: number }>();
   private clientId: string | null = null;
@@ -107,6 +120,7 @@ class LivenessChecker implements Liveness {
   ) {
     this.k = livenessKeys(d.keys);
     this.requeue = deadWorkerRequeuer(r, d.keys);
+    this.registrar = liveRegistrar(r, d.keys);
     r.on('error', (e: Error) => d.logger.debug({ err: e.message }, 'liveness connection error'));
   }
 
@@ -132,18 +146,24 @@ class LivenessChecker implements Liveness {
   }
 
   forNode(nodeId: string): JobTracker {
-    return { track: (jobId, queue, token) => this.track(jobId, queue, token, nodeId), untrack: (jobId) => this.untrack(jobId) };
+    return {
+      entry: (queue, token) => ({ key: this.k.jobs(this.d.procId), value: liveEntry(queue, nodeId, token) }),
+      track: (jobId, queue, token, written) => this.track(jobId, liveEntry(queue, nodeId, token), written),
+      untrack: (jobId) => this.untrack(jobId),
+    };
   }
 
-  private track(jobId: string, queue: string, token: string, nodeId: string): void {
-    const v = { q: queue, n: nodeId, t: token };
-    this.running.set(jobId, v);
-    this.r.hset(this.k.jobs(this.d.procId), jobId, JSON.stringify(v)).catch(() => undefined);
+  // On the main connection, in the writes the job's take and end make anyway. A registration (on this module's own
+  // connection) racing them cannot lose a running job's entry nor keep an ended one: live-register.lua keeps exactly the
+  // entries whose lock still holds their token.
+  private track(jobId: string, entry: string, written = false): void {
+    this.running.set(jobId, entry);
+    if (!written) this.d.redis.hset(this.k.jobs(this.d.procId), jobId, entry).catch(() => undefined);
   }
 
   private untrack(jobId: string): void {
     if (!this.running.delete(jobId)) return;
-    this.r.hdel(this.k.jobs(this.d.procId), jobId).catch(() => undefined);
+    this.d.redis.hdel(this.k.jobs(this.d.procId), jobId).catch(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -161,14 +181,12 @@ class LivenessChecker implements Liveness {
     return slotServer(this.r, this.k.live);
   }
 
-  /** This connection's id and the jobs running now, in one write (commands on one connection keep their order). */
+  /** This connection's id and the jobs running now, in one call (live-register.lua). */
   private async register(): Promise<void> {
     const srv = this.server();
     if (!srv) throw new Error('no master known for the liveness keys yet (a Redis Cluster failover under way)');
     const id = String(await srv.call('CLIENT', 'ID'));
-    const m = this.r.multi().zadd(this.k.live, id, this.d.procId).del(this.k.jobs(this.d.procId));
-    for (const [jobId, v] of this.running) m.hset(this.k.jobs(this.d.procId), jobId, JSON.stringify(v));
-    await m.exec();
+    await this.registrar(this.d.procId, id, this.running);
     const reconnect = this.clientId !== null;
     const uptimeS = reconnect ? 0 : Number(/uptime_in_seconds:(\d+)/.exec(await srv.info('server'))?.[1] ?? 0);
     this.clientId = id;

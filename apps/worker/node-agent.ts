@@ -122,6 +122,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     others: () => host.others(nodeId),
     self: () => host.self(nodeId),
     queues: () => host.queues(),
+    liveEntry: (queue, token) => tracker.entry(queue, token),
     run: (a) =>
       runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, liveness: tracker }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.

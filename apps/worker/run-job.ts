@@ -129,7 +129,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
   const log = d.logger.child({ jobId, queue: job.queueName, ...(requestId.success ? { requestId: requestId.data } : {}) });
   const stream = new TokenStream(d.redis, d.keys.stream(jobId), { flushMs: s.streamFlushMs, retentionS: s.retentionS, nodeId: s.nodeId });
   const timers: NodeJS.Timeout[] = [];
-  d.liveness?.track(jobId, job.queueName, token);
+  d.liveness?.track(jobId, job.queueName, token, a.tracked);
   let abortReason: HydraError | null = null;
   const abortWith = (e: HydraError) => {
     abortReason ??= e;

@@ -54,7 +54,7 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
   const procId = randomUUID();
   const workers = new QueueWorkers(s, { redis, keys, logger, procId });
   // Fast failover: this process's connection and running jobs (of all its nodes), watched by the others (liveness.ts).
-  const liveness = await startLiveness(config, { keys, lifecycle: producer.lifecycle, logger, procId });
+  const liveness = await startLiveness(config, { redis, keys, lifecycle: producer.lifecycle, logger, procId });
 
   const agents = new Set<NodeAgent>();
   // A wake for one node: its channel is subscribed while its agent runs here.

@@ -222,3 +222,21 @@ export function deadWorkerRequeuer(redis: RedisClient, keys: HydraKeys): DeadWor
     return outcome === 'requeued' ? { outcome, jobIds: reply.slice(1).map(String) } : { outcome };
   };
 }
+
+/** A running job's entry in its process's liveness hash (keys.liveJobs): its queue, node and lock token. */
+export const liveEntry = (queue: string, nodeId: string, token: string): string => JSON.stringify({ q: queue, n: nodeId, t: token });
+
+export type LiveRegistrar = (procId: string, clientId: string, running: ReadonlyMap<string, string>) => Promise<void>;
+
+/**
+ * Register a process's liveness connection and the jobs it runs (scripts/live-register.lua): entries of jobs whose
+ * lock no longer holds their token are dropped, entries of jobs it holds (`running`: jobId → liveEntry, and any a
+ * take wrote that the process has not tracked yet) kept.
+ */
+export function liveRegistrar(redis: RedisClient, keys: HydraKeys): LiveRegistrar {
+  const register = loadScript<string>(redis, QUEUE_SCRIPTS, 'live-register');
+  return async (procId, clientId, running) => {
+    const reply = await register([keys.live, keys.liveJobs(procId)], [procId, clientId, `${keys.prefix}:`, ...[...running].flat()]);
+    replyCode('live-register', reply, ['registered']);
+  };
+}

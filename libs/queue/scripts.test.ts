@@ -37,7 +37,9 @@ describe('loadScript', () => {
     const outer = loadScript(redis, dir, 'outer', { inner });
     expect(await outer(['{t}:a', '{t}:b'], [1, 'stop'])).toEqual([['stopped', '{t}:b'], '{t}:a']);
     expect(await outer(['{t}:a', '{t}:b'], [1, 'go'])).toEqual([['{t}:b', 'go'], '{t}:a']);
-    expect(() => readScript(dir, 'lost', {})).toThrow(/includes "nowhere", which its caller did not give/);
+    // Its header can be read without it; it cannot be loaded.
+    expect(readScript(dir, 'lost').missing).toEqual(['nowhere']);
+    expect(() => loadScript(redis, dir, 'lost')).toThrow(/includes "nowhere", which its caller did not give/);
   });
 
   it('passes exactly the keys and arguments the header lists, fixed or repeated', async () => {

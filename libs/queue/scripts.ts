@@ -25,6 +25,8 @@ export interface ScriptSpec {
   sha: string;
   keys: ScriptArgs;
   argv: ScriptArgs;
+  /** `-- @include` names the caller did not give: such a spec has a header to read but cannot be loaded. */
+  missing: readonly string[];
 }
 
 const specs = new Map<string, ScriptSpec>();
@@ -43,16 +45,24 @@ function parseArgs(file: URL, tag: string, line: string): ScriptArgs {
 /** Lua texts a script includes, by the name its `-- @include` lines give; a script's includes never change. */
 export type ScriptIncludes = Readonly<Record<string, string>>;
 
-/** Parse a script file's header and put its includes in; throws naming the file when the KEYS line or an include is missing. */
+/**
+ * Parse a script file's header and put its includes in; throws naming the file when the KEYS line is missing. An
+ * include not given is listed in `missing` (the header can still be read; `loadScript` refuses such a spec).
+ */
 export function readScript(dir: URL, name: string, includes: ScriptIncludes = {}): ScriptSpec {
-  const cacheKey = `${dir.href}${name}`;
+  const given = Object.keys(includes);
+  const cacheKey = `${dir.href}${name}${given.length ? `#${createHash('sha1').update(JSON.stringify(includes)).digest('hex')}` : ''}`;
   const have = specs.get(cacheKey);
   if (have) return have;
   const file = new URL(`${name}.lua`, dir);
   const text = readFileSync(file, 'utf8');
-  const lua = text.replace(/^--\s*@include\s+(\w+)\s*$/gm, (_, fn: string) => {
+  const missing: string[] = [];
+  const lua = text.replace(/^--\s*@include\s+(\w+)\s*$/gm, (line, fn: string) => {
     const body = includes[fn];
-    if (body === undefined) throw new Error(`Lua script ${file.pathname} includes "${fn}", which its caller did not give`);
+    if (body === undefined) {
+      missing.push(fn);
+      return line;
+    }
     return `local function ${fn}(KEYS, ARGV)\n${body}\nend`;
   });
   // The header is the file's own: an included script's header lines come after it.
@@ -60,7 +70,7 @@ export function readScript(dir: URL, name: string, includes: ScriptIncludes = {}
   const keys = header('KEYS');
   if (keys === null) throw new Error(`Lua script ${file.pathname} has no "-- KEYS:" header line`);
   const sha = createHash('sha1').update(lua).digest('hex');
-  const spec = { name, lua, sha, keys: parseArgs(file, 'KEYS', keys), argv: parseArgs(file, 'ARGV', header('ARGV') ?? '') };
+  const spec = { name, lua, sha, keys: parseArgs(file, 'KEYS', keys), argv: parseArgs(file, 'ARGV', header('ARGV') ?? ''), missing };
   specs.set(cacheKey, spec);
   return spec;
 }
@@ -104,6 +114,7 @@ export function scriptIn<C extends ChainableCommander>(c: C, dir: URL, name: str
 
 function commandOf(dir: URL, name: string, includes?: ScriptIncludes): { spec: ScriptSpec; command: string; fixedKeys: number | undefined } {
   const spec = readScript(dir, name, includes);
+  if (spec.missing.length) throw new Error(`Lua script ${new URL(`${name}.lua`, dir).pathname} includes ${spec.missing.map((m) => `"${m}"`).join(', ')}, which its caller did not give`);
   // A fixed key count is declared once; a repeated one is sent with each call (ioredis then reads it first).
   return { spec, command: `hydra_${name.replace(/[^A-Za-z0-9]/g, '_')}_${spec.sha.slice(0, 10)}`, fixedKeys: spec.keys.each.length === 0 ? spec.keys.fixed.length : undefined };
 }

@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { hydraKeys, jobLockKey } from '../queue/index.js';
+import { hydraKeys, jobLockKey, liveEntry, liveRegistrar } from '../queue/index.js';
 import { jobTaker, NodeRegistry, type JobTaker } from './index.js';
 
 describe('jobTaker (take.lua)', () => {
@@ -42,7 +42,8 @@ describe('jobTaker (take.lua)', () => {
     await q.add('infer:m:1b', { n: 1 }, { priority: 5 });
     const urgent = await q.add('infer:m:1b', { n: 2 }, { priority: 1 });
     const token = randomUUID();
-    const r = await take(w, { nodeId: 'n1', token, now: Date.now(), reserve });
+    const live = { key: keys.liveJobs('proc-1'), value: liveEntry('infer.a', 'n1', token) };
+    const r = await take(w, { nodeId: 'n1', token, now: Date.now(), reserve, live });
     expect(r.outcome).toBe('taken');
     if (r.outcome !== 'taken') return;
     expect(r.job.id).toBe(urgent.id);
@@ -55,6 +56,8 @@ describe('jobTaker (take.lua)', () => {
     expect(r.job.processedOn).toBeGreaterThan(0);
     expect(await redis.hmget(keys.queueKey('infer.a', urgent.id!), 'pb', 'ats')).toEqual(['proc-1', '1']);
     expect(Object.keys(await resv('n1'))).toEqual([token]);
+    // Tracked for fast failover in the same call: a process killed now has this job requeued at once.
+    expect(await redis.hgetall(live.key)).toEqual({ [urgent.id!]: live.value });
     // The job completes through BullMQ with the token, and the next take gets the other job.
     await r.job.moveToCompleted('ok', token, false);
     expect(await r.job.getState()).toBe('completed');
@@ -74,9 +77,11 @@ describe('jobTaker (take.lua)', () => {
 
   it('gives the reservation back when the queue has no job', async () => {
     const { w } = pair('infer.c');
-    const r = await take(w, { nodeId: 'n3', token: randomUUID(), now: Date.now(), reserve });
+    const token = randomUUID();
+    const r = await take(w, { nodeId: 'n3', token, now: Date.now(), reserve, live: { key: keys.liveJobs('proc-3'), value: liveEntry('infer.c', 'n3', token) } });
     expect(r).toEqual({ outcome: 'empty' });
     expect(await resv('n3')).toEqual({});
+    expect(await redis.exists(keys.liveJobs('proc-3'))).toBe(0);
   });
 
   it('takes without a reservation when none is asked (admin heads), and reports a cancel flag', async () => {
@@ -86,5 +91,24 @@ describe('jobTaker (take.lua)', () => {
     const r = await take(w, { nodeId: 'n4', token: randomUUID(), now: Date.now() });
     expect(r.outcome === 'taken' && { id: r.job.id, cancelled: r.cancelled }).toEqual({ id: job.id, cancelled: true });
     expect(await resv('n4')).toEqual({});
+  });
+
+  it('a registration keeps the entries of jobs whose lock still holds their token, and only those', async () => {
+    const { q, w } = pair('infer.d');
+    const register = liveRegistrar(redis, keys);
+    const key = keys.liveJobs('proc-d');
+    const [a, b] = [await q.add('infer:m:1b', { n: 1 }, { priority: 1 }), await q.add('infer:m:1b', { n: 2 }, { priority: 2 })];
+    const ta = randomUUID();
+    const tb = randomUUID();
+    // a: taken (its entry written by the take) but not yet tracked by the process; b: taken, then completed, its entry
+    // left behind (an HDEL lost with a connection); plus an entry nobody can read.
+    await take(w, { nodeId: 'n5', token: ta, now: Date.now(), live: { key, value: liveEntry('infer.d', 'n5', ta) } });
+    const took = await take(w, { nodeId: 'n5', token: tb, now: Date.now(), live: { key, value: liveEntry('infer.d', 'n5', tb) } });
+    if (took.outcome === 'taken') await took.job.moveToCompleted('ok', tb, false);
+    await redis.hset(key, 'junk', 'not json');
+    await register('proc-d', '42', new Map([['x9', liveEntry('infer.d', 'n5', 'tx')]]));
+    expect(await redis.zscore(keys.live, 'proc-d')).toBe('42');
+    expect(Object.keys(await redis.hgetall(key)).sort()).toEqual([a.id!, 'x9'].sort());
+    expect(b.id).not.toBe(a.id);
   });
 });

@@ -51,6 +51,8 @@ export interface TakeRequest {
   now: number;
   /** The reservation to make first; none for an admin head. */
   reserve?: Omit<ReserveRequest, 'nodeId' | 'token' | 'now'>;
+  /** The taken job's liveness entry (hash key, value), written under its id as it is taken; none with liveness off. */
+  live?: { key: string; value: string } | null;
 }
 
 export type JobTaker = (worker: Worker, r: TakeRequest) => Promise<TakeOutcome>;
@@ -70,8 +72,8 @@ export function jobTaker(redis: RedisClient, keys: HydraKeys): JobTaker {
     const q = worker.keys;
     const res = reserveCall(keys, { nodeId: r.nodeId, token: r.token, now: r.now, model: '', mb: 0, capacityMb: 0, ttlMs: 0, parallel: 1, ...r.reserve });
     const reply = await take(
-      [...res.keys, q.wait!, q.active!, q.prioritized!, q.events!, q.stalled!, q.limiter!, q.delayed!, q.paused!, q.meta!, q.pc!, q.marker!],
-      [...res.argv, q['']!, worker.opts.lockDuration ?? 30_000, worker.opts.name ?? '', keys.cancelFlag('')],
+      [...res.keys, q.wait!, q.active!, q.prioritized!, q.events!, q.stalled!, q.limiter!, q.delayed!, q.paused!, q.meta!, q.pc!, q.marker!, r.live?.key ?? keys.liveJobs('')],
+      [...res.argv, q['']!, worker.opts.lockDuration ?? 30_000, worker.opts.name ?? '', keys.cancelFlag(''), r.live?.value ?? ''],
     );
     const code = replyCode('take', reply[0], ['refused', 'empty', 'taken']);
     if (code === 'refused') return { outcome: 'refused', why: replyCode('take', reply[1], RESERVE_OUTCOMES.filter((o) => o !== 'admitted')) };
