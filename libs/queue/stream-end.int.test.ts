@@ -36,6 +36,19 @@ describe('appendEnd (stream-end.lua)', () => {
     expect(await events(`${key}:2`)).toEqual(['token', 'done']);
   });
 
+  it('sends the tokens and the end at once: whatever the connection sends next runs after them (the done message)', async () => {
+    const k = `${key}:3`;
+    const s = new TokenStream(redis, k, { flushMs: 50, retentionS: 60 });
+    s.push('a');
+    s.push('b'); // held for the flush interval
+    const finished = s.finish('done', { response: 'ab' });
+    // Sent before anything was answered: Redis runs one connection's commands in order, so this read sees the end.
+    const seen = await redis.xrange(k, '-', '+');
+    expect(seen.map(([, f]) => f[1])).toEqual(['token', 'token', 'done']);
+    await finished;
+    await redis.del(k);
+  });
+
   it('refuses a pipeline made from a connection the script was not loaded on, naming the fix', () => {
     const other = new Redis(inject('redisUrl'), { lazyConnect: true });
     expect(() => appendEnd(other.pipeline(), key, 'done', {}, 60)).toThrow(/stream-end is not loaded on the connection/);
