@@ -1,8 +1,7 @@
-// The HTTP access log (pino-http, one line per request) and the request id: taken from a sane X-Request-Id, else made.
+// The HTTP access log (one line per request) and the request id: taken from a sane X-Request-Id, else made.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
-import { pinoHttp } from 'pino-http';
 import type { Logger } from '../../libs/logger/index.js';
 import { RequestIdSchema } from '../../libs/queue/index.js';
 
@@ -15,7 +14,10 @@ function requestIdFrom(header: string | string[] | undefined): string {
 }
 
 /** The id the access log gave this request (undefined for a request that did not pass through it). */
-export const requestIdOf = (req: IncomingMessage): string | undefined => (typeof req.id === 'string' ? req.id : undefined);
+export const requestIdOf = (req: IncomingMessage): string | undefined => {
+  const id = (req as IncomingMessage & { id?: unknown }).id;
+  return typeof id === 'string' ? id : undefined;
+};
 
 /**
  * Polled paths (probes, scrapes, the dashboard's 1.5 s refresh) log at debug: at info they would bury the requests
@@ -33,24 +35,28 @@ const pathOf = (req: IncomingMessage): string => {
  * One line per answered (or abandoned) request: requestId, method, path, status, ms. Never headers, query strings or
  * bodies, so no Authorization header, key or prompt reaches the log (and the logger's redaction is there too).
  * Sets X-Request-Id on every answer, before any route runs, so every surface (/v1, /api, OpenAI, errors) echoes it.
+ * Its own few lines, not pino-http: that builds a child logger with the whole request serialized for every request,
+ * even when, as here, neither the request nor the response is logged (a tenth of the API's CPU per job, bench/README.md).
  */
 export function accessLog(logger: Logger): RequestHandler {
-  const line = (req: IncomingMessage, res: ServerResponse, ms: number) => ({ method: req.method, path: pathOf(req), status: res.statusCode, ms });
-  return pinoHttp({
-    logger: logger.child({ part: 'http' }),
-    genReqId: (req, res) => {
-      const id = requestIdFrom(req.headers['x-request-id']);
-      res.setHeader(REQUEST_ID_HEADER, id);
-      return id;
-    },
-    // Only the request id is bound to the line's logger (no serialized req or res with their headers).
-    quietReqLogger: true,
-    quietResLogger: true,
-    customAttributeKeys: { reqId: 'requestId' },
-    customLogLevel: (req, res, err) => (err || res.statusCode >= 500 ? 'error' : POLLED.test(pathOf(req)) ? 'debug' : res.statusCode >= 400 ? 'warn' : 'info'),
-    customSuccessMessage: (req, res) => (res.writableEnded ? 'request completed' : 'request aborted'),
-    customSuccessObject: (req, res, val: { responseTime: number }) => line(req, res, val.responseTime),
-    customErrorMessage: () => 'request failed',
-    customErrorObject: (req, res, err, val: { responseTime: number }) => ({ ...line(req, res, val.responseTime), err: err.message }),
-  }) as unknown as RequestHandler;
+  const http = logger.child({ part: 'http' });
+  return (req, res, next) => {
+    const id = requestIdFrom(req.headers['x-request-id']);
+    (req as IncomingMessage & { id?: string }).id = id;
+    res.setHeader(REQUEST_ID_HEADER, id);
+    const start = Date.now();
+    const ended = () => {
+      res.off('finish', ended);
+      res.off('close', ended);
+      const status = res.statusCode;
+      const level = status >= 500 ? 'error' : POLLED.test(pathOf(req)) ? 'debug' : status >= 400 ? 'warn' : 'info';
+      if (!http.isLevelEnabled(level)) return;
+      const line = { requestId: id, method: req.method, path: pathOf(req), status, ms: Date.now() - start };
+      if (status >= 500) http[level]({ ...line, err: `failed with status code ${status}` }, 'request failed');
+      else http[level](line, res.writableEnded ? 'request completed' : 'request aborted');
+    };
+    res.on('finish', ended);
+    res.on('close', ended);
+    next();
+  };
 }
