@@ -12,12 +12,15 @@ import { Pool } from 'undici';
 import { HYDRA_BIN, child, cpuSecondsOf, redisCounters, syscallsOf, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
 
 const { values } = parseArgs({
-  options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' } },
+  options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' }, history: { type: 'string', default: 'on' } },
 });
 const JOBS = Number(values.jobs);
 const CONC = Number(values.concurrency);
 const NODES = Number(values.nodes);
 const SLOTS = Number(values.slots);
+// --history off: the API runs with MEMORY_URL=off (no results history), to see what the history costs a job.
+if (values.history !== 'on' && values.history !== 'off') throw new Error(`--history must be on or off, got ${values.history}`);
+const HISTORY = values.history === 'on';
 const MODEL = 'bench:1b';
 const body = (i: number) => ({ model: MODEL, prompt: `short job ${i}`, options: { num_predict: 4 } });
 
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
   for (const u of simUrls) await until(`sim ${u}`, async () => (await fetch(`${u}/api/version`)).ok);
 
   const apiPort = await freePort();
-  const env = { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', PORT: String(apiPort), WORKER_CONCURRENCY: String(SLOTS) };
+  const env = { REDIS_URL: redisUrl, LOG_LEVEL: 'warn', PORT: String(apiPort), WORKER_CONCURRENCY: String(SLOTS), ...(HISTORY ? {} : { MEMORY_URL: 'off' }) };
   const api = child(process.execPath, [HYDRA_BIN, 'api'], env);
   const workers = simUrls.map((u, i) => child(process.execPath, [HYDRA_BIN, 'worker'], { ...env, BACKEND: 'ollama', OLLAMA_URL: u, NODE_ID: `sim-${i + 1}`, NODE_VRAM_GB: '24' }));
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -180,6 +183,7 @@ async function main(): Promise<void> {
     jobs: JOBS,
     concurrency: CONC,
     nodes: `${NODES} simulated (fast mode)`,
+    history: HISTORY ? 'on (SQLite, the default)' : 'off (MEMORY_URL=off)',
     worker_slots: SLOTS,
     direct: d,
     hydra: h,

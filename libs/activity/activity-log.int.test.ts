@@ -40,6 +40,19 @@ describe('ActivityLog', () => {
     expect(await log.recentDecisions(0)).toEqual([]);
   });
 
+  it('trims once the list holds a tenth more than the cap, and readers see the newest `cap` only', async () => {
+    await redis.del(keys.activity);
+    const log = new ActivityLog(redis, keys, { cap: 100 });
+    for (let i = 0; i < 110; i++) await log.record(entry(i));
+    expect(await redis.llen(keys.activity)).toBe(110);
+    expect((await log.recentDecisions(500)).length).toBe(100);
+    expect((await log.recentDecisions(1))[0]!.job_id).toBe('job-109');
+    await log.record(entry(110));
+    expect(await redis.llen(keys.activity)).toBe(100);
+    expect((await log.recentDecisions(500)).at(-1)!.job_id).toBe('job-11');
+    await redis.del(keys.activity);
+  });
+
   it('skips entries it cannot read instead of failing', async () => {
     const log = new ActivityLog(redis, keys, { cap: 5 });
     await redis.lpush(keys.activity, 'garbage', '{"at":1}');

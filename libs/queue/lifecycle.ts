@@ -90,9 +90,12 @@ export function appendEnd<C extends ChainableCommander>(c: C, key: string, event
 /** Load the script `appendEnd` calls on `redis` (once per connection; later calls are free). */
 export const loadStreamEnd = (redis: RedisClient): void => void loadScript(redis, QUEUE_SCRIPTS, 'stream-end');
 
-/** `appendEnd` as one command on `redis` (no pipeline): sent at once, in this connection's order. */
-export function endStream(redis: RedisClient, key: string, event: 'done' | 'error', data: unknown, retentionS: number): Promise<'ended' | 'already'> {
-  return loadScript<string>(redis, QUEUE_SCRIPTS, 'stream-end')([key], [STREAM_MAXLEN, event, JSON.stringify(data), retentionS]).then((r) => replyCode('stream-end', r, ['ended', 'already']));
+/**
+ * `appendEnd` as one command on `redis` (no pipeline): sent at once, in this connection's order. `before`: entries
+ * (event, data) written just before the end, in the same call (a stream's last tokens), and only if it ends now.
+ */
+export function endStream(redis: RedisClient, key: string, event: 'done' | 'error', data: unknown, retentionS: number, before: readonly [StreamEvent, string][] = []): Promise<'ended' | 'already'> {
+  return loadScript<string>(redis, QUEUE_SCRIPTS, 'stream-end')([key], [STREAM_MAXLEN, event, JSON.stringify(data), retentionS, ...before.flat()]).then((r) => replyCode('stream-end', r, ['ended', 'already']));
 }
 
 // ---- the done message --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { appendEnd, appendEntry, loadStreamEnd } from './lifecycle.js';
+import { appendEnd, appendEntry, endStream, loadStreamEnd } from './lifecycle.js';
 import { TokenStream } from './token-stream.js';
 
 describe('appendEnd (stream-end.lua)', () => {
@@ -45,7 +45,11 @@ describe('appendEnd (stream-end.lua)', () => {
     // Sent before anything was answered: Redis runs one connection's commands in order, so this read sees the end.
     const seen = await redis.xrange(k, '-', '+');
     expect(seen.map(([, f]) => f[1])).toEqual(['token', 'token', 'done']);
+    expect(seen[1]![1][3]).toBe('b'); // the held token, written by the end's own call
     await finished;
+    // The same end with its last tokens sent again (a resend): nothing more is written.
+    expect(await endStream(redis, k, 'done', { response: 'ab' }, 60, [['token', 'b']])).toBe('already');
+    expect(await redis.xlen(k)).toBe(3);
     await redis.del(k);
   });
 

@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { RedisClient } from './connection.js';
-import { endStream, entryArgs, loadStreamEnd } from './lifecycle.js';
+import { endStream, entryArgs, loadStreamEnd, type StreamEvent } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
 const FLUSH_BYTES = 4096;
@@ -67,8 +67,14 @@ export class TokenStream {
    * promise settles once Redis has answered them all.
    */
   finish(e: 'done' | 'error', data: unknown): Promise<void> {
-    this.flush();
-    const end = endStream(this.redis, this.key, e, data, this.opts.retentionS);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    // Pending text rides in the end's own call (one command, not two) once the first entry, which names the node, is out.
+    const tail: [StreamEvent, string][] = [];
+    if (this.buf && this.marked) tail.push([this.kind, this.buf]);
+    else this.flush();
+    this.buf = '';
+    const end = endStream(this.redis, this.key, e, data, this.opts.retentionS, tail);
     return Promise.all([this.chain, end]).then(() => undefined);
   }
 
