@@ -8,6 +8,12 @@ import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, t
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
 
+/** A pipeline's first failed command, thrown (`exec` resolves even when its commands fail). */
+function failedIn(rows: [Error | null, unknown][] | null): void {
+  const err = rows?.find(([e]) => e)?.[0];
+  if (err) throw err;
+}
+
 /** How long after the first node of a new job the other nodes named for it are woken (ms). */
 export const WAKE_STAGGER_MS = 20;
 
@@ -53,17 +59,20 @@ export class Producer {
   }
 
   /**
-   * Validate, index, add, wake (`wakeNodes`, or every worker process). The index goes first: if Redis goes away right
-   * after the add, the job can still be found.
+   * Validate, index, add, wake (`wakeNodes`, or every worker process). The index goes first, on BullMQ's connection in
+   * the add's own write (one connection runs its commands in order, so Redis records the index before it adds the job:
+   * if Redis goes away right after the add, the job can still be found). A Redis that refuses the index (out of memory,
+   * read-only) refuses BullMQ's add script in the same way; the call fails if either did.
    */
   async addInference(jobId: string, payload: InferJob, info: QueueInfo, wakeNodes?: readonly string[]): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
-    const p = this.lifecycle.index(this.redis.pipeline(), jobId, info.name);
+    const p = this.lifecycle.index(bullConnection(this.redis).pipeline(), jobId, info.name);
     // Session affinity: the dispatcher's peek reads a head's session, then the node that served it (peek-heads.lua).
     if (data.session) p.set(this.keys.jobSession(jobId), data.session, 'EX', this.settings.retentionS);
-    await p.exec();
-    await this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
+    const indexed = p.exec().then(failedIn);
+    const added = this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
+    await Promise.all([indexed, added]);
     // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken now, the others WAKE_STAGGER_MS
     // later: woken together, every node but one ran a losing round for each job (peek, reserve, take nothing, release:
     // four commands; bench/README.md "The hot path"), while woken later they find the job gone with one peek. If the
