@@ -9,6 +9,7 @@ import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeLi
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
 import { Waiters } from './waiters.js';
+import { BlockingPool } from './blocking-pool.js';
 
 export interface ApiContext {
   config: Config;
@@ -35,8 +36,8 @@ export interface ApiContext {
   deliveries: Deliveries;
   /** Host names that count as "local" for prefer_local. */
   localHosts: readonly string[];
-  /** A fresh connection for a blocking reader (one per SSE client); caller disconnects it. */
-  blockingConnection(): RedisClient;
+  /** Connections for blocking readers (one per stream client at a time), kept for the next reader when left idle. */
+  blocking: BlockingPool;
   /** Why the producer connection is not ready (its last connection error), or null while it is. For /healthz. */
   redisError(): string | null;
   close(): Promise<void>;
@@ -68,6 +69,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     redis.once('error', () => resolve());
   });
   const waiters = new Waiters(sub, keys);
+  const blocking = new BlockingPool(() => createRedis(target, 'subscriber'));
   if (redis.status === 'ready') await waiters.start();
   else void waiters.start().catch((e: Error) => logger.warn({ err: e.message }, 'could not subscribe to job completions'));
   const producer = createProducer(config, { redis });
@@ -99,7 +101,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     metrics,
     deliveries,
     localHosts: localHostNames(),
-    blockingConnection: () => createRedis(target, 'subscriber'),
+    blocking,
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
     async close() {
       waiters.close();
@@ -110,6 +112,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
       cache.close();
       replicaAck?.close();
       sub.disconnect();
+      blocking.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

@@ -37,21 +37,23 @@ export interface StreamReader extends AsyncIterable<StreamItem> {
 
 /** Read `src` from after entry `from` until its terminal entry or `close()`. One blocking connection per reader. */
 export function readStream(ctx: ApiContext, src: StreamSource, from: string, onClose?: (ended: boolean, handoff: boolean) => void): StreamReader {
-  const conn = ctx.blockingConnection();
-  conn.on('error', () => {});
+  const conn = ctx.blocking.take();
   let open = true;
   let ended = false;
   let last = from;
+  /** An XREAD of this reader's is in flight: its connection cannot serve another reader until it returns. */
+  let reading = false;
   const close = (opts: { handoff?: boolean } = {}) => {
     if (!open) return;
     open = false;
-    conn.disconnect();
+    ctx.blocking.give(conn, !reading);
     onClose?.(ended, opts.handoff === true);
   };
   async function* items(): AsyncGenerator<StreamItem> {
     try {
       while (open && !ended) {
-        const got = (await conn.xread('COUNT', '500', 'BLOCK', String(src.blockMs), 'STREAMS', src.key, last)) as [string, [string, string[]][]][] | null;
+        reading = true;
+        const got = (await conn.xread('COUNT', '500', 'BLOCK', String(src.blockMs), 'STREAMS', src.key, last).finally(() => (reading = false))) as [string, [string, string[]][]][] | null;
         if (!open) break;
         if (!got) {
           const final = await src.onIdle();
@@ -95,9 +97,10 @@ export function readStream(ctx: ApiContext, src: StreamSource, from: string, onC
  * the grace timer would live in a process about to exit, and the client was told to resume elsewhere.
  */
 export async function readJobStream(ctx: ApiContext, id: string, from: string, detach: boolean): Promise<StreamReader> {
-  const queue = await ctx.producer.queueOfJob(id);
   const readers = ctx.keys.streamReaders(id);
-  await ctx.redis.multi().incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec();
+  // The job's queue (for the fallback below) and the reader count, in one round trip.
+  const [[, name] = [null, null]] = ((await ctx.redis.multi().get(ctx.keys.jobIndex(id)).incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec()) ?? []) as [Error | null, string | null][];
+  const queue = name ? ctx.producer.queue(name) : null;
   const key = ctx.keys.stream(id);
   return readStream(
     ctx,
