@@ -42,6 +42,8 @@ export interface ActiveJob {
   cancelled?: boolean;
   /** The take wrote its liveness entry (take.lua). */
   tracked?: boolean;
+  /** Its end gave its reservation back already (job-end.lua). */
+  released?: boolean;
 }
 
 const isAdminName = (name: string): boolean => kindOfJobName(name) === 'admin';
@@ -488,7 +490,7 @@ export class Dispatcher {
     this.active.set(id, a);
     void this.d.run(a).finally(() => {
       this.active.delete(id);
-      if (kind === 'infer') void registry.release(node.id, token).catch(() => undefined);
+      if (kind === 'infer' && !a.released) void registry.release(node.id, token).catch(() => undefined);
       this.wake();
     });
     return kind;

@@ -34,7 +34,8 @@ export interface JobTracker {
   entry(queue: string, token: string): { key: string; value: string } | null;
   /** This process runs `jobId` now; `written`: the take wrote its entry already. */
   track(jobId: string, queue: string, token: string, written?: boolean): void;
-  untrack(jobId: string): void;
+  /** It no longer runs here; `removed`: its end removed its entry already (job-end.lua). */
+  untrack(jobId: string, removed?: boolean): void;
 }
 
 interface LivenessSettings {
@@ -149,7 +150,7 @@ class LivenessChecker implements Liveness {
     return {
       entry: (queue, token) => ({ key: this.k.jobs(this.d.procId), value: liveEntry(queue, nodeId, token) }),
       track: (jobId, queue, token, written) => this.track(jobId, liveEntry(queue, nodeId, token), written),
-      untrack: (jobId) => this.untrack(jobId),
+      untrack: (jobId, removed) => this.untrack(jobId, removed),
     };
   }
 
@@ -161,8 +162,8 @@ class LivenessChecker implements Liveness {
     if (!written) this.d.redis.hset(this.k.jobs(this.d.procId), jobId, entry).catch(() => undefined);
   }
 
-  private untrack(jobId: string): void {
-    if (!this.running.delete(jobId)) return;
+  private untrack(jobId: string, removed = false): void {
+    if (!this.running.delete(jobId) || removed) return;
     this.d.redis.hdel(this.k.jobs(this.d.procId), jobId).catch(() => undefined);
   }
 

@@ -16,6 +16,7 @@ import {
   type InferJob,
   type JobKind,
   type JobLifecycle,
+  type JobEnder,
   type JobPayload,
   type RedisClient,
 } from '../../libs/queue/index.js';
@@ -46,6 +47,8 @@ export interface RunDeps {
   onFinished?: (job: ActiveJob['job'], outcome: { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError }) => Promise<void>;
   /** Fast failover (liveness.ts): the jobs this process runs, so a live process can requeue them if it dies. */
   liveness?: JobTracker;
+  /** Completes a job and writes the rest of its end in one call (libs/queue/job-end.ts). */
+  ender: JobEnder;
 }
 
 /** Abort reason for a job handed back because its worker is shutting down (SIGTERM drain). */
@@ -150,6 +153,8 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
   );
   const kindName = kindOfJobName(job.name);
   const metered: Metered = {};
+  /** job-end.lua ran: the job's liveness entry and reservation are gone already. */
+  let ended = false;
   try {
     if (!isRunKind(kindName)) throw new HydraError(ErrorCode.BadRequest, `job ${job.name} is of kind "${kindName}", which node agents do not run`);
     // Validated again on receipt: a payload that fails is failed as unrecoverable, never run nor dropped.
@@ -187,8 +192,17 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     // An admin op says nothing about the backend's inference health.
     if (outcome.kind === 'infer') d.breaker.success();
     else d.breaker.neutral();
+    // BullMQ's completion, the stream's end (with its last tokens), the retention count, the reservation and the liveness
+    // entry: one call (job-end.lua), and nothing of it written when BullMQ refuses.
     try {
-      await job.moveToCompleted(result, token, false);
+      await d.ender(job, token, result, {
+        stream: { key: d.keys.stream(jobId), data: result, tail: stream.takeTail(), retentionS: s.retentionS },
+        retire: d.lifecycle.retirement(outcome.kind, job.queueName, 'completed'),
+        nodeId: s.nodeId,
+        liveJobs: d.liveness?.entry(job.queueName, token)?.key ?? d.keys.liveJobs(''),
+      });
+      ended = true;
+      a.released = true;
     } catch (e) {
       // Lost the lock (e.g. Redis was away longer than LOCK_DURATION_MS): the job was or will be re-run elsewhere,
       // and that run reports the end. Nothing more to record here: not a failure, not an attempt.
@@ -207,11 +221,9 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         .catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
     }
     // What follows is sent in one turn, so it leaves in one socket write (coalesceWrites), and in this order on this
-    // connection, which is the order Redis runs it in: the stream's end, the hooks' writes (cache store, job metrics,
-    // activity, history), the done message, the retention. A client told the job ended (done message, wait: true) then
-    // finds the stream's end, and the cache answer for a resend, in place. The terminal entry only once BullMQ has the
-    // job completed, so a stream never ends twice.
-    void stream.finish('done', result).catch((e: Error) => log.warn({ err: e.message }, 'could not end the token stream'));
+    // connection, which is the order Redis runs it in: the hooks' writes (cache store, job metrics, activity, history),
+    // then the done message. A client told the job ended (done message, wait: true) then finds the stream's end (written
+    // above) and the cache answer for a resend in place.
     const json = JSON.stringify(result);
     const msg: DoneMessage = {
       id: jobId,
@@ -225,9 +237,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     // A workflow step's hook advances its workflow over several round trips: its done message waits for them.
     if (typed.kind === 'infer' && typed.data.workflow) await hooks;
     void d.lifecycle.publishDone(msg).catch((e: Error) => log.warn({ err: e.message }, 'could not publish the job\'s end'));
-    // Count retention of the side keys (stream, index, flags). Nothing here is awaited: the slot is freed now, so the
-    // reservation's release and the next dispatch round go out in this same write.
-    void d.lifecycle.retire(outcome.kind, job.queueName, 'completed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
+    // Nothing here is awaited: the slot is freed now, so the next dispatch round goes out in this same write.
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {
     const err = abortReason ?? toHydraError(raw);
@@ -287,6 +297,6 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     }
   } finally {
     for (const t of timers) clearTimeout(t);
-    d.liveness?.untrack(jobId);
+    d.liveness?.untrack(jobId, ended);
   }
 }

@@ -12,3 +12,4 @@ export * from './submit.js';
 export * from './token-stream.js';
 export * from './scripts.js';
 export * from './bullmq-internals.js';
+export * from './job-end.js';

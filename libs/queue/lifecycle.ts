@@ -208,10 +208,19 @@ export class JobLifecycle {
    * deletion per batch of retired jobs. Returns how many jobs' side keys were deleted.
    */
   async retire(kind: JobKind, queue: string, state: 'completed' | 'failed', jobId: string, sideKeys = (id: string) => jobSideKeys(this.d.keys, id)): Promise<number> {
-    const cap = retentionCounts(this.d.settings, kind)[state];
-    const batch = Math.max(1, Math.min(100, Math.floor(cap / 10)));
+    const r = this.retirement(kind, queue, state);
     this.retireScript ??= loadScript<string[]>(this.d.redis, QUEUE_SCRIPTS, 'retire');
-    const gone = await this.retireScript([this.d.keys.retired(queue, state)], [jobId, cap, batch]);
+    return this.unlinkRetired(await this.retireScript([r.key], [jobId, r.cap, r.batch]), sideKeys);
+  }
+
+  /** retire.lua's list and counts for a job of `kind` that ended in `state` (also run inside job-end.lua). */
+  retirement(kind: JobKind, queue: string, state: 'completed' | 'failed'): { key: string; cap: number; batch: number } {
+    const cap = retentionCounts(this.d.settings, kind)[state];
+    return { key: this.d.keys.retired(queue, state), cap, batch: Math.max(1, Math.min(100, Math.floor(cap / 10))) };
+  }
+
+  /** Delete the side keys of the jobs retire.lua popped (`gone`); how many jobs. */
+  async unlinkRetired(gone: readonly string[], sideKeys = (id: string) => jobSideKeys(this.d.keys, id)): Promise<number> {
     if (gone.length === 0) return 0;
     await this.d.redis.unlink(...gone.flatMap(sideKeys));
     return gone.length;

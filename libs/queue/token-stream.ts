@@ -67,15 +67,29 @@ export class TokenStream {
    * promise settles once Redis has answered them all.
    */
   finish(e: 'done' | 'error', data: unknown): Promise<void> {
+    // Pending text rides in the end's own call (one command, not two) once the first entry, which names the node, is out.
+    const tail = this.takeTail();
+    const end = endStream(this.redis, this.key, e, data, this.opts.retentionS, tail);
+    return Promise.all([this.chain, end]).then(() => undefined);
+  }
+
+  /**
+   * For an end written elsewhere (job-end.lua): the pending text, as entries to write just before the end, and the
+   * stream marked done here. The first entry (which names the node) is sent now if it was not yet.
+   */
+  takeTail(): [StreamEvent, string][] {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    // Pending text rides in the end's own call (one command, not two) once the first entry, which names the node, is out.
     const tail: [StreamEvent, string][] = [];
     if (this.buf && this.marked) tail.push([this.kind, this.buf]);
     else this.flush();
     this.buf = '';
-    const end = endStream(this.redis, this.key, e, data, this.opts.retentionS, tail);
-    return Promise.all([this.chain, end]).then(() => undefined);
+    return tail;
+  }
+
+  /** Settles once every entry sent so far was answered. */
+  settled(): Promise<void> {
+    return this.chain.then(() => undefined);
   }
 
   discard(): void {
