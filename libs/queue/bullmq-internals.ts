@@ -1,7 +1,8 @@
 // What Hydra reads of BullMQ's Redis layout directly (not through its API), and the one move it makes itself (a dead
 // worker's jobs back to waiting), in one place, for the pinned BullMQ version. (The take, libs/registry/take.ts, runs
 // BullMQ's own moveToActive script inside Hydra's: it imports `moveToActive-11.js` by name, so an upgrade that changes
-// its keys fails at import; libs/registry/take.int.test.ts checks what it hands out.)
+// its keys fails at import; libs/registry/take.int.test.ts checks what it hands out. The job's end, job-end.ts, does the
+// same with `moveToFinished-14.js`, its arguments built by BullMQ's own moveToCompletedArgs; job-end.int.test.ts.)
 //
 // BullMQ does not promise this layout: it is read from its Lua sources (node_modules/bullmq/dist/esm/commands) and
 // checked against real jobs by bullmq-internals.test.ts, which fails when an upgrade changes it.
