@@ -42,8 +42,8 @@ export interface ActiveJob {
   cancelled?: boolean;
   /** The take wrote its liveness entry (take.lua). */
   tracked?: boolean;
-  /** Its end gave its reservation back already (job-end.lua). */
-  released?: boolean;
+  /** Its end was written in one call (job-end.lua), which gave its reservation back and removed its liveness entry. */
+  ended?: boolean;
 }
 
 const isAdminName = (name: string): boolean => kindOfJobName(name) === 'admin';
@@ -490,7 +490,7 @@ export class Dispatcher {
     this.active.set(id, a);
     void this.d.run(a).finally(() => {
       this.active.delete(id);
-      if (kind === 'infer' && !a.released) void registry.release(node.id, token).catch(() => undefined);
+      if (kind === 'infer' && !a.ended) void registry.release(node.id, token).catch(() => undefined);
       this.wake();
     });
     return kind;

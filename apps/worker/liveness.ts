@@ -27,6 +27,8 @@ import {
 
 /** What the job runner tells liveness: the jobs this process runs, each under its BullMQ lock token. */
 export interface JobTracker {
+  /** This process's liveness hash (its jobs' entries), or null with fast failover off. */
+  readonly key: string | null;
   /**
    * The hash entry the take writes as it takes a job under `token` (take.lua), so a job is tracked from the moment it
    * is active, in the same call; null with fast failover off.
@@ -87,7 +89,7 @@ export interface Liveness {
 /** Register this process and start taking turns; resolves once registered. With checkMs 0, a tracker that does nothing. */
 export async function startLiveness(config: Config, d: LivenessDeps): Promise<Liveness> {
   const s = livenessSettings(config);
-  if (s.checkMs <= 0) return { forNode: () => ({ entry: () => null, track: () => undefined, untrack: () => undefined }), stop: async () => undefined };
+  if (s.checkMs <= 0) return { forNode: () => ({ key: null, entry: () => null, track: () => undefined, untrack: () => undefined }), stop: async () => undefined };
   const r = createRedis(queueRedisTarget(config), 'worker', { connectionName: `hydra-live-${d.procId}` });
   const l = new LivenessChecker(s, r, d);
   await l.start();
@@ -147,8 +149,10 @@ class LivenessChecker implements Liveness {
   }
 
   forNode(nodeId: string): JobTracker {
+    const key = this.k.jobs(this.d.procId);
     return {
-      entry: (queue, token) => ({ key: this.k.jobs(this.d.procId), value: liveEntry(queue, nodeId, token) }),
+      key,
+      entry: (queue, token) => ({ key, value: liveEntry(queue, nodeId, token) }),
       track: (jobId, queue, token, written) => this.track(jobId, liveEntry(queue, nodeId, token), written),
       untrack: (jobId, removed) => this.untrack(jobId, removed),
     };

@@ -153,8 +153,6 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
   );
   const kindName = kindOfJobName(job.name);
   const metered: Metered = {};
-  /** job-end.lua ran: the job's liveness entry and reservation are gone already. */
-  let ended = false;
   try {
     if (!isRunKind(kindName)) throw new HydraError(ErrorCode.BadRequest, `job ${job.name} is of kind "${kindName}", which node agents do not run`);
     // Validated again on receipt: a payload that fails is failed as unrecoverable, never run nor dropped.
@@ -199,10 +197,9 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         stream: { key: d.keys.stream(jobId), data: result, tail: stream.takeTail(), retentionS: s.retentionS },
         retire: d.lifecycle.retirement(outcome.kind, job.queueName, 'completed'),
         nodeId: s.nodeId,
-        liveJobs: d.liveness?.entry(job.queueName, token)?.key ?? d.keys.liveJobs(''),
+        liveJobs: d.liveness?.key ?? d.keys.liveJobs(''),
       });
-      ended = true;
-      a.released = true;
+      a.ended = true;
     } catch (e) {
       // Lost the lock (e.g. Redis was away longer than LOCK_DURATION_MS): the job was or will be re-run elsewhere,
       // and that run reports the end. Nothing more to record here: not a failure, not an attempt.
@@ -297,6 +294,6 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     }
   } finally {
     for (const t of timers) clearTimeout(t);
-    d.liveness?.untrack(jobId, ended);
+    d.liveness?.untrack(jobId, a.ended);
   }
 }

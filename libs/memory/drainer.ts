@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { localHostNames, type Config } from '../config/index.js';
 import type { NodeRecord } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
-import { createProducer, type HydraKeys, type Producer, type RedisClient } from '../queue/index.js';
+import { createProducer, throwIfFailed, type HydraKeys, type Producer, type RedisClient } from '../queue/index.js';
 import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS } from '../registry/index.js';
 import { ClusterEmbedder, type Embedder } from './embedder.js';
 import { createHistoryStore, createVectorStore, memoryTarget } from './factory.js';
@@ -198,8 +198,7 @@ export class HistoryDrainer {
     // them (MINID keeps ids >= its argument, so the one just after the last).
     const [ms, seq] = ids.at(-1)!.split('-');
     const res = await redis.pipeline().xack(key, GROUP, ...ids).xtrim(key, 'MINID', `${ms}-${BigInt(seq ?? '0') + 1n}`).exec();
-    const failed = res?.find(([e]) => e);
-    if (failed?.[0]) throw failed[0];
+    throwIfFailed(res);
     return entries.length;
   }
 

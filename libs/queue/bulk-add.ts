@@ -4,6 +4,7 @@
 import type { ChainableCommander } from 'ioredis';
 import type { QueueInfo } from '../scheduling/index.js';
 import { checkPayload, JobCatalog, type InferJob } from './catalog.js';
+import { throwIfFailed } from './connection.js';
 import type { Producer } from './producer.js';
 
 export interface BulkJob {
@@ -26,13 +27,9 @@ export async function addInferenceBulk(producer: Producer, jobs: readonly BulkJo
   }
   for (const q of byQueue.values()) await producer.registerQueue(q.info);
   const p = producer.redis.pipeline();
-  for (const j of checked) {
-    producer.lifecycle.index(p, j.id, j.info.name);
-    if (j.data.session) p.set(producer.keys.jobSession(j.id), j.data.session, 'EX', producer.settings.retentionS);
-  }
+  for (const j of checked) producer.indexJob(p, j.id, j.info.name, j.data.session);
   opts.also?.(p);
-  const failed = ((await p.exec()) ?? []).find(([e]) => e);
-  if (failed) throw failed[0]!;
+  throwIfFailed(await p.exec());
   await Promise.all([...byQueue.entries()].map(([name, q]) => producer.queue(name).addBulk(q.jobs)));
   const w = producer.redis.pipeline();
   for (const name of byQueue.keys()) producer.lifecycle.wake(w, name, opts.wake?.(name));

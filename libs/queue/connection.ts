@@ -33,6 +33,12 @@ export type RedisClient = Redis | Cluster;
 
 export const isCluster = (r: RedisClient): r is Cluster => r instanceof Cluster;
 
+/** Throw the first failed command of a pipeline's or transaction's replies (`exec` resolves even when commands fail). */
+export function throwIfFailed(rows: [Error | null, unknown][] | null): void {
+  const err = rows?.find(([e]) => e)?.[0];
+  if (err) throw err;
+}
+
 const bullConnections = new WeakMap<RedisClient, RedisClient>();
 
 /**

@@ -1,18 +1,13 @@
 // Enqueue side: BullMQ Queue objects per queue name, the run-time queue registry, and adding inference jobs
 // (validated against the catalog, indexed, workers woken) through the lifecycle protocol.
 import { Queue, type JobsOptions } from 'bullmq';
+import type { ChainableCommander } from 'ioredis';
 import { jobSettingsOf, type Config } from '../config/index.js';
 import { nodeQueueName, type QueueInfo } from '../scheduling/index.js';
-import { bullConnection, type RedisClient } from './connection.js';
+import { bullConnection, throwIfFailed, type RedisClient } from './connection.js';
 import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, type JobSettings } from './catalog.js';
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
-
-/** A pipeline's first failed command, thrown (`exec` resolves even when its commands fail). */
-function failedIn(rows: [Error | null, unknown][] | null): void {
-  const err = rows?.find(([e]) => e)?.[0];
-  if (err) throw err;
-}
 
 /** How long after the first node of a new job the other nodes named for it are woken (ms). */
 export const WAKE_STAGGER_MS = 20;
@@ -67,10 +62,7 @@ export class Producer {
   async addInference(jobId: string, payload: InferJob, info: QueueInfo, wakeNodes?: readonly string[]): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
-    const p = this.lifecycle.index(bullConnection(this.redis).pipeline(), jobId, info.name);
-    // Session affinity: the dispatcher's peek reads a head's session, then the node that served it (peek-heads.lua).
-    if (data.session) p.set(this.keys.jobSession(jobId), data.session, 'EX', this.settings.retentionS);
-    const indexed = p.exec().then(failedIn);
+    const indexed = this.indexJob(bullConnection(this.redis).pipeline(), jobId, info.name, data.session).exec().then(throwIfFailed);
     const added = this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
     await Promise.all([indexed, added]);
     // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken now, the others WAKE_STAGGER_MS
@@ -82,6 +74,16 @@ export class Producer {
     if (rest.length > 0) {
       setTimeout(() => void this.lifecycle.wake(this.redis.pipeline(), info.name, rest).exec().catch(() => undefined), WAKE_STAGGER_MS).unref();
     }
+  }
+
+  /**
+   * A new job's index (which queue holds it) and, with a session, its session key (session affinity: the dispatcher's
+   * peek reads a head's session, then the node that served it, peek-heads.lua), added to `c`.
+   */
+  indexJob<C extends ChainableCommander>(c: C, jobId: string, queue: string, session?: string): C {
+    this.lifecycle.index(c, jobId, queue);
+    if (session) c.set(this.keys.jobSession(jobId), session, 'EX', this.settings.retentionS);
+    return c;
   }
 
   /** A model-management job for one node, in that node's own queue (validated, indexed, the node woken). */

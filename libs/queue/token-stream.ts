@@ -1,7 +1,7 @@
 // Per-job Redis Stream writer: coalesces tokens (one XADD per flush interval or 4 KB), then the terminal entry and an
 // expiry. The entry format and the length cap are the lifecycle protocol's (lifecycle.ts).
 import type { RedisClient } from './connection.js';
-import { endStream, entryArgs, loadStreamEnd, type StreamEvent } from './lifecycle.js';
+import { endStream, entryArgs, type StreamEvent } from './lifecycle.js';
 
 /** Pending token text that forces a write before the flush interval. */
 const FLUSH_BYTES = 4096;
@@ -19,9 +19,7 @@ export class TokenStream {
     private readonly redis: RedisClient,
     private readonly key: string,
     private readonly opts: { flushMs: number; retentionS: number; /** Written on the first entry (see StreamEntry.node). */ nodeId?: string },
-  ) {
-    loadStreamEnd(redis);
-  }
+  ) {}
 
   push(text: string, kind: 'token' | 'thinking' = 'token'): void {
     if (!text) return;
@@ -85,11 +83,6 @@ export class TokenStream {
     else this.flush();
     this.buf = '';
     return tail;
-  }
-
-  /** Settles once every entry sent so far was answered. */
-  settled(): Promise<void> {
-    return this.chain.then(() => undefined);
   }
 
   discard(): void {

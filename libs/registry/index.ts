@@ -19,8 +19,6 @@ export interface NodeView extends NodeRecord {
   processes: number;
 }
 
-
-
 /**
  * How old the shared registry snapshot may be when read (NodeRegistry.shared), for every process that reads it: rebuilt
  * at most this often by whichever process finds it older, and dropped at once when a node joins, leaves or changes what

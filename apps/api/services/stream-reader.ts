@@ -99,8 +99,9 @@ export function readStream(ctx: ApiContext, src: StreamSource, from: string, onC
 export async function readJobStream(ctx: ApiContext, id: string, from: string, detach: boolean): Promise<StreamReader> {
   const readers = ctx.keys.streamReaders(id);
   // The job's queue (for the fallback below) and the reader count, in one round trip.
-  const [[, name] = [null, null]] = ((await ctx.redis.multi().get(ctx.keys.jobIndex(id)).incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec()) ?? []) as [Error | null, string | null][];
-  const queue = name ? ctx.producer.queue(name) : null;
+  const rows = await ctx.redis.multi().get(ctx.keys.jobIndex(id)).incr(readers).expire(readers, ctx.config.JOB_RETENTION_S).exec();
+  const name = rows?.[0]?.[1];
+  const queue = typeof name === 'string' ? ctx.producer.queue(name) : null;
   const key = ctx.keys.stream(id);
   return readStream(
     ctx,

@@ -2,9 +2,10 @@
 -- for the peeked head's model (reserve.lua, as it is), move the queue's next job to active (BullMQ's own moveToActive,
 -- included as the pinned BullMQ ships it: lock, events, priority order, delayed promotion, pause), give the
 -- reservation back when no job came, record the job in the process's liveness hash (apps/worker/liveness.ts: so a
--- process killed at any moment after this call has its job requeued at once), and read the taken job's cancel flag. An empty `model` takes without a
--- reservation (admin heads hold no memory), an empty `liveEntry` writes no liveness entry. The job taken may not be the peeked one (node queues mix models and
--- kinds): the caller checks its name and re-reserves or hands it back as before.
+-- process killed at any moment after this call has its job requeued at once), and read the taken job's cancel flag.
+-- An empty `model` takes without a reservation (admin heads hold no memory); an empty `liveEntry` writes no liveness
+-- entry. The job taken may not be the peeked one (node queues mix models and kinds): the caller checks its name and
+-- re-reserves or hands it back as before.
 -- KEYS: reservations peak fence wait active prioritized events stalled limiter delayed paused meta pc marker liveJobs
 -- ARGV: token model mb capacityMb nowMs ttlMs parallel forJobId bullPriority jobPrefix lockDurationMs workerName cancelPrefix liveEntry
 -- RETURNS: {'refused', why, n} (reserve.lua's answer when not admitted), {'empty', rateLimitDelay, delayUntil} (the
