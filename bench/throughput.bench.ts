@@ -94,7 +94,10 @@ async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Prom
     if (source === 'lua') return void lua++;
     const who = names.get(source) ?? '(other)';
     byConn.set(who, (byConn.get(who) ?? 0) + 1);
-    const cmd = `${who} ${String(args[0]).toLowerCase()}`;
+    const name = String(args[0]).toLowerCase();
+    // A script is told apart by its first key (ids and numbers replaced), since its sha says nothing to a reader.
+    const first = name === 'evalsha' && Number(args[2]) > 0 ? ` ${String(args[3]).replace(/[0-9a-f]{8}-[0-9a-f-]{27}|\d+/g, '#')}` : '';
+    const cmd = `${who} ${name}${first}`;
     byCmd.set(cmd, (byCmd.get(cmd) ?? 0) + 1);
   });
   const one = async (i: number) => {

@@ -58,6 +58,8 @@ type Taken = false | 'infer' | 'admin';
 interface TakeResult {
   took: Taken;
   refused?: ReserveOutcome;
+  /** A job was taken and its queue had no other ready job then (take.lua's count). */
+  drained?: boolean;
 }
 
 export interface DispatcherDeps {
@@ -133,6 +135,12 @@ export class Dispatcher {
   private running = false;
   private wakeUp: (() => void) | null = null;
   private woken = false;
+  /**
+   * The last round left work behind for want of room: every slot busy, or a head refused (memory, backend slot,
+   * fence). Only then can a job's end (its slot and memory freed) let a new round take something; otherwise a job's
+   * end wakes nothing, and new jobs wake the dispatcher through their wake message.
+   */
+  private heldBack = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly peekHeads: HeadPeeker;
   private readonly take: JobTaker;
@@ -230,18 +238,22 @@ export class Dispatcher {
       const r = await this.round(node, now);
       this.timing?.round(performance.now() - t0);
       took = r.took;
-      return took ? 0 : r.waitMs;
+      return r.waitMs;
     } finally {
       // The node's single half-open probe was claimed for this round but no inference job started: free it.
       if (admitted.probe && took !== 'infer') this.d.breaker.neutral();
     }
   }
 
-  /** Look at the heads and take one job if any can run; `waitMs`: how long to sleep when none was taken. */
+  /**
+   * Look at the heads and take one job if any can run; `waitMs`: how long to sleep before the next round (0 after a
+   * take that may have left more to take).
+   */
   private async round(node: NodeRecord, now: number): Promise<{ took: Taken; waitMs: number }> {
     const idle = (waitMs: number) => ({ took: false as const, waitMs });
     // With every slot busy only the node's own queue is looked at, for admin jobs.
     const full = this.inferenceActive() >= this.s.slots;
+    this.heldBack = full;
     const queues = eligibleQueues(this.d.queues(), node).filter((q) => !full || q.kind === 'node');
     if (queues.length === 0) return idle(this.s.pollMs);
     // Workers (and so stalled-job checkers) for every queue this node could serve, so a crashed node's jobs
@@ -258,6 +270,7 @@ export class Dispatcher {
     const admin = peeked.filter((h) => h.admin).map((head): DispatchChoice => ({ head, warm: false, reason: `model management (${head.model}) on ${node.id}` }));
     const heads = full ? [] : peeked.filter((h) => !h.admin);
     if (admin.length === 0 && heads.length === 0) return idle(this.s.pollMs);
+    this.heldBack = true;
     // Pruned against every peeked head (a full node still peeks its node queue), so the fence clock keeps running.
     this.pruneBlocked(peeked);
     const o0 = this.timing ? performance.now() : 0;
@@ -284,7 +297,14 @@ export class Dispatcher {
     try {
       for (const [choice, headIsAdmin] of choices) {
         const r = await this.tryTake(node, choice, headIsAdmin);
-        if (r.took) return { took: r.took, waitMs: 0 };
+        if (r.took) {
+          // Another round at once, unless this take emptied the only queue that had a head: a job added since the
+          // peek sends a wake (it sets `woken`, so the sleep returns at once), and a round now would find nothing.
+          // One peek per job fewer when jobs come one at a time.
+          const more = !r.drained || peeked.some((h) => h.queue !== choice.head.queue);
+          this.heldBack = more || this.inferenceActive() >= this.s.slots;
+          return { took: r.took, waitMs: more ? 0 : this.s.pollMs };
+        }
         if (!fenceDecided && !headIsAdmin && r.refused === 'full') {
           fenceDecided = true;
           if (await this.putUpFence(node, choice)) fenceFor = choice;
@@ -414,7 +434,7 @@ export class Dispatcher {
       return refused(taken.why);
     }
     if (taken.outcome === 'empty') return { took: false };
-    const { job, cancelled } = taken;
+    const { job, cancelled, left } = taken;
     if (!job.id) {
       await registry.release(node.id, token);
       return { took: false };
@@ -453,7 +473,7 @@ export class Dispatcher {
       }
       this.ownNeed.delete(job.id);
     }
-    return { took: this.launch(node, job, token, kind, choice, { cancelled, tracked: live !== null }) };
+    return { took: this.launch(node, job, token, kind, choice, { cancelled, tracked: live !== null }), drained: left === 0 };
   }
 
   /** Jobs whose own num_ctx needs more than the model's default need (MB), remembered for the fence. */
@@ -491,7 +511,8 @@ export class Dispatcher {
     void this.d.run(a).finally(() => {
       this.active.delete(id);
       if (kind === 'infer' && !a.ended) void registry.release(node.id, token).catch(() => undefined);
-      this.wake();
+      // The slot and memory freed matter only to a round that left work behind for want of them (`heldBack`).
+      if (this.heldBack) this.wake();
     });
     return kind;
   }

@@ -42,8 +42,11 @@ export type TakeOutcome =
   | { outcome: 'refused'; why: Exclude<ReserveOutcome, 'admitted'> }
   /** No job to take (queue empty, paused, or its next job delayed); the reservation, if any, was given back. */
   | { outcome: 'empty' }
-  /** Taken under the request's token, its reservation held; `cancelled`: its cancel flag was up as it was taken. */
-  | { outcome: 'taken'; job: Job; cancelled: boolean };
+  /**
+   * Taken under the request's token, its reservation held; `cancelled`: its cancel flag was up as it was taken; `left`:
+   * the jobs its queue still had ready then (0: the dispatcher need not look again until woken).
+   */
+  | { outcome: 'taken'; job: Job; cancelled: boolean; left: number };
 
 export interface TakeRequest {
   nodeId: string;
@@ -82,6 +85,6 @@ export function jobTaker(redis: RedisClient, keys: HydraKeys): JobTaker {
     const job = await (worker as unknown as WorkerInternals).nextJobFromJobData(jobData, jobId, r.token);
     // nextJobFromJobData answers nothing only for a repeatable job it could not schedule again; Hydra adds none.
     if (!job) throw new Error(`take: BullMQ built no job from ${jobId}'s data`);
-    return { outcome: 'taken', job, cancelled: Number(reply[5]) === 1 };
+    return { outcome: 'taken', job, cancelled: Number(reply[5]) === 1, left: Number(reply[6]) };
   };
 }

@@ -9,7 +9,8 @@
 -- KEYS: reservations peak fence wait active prioritized events stalled limiter delayed paused meta pc marker liveJobs
 -- ARGV: token model mb capacityMb nowMs ttlMs parallel forJobId bullPriority jobPrefix lockDurationMs workerName cancelPrefix liveEntry
 -- RETURNS: {'refused', why, n} (reserve.lua's answer when not admitted), {'empty', rateLimitDelay, delayUntil} (the
---   reservation given back), or {'taken', jobData, jobId, rateLimitDelay, delayUntil, cancelled (1/0)}
+--   reservation given back), or {'taken', jobData, jobId, rateLimitDelay, delayUntil, cancelled (1/0), left}: `left`
+--   is how many jobs the queue still has ready (prioritized + wait, due delayed jobs promoted by moveToActive above)
 -- @include reserve
 -- @include moveToActive
 local reserved = false
@@ -27,4 +28,4 @@ if type(jobId) ~= 'string' then
   return {'empty', m[3], m[4]}
 end
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[15], jobId, ARGV[14]) end
-return {'taken', m[1], jobId, m[3], m[4], redis.call('EXISTS', ARGV[13] .. jobId)}
+return {'taken', m[1], jobId, m[3], m[4], redis.call('EXISTS', ARGV[13] .. jobId), redis.call('ZCARD', KEYS[6]) + redis.call('LLEN', KEYS[4])}
