@@ -301,8 +301,9 @@ export class Dispatcher {
           // Another round at once, unless this take emptied the only queue that had a head: a job added since the
           // peek sends a wake (it sets `woken`, so the sleep returns at once), and a round now would find nothing.
           // One peek per job fewer when jobs come one at a time.
+          // A job that arrives while every slot is busy finds the node full in its wake's round, which sets `heldBack`.
           const more = !r.drained || peeked.some((h) => h.queue !== choice.head.queue);
-          this.heldBack = more || this.inferenceActive() >= this.s.slots;
+          this.heldBack = more;
           return { took: r.took, waitMs: more ? 0 : this.s.pollMs };
         }
         if (!fenceDecided && !headIsAdmin && r.refused === 'full') {
