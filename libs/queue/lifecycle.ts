@@ -155,6 +155,9 @@ export const jobSideKeys = (keys: HydraKeys, jobId: string): string[] => [
   keys.fenceClaim(jobId),
 ];
 
+/** A SET with an expiry in seconds: key, value, 'EX', seconds. */
+export type SetArgs = [key: string, value: string, ex: 'EX', seconds: number];
+
 export class JobLifecycle {
   private retireScript: ScriptCall<string[]> | null = null;
 
@@ -164,8 +167,13 @@ export class JobLifecycle {
 
   /** Record which queue holds a job (GET /v1/jobs/:id, cancel), in the same write as whatever `c` batches. */
   index<C extends ChainableCommander>(c: C, jobId: string, queue: string): C {
-    c.set(this.d.keys.jobIndex(jobId), queue, 'EX', this.d.retentionS * 7);
+    c.set(...this.indexEntry(jobId, queue));
     return c;
+  }
+
+  /** The index's SET arguments, for a caller that sends it straight on a connection rather than in a batch. */
+  indexEntry(jobId: string, queue: string): SetArgs {
+    return [this.d.keys.jobIndex(jobId), queue, 'EX', this.d.retentionS * 7];
   }
 
   /**
