@@ -99,13 +99,23 @@ export function median(xs: readonly number[]): number {
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN where /proc is absent. */
 export function cpuSecondsOf(pid: number | undefined): number {
+  const c = cpuSplitOf(pid);
+  return c.user + c.system;
+}
+
+/**
+ * A process's CPU seconds so far in user space and in the kernel (system). On loopback the kernel delivers a sent
+ * packet to its receiver inside the sender's write, so the system share is mostly what its socket reads and writes
+ * cost. NaN where /proc is absent.
+ */
+export function cpuSplitOf(pid: number | undefined): { user: number; system: number } {
   try {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    return { user: Number(f[11]) / CLOCK_TICKS, system: Number(f[12]) / CLOCK_TICKS };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 /**

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { HYDRA_BIN, child, cpuSecondsOf, redisCounters, syscallsOf, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
+import { HYDRA_BIN, child, cpuSecondsOf, cpuSplitOf, redisCounters, syscallsOf, runBench, freePort, round, runLoad, startRedis, until, type RunStats } from './support.js';
 
 const { values } = parseArgs({
   options: { jobs: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '32' }, nodes: { type: 'string', default: '2' }, slots: { type: 'string', default: '16' }, history: { type: 'string', default: 'on' } },
@@ -139,7 +139,11 @@ async function main(): Promise<void> {
   // One job at a time: the latency Hydra adds without queueing behind other jobs.
   const d1 = await direct(simUrls, 300, 1);
   // CPU seconds of Hydra's own processes and Redis' commands over the measured jobs only (after the warm-up).
-  const cpuNow = () => ({ api: cpuSecondsOf(api.pid), workers: workers.reduce((t, w) => t + cpuSecondsOf(w.pid), 0) });
+  const cpuNow = () => ({
+    api: cpuSecondsOf(api.pid),
+    workers: workers.reduce((t, w) => t + cpuSecondsOf(w.pid), 0),
+    system: { api: cpuSplitOf(api.pid).system, workers: workers.reduce((t, w) => t + cpuSplitOf(w.pid).system, 0) },
+  });
   // Socket reads/writes and event-loop wake-ups per job, API and workers: counts, steadier than CPU time.
   const sysNow = () => {
     const ws = workers.map((w) => syscallsOf(w.pid));
@@ -168,6 +172,11 @@ async function main(): Promise<void> {
   const after = { cpu: cpuNow(), sys: sysNow(), redis: await redisCounters(stats) };
   const sysLoaded = sysPerJob(before.sys, after.sys, JOBS);
   const perJobMs = (a: number, b: number) => round(((a - b) * 1000) / JOBS, 3);
+  // The share of each one's CPU time spent in the kernel (system time), over the loaded run.
+  const systemShare = {
+    api: round((after.cpu.system.api - before.cpu.system.api) / (after.cpu.api - before.cpu.api), 2),
+    workers: round((after.cpu.system.workers - before.cpu.system.workers) / (after.cpu.workers - before.cpu.workers), 2),
+  };
   const cpuPerJobMs = { api: perJobMs(after.cpu.api, before.cpu.api), workers: perJobMs(after.cpu.workers, before.cpu.workers), hydra_total: perJobMs(after.cpu.api + after.cpu.workers, before.cpu.api + before.cpu.workers), redis: perJobMs(after.redis.cpuS, before.redis.cpuS) };
   // Redis commands per job on the Hydra path: where the round trips go.
   const perJob = Object.fromEntries(
@@ -199,6 +208,7 @@ async function main(): Promise<void> {
     top_level_commands_per_job: top,
     cpu_ms_per_job: cpuPerJobMs,
     cpu_ms_per_job_one_at_a_time: cpuPerJobOneAtATimeMs,
+    cpu_system_share: systemShare,
     syscalls_per_job: sysLoaded,
     syscalls_per_job_one_at_a_time: sysOneAtATime,
   };
@@ -218,7 +228,7 @@ BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} j
 Redis commands per job through Hydra: ${commandsPerJob} ${JSON.stringify(perJob)}
 Top-level commands per job (MONITOR, one at a time): ${top.total} by connection ${JSON.stringify(top.per_job)}; inside Lua ${top.inside_lua}
   by command: ${JSON.stringify(top.by_command)}
-CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}; one at a time, Hydra total ${cpuPerJobOneAtATimeMs}
+CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}; one at a time, Hydra total ${cpuPerJobOneAtATimeMs}; in the kernel (system time): API ${Math.round(systemShare.api * 100)} %, workers ${Math.round(systemShare.workers * 100)} %
 Socket reads+writes per job (system calls): API ${sysLoaded.api.syscalls}, workers ${sysLoaded.workers.syscalls}; one at a time API ${sysOneAtATime.api.syscalls}, workers ${sysOneAtATime.workers.syscalls}
 Event-loop wake-ups per job: API ${sysLoaded.api.wakeups}, workers ${sysLoaded.workers.wakeups}; one at a time API ${sysOneAtATime.api.wakeups}, workers ${sysOneAtATime.workers.wakeups}
 Ratio to the BullMQ ceiling: ${round(h.per_second / ceiling.per_second, 3)}
