@@ -6,8 +6,8 @@ import { Gauge, Registry } from 'prom-client';
 import { isLoopbackHost, type Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
-import { bullConnection, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
+import { finishedJobWrite, MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
+import { bullConnection, type EndWrite, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
 
@@ -17,6 +17,8 @@ export interface NodeMetrics {
   backend: InferenceBackend;
   /** A job ended for good: record it (not awaited; failures are logged). */
   jobFinished(job: ActiveJob['job'], outcome: JobOutcome): void;
+  /** jobFinished's recording as a write that rides in the job's end call (libs/queue/job-end.ts). */
+  jobFinishedWrite(job: ActiveJob['job'], outcome: JobOutcome): EndWrite;
   /** After a heartbeat: the node's loaded models, for loads and unloads. */
   nodeSeen(rec: NodeRecord | null): void;
   /** The node agent stopped: its gauges leave this process's /metrics. */
@@ -106,11 +108,17 @@ export async function startWorkerMetrics(config: Config, deps: { redis: RedisCli
     addNode({ nodeId, slots, backend, active }) {
       nodes.set(nodeId, { slots, active });
       const timer = tokenTimer(backend);
+      const run = (job: ActiveJob['job']) => {
+        const a = active().get(job.id ?? '');
+        return { node: nodeId, ...(a ? { warm: a.choice.warm } : {}), timing: timer.take(a?.abort.signal), logger };
+      };
       return {
         backend: timer.backend,
         jobFinished(job, outcome) {
-          const a = active().get(job.id ?? '');
-          recordFinishedJob(store, job, outcome, { node: nodeId, ...(a ? { warm: a.choice.warm } : {}), timing: timer.take(a?.abort.signal), logger });
+          recordFinishedJob(store, job, outcome, run(job));
+        },
+        jobFinishedWrite(job, outcome) {
+          return finishedJobWrite(store, job, outcome, run(job));
         },
         nodeSeen(rec) {
           // An unhealthy probe lists nothing loaded: that is not an unload.

@@ -7,8 +7,9 @@ import type { Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createHistoryWriter } from '../../libs/memory/index.js';
+import { metricsRecordLua } from '../../libs/metrics/index.js';
 import { createDeliveries, jobEnder, type HydraKeys, type Producer, type RedisClient } from '../../libs/queue/index.js';
-import { redisBreakerStore, type NodeRegistry, type NodeView, type PerfStore } from '../../libs/registry/index.js';
+import { nodePerfLua, redisBreakerStore, type NodeRegistry, type NodeView, type PerfStore } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import type { Coordinator } from '../../libs/workflows/index.js';
 import { createAfterJob } from './after-job.js';
@@ -86,7 +87,8 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
   const logger = opts.logger ?? host.logger;
   const s = workerSettings(config, nodeId, opts.slots);
   const { lifecycle } = host.producer;
-  const ender = jobEnder(redis, keys, lifecycle);
+  // A completed job's end call also runs its job-metrics and speed-figure scripts (libs/queue/job-end.ts).
+  const ender = jobEnder(redis, keys, lifecycle, { jobMetrics: metricsRecordLua(), nodePerf: nodePerfLua() });
   let dispatcher: Dispatcher | null = null;
   const active = () => dispatcher?.active ?? new Map();
   const metrics = host.metrics.addNode({ nodeId, slots: s.slots, backend, active });
@@ -125,7 +127,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     queues: () => host.queues(),
     liveEntry: (queue, token) => tracker.entry(queue, token),
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, liveness: tracker, ender }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, records: afterJob.records, liveness: tracker, ender }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),

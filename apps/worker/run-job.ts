@@ -16,6 +16,7 @@ import {
   type InferJob,
   type JobKind,
   type JobLifecycle,
+  type EndWrite,
   type JobEnder,
   type JobPayload,
   type RedisClient,
@@ -28,6 +29,8 @@ import type { ActiveJob } from './dispatcher.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { JobTracker } from './liveness.js';
 import type { WorkerSettings } from './settings.js';
+
+type FinalOutcome = { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError };
 
 export interface RunDeps {
   redis: RedisClient;
@@ -44,7 +47,12 @@ export interface RunDeps {
    * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
    */
-  onFinished?: (job: ActiveJob['job'], outcome: { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError }) => Promise<void>;
+  onFinished?: (job: ActiveJob['job'], outcome: FinalOutcome, recorded?: boolean) => Promise<void>;
+  /**
+   * A completed job's records (job metrics, activity, history) as writes that ride in its end call; `onFinished` is then
+   * called with `recorded`, so it does not send them again.
+   */
+  records?: (job: ActiveJob['job'], outcome: Extract<FinalOutcome, { state: 'completed' }>) => EndWrite[];
   /** Fast failover (liveness.ts): the jobs this process runs, so a live process can requeue them if it dies. */
   liveness?: JobTracker;
   /** Completes a job and writes the rest of its end in one call (libs/queue/job-end.ts). */
@@ -192,14 +200,52 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     // An admin op says nothing about the backend's inference health.
     if (outcome.kind === 'infer') d.breaker.success();
     else d.breaker.neutral();
-    // BullMQ's completion, the stream's end (with its last tokens), the retention count, the reservation and the liveness
-    // entry: one call (job-end.lua), and nothing of it written when BullMQ refuses.
+    // The done message rides in the end call too, last, unless something must be in place before it: a cache answer
+    // (a client told the job ended finds it for a resend) or a workflow's next step (its hook makes several round trips).
+    const inferData = typed.kind === 'infer' ? typed.data : null;
+    const doneRides = !inferData?.cache_key && !inferData?.workflow;
+    const doneMessage = (): DoneMessage => {
+      const json = JSON.stringify(result);
+      return {
+        id: jobId,
+        state: 'completed',
+        attempts_made: job.attemptsMade, // the completion has counted this attempt already
+        started_at: job.processedOn ?? Date.now(),
+        finished_at: Date.now(),
+        ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
+      };
+    };
+    const publishFailed = (e: Error) => log.warn({ err: e.message }, 'could not publish the job\'s end');
+    const recorded = outcome.kind === 'infer' && d.records !== undefined;
+    // BullMQ's completion, the stream's end (with its last tokens), the retention count, the reservation, the liveness
+    // entry, then the writes that ride along (node speed figures, job metrics, activity, history, the done message):
+    // one call (job-end.lua), and nothing of it written when BullMQ refuses. The writes are built from the job as
+    // BullMQ then holds it (attempt counted, finishedOn).
+    const writes = (done: typeof job): EndWrite[] => {
+      const w: EndWrite[] = [];
+      // The node's speed figures (libs/registry/perf.ts), from completed jobs only. A model's first figure on a node is
+      // what estimates and placement start using, so the shared registry snapshot is dropped for it; later ones only move
+      // an average, and the snapshot carries them within its max age.
+      if (inferData && metered.sample && d.perf) {
+        const model = inferData.call.model;
+        w.push(
+          d.perf.recordWrite(s.nodeId, model, metered.sample, Date.now(), (samples, err) => {
+            if (err) log.warn({ err: err.message, model }, 'speed figures not recorded');
+            else if (samples === 1) void d.registry.invalidateShared().catch(() => undefined);
+          }),
+        );
+      }
+      if (recorded && outcome.kind === 'infer') w.push(...d.records!(done, { state: 'completed', result: outcome.result }));
+      if (doneRides) w.push(d.lifecycle.doneWrite(doneMessage(), publishFailed));
+      return w;
+    };
     try {
       await d.ender(job, token, result, {
         stream: { key: d.keys.stream(jobId), data: result, tail: stream.takeTail(), retentionS: s.retentionS },
         retire: d.lifecycle.retirement(outcome.kind, job.queueName, 'completed'),
         nodeId: s.nodeId,
         liveJobs: d.liveness?.key ?? d.keys.liveJobs(''),
+        writes,
       });
       a.ended = true;
     } catch (e) {
@@ -209,33 +255,14 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       log.warn({ err: (e as Error).message }, 'could not complete the job (lock lost); it runs again elsewhere');
       return;
     }
-    // The node's speed figures (libs/registry/perf.ts), from completed jobs only. Not awaited: no answer waits for it.
-    if (typed.kind === 'infer' && metered.sample && d.perf) {
-      const model = typed.data.call.model;
-      // A model's first figure on a node is what estimates and placement start using, so the shared registry snapshot
-      // is dropped for it; later ones only move an average, and the snapshot carries them within its max age.
-      void d.perf
-        .record(s.nodeId, model, metered.sample, Date.now())
-        .then((samples) => (samples === 1 ? d.registry.invalidateShared() : undefined))
-        .catch((e: Error) => log.warn({ err: e.message, model }, 'speed figures not recorded'));
+    // The rest of the hook (callback, batch, cache store, workflow), then, if it did not ride along, the done message:
+    // sent in one turn they leave in one socket write (coalesceWrites), in this order on this connection.
+    const hooks = outcome.kind === 'infer' ? d.onFinished?.(job, { state: 'completed', result: outcome.result }, recorded).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed')) : undefined;
+    if (!doneRides) {
+      // A workflow step's hook advances its workflow over several round trips: its done message waits for them.
+      if (inferData?.workflow) await hooks;
+      void d.lifecycle.publishDone(doneMessage()).catch(publishFailed);
     }
-    // What follows is sent in one turn, so it leaves in one socket write (coalesceWrites), and in this order on this
-    // connection, which is the order Redis runs it in: the hooks' writes (cache store, job metrics, activity, history),
-    // then the done message. A client told the job ended (done message, wait: true) then finds the stream's end (written
-    // above) and the cache answer for a resend in place.
-    const json = JSON.stringify(result);
-    const msg: DoneMessage = {
-      id: jobId,
-      state: 'completed',
-      attempts_made: job.attemptsMade, // moveToCompleted has counted this attempt already
-      started_at: job.processedOn ?? Date.now(),
-      finished_at: Date.now(),
-      ...(json.length <= DONE_MESSAGE_RESULT_LIMIT ? { result } : {}),
-    };
-    const hooks = outcome.kind === 'infer' ? d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed')) : undefined;
-    // A workflow step's hook advances its workflow over several round trips: its done message waits for them.
-    if (typed.kind === 'infer' && typed.data.workflow) await hooks;
-    void d.lifecycle.publishDone(msg).catch((e: Error) => log.warn({ err: e.message }, 'could not publish the job\'s end'));
     // Nothing here is awaited: the slot is freed now, so the next dispatch round goes out in this same write.
     log.info({ node: s.nodeId, kind: outcome.kind, model: modelOfJobName(job.name), ms: Date.now() - (job.processedOn ?? Date.now()) }, 'job completed');
   } catch (raw) {

@@ -1,7 +1,7 @@
 // The activity log in Redis: a capped list of finished jobs, newest first. Workers append (an LPUSH, and an LTRIM once
 // the list holds a tenth more than the cap), the dashboard reads the recent routing decisions and the latency per model
 // from it.
-import type { HydraKeys, RedisClient } from '../queue/index.js';
+import type { EndWrite, HydraKeys, RedisClient } from '../queue/index.js';
 import { parseEntry, type ActivityEntry } from './entry.js';
 import { summarizeLatency, type LatencySummary } from './summary.js';
 
@@ -29,8 +29,21 @@ export class ActivityLog {
    * is one command per cap/10 entries, not one per entry (#14, bench/README.md).
    */
   async record(entry: ActivityEntry): Promise<void> {
-    const n = await this.redis.lpush(this.key, JSON.stringify(entry));
-    if (n > this.cap + this.slack) await this.redis.ltrim(this.key, 0, this.cap - 1);
+    await this.trimAt(await this.redis.lpush(this.key, JSON.stringify(entry)));
+  }
+
+  /** The same append as a write that rides in a completed job's end call (libs/queue/job-end.ts); trimmed after it. */
+  recordWrite(entry: ActivityEntry, failed: (e: Error) => void): EndWrite {
+    return {
+      kind: 'command',
+      keys: [this.key],
+      args: ['LPUSH', JSON.stringify(entry)],
+      then: (n, err) => (err ? failed(err) : void this.trimAt(Number(n)).catch(failed)),
+    };
+  }
+
+  private async trimAt(length: number): Promise<void> {
+    if (length > this.cap + this.slack) await this.redis.ltrim(this.key, 0, this.cap - 1);
   }
 
   /** The last `n` finished jobs (at most the cap), newest first; entries that do not parse are skipped. */

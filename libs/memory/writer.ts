@@ -1,7 +1,7 @@
 // The worker side of the history: one XADD per finished job or workflow into a Redis stream, never awaited by the
 // answer's path. The stream is capped (MEMORY_STREAM_MAX, approximate) so a store that stays away cannot fill Redis.
 import type { Config } from '../config/index.js';
-import type { HydraKeys, RedisClient } from '../queue/index.js';
+import type { EndWrite, HydraKeys, RedisClient } from '../queue/index.js';
 import type { HistoryRecord } from './record.js';
 
 /** The stream entry's one field: the record as JSON. */
@@ -17,6 +17,11 @@ export class HistoryWriter {
   /** One command (XADD ... MAXLEN ~ n); resolves once Redis has the record. */
   async record(rec: HistoryRecord): Promise<void> {
     await this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', RECORD_FIELD, JSON.stringify(rec));
+  }
+
+  /** The same XADD as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
+  recordWrite(rec: HistoryRecord, failed: (e: Error) => void): EndWrite {
+    return { kind: 'command', keys: [this.key], args: ['XADD', 'MAXLEN', '~', this.maxLen, '*', RECORD_FIELD, JSON.stringify(rec)], then: (_r, err) => err && failed(err) };
   }
 }
 

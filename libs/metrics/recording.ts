@@ -3,7 +3,7 @@
 import type { Job } from 'bullmq';
 import type { HydraError, InferResult } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
-import { kindOfJobName, modelOfJobName, type InferJob, type JobLifecycle } from '../queue/index.js';
+import { kindOfJobName, modelOfJobName, type EndWrite, type InferJob, type JobLifecycle } from '../queue/index.js';
 import { cancelledWaitingIncrements, finishedJobIncrements } from './finished-job.js';
 import type { MetricsStore } from './stored.js';
 import type { TokenTiming } from './token-timing.js';
@@ -20,9 +20,23 @@ export function recordFinishedJob(
   outcome: JobOutcome,
   run: { node: string; warm?: boolean; timing?: TokenTiming; logger: Logger },
 ): void {
+  store.record(modelOfJobName(job.name), incrementsOf(job, outcome, run)).catch((e: Error) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
+}
+
+/** recordFinishedJob's recording as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
+export function finishedJobWrite(
+  store: MetricsStore,
+  job: Job,
+  outcome: JobOutcome,
+  run: { node: string; warm?: boolean; timing?: TokenTiming; logger: Logger },
+): EndWrite {
+  return store.recordWrite(modelOfJobName(job.name), incrementsOf(job, outcome, run), (e) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
+}
+
+function incrementsOf(job: Job, outcome: JobOutcome, run: { node: string; warm?: boolean; timing?: TokenTiming }) {
   const data = job.data as InferJob;
   const now = Date.now();
-  const incs = finishedJobIncrements({
+  return finishedJobIncrements({
     type: data.call.type,
     node: run.node,
     state: outcome.state,
@@ -36,7 +50,6 @@ export function recordFinishedJob(
     ...(outcome.state === 'completed' ? { result: outcome.result } : {}),
     ...(run.timing ? { timing: run.timing } : {}),
   });
-  store.record(modelOfJobName(job.name), incs).catch((e: Error) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
 }
 
 /**

@@ -1,6 +1,6 @@
 // Cluster-wide job metrics kept in Redis: which exist (name, labels, buckets), how a recording is encoded (hash fields,
 // one Lua call per finished job), and how a scrape reads them back as Prometheus families.
-import { loadScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
+import { loadScript, readScript, replyCode, type EndWrite, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import type { Family, Labels } from './exposition.js';
 
 export interface StoredMetric {
@@ -221,15 +221,37 @@ export class MetricsStore {
   /** Apply increments that share one `model` in one round trip (one Lua call). */
   async record(model: string, incs: readonly Increment[]): Promise<void> {
     if (incs.length === 0) return;
+    const { keys, args } = this.recordCall(model, incs);
+    const [code] = await this.recordScript(keys, args);
+    replyCode('record', code, ['recorded']);
+  }
+
+  /** The same recording as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
+  recordWrite(model: string, incs: readonly Increment[], failed: (e: Error) => void): EndWrite {
+    return {
+      kind: 'jobMetrics',
+      ...this.recordCall(model, incs),
+      then: (reply, err) => {
+        if (err) return failed(err);
+        try {
+          replyCode('record', (reply as unknown[])[0], ['recorded']);
+        } catch (e) {
+          failed(e as Error);
+        }
+      },
+    };
+  }
+
+  /** record.lua's keys and arguments for `incs`. */
+  private recordCall(model: string, incs: readonly Increment[]): { keys: string[]; args: (string | number)[] } {
     const hashes = [...new Set(incs.map((i) => i.metric.key))];
-    const argv: (string | number)[] = [this.maxModels, clean(model)];
+    const args: (string | number)[] = [this.maxModels, clean(model)];
     for (const inc of incs) {
       // Sums and seconds counters are always float; the rest are whole counts.
       const float = inc.part === 'sum' || inc.metric.float === true;
-      argv.push(hashes.indexOf(inc.metric.key) + 2, fieldOf(inc), float ? 'f' : 'i', float ? inc.amount.toFixed(9) : Math.round(inc.amount));
+      args.push(hashes.indexOf(inc.metric.key) + 2, fieldOf(inc), float ? 'f' : 'i', float ? inc.amount.toFixed(9) : Math.round(inc.amount));
     }
-    const [code] = await this.recordScript([this.keys.metricModels, ...hashes.map((h) => this.keys.metric(h))], argv);
-    replyCode('record', code, ['recorded']);
+    return { keys: [this.keys.metricModels, ...hashes.map((h) => this.keys.metric(h))], args };
   }
 
   /**
@@ -244,6 +266,9 @@ export class MetricsStore {
     replyCode('observe-loaded', code, ['observed', 'first']);
   }
 }
+
+/** record.lua's text, for the job-end call that includes it (libs/queue/job-end.ts `EndScripts`). */
+export const metricsRecordLua = (): string => readScript(SCRIPTS, 'record').lua;
 
 const STORED_LIST = Object.values(STORED) as StoredMetric[];
 

@@ -13,3 +13,4 @@ export * from './token-stream.js';
 export * from './scripts.js';
 export * from './bullmq-internals.js';
 export * from './job-end.js';
+export * from './end-write.js';

@@ -2,11 +2,13 @@
 // liveness entries) against real BullMQ: BullMQ then holds the job completed exactly as job.moveToCompleted leaves it;
 // a run that lost its lock gets BullMQ's error and writes nothing.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Queue, Worker } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { metricsRecordLua, MetricsStore, STORED } from '../metrics/index.js';
+import { nodePerfLua, PerfStore } from '../registry/index.js';
 import { jobLockKey } from './bullmq-internals.js';
-import { jobEnder, type JobEnder } from './job-end.js';
+import { jobEnder, type JobEnd, type JobEnder } from './job-end.js';
 import { hydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
 import { TokenStream } from './token-stream.js';
@@ -23,7 +25,7 @@ describe('jobEnder (job-end.lua)', () => {
     q = new Queue('infer.e', { connection: redis, prefix: keys.prefix });
     w = new Worker('infer.e', undefined, { connection: redis, prefix: keys.prefix, autorun: false, lockDuration: 5000, metrics: { maxDataPoints: 100 } });
     lifecycle = new JobLifecycle({ redis, keys, retentionS: 60, settings: { retentionS: 60, retentionCount: 1000, failedRetentionCount: 1000 } as never, queue: () => q });
-    end = jobEnder(redis, keys, lifecycle);
+    end = jobEnder(redis, keys, lifecycle, { jobMetrics: metricsRecordLua(), nodePerf: nodePerfLua() });
   });
   afterAll(async () => {
     await Promise.all([w.close(), q.close()]);
@@ -79,5 +81,69 @@ describe('jobEnder (job-end.lua)', () => {
     expect(await job.getState()).toBe('active');
     expect(await redis.exists(keys.stream(job.id!))).toBe(0);
     expect(await redis.hexists(keys.reservations('n2'), token)).toBe(1);
+  });
+
+  const endOf = (job: Job, nodeId: string, writes: JobEnd['writes']): JobEnd => ({
+    stream: { key: keys.stream(job.id!), data: {}, tail: [], retentionS: 60 },
+    retire: lifecycle.retirement('infer', 'infer.e', 'completed'),
+    nodeId,
+    liveJobs: keys.liveJobs('p1'),
+    writes,
+  });
+
+  it('runs the writes that ride along after the completion, in order, built from the completed job, and hands each its reply', async () => {
+    await q.add('infer:m:1b', { n: 3 }, { priority: 2 });
+    const token = randomUUID();
+    const job = (await w.getNextJob(token, { block: false }))!;
+    const sub = new Redis(inject('redisUrl'));
+    const heard: string[] = [];
+    await sub.subscribe(`${keys.prefix}:test-done`);
+    sub.on('message', (_c: string, m: string) => heard.push(m));
+    await redis.set(`${keys.prefix}:not-a-list`, 'x');
+    const replies: [unknown, string | null][] = [];
+    const keep = (reply: unknown, err: Error | null) => void replies.push([reply, err ? err.message : null]);
+    let seen: { attemptsMade: number; finishedOn?: number; returnvalue: unknown } | null = null;
+    const metrics = new MetricsStore(redis, keys, 10);
+    const perf = new PerfStore(redis, keys);
+    await end(
+      job,
+      token,
+      { response: 'y' },
+      endOf(job, 'n3', (done) => {
+        seen = { attemptsMade: done.attemptsMade, returnvalue: done.returnvalue, ...(done.finishedOn === undefined ? {} : { finishedOn: done.finishedOn }) };
+        return [
+          { kind: 'command', keys: [`${keys.prefix}:log`], args: ['LPUSH', `attempt ${done.attemptsMade}`], then: keep },
+          // A write that fails gets its error; the ones after it still run, and the job's end stands.
+          { kind: 'command', keys: [`${keys.prefix}:not-a-list`], args: ['LPUSH', 'z'], then: keep },
+          { ...metrics.recordWrite('m:1b', [{ metric: STORED.jobsFinished, labels: { type: 'generate', node: 'n3', outcome: 'completed' }, amount: 1 }], (e) => keep(null, e)), then: keep },
+          perf.recordWrite('n3', 'm:1b', { tokens_per_s: 10, ttft_ms: 5, job_ms: 100 }, 1000, (n, err) => keep(n, err)),
+          { kind: 'command', keys: [], args: ['PUBLISH', `${keys.prefix}:test-done`, `done ${job.id}`], then: keep },
+        ];
+      }),
+    );
+    expect(seen).toEqual({ attemptsMade: 1, returnvalue: { response: 'y' }, finishedOn: job.finishedOn });
+    expect(await job.getState()).toBe('completed');
+    expect(replies).toEqual([
+      [1, null],
+      [null, expect.stringMatching(/WRONGTYPE/)],
+      [['recorded', 'm:1b'], null],
+      [1, null],
+      [expect.any(Number), null],
+    ]);
+    expect(await redis.lrange(`${keys.prefix}:log`, 0, -1)).toEqual(['attempt 1']);
+    expect(Object.keys(await redis.hgetall(keys.metric(STORED.jobsFinished.key)))).toHaveLength(1);
+    expect(Object.keys(await new PerfStore(redis, keys).perfOf('n3'))).toEqual(['m:1b']);
+    await expect.poll(() => heard).toEqual([`done ${job.id}`]);
+    sub.disconnect();
+  });
+
+  it('builds the writes but runs none of them when BullMQ refuses, and leaves the Job as it was', async () => {
+    await q.add('infer:m:1b', { n: 4 }, { priority: 2 });
+    const job = (await w.getNextJob(randomUUID(), { block: false }))!;
+    await expect(end(job, randomUUID(), { response: 'x' }, endOf(job, 'n4', () => [{ kind: 'command', keys: [`${keys.prefix}:never`], args: ['LPUSH', 'x'] }]))).rejects.toThrow(/lock/i);
+    expect(await redis.exists(`${keys.prefix}:never`)).toBe(0);
+    expect(job.attemptsMade).toBe(0);
+    expect(job.finishedOn).toBeUndefined();
+    expect(job.returnvalue).toBeNull();
   });
 });

@@ -1,13 +1,14 @@
 // Completing a job in one round trip (scripts/job-end.lua): BullMQ's own moveToFinished, then the token stream's end,
-// the count retention, the reservation and the liveness entry, in one Lua call. BullMQ's script is included as the
-// pinned version ships it and its keys and arguments are BullMQ's own (`moveToCompletedArgs`, which
-// `job.moveToCompleted` calls): bullmq-internals.ts names the version; libs/queue/job-end.int.test.ts checks the job
-// BullMQ then holds.
+// the count retention, the reservation, the liveness entry and the writes that ride along (metrics, speed figures,
+// activity, history, the done message), in one Lua call. BullMQ's script is included as the pinned version ships it and
+// its keys and arguments are BullMQ's own (`moveToCompletedArgs`, which `job.moveToCompleted` calls):
+// bullmq-internals.ts names the version; libs/queue/job-end.int.test.ts checks the job BullMQ then holds.
 import type { Job } from 'bullmq';
 import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
 import type { RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 import { STREAM_MAXLEN, type JobLifecycle, type StreamEvent } from './lifecycle.js';
+import type { EndScripts, EndWrite } from './end-write.js';
 import { loadScript, QUEUE_SCRIPTS, readScript, replyCode, type ScriptCall } from './scripts.js';
 
 /** What BullMQ's Job and its backend do for a completion, reached past their protected types (BullMQ 6.7). */
@@ -22,6 +23,8 @@ interface JobInternals {
 /** BullMQ's moveToFinished takes 14 keys. */
 const BULL_KEYS = 14;
 
+const KIND_CODE: Record<EndWrite['kind'], string> = { command: 'c', jobMetrics: 'm', nodePerf: 'p' };
+
 export interface JobEnd {
   /** The job's token stream: its key, the end's data, what was still unsent, and how long it lives after. */
   stream: { key: string; data: unknown; tail: readonly [StreamEvent, string][]; retentionS: number };
@@ -30,37 +33,61 @@ export interface JobEnd {
   /** The node whose reservation the job held under its lock token, and the process's liveness hash. */
   nodeId: string;
   liveJobs: string;
+  /** The writes that ride along, made from the Job as BullMQ will hold it completed (attempt counted, finishedOn, answer). */
+  writes?: (job: Job) => readonly EndWrite[];
 }
 
 export type JobEnder = (job: Job, token: string, result: unknown, end: JobEnd) => Promise<{ stream: 'ended' | 'already'; retired: string[] }>;
 
 /**
  * Complete `job` (held under `token`) with `result` and write the rest of its end in the same call. Throws BullMQ's own
- * error when BullMQ refuses (the lock lost, the job no longer active): then nothing of the end is written. On success
- * the Job object is updated as `job.moveToCompleted` updates it (returnvalue, finishedOn, attemptsMade).
+ * error when BullMQ refuses (the lock lost, the job no longer active): then nothing of the end is written and the Job
+ * object is as it was. On success the Job object is updated as `job.moveToCompleted` updates it (returnvalue,
+ * finishedOn, attemptsMade).
  */
-export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<JobLifecycle, 'unlinkRetired'>): JobEnder {
+export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<JobLifecycle, 'unlinkRetired'>, scripts: EndScripts): JobEnder {
   const end: ScriptCall<unknown[]> = loadScript(redis, QUEUE_SCRIPTS, 'job-end', {
     moveToFinished: moveToFinished.content,
     streamEnd: readScript(QUEUE_SCRIPTS, 'stream-end').lua,
     retire: readScript(QUEUE_SCRIPTS, 'retire').lua,
+    jobMetrics: scripts.jobMetrics,
+    nodePerf: scripts.nodePerf,
   });
   return async (job, token, result, e) => {
     const j = job as unknown as JobInternals;
     const bull = j.backend.moveToCompletedArgs(job, JSON.stringify(result), job.opts.removeOnComplete, token, false);
     const bullKeys = bull.slice(0, BULL_KEYS).map(String);
     const bullArgs = bull.slice(BULL_KEYS).map((a) => (a === undefined ? '' : a));
-    const reply = await end(
-      [...bullKeys, e.stream.key, e.retire.key, keys.reservations(e.nodeId), e.liveJobs],
-      [...bullArgs, STREAM_MAXLEN, 'done', JSON.stringify(e.stream.data), e.stream.retentionS, e.retire.cap, e.retire.batch, token, ...e.stream.tail.flat()],
-    );
-    const code = Number(reply[0]);
-    if (code < 0) throw j.backend.finishedErrors({ code, jobId: job.id!, command: 'moveToFinished', state: 'active' });
+    // The Job as BullMQ will hold it once completed, for the writes built from it; put back if BullMQ refuses.
+    const was = { returnvalue: job.returnvalue as unknown, finishedOn: job.finishedOn, attemptsMade: job.attemptsMade };
     job.returnvalue = result;
     job.finishedOn = Number(bullArgs[1]);
-    job.attemptsMade += 1;
+    job.attemptsMade = was.attemptsMade + 1;
+    const writes = e.writes?.(job) ?? [];
+    const tail = e.stream.tail.flat();
+    const layout = [String(tail.length), ...writes.map((w) => `${KIND_CODE[w.kind]}:${w.keys.length}:${w.args.length}`)].join(',');
+    let reply: unknown[];
+    try {
+      reply = await end(
+        [...bullKeys, e.stream.key, e.retire.key, keys.reservations(e.nodeId), e.liveJobs, ...writes.flatMap((w) => w.keys)],
+        [...bullArgs, STREAM_MAXLEN, 'done', JSON.stringify(e.stream.data), e.stream.retentionS, e.retire.cap, e.retire.batch, token, layout, ...tail, ...writes.flatMap((w) => w.args)],
+      );
+    } catch (err) {
+      Object.assign(job, was);
+      throw err;
+    }
+    const code = Number(reply[0]);
+    if (code < 0) {
+      Object.assign(job, was);
+      throw j.backend.finishedErrors({ code, jobId: job.id!, command: 'moveToFinished', state: 'active' });
+    }
     j.recordJobMetrics?.('completed');
-    const retired = reply.slice(2).map(String);
+    const nRetired = Number(reply[2]);
+    const retired = reply.slice(3, 3 + nRetired).map(String);
+    writes.forEach((w, i) => {
+      const r = reply[3 + nRetired + i];
+      w.then?.(r instanceof Error ? null : r, r instanceof Error ? r : null);
+    });
     // Side keys of the jobs that left the count retention (one batch per cap/10 jobs): off the answer's path.
     void lifecycle.unlinkRetired(retired).catch(() => undefined);
     return { stream: replyCode('job-end', reply[1], ['ended', 'already']), retired };

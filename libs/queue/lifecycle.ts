@@ -6,6 +6,7 @@ import type { Job, Queue } from 'bullmq';
 import type { RedisClient } from './connection.js';
 import { kindOfJobName, retentionCounts, type JobKind, type JobSettings } from './catalog.js';
 import type { HydraKeys } from './keys.js';
+import type { EndWrite } from './end-write.js';
 import { loadScript, QUEUE_SCRIPTS, replyCode, scriptIn, type ScriptCall } from './scripts.js';
 
 // ---- failures ----------------------------------------------------------------------------------------------------
@@ -202,6 +203,11 @@ export class JobLifecycle {
   done<C extends ChainableCommander>(c: C, msg: DoneMessage): C {
     c.publish(this.d.keys.channels.done, JSON.stringify(msg));
     return c;
+  }
+
+  /** The done message as a write that rides in a completed job's end call (job-end.ts), after everything else in it. */
+  doneWrite(msg: DoneMessage, failed: (e: Error) => void): EndWrite {
+    return { kind: 'command', keys: [], args: ['PUBLISH', this.d.keys.channels.done, JSON.stringify(msg)], then: (_r, err) => err && failed(err) };
   }
 
   async publishDone(msg: DoneMessage): Promise<void> {

@@ -1,12 +1,15 @@
 // Measured speed per node × model in Redis: each completed job folds its sample into EWMAs (perf.lua, atomic across the node's processes); the registry's list() attaches them to every node.
 import type { ModelPerf } from '../core/index.js';
-import { loadScript, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
+import { loadScript, readScript, type EndWrite, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
 import { canonicalModel, PERF_ALPHA, type PerfSample } from '../scheduling/index.js';
 
 /** A node's figures outlive it by this long after its last job (ms), so a restarted node keeps what it learned. */
 const PERF_TTL_MS = 7 * 24 * 3600 * 1000;
 
 const SCRIPTS = new URL('./scripts/', import.meta.url);
+
+/** perf.lua's text, for the job-end call that includes it (libs/queue/job-end.ts `EndScripts`). */
+export const nodePerfLua = (): string => readScript(SCRIPTS, 'perf').lua;
 
 /** Parse a node's perf hash (model → perf.lua's value); malformed entries are left out. */
 export function parsePerf(hash: Record<string, string>): Record<string, ModelPerf> {
@@ -34,10 +37,20 @@ export class PerfStore {
 
   /** Fold one completed job's sample into (node, model); answers the model's sample count there. */
   async record(nodeId: string, model: string, s: PerfSample, now: number): Promise<number> {
-    return this.script(
-      [this.keys.nodePerf(nodeId)],
-      [canonicalModel(model), this.opts.alpha ?? PERF_ALPHA, s.tokens_per_s, s.ttft_ms, s.job_ms, s.load_ms ?? '', now, this.opts.ttlMs ?? PERF_TTL_MS],
-    );
+    const c = this.call(nodeId, model, s, now);
+    return this.script(c.keys, c.args);
+  }
+
+  /** The same fold as a write that rides in a completed job's end call (libs/queue/job-end.ts); `then` gets the count. */
+  recordWrite(nodeId: string, model: string, s: PerfSample, now: number, then: (samples: number | null, err: Error | null) => void): EndWrite {
+    return { kind: 'nodePerf', ...this.call(nodeId, model, s, now), then: (reply, err) => then(err ? null : Number(reply), err) };
+  }
+
+  private call(nodeId: string, model: string, s: PerfSample, now: number): { keys: string[]; args: (string | number)[] } {
+    return {
+      keys: [this.keys.nodePerf(nodeId)],
+      args: [canonicalModel(model), this.opts.alpha ?? PERF_ALPHA, s.tokens_per_s, s.ttft_ms, s.job_ms, s.load_ms ?? '', now, this.opts.ttlMs ?? PERF_TTL_MS],
+    };
   }
 
   /** A node's figures by model (canonical names); empty when nothing was measured. */

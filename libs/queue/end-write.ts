@@ -1,0 +1,23 @@
+// The writes that ride in a completed job's end call (job-end.ts, scripts/job-end.lua), as the parts that own them
+// (metrics, speed figures, activity, history, the done message) describe them.
+
+/**
+ * Scripts other parts own whose writes ride in a job's end: the job metrics (libs/metrics record.lua) and the node's
+ * speed figures (libs/registry perf.lua). Given by the worker's composition root, so this library imports neither.
+ */
+export interface EndScripts {
+  jobMetrics: string;
+  nodePerf: string;
+}
+
+/**
+ * A write made in a completed job's end call, after BullMQ completed it (never when it did not): a Redis command (its
+ * name first in `args`, then the rest after its keys), or a call of one of the `EndScripts`. `then` gets its reply,
+ * or the error it failed with (the job's end stands either way).
+ */
+export interface EndWrite {
+  kind: 'command' | keyof EndScripts;
+  keys: readonly string[];
+  args: readonly (string | number)[];
+  then?: (reply: unknown, err: Error | null) => void;
+}
