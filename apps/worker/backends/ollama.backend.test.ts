@@ -65,6 +65,22 @@ describe('ollama backend: inference', () => {
 });
 
 describe('ollama backend: probe', () => {
+  it('probes a node with many models without a listener-leak warning (one /api/show per model at once)', async () => {
+    const n = await sim({ models: Array.from({ length: 14 }, (_, i) => ({ name: `m${i}:1b`, sizeGb: 0.5 })) });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const p = await backend(n.url).probe();
+      expect(p.models_available).toHaveLength(14);
+      // Node emits its warnings on the next tick.
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
+  });
+
   it('reports version, models with architecture, tags details, capabilities, loaded models, and caches /api/show', async () => {
     const n = await sim();
     const b = backend(n.url);

@@ -1,4 +1,5 @@
 // Inference through an Ollama server over HTTP: probe (version, tags, ps, show), streamed generate/chat over NDJSON (text, thinking, tool calls), embed, pull/delete/unload; AbortSignal end to end.
+import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import {
   ErrorCode,
@@ -250,6 +251,9 @@ export function createOllamaBackend(opts: OllamaBackendOptions): InferenceBacken
   async function probe(signal?: AbortSignal): Promise<BackendProbe> {
     const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
     const s = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // Every request of the probe listens on this one short-lived signal, one /api/show per model not seen before at
+    // once: a node with more than 10 models is not a listener leak (Node warned "MaxListenersExceededWarning").
+    setMaxListeners(0, s);
     try {
       const [version, tags, ps] = await Promise.all([
         http.json({ method: 'GET', path: '/api/version', signal: s, timeoutMs: PROBE_TIMEOUT_MS, schema: VersionSchema }),
