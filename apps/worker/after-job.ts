@@ -1,8 +1,8 @@
 // What runs after a job ends for good (completed, or failed with no retry left): its answer goes into the L1 cache,
 // when it is a workflow step, its workflow advances, and the dashboard's activity log, the job metrics and the results
-// history (libs/memory) record it; a callback is queued and a batch counted down when the job asks for them. For a
-// completed job the three records ride in its end call (`records`, libs/queue/job-end.ts); for a failed one they are
-// sent here.
+// history (libs/memory) record it; a callback is queued and a batch counted down when the job asks for them. The three
+// records are writes of the job's end (`records`, libs/queue/job-end.ts): inside the call that completes it, or in one
+// call of their own after a final failure; `onFinished` does the rest.
 import { finishedEntry, type ActivityLog } from '../../libs/activity/index.js';
 import type { L1Cache } from '../../libs/cache/index.js';
 import type { Config } from '../../libs/config/index.js';
@@ -27,7 +27,7 @@ export function createAfterJob(
     coordinator: Coordinator;
     logger: Logger;
     activity: { log: ActivityLog; nodeId: string };
-    metrics?: { jobFinished(job: FinishedJob, outcome: JobOutcome): void; jobFinishedWrite(job: FinishedJob, outcome: JobOutcome): EndWrite };
+    metrics?: { jobFinishedWrite(job: FinishedJob, outcome: JobOutcome): EndWrite };
     history?: HistoryWriter | null;
     deliveries?: Deliveries;
   },
@@ -43,18 +43,9 @@ export function createAfterJob(
       if (deps.history) writes.push(deps.history.recordWrite(jobRecord(job, outcome, deps.activity.nodeId, now), warn(job, 'history record not written')));
       return writes;
     },
-    async onFinished(job, outcome, recorded = false) {
+    async onFinished(job, outcome) {
       // runJob validated the payload before running it.
       const data = job.data as InferJob;
-      if (!recorded) {
-        // Cluster-wide job metrics (libs/metrics): one Lua call, not awaited, like the activity entry below.
-        deps.metrics?.jobFinished(job, outcome);
-        // The dashboard's activity log (libs/activity). Not awaited: on the connection the done message also takes, it goes
-        // out first anyway, and a failed write must not hold up the cache or the workflow.
-        void deps.activity.log.record(finishedEntry(job, outcome, deps.activity.nodeId, Date.now())).catch(warn(job, 'activity not recorded'));
-        // The results history: one XADD, not awaited either; the API drains the stream into SQLite/PostgreSQL.
-        if (deps.history) void deps.history.record(jobRecord(job, outcome, deps.activity.nodeId, Date.now())).catch(warn(job, 'history record not written'));
-      }
       // Webhooks and batches (libs/queue/deliveries.ts): a delivery queued, a batch counted down; only for jobs that ask.
       if (deps.deliveries && (data.callback_url || data.batch)) {
         const end = outcome.state === 'completed' ? 'completed' : outcome.error.code === 'cancelled' ? 'cancelled' : 'failed';

@@ -6,7 +6,7 @@ import { Gauge, Registry } from 'prom-client';
 import { isLoopbackHost, type Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { finishedJobWrite, MetricsStore, processMetrics, recordFinishedJob, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
+import { finishedJobWrite, MetricsStore, processMetrics, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
 import { bullConnection, type EndWrite, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
@@ -15,9 +15,7 @@ import type { ActiveJob } from './dispatcher.js';
 export interface NodeMetrics {
   /** The backend with generate and chat timed (first token, inter-token gaps): give it to the job runner. */
   backend: InferenceBackend;
-  /** A job ended for good: record it (not awaited; failures are logged). */
-  jobFinished(job: ActiveJob['job'], outcome: JobOutcome): void;
-  /** jobFinished's recording as a write that rides in the job's end call (libs/queue/job-end.ts). */
+  /** A job ended for good: its recording, as a write of its end (libs/queue/job-end.ts; failures are logged). */
   jobFinishedWrite(job: ActiveJob['job'], outcome: JobOutcome): EndWrite;
   /** After a heartbeat: the node's loaded models, for loads and unloads. */
   nodeSeen(rec: NodeRecord | null): void;
@@ -114,9 +112,6 @@ export async function startWorkerMetrics(config: Config, deps: { redis: RedisCli
       };
       return {
         backend: timer.backend,
-        jobFinished(job, outcome) {
-          recordFinishedJob(store, job, outcome, run(job));
-        },
         jobFinishedWrite(job, outcome) {
           return finishedJobWrite(store, job, outcome, run(job));
         },

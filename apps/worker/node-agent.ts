@@ -8,7 +8,7 @@ import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
 import { createHistoryWriter } from '../../libs/memory/index.js';
 import { metricsRecordLua } from '../../libs/metrics/index.js';
-import { createDeliveries, jobEnder, type HydraKeys, type Producer, type RedisClient } from '../../libs/queue/index.js';
+import { createDeliveries, endWriter, jobEnder, type HydraKeys, type Producer, type RedisClient } from '../../libs/queue/index.js';
 import { nodePerfLua, redisBreakerStore, type NodeRegistry, type NodeView, type PerfStore } from '../../libs/registry/index.js';
 import type { QueueInfo } from '../../libs/scheduling/index.js';
 import type { Coordinator } from '../../libs/workflows/index.js';
@@ -87,8 +87,11 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
   const logger = opts.logger ?? host.logger;
   const s = workerSettings(config, nodeId, opts.slots);
   const { lifecycle } = host.producer;
-  // A completed job's end call also runs its job-metrics and speed-figure scripts (libs/queue/job-end.ts).
-  const ender = jobEnder(redis, keys, lifecycle, { jobMetrics: metricsRecordLua(), nodePerf: nodePerfLua() });
+  // A job's end writes (speed figures, job metrics, activity, history, done message; libs/queue/job-end.ts): inside the
+  // call that completes it (`ender`), or in one call of their own after a final failure (`writer`).
+  const endScripts = { jobMetrics: metricsRecordLua(), nodePerf: nodePerfLua() };
+  const ender = jobEnder(redis, keys, lifecycle, endScripts);
+  const writer = endWriter(redis, endScripts);
   let dispatcher: Dispatcher | null = null;
   const active = () => dispatcher?.active ?? new Map();
   const metrics = host.metrics.addNode({ nodeId, slots: s.slots, backend, active });
@@ -127,7 +130,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     queues: () => host.queues(),
     liveEntry: (queue, token) => tracker.entry(queue, token),
     run: (a) =>
-      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, records: afterJob.records, liveness: tracker, ender }).finally(() => {
+      runJob(a, s, { redis, keys, lifecycle, registry, backend: metrics.backend, logger, node: () => heartbeat.record(), breaker, perf: host.perf, onFinished: afterJob.onFinished, records: afterJob.records, writer, liveness: tracker, ender }).finally(() => {
         // A cold job loaded a model (and may have evicted one): report the change soon, at most a few times a second.
         if (!a.choice.warm) heartbeat.soon();
       }),

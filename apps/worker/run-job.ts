@@ -17,6 +17,7 @@ import {
   type JobKind,
   type JobLifecycle,
   type EndWrite,
+  type EndWriter,
   type JobEnder,
   type JobPayload,
   type RedisClient,
@@ -47,12 +48,14 @@ export interface RunDeps {
    * Called once a job has ended for good (completed, or failed with no retry left), after BullMQ recorded it.
    * Workflows and the cache hang off this; errors are logged, never fatal for the job.
    */
-  onFinished?: (job: ActiveJob['job'], outcome: FinalOutcome, recorded?: boolean) => Promise<void>;
+  onFinished?: (job: ActiveJob['job'], outcome: FinalOutcome) => Promise<void>;
   /**
-   * A completed job's records (job metrics, activity, history) as writes that ride in its end call; `onFinished` is then
-   * called with `recorded`, so it does not send them again.
+   * A job's records once it ended for good (job metrics, activity, history), as writes of its end: inside the call that
+   * completes it (`ender`), or after a final failure in one call of their own (`writer`).
    */
-  records?: (job: ActiveJob['job'], outcome: Extract<FinalOutcome, { state: 'completed' }>) => EndWrite[];
+  records?: (job: ActiveJob['job'], outcome: FinalOutcome) => EndWrite[];
+  /** Sends writes of a job's end in one call of their own (libs/queue/job-end.ts `endWriter`). */
+  writer?: EndWriter;
   /** Fast failover (liveness.ts): the jobs this process runs, so a live process can requeue them if it dies. */
   liveness?: JobTracker;
   /** Completes a job and writes the rest of its end in one call (libs/queue/job-end.ts). */
@@ -216,7 +219,6 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
       };
     };
     const publishFailed = (e: Error) => log.warn({ err: e.message }, 'could not publish the job\'s end');
-    const recorded = outcome.kind === 'infer' && d.records !== undefined;
     // BullMQ's completion, the stream's end (with its last tokens), the retention count, the reservation, the liveness
     // entry, then the writes that ride along (node speed figures, job metrics, activity, history, the done message):
     // one call (job-end.lua), and nothing of it written when BullMQ refuses. The writes are built from the job as
@@ -235,7 +237,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
           }),
         );
       }
-      if (recorded && outcome.kind === 'infer') w.push(...d.records!(done, { state: 'completed', result: outcome.result }));
+      if (outcome.kind === 'infer' && d.records) w.push(...d.records(done, { state: 'completed', result: outcome.result }));
       if (doneRides) w.push(d.lifecycle.doneWrite(doneMessage(), publishFailed));
       return w;
     };
@@ -257,7 +259,7 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
     }
     // The rest of the hook (callback, batch, cache store, workflow), then, if it did not ride along, the done message:
     // sent in one turn they leave in one socket write (coalesceWrites), in this order on this connection.
-    const hooks = outcome.kind === 'infer' ? d.onFinished?.(job, { state: 'completed', result: outcome.result }, recorded).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed')) : undefined;
+    const hooks = outcome.kind === 'infer' ? d.onFinished?.(job, { state: 'completed', result: outcome.result }).catch((e: Error) => log.error({ err: e.message }, 'after-completion hook failed')) : undefined;
     if (!doneRides) {
       // A workflow step's hook advances its workflow over several round trips: its done message waits for them.
       if (inferData?.workflow) await hooks;
@@ -313,8 +315,12 @@ export async function runJob(a: ActiveJob, s: WorkerSettings, d: RunDeps): Promi
         const msg: DoneMessage = { id: jobId, state: 'failed', attempts_made: job.attemptsMade, finished_at: Date.now(), error: { code: err.code, message: err.message } };
         await d.lifecycle.publishDone(msg);
         void d.lifecycle.retire(kindName === 'admin' ? 'admin' : 'infer', job.queueName, 'failed', jobId).catch((e: Error) => log.warn({ err: e.message }, 'could not retire the job'));
-        // Cache and workflows follow inference jobs only.
-        if (kindName === 'infer') await d.onFinished?.(job, { state: 'failed', error: err }).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
+        // Records, cache and workflows follow inference jobs only.
+        if (kindName === 'infer') {
+          const failed = { state: 'failed' as const, error: err };
+          if (d.records && d.writer) void d.writer(d.records(job, failed)).catch((e: Error) => log.warn({ err: e.message }, 'the job\'s records were not written'));
+          await d.onFinished?.(job, failed).catch((e: Error) => log.error({ err: e.message }, 'after-failure hook failed'));
+        }
       }
       log.warn({ node: s.nodeId, code: err.code, err: err.message, final }, final ? 'job failed' : 'job attempt failed; will retry');
     } catch (e) {

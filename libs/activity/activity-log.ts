@@ -32,7 +32,7 @@ export class ActivityLog {
     await this.trimAt(await this.redis.lpush(this.key, JSON.stringify(entry)));
   }
 
-  /** The same append as a write that rides in a completed job's end call (libs/queue/job-end.ts); trimmed after it. */
+  /** The same append as a write of a job's end (libs/queue/job-end.ts); trimmed after it. */
   recordWrite(entry: ActivityEntry, failed: (e: Error) => void): EndWrite {
     return {
       kind: 'command',

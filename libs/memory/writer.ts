@@ -16,12 +16,16 @@ export class HistoryWriter {
 
   /** One command (XADD ... MAXLEN ~ n); resolves once Redis has the record. */
   async record(rec: HistoryRecord): Promise<void> {
-    await this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', RECORD_FIELD, JSON.stringify(rec));
+    await this.redis.xadd(this.key, ...this.xaddArgs(rec));
   }
 
-  /** The same XADD as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
+  /** The same XADD as a write of a job's end (libs/queue/job-end.ts). */
   recordWrite(rec: HistoryRecord, failed: (e: Error) => void): EndWrite {
-    return { kind: 'command', keys: [this.key], args: ['XADD', 'MAXLEN', '~', this.maxLen, '*', RECORD_FIELD, JSON.stringify(rec)], then: (_r, err) => err && failed(err) };
+    return { kind: 'command', keys: [this.key], args: ['XADD', ...this.xaddArgs(rec)], then: (_r, err) => err && failed(err) };
+  }
+
+  private xaddArgs(rec: HistoryRecord): ['MAXLEN', '~', number, '*', string, string] {
+    return ['MAXLEN', '~', this.maxLen, '*', RECORD_FIELD, JSON.stringify(rec)];
   }
 }
 

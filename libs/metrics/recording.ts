@@ -11,19 +11,10 @@ import type { TokenTiming } from './token-timing.js';
 export type JobOutcome = { state: 'completed'; result: InferResult } | { state: 'failed'; error: HydraError };
 
 /**
- * Record a job that ended for good (run by this worker on `node`), in one Lua call. Not awaited by callers: it goes
- * out on the worker's connection after the job's own writes, and a failed write is only logged.
+ * The recording of a job that ended for good (run by this worker on `node`), as a write of the job's end
+ * (libs/queue/job-end.ts: inside the completing call, or in one call with the other records after a final failure);
+ * a failed write is only logged.
  */
-export function recordFinishedJob(
-  store: MetricsStore,
-  job: Job,
-  outcome: JobOutcome,
-  run: { node: string; warm?: boolean; timing?: TokenTiming; logger: Logger },
-): void {
-  store.record(modelOfJobName(job.name), incrementsOf(job, outcome, run)).catch((e: Error) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
-}
-
-/** recordFinishedJob's recording as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
 export function finishedJobWrite(
   store: MetricsStore,
   job: Job,

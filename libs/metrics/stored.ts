@@ -226,7 +226,7 @@ export class MetricsStore {
     replyCode('record', code, ['recorded']);
   }
 
-  /** The same recording as a write that rides in a completed job's end call (libs/queue/job-end.ts). */
+  /** The same recording as a write of a job's end (libs/queue/job-end.ts). */
   recordWrite(model: string, incs: readonly Increment[], failed: (e: Error) => void): EndWrite {
     return {
       kind: 'jobMetrics',

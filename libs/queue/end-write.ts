@@ -1,4 +1,4 @@
-// The writes that ride in a completed job's end call (job-end.ts, scripts/job-end.lua), as the parts that own them
+// The writes of a job's end beside BullMQ's own (job-end.ts, scripts/end-writes.lua), as the parts that own them
 // (metrics, speed figures, activity, history, the done message) describe them.
 
 /**
@@ -11,9 +11,9 @@ export interface EndScripts {
 }
 
 /**
- * A write made in a completed job's end call, after BullMQ completed it (never when it did not): a Redis command (its
- * name first in `args`, then the rest after its keys), or a call of one of the `EndScripts`. `then` gets its reply,
- * or the error it failed with (the job's end stands either way).
+ * A write of a job's end: made in the call that completes the job, only if BullMQ completed it (`jobEnder`), or after a
+ * final failure in a call of its own (`endWriter`). A Redis command (its name first in `args`, then the rest after its
+ * keys), or a call of one of the `EndScripts`. `then` gets its reply, or the error it failed with (the end stands).
  */
 export interface EndWrite {
   kind: 'command' | keyof EndScripts;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metricsRecordLua, MetricsStore, STORED } from '../metrics/index.js';
 import { nodePerfLua, PerfStore } from '../registry/index.js';
 import { jobLockKey } from './bullmq-internals.js';
-import { jobEnder, type JobEnd, type JobEnder } from './job-end.js';
+import { endWriter, jobEnder, type JobEnd, type JobEnder } from './job-end.js';
 import { hydraKeys } from './keys.js';
 import { JobLifecycle } from './lifecycle.js';
 import { TokenStream } from './token-stream.js';
@@ -135,6 +135,26 @@ describe('jobEnder (job-end.lua)', () => {
     expect(Object.keys(await new PerfStore(redis, keys).perfOf('n3'))).toEqual(['m:1b']);
     await expect.poll(() => heard).toEqual([`done ${job.id}`]);
     sub.disconnect();
+  });
+
+  it('sends the same writes in one call of their own (after a final failure), each handed its reply or its error', async () => {
+    const write = endWriter(redis, { jobMetrics: metricsRecordLua(), nodePerf: nodePerfLua() });
+    await redis.set(`${keys.prefix}:not-a-list-2`, 'x');
+    const replies: [unknown, string | null][] = [];
+    const keep = (reply: unknown, err: Error | null) => void replies.push([reply, err ? err.message : null]);
+    const metrics = new MetricsStore(redis, keys, 10);
+    await write([
+      { kind: 'command', keys: [`${keys.prefix}:failed-log`], args: ['LPUSH', 'failed 1'], then: keep },
+      { kind: 'command', keys: [`${keys.prefix}:not-a-list-2`], args: ['LPUSH', 'z'], then: keep },
+      { ...metrics.recordWrite('m:1b', [{ metric: STORED.jobsFinished, labels: { type: 'generate', node: 'n5', outcome: 'failed' }, amount: 1 }], (e) => keep(null, e)), then: keep },
+    ]);
+    expect(replies).toEqual([
+      [1, null],
+      [null, expect.stringMatching(/WRONGTYPE/)],
+      [['recorded', 'm:1b'], null],
+    ]);
+    expect(await redis.lrange(`${keys.prefix}:failed-log`, 0, -1)).toEqual(['failed 1']);
+    expect(Object.keys(await redis.hgetall(keys.metric(STORED.jobsFinished.key))).some((f) => f.includes('n5'))).toBe(true);
   });
 
   it('builds the writes but runs none of them when BullMQ refuses, and leaves the Job as it was', async () => {

@@ -25,6 +25,41 @@ const BULL_KEYS = 14;
 
 const KIND_CODE: Record<EndWrite['kind'], string> = { command: 'c', jobMetrics: 'm', nodePerf: 'p' };
 
+/** end-writes.lua's keys, layout and arguments for `writes`. */
+function encodeWrites(writes: readonly EndWrite[]): { keys: string[]; layout: string; args: (string | number)[] } {
+  return {
+    keys: writes.flatMap((w) => w.keys),
+    layout: writes.map((w) => `,${KIND_CODE[w.kind]}:${w.keys.length}:${w.args.length}`).join(''),
+    args: writes.flatMap((w) => w.args),
+  };
+}
+
+/** Hand each write its reply (or the error it failed with). */
+function settle(writes: readonly EndWrite[], replies: readonly unknown[]): void {
+  writes.forEach((w, i) => {
+    const r = replies[i];
+    w.then?.(r instanceof Error ? null : r, r instanceof Error ? r : null);
+  });
+}
+
+/** end-writes.lua with the scripts it includes. */
+const endWritesLua = (scripts: EndScripts): string => readScript(QUEUE_SCRIPTS, 'end-writes', { ...scripts }).lua;
+
+export type EndWriter = (writes: readonly EndWrite[]) => Promise<void>;
+
+/**
+ * The same writes in a call of their own, for an end BullMQ recorded otherwise (a final failure: moveToFailed). The
+ * call fails only if Redis refuses it as a whole; a failed write is handed to its `then`.
+ */
+export function endWriter(redis: RedisClient, scripts: EndScripts): EndWriter {
+  const call: ScriptCall<unknown[]> = loadScript(redis, QUEUE_SCRIPTS, 'end-writes', { ...scripts });
+  return async (writes) => {
+    if (writes.length === 0) return;
+    const w = encodeWrites(writes);
+    settle(writes, await call(w.keys, [w.layout, ...w.args]));
+  };
+}
+
 export interface JobEnd {
   /** The job's token stream: its key, the end's data, what was still unsent, and how long it lives after. */
   stream: { key: string; data: unknown; tail: readonly [StreamEvent, string][]; retentionS: number };
@@ -50,12 +85,12 @@ export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<Jo
     moveToFinished: moveToFinished.content,
     streamEnd: readScript(QUEUE_SCRIPTS, 'stream-end').lua,
     retire: readScript(QUEUE_SCRIPTS, 'retire').lua,
-    jobMetrics: scripts.jobMetrics,
-    nodePerf: scripts.nodePerf,
+    endWrites: endWritesLua(scripts),
   });
   return async (job, token, result, e) => {
     const j = job as unknown as JobInternals;
-    const bull = j.backend.moveToCompletedArgs(job, JSON.stringify(result), job.opts.removeOnComplete, token, false);
+    const returned = JSON.stringify(result);
+    const bull = j.backend.moveToCompletedArgs(job, returned, job.opts.removeOnComplete, token, false);
     const bullKeys = bull.slice(0, BULL_KEYS).map(String);
     const bullArgs = bull.slice(BULL_KEYS).map((a) => (a === undefined ? '' : a));
     // The Job as BullMQ will hold it once completed, for the writes built from it; put back if BullMQ refuses.
@@ -65,12 +100,13 @@ export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<Jo
     job.attemptsMade = was.attemptsMade + 1;
     const writes = e.writes?.(job) ?? [];
     const tail = e.stream.tail.flat();
-    const layout = [String(tail.length), ...writes.map((w) => `${KIND_CODE[w.kind]}:${w.keys.length}:${w.args.length}`)].join(',');
+    const w = encodeWrites(writes);
     let reply: unknown[];
     try {
       reply = await end(
-        [...bullKeys, e.stream.key, e.retire.key, keys.reservations(e.nodeId), e.liveJobs, ...writes.flatMap((w) => w.keys)],
-        [...bullArgs, STREAM_MAXLEN, 'done', JSON.stringify(e.stream.data), e.stream.retentionS, e.retire.cap, e.retire.batch, token, layout, ...tail, ...writes.flatMap((w) => w.args)],
+        [...bullKeys, e.stream.key, e.retire.key, keys.reservations(e.nodeId), e.liveJobs, ...w.keys],
+        // The answer as BullMQ stores it is the stream end's data too (one JSON.stringify, not two).
+        [...bullArgs, STREAM_MAXLEN, 'done', e.stream.data === result ? returned : JSON.stringify(e.stream.data), e.stream.retentionS, e.retire.cap, e.retire.batch, token, tail.length, w.layout, ...tail, ...w.args],
       );
     } catch (err) {
       Object.assign(job, was);
@@ -84,10 +120,7 @@ export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<Jo
     j.recordJobMetrics?.('completed');
     const nRetired = Number(reply[2]);
     const retired = reply.slice(3, 3 + nRetired).map(String);
-    writes.forEach((w, i) => {
-      const r = reply[3 + nRetired + i];
-      w.then?.(r instanceof Error ? null : r, r instanceof Error ? r : null);
-    });
+    settle(writes, reply.slice(3 + nRetired));
     // Side keys of the jobs that left the count retention (one batch per cap/10 jobs): off the answer's path.
     void lifecycle.unlinkRetired(retired).catch(() => undefined);
     return { stream: replyCode('job-end', reply[1], ['ended', 'already']), retired };

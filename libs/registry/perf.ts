@@ -41,7 +41,7 @@ export class PerfStore {
     return this.script(c.keys, c.args);
   }
 
-  /** The same fold as a write that rides in a completed job's end call (libs/queue/job-end.ts); `then` gets the count. */
+  /** The same fold as a write of a job's end (libs/queue/job-end.ts); `then` gets the count. */
   recordWrite(nodeId: string, model: string, s: PerfSample, now: number, then: (samples: number | null, err: Error | null) => void): EndWrite {
     return { kind: 'nodePerf', ...this.call(nodeId, model, s, now), then: (reply, err) => then(err ? null : Number(reply), err) };
   }
