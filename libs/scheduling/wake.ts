@@ -1,7 +1,7 @@
 // Which nodes a new job's wake-up wakes: on a class queue, a few with a free slot (warm for the model first, in turns),
 // not all of them; one job needs one taker, and each woken node runs a dispatch round (1-4 Redis round trips). The API
 // picks them at submit from its view of the registry and wakes each on its own channel (`wakeNodesFor`), the first at
-// once and the rest WAKE_STAGGER_MS later if it still waits (libs/queue/producer.ts), so they do not race the first for it; a wake for
+// once and the rest WAKE_STAGGER_MS later (libs/queue/producer.ts), so they do not race the first for it; a wake for
 // every node (a workflow step, a requeue) is narrowed the same way inside each worker process over its own agents.
 import type { RoutePlan } from './routing.js';
 
