@@ -161,7 +161,6 @@ export type SetArgs = [key: string, value: string, ex: 'EX', seconds: number];
 
 export class JobLifecycle {
   private retireScript: ScriptCall<string[]> | null = null;
-  private wakeScript: ScriptCall<string> | null = null;
 
   constructor(private readonly d: LifecycleDeps) {
     loadStreamEnd(d.redis);
@@ -186,16 +185,6 @@ export class JobLifecycle {
     if (nodes && nodes.length > 0) for (const n of nodes) c.publish(this.d.keys.channels.wakeNode(n), queue);
     else c.publish(this.d.keys.channels.wake, queue);
     return c;
-  }
-
-  /**
-   * Wake the `nodes` named for `queue` only while job `jobId` still waits there (`prioritized`: its queue's BullMQ key).
-   * 'taken' when it no longer waits, and nobody was woken.
-   */
-  async wakeIfWaiting(prioritized: string, queue: string, jobId: string, nodes: readonly string[]): Promise<'woken' | 'taken'> {
-    this.wakeScript ??= loadScript<string>(this.d.redis, QUEUE_SCRIPTS, 'wake-if-waiting');
-    const r = await this.wakeScript([prioritized], [jobId, queue, ...nodes.map((n) => this.d.keys.channels.wakeNode(n))]);
-    return replyCode('wake-if-waiting', r, ['woken', 'taken']);
   }
 
   async queueOf(jobId: string): Promise<string | null> {

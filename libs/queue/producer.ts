@@ -70,15 +70,13 @@ export class Producer {
     const added = this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
     await Promise.all([indexed, added]);
     // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken now, the others WAKE_STAGGER_MS
-    // later and only if the job still waits (wake-if-waiting.lua): woken together, every node but one ran a losing
-    // round for each job (peek, reserve, take nothing, release: four commands; bench/README.md "The hot path"), and
-    // woken later regardless, each still ran a peek that found it gone. If the first cannot take it (its slots filled
-    // since the view was read), the others take it then.
+    // later: woken together, every node but one ran a losing round for each job (peek, reserve, take nothing, release:
+    // four commands; bench/README.md "The hot path"), while woken later they find the job gone with one peek. If the
+    // first cannot take it (its slots filled since the view was read), the others take it then.
     const [first, ...rest] = wakeNodes ?? [];
     await this.lifecycle.wake(this.redis.pipeline(), info.name, first === undefined ? undefined : [first]).exec();
     if (rest.length > 0) {
-      const prioritized = this.queue(info.name).keys.prioritized!;
-      setTimeout(() => void this.lifecycle.wakeIfWaiting(prioritized, info.name, jobId, rest).catch(() => undefined), WAKE_STAGGER_MS).unref();
+      setTimeout(() => void this.lifecycle.wake(this.redis.pipeline(), info.name, rest).exec().catch(() => undefined), WAKE_STAGGER_MS).unref();
     }
   }
 
