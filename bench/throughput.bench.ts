@@ -71,7 +71,11 @@ async function bullmqCeiling(redisUrl: string): Promise<{ per_second: number }> 
  * not), by connection name, read with MONITOR while `n` jobs go through one at a time. INFO commandstats counts the
  * calls inside scripts too, so the two totals differ; this one is what "commands per job" means in #14's target.
  */
-async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Promise<{ per_job: Record<string, number>; total: number; inside_lua: number; by_command: Record<string, number> }> {
+async function topLevelCommands(
+  redisUrl: string,
+  apiUrl: string,
+  n = 200,
+): Promise<{ per_job: Record<string, number>; total: number; inside_lua: number; by_command: Record<string, number>; inside_lua_by_script: Record<string, number>; inside_lua_by_script_command: Record<string, number> }> {
   const admin = new Redis(redisUrl);
   const names = new Map<string, string>();
   for (const line of String(await admin.client('LIST')).split('\n')) {
@@ -87,11 +91,21 @@ async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Prom
   mon.on('error', (e: Error) => (monitorError ??= e.message));
   const byConn = new Map<string, number>();
   const byCmd = new Map<string, number>();
+  // MONITOR shows a script's own call first, then the calls it makes inside (Redis runs one command at a time), so
+  // each call inside Lua is booked to the script call just before it: what INFO commandstats counts, by script.
+  const byScript = new Map<string, number>();
+  const byScriptCmd = new Map<string, number>();
+  let lastScript = '(none)';
   let lua = 0;
   let counting = false;
   mon.on('monitor', (_time: string, args: string[], source: string) => {
     if (!counting) return;
-    if (source === 'lua') return void lua++;
+    if (source === 'lua') {
+      byScript.set(lastScript, (byScript.get(lastScript) ?? 0) + 1);
+      const inner = `${lastScript} > ${String(args[0]).toLowerCase()}`;
+      byScriptCmd.set(inner, (byScriptCmd.get(inner) ?? 0) + 1);
+      return void lua++;
+    }
     const who = names.get(source) ?? '(other)';
     byConn.set(who, (byConn.get(who) ?? 0) + 1);
     const name = String(args[0]).toLowerCase();
@@ -99,6 +113,7 @@ async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Prom
     const first = name === 'evalsha' && Number(args[2]) > 0 ? ` ${String(args[3]).replace(/[0-9a-f]{8}-[0-9a-f-]{27}|\d+/g, '#')}` : '';
     const cmd = `${who} ${name}${first}`;
     byCmd.set(cmd, (byCmd.get(cmd) ?? 0) + 1);
+    if (name === 'evalsha' || name === 'eval') lastScript = cmd;
   });
   const one = async (i: number) => {
     const r = await pool.request({ method: 'POST', path: '/v1/jobs', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'generate', ...body(i + 1_000_000), wait: true }) });
@@ -116,7 +131,7 @@ async function topLevelCommands(redisUrl: string, apiUrl: string, n = 200): Prom
   const perJob = (m: Map<string, number>) => Object.fromEntries([...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v / n, 2)]).filter(([, v]) => (v as number) >= 0.05));
   const total = [...byConn.values()].reduce((t, v) => t + v, 0);
   if (monitorError) process.stderr.write(`MONITOR failed (${monitorError}): top-level counts of this run are partial\n`);
-  return { per_job: perJob(byConn), total: round(total / n, 2), inside_lua: round(lua / n, 2), by_command: perJob(byCmd) };
+  return { per_job: perJob(byConn), total: round(total / n, 2), inside_lua: round(lua / n, 2), by_command: perJob(byCmd), inside_lua_by_script: perJob(byScript), inside_lua_by_script_command: perJob(byScriptCmd) };
 }
 
 async function main(): Promise<void> {
@@ -226,7 +241,7 @@ async function main(): Promise<void> {
 
 BullMQ no-op ceiling on the same Redis (concurrency 10): ${ceiling.per_second} jobs/s
 Redis commands per job through Hydra: ${commandsPerJob} ${JSON.stringify(perJob)}
-Top-level commands per job (MONITOR, one at a time): ${top.total} by connection ${JSON.stringify(top.per_job)}; inside Lua ${top.inside_lua}
+Top-level commands per job (MONITOR, one at a time): ${top.total} by connection ${JSON.stringify(top.per_job)}; inside Lua ${top.inside_lua} by script ${JSON.stringify(top.inside_lua_by_script)}
   by command: ${JSON.stringify(top.by_command)}
 CPU ms per job: API ${cpuPerJobMs.api}, workers ${cpuPerJobMs.workers}, Hydra total ${cpuPerJobMs.hydra_total}, Redis ${cpuPerJobMs.redis}; one at a time, Hydra total ${cpuPerJobOneAtATimeMs}; in the kernel (system time): API ${Math.round(systemShare.api * 100)} %, workers ${Math.round(systemShare.workers * 100)} %
 Socket reads+writes per job (system calls): API ${sysLoaded.api.syscalls}, workers ${sysLoaded.workers.syscalls}; one at a time API ${sysOneAtATime.api.syscalls}, workers ${sysOneAtATime.workers.syscalls}
