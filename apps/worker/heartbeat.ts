@@ -50,6 +50,7 @@ export class Heartbeat {
   private lastHealthy: boolean | null = null;
   private inFlight: Promise<NodeRecord> | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
   /** The last probe that answered, and when (for withLastKnownModels). */
   private lastGood: { probe: BackendProbe; atMs: number } | null = null;
 
@@ -64,8 +65,9 @@ export class Heartbeat {
     return this.current;
   }
 
-  /** Probe and publish now; a beat already running is joined rather than overlapped. */
+  /** Probe and publish now; a beat already running is joined rather than overlapped. After `stop`, nothing is sent. */
   beat(): Promise<NodeRecord> {
+    if (this.stopped) return this.current ? Promise.resolve(this.current) : Promise.reject(new Error('heartbeat stopped'));
     this.inFlight ??= this.run().finally(() => (this.inFlight = null));
     return this.inFlight;
   }
@@ -78,9 +80,16 @@ export class Heartbeat {
     }, 200);
   }
 
-  stop(): void {
+  /**
+   * No beat from now on, and one already under way publishes nothing: resolves once it has ended. A beat whose probe was
+   * still out when the process left wrote the node's record and this process's membership back after `leave` had
+   * dropped them, so the node outlived its last process by the record's TTL (test/shared-node.int.test.ts, in CI).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.soonTimer) clearTimeout(this.soonTimer);
     this.soonTimer = null;
+    await this.inFlight?.catch(() => undefined);
   }
 
   private async run(): Promise<NodeRecord> {
@@ -112,6 +121,7 @@ export class Heartbeat {
     const names = (ms: readonly { name: string }[]) => ms.map((m) => m.name).sort();
     const seen = JSON.stringify([rec.healthy, rec.breaker?.state ?? null, names(rec.models_available), names(rec.models_loaded)]);
     const changed = this.current === null || this.routingView !== seen;
+    if (this.stopped) return rec;
     this.current = rec;
     this.routingView = seen;
     await d.registry.heartbeat(rec, s.heartbeatMs * 3, d.procId, { unchanged: !changed });

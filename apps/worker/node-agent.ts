@@ -175,7 +175,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     stop() {
       stopped ??= (async () => {
         clearInterval(timer);
-        heartbeat.stop();
+        await heartbeat.stop();
         await d.stop();
         const settle = async (ms: number) => {
           const deadline = Date.now() + ms;
