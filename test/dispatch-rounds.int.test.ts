@@ -2,16 +2,16 @@
 // so its calls count the rounds. Jobs one at a time used to cost three each: the wake's round, one right after the
 // take, and one when the job ended; now only the wake's, since the take says its queue had no other job left
 // (take.lua) and a job's end wakes the dispatcher only when its last round left work behind for want of room. That
-// last case is checked too: with one slot, queued jobs still start as each one ends, not at the next poll. Real
+// last case is checked too: with one slot, queued jobs still start as each one ends, not at the next poll, also when
+// the job came while the slot was busy and its wake found no node with a free one. Real
 // worker child process, real Redis (MONITOR).
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
+import { monitorRedis } from './support/redis-server.js';
 import { waitFor } from './support/wait.js';
 
 describe('dispatch rounds per job', () => {
   let c: TestCluster;
-  let mon: Redis | null = null;
 
   beforeAll(async () => {
     // Polls far apart: anything that starts within POLL_MS was started by a wake, not by a poll.
@@ -19,26 +19,21 @@ describe('dispatch rounds per job', () => {
     await c.simWorker('r1', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }], tokensPerSecond: 4000, loadMsPerGb: 0 }, { WORKER_CONCURRENCY: '1' });
   }, 60_000);
   afterAll(async () => {
-    mon?.disconnect();
     await c?.stop();
   });
 
-  /** Count the peeks (evalsha whose first key is a queue's `prioritized`) while `fn` runs. */
+  /** Count this cluster's peeks (evalsha whose first key is one of its queues' `prioritized`) while `fn` runs. */
   async function peeksDuring(fn: () => Promise<void>): Promise<number> {
-    const admin = new Redis(c.redisUrl);
-    mon = await admin.monitor();
     let peeks = 0;
-    mon.on('monitor', (_t: string, args: string[], source: string) => {
-      if (source !== 'lua' && String(args[0]).toLowerCase() === 'evalsha' && Number(args[2]) > 0 && String(args[3]).endsWith(':prioritized')) peeks++;
+    const mon = await monitorRedis(c.redisUrl, (args, source) => {
+      if (source !== 'lua' && String(args[0]).toLowerCase() === 'evalsha' && Number(args[2]) > 0 && String(args[3]).startsWith(`${c.prefix}:`) && String(args[3]).endsWith(':prioritized')) peeks++;
     });
     try {
       await fn();
       // Whatever the end of the last job sets off lands within a few ms.
       await new Promise((r) => setTimeout(r, 300));
     } finally {
-      mon.disconnect();
-      mon = null;
-      admin.disconnect();
+      mon.close();
     }
     return peeks;
   }
@@ -72,5 +67,26 @@ describe('dispatch rounds per job', () => {
     for (const id of ids) await waitFor(async () => (await c.get(`/v1/jobs/${id}`)).body.state === 'completed', { what: `job ${id} completed`, intervalMs: 20 });
     // Four jobs through one slot: three of them waited for an end. Each waiting for a poll would take 3 × 5 s.
     expect(Date.now() - t0).toBeLessThan(4000);
+  }, 60_000);
+
+  it('starts a job that came while the only slot was busy, and the view said so, as that slot frees', async () => {
+    // The first job holds the slot a few seconds, long enough for the API's view of the registry to show it.
+    const long = (await c.post('/v1/jobs', { type: 'generate', model: 'm', prompt: 'long', options: { num_predict: 50_000, sim_answer_tokens: 50_000 } })).body.id as string;
+    await waitFor(async () => (await c.get(`/v1/jobs/${long}`)).body.state === 'active', { what: 'the long job to start', intervalMs: 20 });
+    await waitFor(async () => (await c.nodes()).find((n) => n.id === 'r1')?.active_jobs === 1, { what: 'the registry to show r1 full', intervalMs: 50 });
+    // /v1/nodes reads the registry; what the API wakes by is its shared snapshot, up to ~750 ms older.
+    await new Promise((r) => setTimeout(r, 1200));
+    // So the API names no node for the next job: its wake goes to every process, whose only agent has no free slot.
+    const next = (await c.post('/v1/jobs', { type: 'generate', model: 'm', prompt: 'next', options: { num_predict: 2 } })).body.id as string;
+    const ended = async (id: string) => {
+      const v = (await c.get(`/v1/jobs/${id}`)).body;
+      return v.state === 'completed' ? v : null;
+    };
+    const a = await waitFor(() => ended(long), { what: 'the long job to end', intervalMs: 20 });
+    const b = await waitFor(() => ended(next), { what: 'the next job to end', intervalMs: 20 });
+    expect(b.attempts_made).toBe(1);
+    // It starts as the long one ends; waiting for the poll (POLL_MS 5 s from the long job's take) was ~3.5 s late.
+    const gap = Date.parse(b.started_at) - Date.parse(a.finished_at);
+    expect(gap, `started ${gap} ms after the slot freed`).toBeLessThan(1000);
   }, 60_000);
 });

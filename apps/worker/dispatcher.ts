@@ -141,6 +141,13 @@ export class Dispatcher {
    * end wakes nothing, and new jobs wake the dispatcher through their wake message.
    */
   private heldBack = false;
+  /**
+   * A job this node could take was added while every slot was busy, and its wake went elsewhere or was not acted on
+   * here (`slotWanted`): the next job end runs a round. Without it such a job waited for the next poll (POLL_MS) when
+   * the wake for every process found this agent full and woke nobody (test/dispatch-rounds.int.test.ts). Cleared by
+   * the next round, which looks at the queues itself.
+   */
+  private wanted = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly peekHeads: HeadPeeker;
   private readonly take: JobTaker;
@@ -170,6 +177,11 @@ export class Dispatcher {
   wake(): void {
     this.woken = true;
     this.wakeUp?.();
+  }
+
+  /** A job waits that this node could take once a slot frees (its wake found every slot busy): see `wanted`. */
+  slotWanted(): void {
+    this.wanted = true;
   }
 
   /** Stop taking jobs. Active jobs are left to the caller (drain). */
@@ -254,6 +266,7 @@ export class Dispatcher {
     // With every slot busy only the node's own queue is looked at, for admin jobs.
     const full = this.inferenceActive() >= this.s.slots;
     this.heldBack = full;
+    this.wanted = false;
     const queues = eligibleQueues(this.d.queues(), node).filter((q) => !full || q.kind === 'node');
     if (queues.length === 0) return idle(this.s.pollMs);
     // Workers (and so stalled-job checkers) for every queue this node could serve, so a crashed node's jobs
@@ -512,8 +525,9 @@ export class Dispatcher {
     void this.d.run(a).finally(() => {
       this.active.delete(id);
       if (kind === 'infer' && !a.ended) void registry.release(node.id, token).catch(() => undefined);
-      // The slot and memory freed matter only to a round that left work behind for want of them (`heldBack`).
-      if (this.heldBack) this.wake();
+      // The slot and memory freed matter only to a round that left work behind for want of them (`heldBack`), or to a
+      // job whose wake found every slot busy (`wanted`).
+      if (this.heldBack || this.wanted) this.wake();
     });
     return kind;
   }

@@ -69,6 +69,8 @@ export interface NodeAgent {
   wake(): void;
   /** Inference slots free now. */
   freeSlots(): number;
+  /** A job of a queue this node may serve waits and no slot is free: the next job end here looks at the queues. */
+  slotWanted(): void;
   /** Whether this agent runs the job now. */
   runs(jobId: string): boolean;
   /** Abort the job if this agent runs it; true when it did. */
@@ -164,6 +166,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     record: () => heartbeat.record(),
     wake: () => d.wake(),
     freeSlots: () => d.freeSlots,
+    slotWanted: () => d.slotWanted(),
     runs: (jobId) => d.active.has(jobId),
     cancel(jobId, reason) {
       const a = d.active.get(jobId);

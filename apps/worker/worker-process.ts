@@ -121,7 +121,11 @@ export async function startWorkerProcess(config: Config, logger: Logger): Promis
     });
     if (!info || info.kind !== 'class') return eligible.forEach((a) => a.wake());
     const cands = eligible.map((a) => ({ warm: a.record()?.models_loaded.some((m) => m.name === info.model) === true, free: a.freeSlots() }));
-    for (const i of wakeTargets(cands, WAKE_FANOUT, wakeTurn++)) eligible[i]!.wake();
+    const woken = wakeTargets(cands, WAKE_FANOUT, wakeTurn++);
+    for (const i of woken) eligible[i]!.wake();
+    // None here has a free slot: the job waits for one, so each qualifying agent looks at the queues when its next job
+    // ends (no round now: a full agent would take nothing from a class queue). Otherwise it waited for a poll.
+    if (woken.length === 0) for (const a of eligible) a.slotWanted();
   };
 
   const wakeOne = (agent: NodeAgent, queue: string): void => {

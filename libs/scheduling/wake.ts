@@ -17,9 +17,10 @@ export interface WakeCandidate {
 
 /**
  * Indices of the candidates to wake: up to `fanout` with a free slot, the warm ones first, each group rotated by
- * `turn` so repeated wakes spread over the nodes. Nodes not woken still look at their queues every POLL_MS and after
- * each job they finish, so no job waits for a wake that skipped it for longer than that; a node with no free slot
- * would take nothing from a class queue now anyway (a full node's round looks only at its own queue).
+ * `turn` so repeated wakes spread over the nodes. Nodes not woken still look at their queues every POLL_MS; a node with
+ * no free slot would take nothing from a class queue now anyway (a full node's round looks only at its own queue), and
+ * when no candidate has one, each is told a job waits (worker-process.ts: NodeAgent.slotWanted), so it looks again as
+ * soon as its next job ends rather than at its next poll.
  */
 export function wakeTargets(cands: readonly WakeCandidate[], fanout: number, turn: number): number[] {
   const rotate = (xs: number[]) => (xs.length === 0 ? xs : [...xs.slice(turn % xs.length), ...xs.slice(0, turn % xs.length)]);

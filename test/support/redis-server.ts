@@ -172,11 +172,12 @@ export function parseMonitorArgs(line: string): string[] {
 }
 
 /**
- * Watch every command the server at `url` runs (MONITOR) on a plain socket, calling `onCommand` with its arguments.
+ * Watch every command the server at `url` runs (MONITOR) on a plain socket, calling `onCommand` with its arguments and
+ * where it came from (`lua` for a call made by a script, else the client's `ip:port`).
  * Not ioredis's monitor(): it misses the switch to monitoring when the OK and the first monitored lines arrive in one
  * read, and throws "Command queue state error" as an uncaught exception (seen in CI on a busy Redis).
  */
-export async function monitorRedis(url: string, onCommand: (args: string[]) => void): Promise<{ close(): void }> {
+export async function monitorRedis(url: string, onCommand: (args: string[], source: string) => void): Promise<{ close(): void }> {
   const u = new URL(url);
   const socket = net.connect(Number(u.port || 6379), u.hostname);
   let buffered = '';
@@ -199,7 +200,9 @@ export async function monitorRedis(url: string, onCommand: (args: string[]) => v
           if (line === '+OK' && --oks === 0) (ready = true), resolve();
           continue;
         }
-        onCommand(parseMonitorArgs(line));
+        const open = line.indexOf('[');
+        const source = line.slice(line.indexOf(' ', open) + 1, line.indexOf(']', open));
+        onCommand(parseMonitorArgs(line), source);
       }
     });
   });
