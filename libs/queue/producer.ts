@@ -1,6 +1,7 @@
 // Enqueue side: BullMQ Queue objects per queue name, the run-time queue registry, and adding inference jobs
 // (validated against the catalog, indexed, workers woken) through the lifecycle protocol.
-import { Queue, type JobsOptions } from 'bullmq';
+import { Job, Queue, type JobsOptions } from 'bullmq';
+import { addPrioritizedJob } from 'bullmq/dist/esm/scripts/addPrioritizedJob-9.js';
 import type { ChainableCommander } from 'ioredis';
 import { jobSettingsOf, type Config } from '../config/index.js';
 import { nodeQueueName, type QueueInfo } from '../scheduling/index.js';
@@ -8,6 +9,20 @@ import { bullConnection, type RedisClient } from './connection.js';
 import { checkPayload, JobCatalog, type AdminJob, type InferJob, type JobKind, type JobSettings } from './catalog.js';
 import { hydraKeys, type HydraKeys } from './keys.js';
 import { JobLifecycle, type SetArgs } from './lifecycle.js';
+import { loadScript, QUEUE_SCRIPTS, type ScriptCall } from './scripts.js';
+
+/** BullMQ's addPrioritizedJob takes 9 keys, then 3 arguments (its packed arguments, the job's data, its packed options). */
+const BULL_ADD_KEYS = 9;
+
+/**
+ * The client BullMQ's `Job.addJob` writes through: it builds its add script's keys and arguments and hands them to
+ * `runCommand`; this one runs them inside Hydra's add-job.lua instead. Only the prioritized add is expected (every
+ * inference job has a priority): any other means BullMQ chose a path add-job.lua does not include.
+ */
+const addingClient = (run: (bull: readonly (string | number)[]) => Promise<unknown>) => ({
+  runCommand: (name: string, args: (string | number)[]): Promise<unknown> =>
+    name.startsWith(`${addPrioritizedJob.name}:`) ? run(args) : Promise.reject(new Error(`BullMQ chose ${name} for an inference job; add-job.lua includes ${addPrioritizedJob.name} only`)),
+});
 
 /** How long after the first node of a new job the other nodes named for it are woken (ms). */
 export const WAKE_STAGGER_MS = 20;
@@ -16,6 +31,7 @@ export class Producer {
   private readonly queues = new Map<string, Queue>();
   private readonly known = new Set<string>();
   readonly lifecycle: JobLifecycle;
+  private addScript: ScriptCall<unknown> | null = null;
 
   constructor(
     readonly redis: RedisClient,
@@ -54,27 +70,35 @@ export class Producer {
   }
 
   /**
-   * Validate, index, add, wake (`wakeNodes`, or every worker process). The index goes first, on BullMQ's connection in
-   * the add's own write (one connection runs its commands in order, so Redis records the index before it adds the job:
-   * if Redis goes away right after the add, the job can still be found). A Redis that refuses the index (out of memory,
-   * read-only) refuses BullMQ's add script in the same way; the call fails if either did.
+   * Validate, index, add, wake (`wakeNodes`, or every worker process), in one call (scripts/add-job.lua): the index
+   * first, so a job Redis holds can always be found; then BullMQ's own add, its keys and arguments built by BullMQ's
+   * `Job.addJob`; then the first node's wake, sent only once the job is in its queue. A Redis that refuses the index
+   * (out of memory, read-only) refuses the whole call: nothing is added, nobody woken, and the call fails.
    */
   async addInference(jobId: string, payload: InferJob, info: QueueInfo, wakeNodes?: readonly string[]): Promise<void> {
     const data = checkPayload('infer', payload);
     await this.registerQueue(info);
-    // Straight on the connection, not in a pipeline: ioredis copies BullMQ's ~64 commands onto every pipeline of it,
-    // which cost the API 0.2 ms of CPU per job (bench/README.md, "The hot path, fourth pass"). Sent in this turn, the
-    // SETs leave in the add's write all the same (coalesceWrites), and before it.
-    const bull = bullConnection(this.redis);
-    const indexed = Promise.all(this.indexEntries(jobId, info.name, data.session).map((e) => bull.set(...e)));
-    const added = this.queue(info.name).add(JobCatalog.infer.name(data), data, this.jobOptions('infer', jobId, data.priority));
-    await Promise.all([indexed, added]);
-    // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken now, the others WAKE_STAGGER_MS
-    // later: woken together, every node but one ran a losing round for each job (peek, reserve, take nothing, release:
-    // four commands; bench/README.md "The hot path"), while woken later they find the job gone with one peek. If the
-    // first cannot take it (its slots filled since the view was read), the others take it then.
+    // On BullMQ's connection, where its add ran before: ioredis copies BullMQ's ~64 commands onto every pipeline of the
+    // main connection otherwise (bench/README.md, "The hot path, fourth pass").
+    this.addScript ??= loadScript(bullConnection(this.redis), QUEUE_SCRIPTS, 'add-job', { addPrioritizedJob: addPrioritizedJob.content });
+    const add = this.addScript;
+    const queue = this.queue(info.name);
+    const opts = { ...queue.defaultJobOptions, ...this.jobOptions('infer', jobId, data.priority), jobId };
+    const index = this.indexEntries(jobId, info.name, data.session);
+    // The first node named (warm, with a free slot, in turns: wakeNodesFor) is woken in the add's own call, the others
+    // WAKE_STAGGER_MS later: woken together, every node but one ran a losing round for each job (peek, reserve, take
+    // nothing, release: four commands; bench/README.md "The hot path"), while woken later they find the job gone with
+    // one peek. If the first cannot take it (its slots filled since the view was read), the others take it then.
     const [first, ...rest] = wakeNodes ?? [];
-    await this.lifecycle.wake(this.redis.pipeline(), info.name, first === undefined ? undefined : [first]).exec();
+    const channel = first === undefined ? this.keys.channels.wake : this.keys.channels.wakeNode(first);
+    await new Job(queue, JobCatalog.infer.name(data), data, opts, jobId).addJob(
+      addingClient((bull) =>
+        add(
+          [...bull.slice(0, BULL_ADD_KEYS).map(String), ...index.map((e) => e[0])],
+          [...bull.slice(BULL_ADD_KEYS), info.name, channel, ...index.flatMap((e) => [e[1], e[3]])],
+        ),
+      ) as never,
+    );
     if (rest.length > 0) {
       setTimeout(() => void this.lifecycle.wake(this.redis.pipeline(), info.name, rest).exec().catch(() => undefined), WAKE_STAGGER_MS).unref();
     }
