@@ -178,7 +178,9 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
     stop() {
       stopped ??= (async () => {
         clearInterval(timer);
-        await heartbeat.stop();
+        // No beat from now on; one under way is waited for before leaving (it would write the node back), not here,
+        // so a slow probe does not hold up the drain.
+        const beatDone = heartbeat.stop();
         await d.stop();
         const settle = async (ms: number) => {
           const deadline = Date.now() + ms;
@@ -190,6 +192,7 @@ export async function startNodeAgent(host: AgentHost, opts: NodeAgentOptions): P
         await settle(10_000);
         if (handedBack) logger.info({ node: nodeId, jobs: handedBack }, 'handed active jobs back to the queue');
         host.detach(agent);
+        await beatDone;
         const gone = await registry.leave(nodeId, procId, Date.now()).catch(() => true);
         if (!gone) logger.info({ node: nodeId }, 'other processes still serve this node: it stays registered');
         metrics.remove();
