@@ -182,9 +182,14 @@ export class JobLifecycle {
    * without them every worker process (each wakes a few of its agents that can take it: worker-process.ts).
    */
   wake<C extends ChainableCommander>(c: C, queue: string, nodes?: readonly string[]): C {
-    if (nodes && nodes.length > 0) for (const n of nodes) c.publish(this.d.keys.channels.wakeNode(n), queue);
-    else c.publish(this.d.keys.channels.wake, queue);
+    if (nodes && nodes.length > 0) for (const n of nodes) c.publish(this.wakeChannel(n), queue);
+    else c.publish(this.wakeChannel(), queue);
     return c;
+  }
+
+  /** The channel a wake for `node` goes on (its own), or without one the channel of every worker process. */
+  wakeChannel(node?: string): string {
+    return node === undefined ? this.d.keys.channels.wake : this.d.keys.channels.wakeNode(node);
   }
 
   async queueOf(jobId: string): Promise<string | null> {

@@ -90,7 +90,7 @@ export class Producer {
     // nothing, release: four commands; bench/README.md "The hot path"), while woken later they find the job gone with
     // one peek. If the first cannot take it (its slots filled since the view was read), the others take it then.
     const [first, ...rest] = wakeNodes ?? [];
-    const channel = first === undefined ? this.keys.channels.wake : this.keys.channels.wakeNode(first);
+    const channel = this.lifecycle.wakeChannel(first);
     await new Job(queue, JobCatalog.infer.name(data), data, opts, jobId).addJob(
       addingClient((bull) =>
         add(
