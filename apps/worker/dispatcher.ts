@@ -242,18 +242,24 @@ export class Dispatcher {
     const node = this.d.node();
     const now = Date.now();
     if (!node || !node.healthy) return this.s.pollMs;
-    const admitted = await this.d.breaker.admit(now);
-    if (!admitted.ok) return Math.min(this.s.pollMs, 250);
+    const { breaker } = this.d;
+    // The breaker's shared state is read again (at most every SYNC_MS) beside the round's peek when the mirror lets
+    // jobs start, so the two share one round trip and only the take waits for the answer: read first, it was a round
+    // trip of its own before the peek of every job that came after a quiet spell. One the mirror holds shut is read
+    // first, and no peek is made while it stays so.
+    const shut = !breaker.allow(now);
+    const admission = breaker.admit(now);
+    if (shut && !(await admission).ok) return Math.min(this.s.pollMs, 250);
     let took: Taken = false;
     try {
       const t0 = this.timing ? performance.now() : 0;
-      const r = await this.round(node, now);
+      const r = await this.round(node, now, admission);
       this.timing?.round(performance.now() - t0);
       took = r.took;
       return r.waitMs;
     } finally {
       // The node's single half-open probe was claimed for this round but no inference job started: free it.
-      if (admitted.probe && took !== 'infer') this.d.breaker.neutral();
+      if ((await admission).probe && took !== 'infer') breaker.neutral();
     }
   }
 
@@ -261,7 +267,7 @@ export class Dispatcher {
    * Look at the heads and take one job if any can run; `waitMs`: how long to sleep before the next round (0 after a
    * take that may have left more to take).
    */
-  private async round(node: NodeRecord, now: number): Promise<{ took: Taken; waitMs: number }> {
+  private async round(node: NodeRecord, now: number, admission: Promise<{ ok: boolean }>): Promise<{ took: Taken; waitMs: number }> {
     const idle = (waitMs: number) => ({ took: false as const, waitMs });
     // With every slot busy only the node's own queue is looked at, for admin jobs.
     const full = this.inferenceActive() >= this.s.slots;
@@ -278,7 +284,12 @@ export class Dispatcher {
       return info?.kind === 'class' && others.some((o) => isServing(o) && nodeQualifies(o, info.model, info.min_vram_mb).ok);
     };
     // A node that just failed a job leaves its next attempt to another qualifying node.
-    const peeked = (await this.peek(queues, now)).filter((h) => !(h.excluded && otherCanServe(h.queue)));
+    const peeking = this.peek(queues, now);
+    if (!(await admission).ok) {
+      await peeking.catch(() => undefined);
+      return idle(Math.min(this.s.pollMs, 250));
+    }
+    const peeked = (await peeking).filter((h) => !(h.excluded && otherCanServe(h.queue)));
     // Admin heads skip ordering and delay scheduling: they are for this node only and hold no memory.
     const admin = peeked.filter((h) => h.admin).map((head): DispatchChoice => ({ head, warm: false, reason: `model management (${head.model}) on ${node.id}` }));
     const heads = full ? [] : peeked.filter((h) => !h.admin);
