@@ -5,7 +5,7 @@ import type { Logger } from '../../libs/logger/index.js';
 import { startHistoryDrainer, type HistoryDrainer } from '../../libs/memory/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
 import { createDeliveries, createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type Deliveries, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
-import { cachedNodeList, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeList, type NodeView } from '../../libs/registry/index.js';
+import { cachedNodeList, keepFresh, NODE_LIST_TTL_MS, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
 import { Waiters } from './waiters.js';
@@ -77,7 +77,9 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   await replicaAck?.started();
   const registry = new NodeRegistry(redis, keys);
   // Routing needs no fresher than heartbeats: the shared registry snapshot (one key; see REGISTRY_SNAPSHOT_MAX_AGE_MS).
-  const nodes = cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) });
+  const nodes = cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) }, NODE_LIST_TTL_MS);
+  // Kept under twice its ttl old between requests, so no submit waits for a registry read (node-list.ts).
+  const stopFresh = keepFresh(nodes, NODE_LIST_TTL_MS / 2);
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });
@@ -104,6 +106,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     blocking,
     redisError: () => (redis.status === 'ready' ? null : (connError ?? `connection ${redis.status}`)),
     async close() {
+      stopFresh();
       waiters.close();
       await coordinator.close();
       await history?.close();

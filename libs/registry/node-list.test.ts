@@ -1,7 +1,7 @@
 // The cached node list: at most one registry read per ttl, a list up to twice the ttl old answered at once while a
 // fresh one is read behind it, an older one waited for, a failed read never cached.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { cachedNodeList } from './node-list.js';
+import { cachedNodeList, keepFresh } from './node-list.js';
 
 describe('cachedNodeList', () => {
   beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
@@ -58,5 +58,67 @@ describe('cachedNodeList', () => {
     const again = nodes();
     r.release();
     expect(await again).toEqual(['v2']);
+  });
+});
+
+describe('keepFresh', () => {
+  // setImmediate stays real: it is how a test tells an answer given at once from one that waited.
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] }));
+  afterEach(() => vi.useRealTimers());
+
+  /** A registry whose reads take `ms` (fake time) and answer `v1`, `v2`, ... */
+  const slowRegistry = (ms: number) => {
+    let n = 0;
+    return {
+      reads: () => n,
+      hang: false,
+      list(): Promise<string[]> {
+        const v = [`v${++n}`];
+        return this.hang ? new Promise<string[]>(() => undefined) : new Promise((res) => setTimeout(() => res(v), ms));
+      },
+    };
+  };
+  /** Whether `p` settles before the macrotask queue turns: no registry read (which takes fake time) was waited for. */
+  const atOnce = async (p: Promise<unknown>) => Promise.race([p.then(() => true), new Promise((r) => setImmediate(() => r(false)))]);
+
+  it('after a quiet spell a caller is answered at once, where without it the caller waits for the read', async () => {
+    const kept = slowRegistry(100);
+    const keptNodes = cachedNodeList(kept, 250);
+    const stop = keepFresh(keptNodes, 125);
+    const plain = slowRegistry(100);
+    const plainNodes = cachedNodeList(plain, 250);
+    await vi.advanceTimersByTimeAsync(200);
+    void plainNodes();
+    await vi.advanceTimersByTimeAsync(200);
+    for (const quiet of [700, 1300, 5000]) {
+      await vi.advanceTimersByTimeAsync(quiet);
+      expect(await atOnce(keptNodes()), `after ${quiet} ms`).toBe(true);
+      const waited = plainNodes();
+      expect(await atOnce(waited)).toBe(false);
+      await vi.advanceTimersByTimeAsync(100);
+      await waited;
+    }
+    // Idle, one read per ttl and a half (reads start at 375 ms of age), not one per tick.
+    const before = kept.reads();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(kept.reads() - before).toBeGreaterThanOrEqual(7);
+    expect(kept.reads() - before).toBeLessThanOrEqual(9);
+    stop();
+    const stopped = kept.reads();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(kept.reads()).toBe(stopped);
+  });
+
+  it('does not pile reads up behind one that hangs', async () => {
+    const r = slowRegistry(10);
+    const nodes = cachedNodeList(r, 250);
+    const stop = keepFresh(nodes, 125);
+    await vi.advanceTimersByTimeAsync(300);
+    r.hang = true;
+    const before = r.reads();
+    await vi.advanceTimersByTimeAsync(5000);
+    // The background read that hangs, then the caller's own once the list is too old: one ask at a time.
+    expect(r.reads() - before).toBeLessThanOrEqual(2);
+    stop();
   });
 });

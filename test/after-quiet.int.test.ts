@@ -1,11 +1,14 @@
-// The circuit breaker's shared state is read (at most every SYNC_MS) beside the dispatch round's peek, not before it:
-// after a quiet spell, a job's wake used to cost a round trip for the breaker's HMGET before the peek was even sent
-// (~1 ms of the time to first token of a lone chat request; bench/README.md, "The hot path, sixth pass"). The worker
-// talks to Redis through a TCP proxy that holds Redis' replies once the breaker's read is sent: the peek still goes
-// out (the proxy then lets everything through) only when it does not wait for that read's answer. On the old code
-// the proxy gives up holding after HOLD_MS and the job starts that much later. Real worker child process, real Redis.
+// A job that comes after a quiet spell waits for no read of state that could have been read before it came
+// (bench/README.md, "The hot path, sixth pass": each was a round trip of a lone chat request's time to first token).
+// - The worker: the circuit breaker's shared state is read (at most every SYNC_MS) beside the dispatch round's peek, not
+//   before it. The worker talks to Redis through a TCP proxy that holds Redis' replies once the breaker's read is
+//   sent: the peek still goes out (the proxy then lets everything through) only when it does not wait for that read's
+//   answer. On the old code the proxy gives up holding after HOLD_MS and the job starts that much later.
+// - The API: its node list is kept fresh between requests (keepFresh), so routing a request after a quiet spell waits
+//   for no registry read, even one made slow on purpose.
+// Real worker child process, real Redis, the API's own context.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
 
 const HOLD_MS = 1500;
@@ -63,7 +66,7 @@ function holdingProxy(target: URL, breakerKey: string) {
   };
 }
 
-describe('the breaker read shares the peek round trip', () => {
+describe('after a quiet spell', () => {
   let c: TestCluster;
   let proxy: ReturnType<typeof holdingProxy>;
 
@@ -99,4 +102,27 @@ describe('the breaker read shares the peek round trip', () => {
     expect(proxy.releases, `job times ${took.join(' ')} ms`).toEqual(proxy.releases.map(() => 'peek'));
     expect(Math.max(...took), `job times ${took.join(' ')} ms`).toBeLessThan(HOLD_MS);
   }, 60_000);
+
+  it("routes a request without waiting for a registry read: the API's node list is kept fresh meanwhile", async () => {
+    // Every registry read made slow (100 ms): a request that had to wait for one could not be answered at once.
+    const shared = c.ctx.registry.shared.bind(c.ctx.registry);
+    const spy = vi.spyOn(c.ctx.registry, 'shared').mockImplementation(async (age) => {
+      await new Promise((r) => setTimeout(r, 100));
+      return shared(age);
+    });
+    try {
+      for (const quiet of [700, 1300]) {
+        const before = spy.mock.calls.length;
+        await new Promise((r) => setTimeout(r, quiet));
+        const reads = spy.mock.calls.length - before;
+        // Answered before the event loop turns: no read (100 ms) was waited for.
+        const atOnce = await Promise.race([c.ctx.nodes().then(() => true), new Promise((r) => setImmediate(() => r(false)))]);
+        expect(atOnce, `after ${quiet} ms quiet`).toBe(true);
+        // The list was read while nothing asked for it (before: no read at all between requests).
+        expect(reads, 'registry reads while quiet').toBeGreaterThan(0);
+      }
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
