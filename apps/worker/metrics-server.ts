@@ -6,7 +6,7 @@ import { Gauge, Registry } from 'prom-client';
 import { isLoopbackHost, type Config } from '../../libs/config/index.js';
 import type { NodeRecord } from '../../libs/core/index.js';
 import type { Logger } from '../../libs/logger/index.js';
-import { finishedJobWrite, MetricsStore, processMetrics, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
+import { finishedJobWrite, MetricsBatch, MetricsStore, processMetrics, RedisMetrics, tokenTimer, type JobOutcome } from '../../libs/metrics/index.js';
 import { bullConnection, type EndWrite, type HydraKeys, type RedisClient } from '../../libs/queue/index.js';
 import type { InferenceBackend } from './backends/backend.js';
 import type { ActiveJob } from './dispatcher.js';
@@ -15,7 +15,10 @@ import type { ActiveJob } from './dispatcher.js';
 export interface NodeMetrics {
   /** The backend with generate and chat timed (first token, inter-token gaps): give it to the job runner. */
   backend: InferenceBackend;
-  /** A job ended for good: its recording, as a write of its end (libs/queue/job-end.ts; failures are logged). */
+  /**
+   * A job ended for good: its recording, as a write of its end (libs/queue/job-end.ts; failures are logged), which adds
+   * it to the process's batch (METRICS_FLUSH_MS) once the end is recorded.
+   */
   jobFinishedWrite(job: ActiveJob['job'], outcome: JobOutcome): EndWrite;
   /** After a heartbeat: the node's loaded models, for loads and unloads. */
   nodeSeen(rec: NodeRecord | null): void;
@@ -32,6 +35,7 @@ export interface WorkerMetrics {
   addNode(n: { nodeId: string; slots: number; backend: InferenceBackend; active: () => ReadonlyMap<string, ActiveJob> }): NodeMetrics;
   /** The address /metrics listens on, when METRICS_PORT is set. */
   url: string | null;
+  /** Records the job metrics still batched, and stops serving /metrics. */
   close(): Promise<void>;
 }
 
@@ -95,6 +99,8 @@ export async function startWorkerMetrics(config: Config, deps: { redis: RedisCli
     },
   });
   const store = new MetricsStore(deps.redis, deps.keys, config.METRICS_MAX_MODELS);
+  // Job metrics of many jobs recorded together (libs/metrics/batch.ts), unless METRICS_FLUSH_MS=0.
+  const batch = config.METRICS_FLUSH_MS > 0 ? new MetricsBatch(store, config.METRICS_FLUSH_MS, logger) : null;
   // The loaded set outlives a few missed heartbeats, so a worker restart does not count the node's models as new loads.
   const loadedTtlMs = Math.max(60_000, 10 * config.HEARTBEAT_MS);
   const served =
@@ -113,7 +119,7 @@ export async function startWorkerMetrics(config: Config, deps: { redis: RedisCli
       return {
         backend: timer.backend,
         jobFinishedWrite(job, outcome) {
-          return finishedJobWrite(store, job, outcome, run(job));
+          return finishedJobWrite(store, job, outcome, run(job), batch);
         },
         nodeSeen(rec) {
           // An unhealthy probe lists nothing loaded: that is not an unload.
@@ -124,6 +130,7 @@ export async function startWorkerMetrics(config: Config, deps: { redis: RedisCli
       };
     },
     async close() {
+      await batch?.close();
       if (!served) return;
       const closed = new Promise((r) => served.server.close(r));
       served.server.closeAllConnections();

@@ -264,6 +264,11 @@ const ConfigSchema = z.object({
   METRICS_PORT: int(0, 0).refine((p) => p <= 65535, 'must be a port number (0-65535)'),
   /** Distinct `model` label values in metrics; further models are counted as model="other" (bounded cardinality). */
   METRICS_MAX_MODELS: int(50, 1),
+  /**
+   * A worker gathers the job metrics of the jobs it ends over this long and records them together (one call per model);
+   * 0 = inside each job's end call. Cluster job metrics lag by up to this; a worker that dies loses its unflushed part.
+   */
+  METRICS_FLUSH_MS: int(250, 0).refine((v) => v <= 60_000, 'must be at most 60000 (one minute)'),
   // results history (libs/memory, docs/memory.md)
   /** Where finished jobs and workflows are kept: unset = SQLite at HYDRA_DATA_DIR/history.sqlite, sqlite:<path>, postgres://..., or off. */
   MEMORY_URL: optional(

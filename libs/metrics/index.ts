@@ -9,3 +9,4 @@ export * from './local-metrics.js';
 export * from './model-labels.js';
 export * from './cluster-metrics.js';
 export * from './recording.js';
+export * from './batch.js';

@@ -5,6 +5,7 @@ import type { HydraError, InferResult } from '../core/index.js';
 import type { Logger } from '../logger/index.js';
 import { kindOfJobName, modelOfJobName, type EndWrite, type InferJob, type JobLifecycle } from '../queue/index.js';
 import { cancelledWaitingIncrements, finishedJobIncrements } from './finished-job.js';
+import type { MetricsBatch } from './batch.js';
 import type { MetricsStore } from './stored.js';
 import type { TokenTiming } from './token-timing.js';
 
@@ -12,16 +13,21 @@ export type JobOutcome = { state: 'completed'; result: InferResult } | { state: 
 
 /**
  * The recording of a job that ended for good (run by this worker on `node`), as a write of the job's end
- * (libs/queue/job-end.ts: inside the completing call, or in one call with the other records after a final failure);
- * a failed write is only logged.
+ * (libs/queue/job-end.ts): with a `batch` (METRICS_FLUSH_MS > 0) a local write that adds the job's increments to it
+ * once the end is recorded; without, a write inside the completing call (or in one call with the other records after
+ * a final failure). A failed write is only logged.
  */
 export function finishedJobWrite(
   store: MetricsStore,
   job: Job,
   outcome: JobOutcome,
   run: { node: string; warm?: boolean; timing?: TokenTiming; logger: Logger },
+  batch?: MetricsBatch | null,
 ): EndWrite {
-  return store.recordWrite(modelOfJobName(job.name), incrementsOf(job, outcome, run), (e) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
+  const model = modelOfJobName(job.name);
+  const incs = incrementsOf(job, outcome, run);
+  if (batch) return { kind: 'local', then: () => batch.add(model, incs) };
+  return store.recordWrite(model, incs, (e) => run.logger.warn({ jobId: job.id, err: e.message }, 'job metrics not recorded'));
 }
 
 function incrementsOf(job: Job, outcome: JobOutcome, run: { node: string; warm?: boolean; timing?: TokenTiming }) {

@@ -1,6 +1,6 @@
 // Cluster-wide job metrics kept in Redis: which exist (name, labels, buckets), how a recording is encoded (hash fields,
 // one Lua call per finished job), and how a scrape reads them back as Prometheus families.
-import { loadScript, readScript, replyCode, type EndWrite, type HydraKeys, type RedisClient, type ScriptCall } from '../queue/index.js';
+import { loadScript, readScript, replyCode, type HydraKeys, type RedisClient, type ScriptCall, type SentWrite } from '../queue/index.js';
 import type { Family, Labels } from './exposition.js';
 
 export interface StoredMetric {
@@ -227,7 +227,7 @@ export class MetricsStore {
   }
 
   /** The same recording as a write of a job's end (libs/queue/job-end.ts). */
-  recordWrite(model: string, incs: readonly Increment[], failed: (e: Error) => void): EndWrite {
+  recordWrite(model: string, incs: readonly Increment[], failed: (e: Error) => void): SentWrite {
     return {
       kind: 'jobMetrics',
       ...this.recordCall(model, incs),

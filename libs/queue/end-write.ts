@@ -15,9 +15,20 @@ export interface EndScripts {
  * final failure in a call of its own (`endWriter`). A Redis command (its name first in `args`, then the rest after its
  * keys), or a call of one of the `EndScripts`. `then` gets its reply, or the error it failed with (the end stands).
  */
-export interface EndWrite {
+export interface SentWrite {
   kind: 'command' | keyof EndScripts;
   keys: readonly string[];
   args: readonly (string | number)[];
   then?: (reply: unknown, err: Error | null) => void;
 }
+
+/**
+ * A write of a job's end that sends nothing in the end's call: `then` runs in this process once the end is recorded,
+ * never when it is refused (the job metrics gathered over many jobs and sent together: libs/metrics/batch.ts).
+ */
+export interface LocalWrite {
+  kind: 'local';
+  then: () => void;
+}
+
+export type EndWrite = SentWrite | LocalWrite;

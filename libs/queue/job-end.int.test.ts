@@ -117,6 +117,8 @@ describe('jobEnder (job-end.lua)', () => {
           { kind: 'command', keys: [`${keys.prefix}:not-a-list`], args: ['LPUSH', 'z'], then: keep },
           { ...metrics.recordWrite('m:1b', [{ metric: STORED.jobsFinished, labels: { type: 'generate', node: 'n3', outcome: 'completed' }, amount: 1 }], (e) => keep(null, e)), then: keep },
           perf.recordWrite('n3', 'm:1b', { tokens_per_s: 10, ttft_ms: 5, job_ms: 100 }, 1000, (n, err) => keep(n, err)),
+          // Sent nothing, run here once the end is recorded; the replies of the sent writes around it keep their order.
+          { kind: 'local', then: () => void replies.push(['local', null]) },
           { kind: 'command', keys: [], args: ['PUBLISH', `${keys.prefix}:test-done`, `done ${job.id}`], then: keep },
         ];
       }),
@@ -129,6 +131,7 @@ describe('jobEnder (job-end.lua)', () => {
       [['recorded', 'm:1b'], null],
       [1, null],
       [expect.any(Number), null],
+      ['local', null],
     ]);
     expect(await redis.lrange(`${keys.prefix}:log`, 0, -1)).toEqual(['attempt 1']);
     expect(Object.keys(await redis.hgetall(keys.metric(STORED.jobsFinished.key)))).toHaveLength(1);
@@ -144,11 +147,14 @@ describe('jobEnder (job-end.lua)', () => {
     const keep = (reply: unknown, err: Error | null) => void replies.push([reply, err ? err.message : null]);
     const metrics = new MetricsStore(redis, keys, 10);
     await write([
+      { kind: 'local', then: () => void replies.push(['local', null]) },
       { kind: 'command', keys: [`${keys.prefix}:failed-log`], args: ['LPUSH', 'failed 1'], then: keep },
       { kind: 'command', keys: [`${keys.prefix}:not-a-list-2`], args: ['LPUSH', 'z'], then: keep },
       { ...metrics.recordWrite('m:1b', [{ metric: STORED.jobsFinished, labels: { type: 'generate', node: 'n5', outcome: 'failed' }, amount: 1 }], (e) => keep(null, e)), then: keep },
     ]);
+    // The local write first: the end (moveToFailed) is recorded before these writes are sent.
     expect(replies).toEqual([
+      ['local', null],
       [1, null],
       [null, expect.stringMatching(/WRONGTYPE/)],
       [['recorded', 'm:1b'], null],
@@ -160,8 +166,13 @@ describe('jobEnder (job-end.lua)', () => {
   it('builds the writes but runs none of them when BullMQ refuses, and leaves the Job as it was', async () => {
     await q.add('infer:m:1b', { n: 4 }, { priority: 2 });
     const job = (await w.getNextJob(randomUUID(), { block: false }))!;
-    await expect(end(job, randomUUID(), { response: 'x' }, endOf(job, 'n4', () => [{ kind: 'command', keys: [`${keys.prefix}:never`], args: ['LPUSH', 'x'] }]))).rejects.toThrow(/lock/i);
+    let local = 0;
+    await expect(
+      end(job, randomUUID(), { response: 'x' }, endOf(job, 'n4', () => [{ kind: 'command', keys: [`${keys.prefix}:never`], args: ['LPUSH', 'x'] }, { kind: 'local', then: () => void local++ }])),
+    ).rejects.toThrow(/lock/i);
     expect(await redis.exists(`${keys.prefix}:never`)).toBe(0);
+    // A local write (the metrics batch's) runs only for an end that was recorded.
+    expect(local).toBe(0);
     expect(job.attemptsMade).toBe(0);
     expect(job.finishedOn).toBeUndefined();
     expect(job.returnvalue).toBeNull();

@@ -8,7 +8,7 @@ import { moveToFinished } from 'bullmq/dist/esm/scripts/moveToFinished-14.js';
 import type { RedisClient } from './connection.js';
 import type { HydraKeys } from './keys.js';
 import { STREAM_MAXLEN, type JobLifecycle, type StreamEvent } from './lifecycle.js';
-import type { EndScripts, EndWrite } from './end-write.js';
+import type { EndScripts, EndWrite, SentWrite } from './end-write.js';
 import { loadScript, QUEUE_SCRIPTS, readScript, replyCode, type ScriptCall } from './scripts.js';
 
 /** What BullMQ's Job and its backend do for a completion, reached past their protected types (BullMQ 6.7). */
@@ -23,23 +23,37 @@ interface JobInternals {
 /** BullMQ's moveToFinished takes 14 keys. */
 const BULL_KEYS = 14;
 
-const KIND_CODE: Record<EndWrite['kind'], string> = { command: 'c', jobMetrics: 'm', nodePerf: 'p' };
+const KIND_CODE: Record<SentWrite['kind'], string> = { command: 'c', jobMetrics: 'm', nodePerf: 'p' };
 
-/** end-writes.lua's keys, layout and arguments for `writes`. */
-function encodeWrites(writes: readonly EndWrite[]): { keys: string[]; layout: string; args: (string | number)[] } {
+/** end-writes.lua's keys, layout and arguments for the writes that are sent (`sent`; the local ones are not). */
+function encodeWrites(writes: readonly EndWrite[]): { sent: SentWrite[]; keys: string[]; layout: string; args: (string | number)[] } {
+  const sent = writes.filter((w): w is SentWrite => w.kind !== 'local');
   return {
-    keys: writes.flatMap((w) => w.keys),
-    layout: writes.map((w) => `,${KIND_CODE[w.kind]}:${w.keys.length}:${w.args.length}`).join(''),
-    args: writes.flatMap((w) => w.args),
+    sent,
+    keys: sent.flatMap((w) => w.keys),
+    layout: sent.map((w) => `,${KIND_CODE[w.kind]}:${w.keys.length}:${w.args.length}`).join(''),
+    args: sent.flatMap((w) => w.args),
   };
 }
 
-/** Hand each write its reply (or the error it failed with). */
-function settle(writes: readonly EndWrite[], replies: readonly unknown[]): void {
-  writes.forEach((w, i) => {
+/** Hand each sent write its reply (or the error it failed with). */
+function settle(sent: readonly SentWrite[], replies: readonly unknown[]): void {
+  sent.forEach((w, i) => {
     const r = replies[i];
     w.then?.(r instanceof Error ? null : r, r instanceof Error ? r : null);
   });
+}
+
+/** Run the local writes: the end they belong to is recorded, and stands whatever one of them throws. */
+function runLocal(writes: readonly EndWrite[]): void {
+  for (const w of writes) {
+    if (w.kind !== 'local') continue;
+    try {
+      w.then();
+    } catch {
+      /* the end is recorded; a local write is its owner's to report */
+    }
+  }
 }
 
 /** end-writes.lua with the scripts it includes. */
@@ -49,14 +63,16 @@ export type EndWriter = (writes: readonly EndWrite[]) => Promise<void>;
 
 /**
  * The same writes in a call of their own, for an end BullMQ recorded otherwise (a final failure: moveToFailed). The
- * call fails only if Redis refuses it as a whole; a failed write is handed to its `then`.
+ * call fails only if Redis refuses it as a whole; a failed write is handed to its `then`. The local writes run first:
+ * the end is recorded already.
  */
 export function endWriter(redis: RedisClient, scripts: EndScripts): EndWriter {
   const call: ScriptCall<unknown[]> = loadScript(redis, QUEUE_SCRIPTS, 'end-writes', { ...scripts });
   return async (writes) => {
-    if (writes.length === 0) return;
+    runLocal(writes);
     const w = encodeWrites(writes);
-    settle(writes, await call(w.keys, [w.layout, ...w.args]));
+    if (w.sent.length === 0) return;
+    settle(w.sent, await call(w.keys, [w.layout, ...w.args]));
   };
 }
 
@@ -120,7 +136,8 @@ export function jobEnder(redis: RedisClient, keys: HydraKeys, lifecycle: Pick<Jo
     j.recordJobMetrics?.('completed');
     const nRetired = Number(reply[2]);
     const retired = reply.slice(3, 3 + nRetired).map(String);
-    settle(writes, reply.slice(3 + nRetired));
+    settle(w.sent, reply.slice(3 + nRetired));
+    runLocal(writes);
     // Side keys of the jobs that left the count retention (one batch per cap/10 jobs): off the answer's path.
     void lifecycle.unlinkRetired(retired).catch(() => undefined);
     return { stream: replyCode('job-end', reply[1], ['ended', 'already']), retired };
