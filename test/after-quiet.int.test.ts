@@ -125,4 +125,15 @@ describe('after a quiet spell', () => {
       spy.mockRestore();
     }
   });
+
+  it('drops the API\'s cached node list as soon as the registry announces a change', async () => {
+    const list = c.ctx.nodes as typeof c.ctx.nodes & { invalidate(): void };
+    const spy = vi.spyOn(list, 'invalidate');
+    try {
+      await c.ctx.registry.invalidateShared();
+      await vi.waitFor(() => expect(spy).toHaveBeenCalled(), { timeout: 2000 });
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

@@ -66,6 +66,26 @@ describe('shared registry snapshot (real Redis)', () => {
     expect(ids(await a.shared(60_000))).toEqual(['n1', 'n3', 'n4']);
   });
 
+  it('announces every drop of the snapshot on the registry channel (a changed beat, a leave, a deregister), not a routine beat', async () => {
+    const reg = new NodeRegistry(redis, keys);
+    const sub = new Redis(inject('redisUrl'));
+    const heard: string[] = [];
+    try {
+      await sub.subscribe(keys.channels.registry);
+      sub.on('message', (_c: string, m: string) => heard.push(m));
+      await beat(reg, 'c1', false);
+      await beat(reg, 'c1', true);
+      await beat(reg, 'c2', false);
+      await reg.leave('c2', 'p', Date.now());
+      await reg.deregister('c1');
+      await reg.invalidateShared();
+      // The leave announces through invalidateShared (''), as a first speed figure does.
+      await vi.waitFor(() => expect(heard).toEqual(['c1', 'c2', '', 'c1', '']));
+    } finally {
+      sub.disconnect();
+    }
+  });
+
   it('past its age one of many concurrent readers rebuilds it; the rest are served the previous one meanwhile', async () => {
     const regs = Array.from({ length: 10 }, () => new NodeRegistry(redis, keys));
     const spies = regs.map((r) => vi.spyOn(r, 'list'));

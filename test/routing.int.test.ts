@@ -1,5 +1,5 @@
 // VRAM-aware routing, pinning with fallback, and unsatisfiable requests, through real worker processes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
@@ -48,6 +48,21 @@ describe('routing by VRAM and by node', () => {
       expect(r.body.result.node_id).toBe(node);
       expect(r.body.result.routing_decision).toMatchObject({ requested_node: node, selected_node: node, queue: `node.${node}` });
       expect(r.body.result.routing_decision.reason).toMatch(`pinned to requested node ${node}`);
+    }
+  });
+
+  it('pins to a node its cached node list does not have yet (a node that just joined), after one fresh read', async () => {
+    // The API's node list is up to half a second old: as it was before gpu80 joined.
+    const cached = (await c.ctx.nodes()).filter((n) => n.id !== 'gpu80');
+    const spy = vi.spyOn(c.ctx, 'nodes').mockImplementation(async () => cached);
+    try {
+      const r = await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:14b', prompt: 'pin to the newcomer', node_id: 'gpu80', wait: true });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      // Before: "requested node gpu80 is not registered; fell back to any qualifying node".
+      expect(r.body.result.routing_decision.reason).toMatch('pinned to requested node gpu80');
+      expect(r.body.result.node_id).toBe('gpu80');
+    } finally {
+      spy.mockRestore();
     }
   });
 

@@ -25,6 +25,8 @@ export interface ApiContext {
   waiters: Waiters;
   /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
   nodes: NodeList<NodeView>;
+  /** Registered nodes read now (the shared snapshot, which a join drops): for a request naming a node `nodes` lacks. */
+  freshNodes: NodeList<NodeView>;
   /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
   cache: L1Cache;
   coordinator: Coordinator;
@@ -78,8 +80,16 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
   const registry = new NodeRegistry(redis, keys);
   // Routing needs no fresher than heartbeats: the shared registry snapshot (one key; see REGISTRY_SNAPSHOT_MAX_AGE_MS).
   const nodes = cachedNodeList({ list: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS) }, NODE_LIST_TTL_MS);
-  // Kept under twice its ttl old between requests, so no submit waits for a registry read (node-list.ts).
+  // Kept under twice its ttl old between requests, so no submit waits for a registry read (node-list.ts); dropped at
+  // once when the registry changes in what routing looks at (a join, a leave, a health or model change), and on a
+  // reconnection, after which such news may have been missed.
   const stopFresh = keepFresh(nodes, NODE_LIST_TTL_MS / 2);
+  sub.on('message', (channel: string) => {
+    if (channel === keys.channels.registry) nodes.invalidate();
+  });
+  sub.on('ready', () => nodes.invalidate());
+  const registryNews = sub.subscribe(keys.channels.registry).catch((e: Error) => void logger.warn({ err: e.message }, 'could not subscribe to registry changes'));
+  if (redis.status === 'ready') await registryNews;
   const cache = createL1Cache(config, { redis, keys, logger });
   const coordinator = createCoordinator(config, { redis, producer, nodes, cache, logger: logger.child({ part: 'workflows' }) });
   const metrics = createApiMetrics(config, { redis, keys, nodes });
@@ -97,6 +107,7 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     registry,
     waiters,
     nodes,
+    freshNodes: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS),
     cache,
     coordinator,
     history,

@@ -90,6 +90,11 @@ export function hydraKeys(prefix: string) {
       done: `${prefix}:ch:done`,
       /** Payload: job id. The worker running it aborts it. */
       cancel: `${prefix}:ch:cancel`,
+      /**
+       * Payload: node id (or empty). The registry changed in what routing looks at (a join, a leave, a health or model
+       * change: whenever the shared snapshot is dropped); the API drops its cached node list.
+       */
+      registry: `${prefix}:ch:registry`,
     },
   } as const;
 }

@@ -64,7 +64,7 @@ export class NodeRegistry {
     const m = this.r.multi();
     // Unless the caller knows nothing that routing looks at changed since its last beat (a join, a health change,
     // other models loaded do), the shared snapshot is dropped, so every process sees the new record at its next read.
-    if (!opts.unchanged) m.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock);
+    if (!opts.unchanged) m.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock).publish(this.keys.channels.registry, rec.id);
     await m
       .set(this.keys.node(rec.id), JSON.stringify(rec), 'PX', ttlMs)
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
@@ -77,7 +77,7 @@ export class NodeRegistry {
 
   /** Remove the node at once (every process). */
   async deregister(id: string): Promise<void> {
-    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot, this.keys.registrySnapshotLock).zrem(this.keys.nodes, id).exec();
+    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot, this.keys.registrySnapshotLock).zrem(this.keys.nodes, id).publish(this.keys.channels.registry, id).exec();
   }
 
   /** Process `procId` of node `id` leaves; the node is deregistered only with its last live process. True when it was. */
@@ -147,10 +147,11 @@ export class NodeRegistry {
 
   /**
    * Drop the shared snapshot (a node joined or left, a first speed figure): the next `shared` reads the registry again.
-   * The build lock goes too, so a build already under way does not store what it read before the change.
+   * The build lock goes too, so a build already under way does not store what it read before the change. Announced on
+   * `channels.registry`, as every drop is, so the API drops its cached list too.
    */
   async invalidateShared(): Promise<void> {
-    await this.r.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock);
+    await this.r.multi().del(this.keys.registrySnapshot, this.keys.registrySnapshotLock).publish(this.keys.channels.registry, '').exec();
   }
 
   /**

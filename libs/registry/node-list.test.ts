@@ -122,3 +122,35 @@ describe('keepFresh', () => {
     stop();
   });
 });
+
+describe('cachedNodeList.invalidate', () => {
+  beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
+  afterEach(() => vi.useRealTimers());
+
+  it('drops the list: the next call reads the registry again, and a read under way then is not kept', async () => {
+    let n = 0;
+    const pending: (() => void)[] = [];
+    const r = { list: () => new Promise<string[]>((res) => { const v = [`v${++n}`]; pending.push(() => res(v)); }) };
+    const nodes = cachedNodeList(r, 250);
+    const first = nodes();
+    pending.shift()!();
+    expect(await first).toEqual(['v1']);
+    // A join: within the ttl, the next call reads again (before: the cached list).
+    nodes.invalidate();
+    const second = nodes();
+    expect(n).toBe(2);
+    pending.shift()!();
+    expect(await second).toEqual(['v2']);
+    // A background read started before a change is not kept as fresh once it lands.
+    vi.advanceTimersByTime(300);
+    expect(await nodes()).toEqual(['v2']);
+    expect(n).toBe(3);
+    nodes.invalidate();
+    pending.shift()!(); // v3: read before the change
+    await vi.advanceTimersByTimeAsync(0);
+    const after = nodes();
+    expect(n).toBe(4);
+    pending.shift()!();
+    expect(await after).toEqual(['v4']);
+  });
+});

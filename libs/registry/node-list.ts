@@ -3,6 +3,9 @@
 
 export type NodeList<T> = () => Promise<T[]>;
 
+/** A cached node list that can be told the registry changed: the next call reads it again. */
+export type CachedNodeList<T> = NodeList<T> & { invalidate(): void };
+
 /** How long a cached node list is used without a fresh read (ms). */
 export const NODE_LIST_TTL_MS = 250;
 
@@ -11,10 +14,13 @@ export const NODE_LIST_TTL_MS = 250;
  * younger than twice that is still answered at once while a fresh one is read behind it (stale while revalidating):
  * a request that comes after a quiet moment does not wait for a registry read before it is routed (#14: it was the
  * round trip before a streamed chat's job existed). Older than that, the caller waits for the fresh list.
+ * `invalidate` (the registry changed: a join, a leave, a health or model change) drops it, and a read under way then
+ * is not kept as the fresh one.
  */
-export function cachedNodeList<T>(registry: { list(now: number): Promise<T[]> }, ttlMs = NODE_LIST_TTL_MS): NodeList<T> {
+export function cachedNodeList<T>(registry: { list(now: number): Promise<T[]> }, ttlMs = NODE_LIST_TTL_MS): CachedNodeList<T> {
   let cached: { at: number; nodes: Promise<T[]>; ok: boolean } | null = null;
   let refreshing = false;
+  let generation = 0;
   const read = (now: number) => {
     const entry = { at: now, nodes: registry.list(now), ok: false };
     entry.nodes.then(
@@ -25,20 +31,29 @@ export function cachedNodeList<T>(registry: { list(now: number): Promise<T[]> },
     );
     return entry;
   };
-  return () => {
+  const list = () => {
     const now = Date.now();
     const age = cached ? now - cached.at : Infinity;
     if (!cached || age > 2 * ttlMs || (age > ttlMs && !cached.ok)) cached = read(now);
     else if (age > ttlMs && !refreshing) {
       refreshing = true;
+      const gen = generation;
       const next = read(now);
       next.nodes.then(
-        () => (cached = next),
+        () => {
+          if (gen === generation) cached = next;
+        },
         () => undefined,
       ).finally(() => (refreshing = false));
     }
     return cached.nodes;
   };
+  return Object.assign(list, {
+    invalidate() {
+      generation++;
+      cached = null;
+    },
+  });
 }
 
 /**

@@ -45,7 +45,7 @@ export async function submitBatch(ctx: ApiContext, id: string, requests: readonl
   for (const [i, request] of requests.entries()) {
     try {
       const call = toCall(request);
-      const { plan, payload } = await withModelGrace(ctx, (nodes, at, recent) => buildInferJob(call, request, nodes, ctx.localHosts, at, recent));
+      const { plan, payload } = await withModelGrace(ctx, (nodes, at, recent) => buildInferJob(call, request, nodes, ctx.localHosts, at, recent), request.node_id);
       if (cacheDecision(call, request.cache === 'semantic' ? undefined : request.cache).use) payload.cache_key = cacheKeyOf(call);
       if (opts.requestId) payload.request_id = opts.requestId;
       if (opts.keyId) payload.api_key_id = opts.keyId;

@@ -120,15 +120,18 @@ const withdrawJob = (ctx: ApiContext, id: string) => async (): Promise<Withdrawa
  * read, only then): a model whose nodes are restarting is queued rather than refused.
  */
 function route(ctx: ApiContext, call: ReturnType<typeof toCall>, request: JobRequest): Promise<ReturnType<typeof buildInferJob>> {
-  return withModelGrace(ctx, (nodes, now, recent) => buildInferJob(call, request, nodes, ctx.localHosts, now, recent));
+  return withModelGrace(ctx, (nodes, now, recent) => buildInferJob(call, request, nodes, ctx.localHosts, now, recent), request.node_id);
 }
 
 /**
  * Run a routing step over the live nodes; when it finds none that could serve (unsatisfiable), run it again with the
  * nodes seen within MODEL_GRACE_MS too. One place for jobs and workflows' steps.
  */
-export async function withModelGrace<T>(ctx: ApiContext, plan: (nodes: NodeRecord[], now: number, recent?: RecentNode[]) => T): Promise<T> {
-  const nodes = await ctx.nodes();
+export async function withModelGrace<T>(ctx: ApiContext, plan: (nodes: NodeRecord[], now: number, recent?: RecentNode[]) => T, pinned?: string | null): Promise<T> {
+  let nodes = await ctx.nodes();
+  // The cached list is up to twice its ttl old: a node the request names that it lacks may have just joined (the
+  // client saw it in /v1/nodes). Read once more, so such a job is not sent to another node.
+  if (pinned && !nodes.some((n) => n.id === pinned)) nodes = await ctx.freshNodes();
   try {
     return plan(nodes, Date.now());
   } catch (e) {
