@@ -71,11 +71,12 @@ describe('after a quiet spell', () => {
   let proxy: ReturnType<typeof holdingProxy>;
 
   beforeAll(async () => {
-    // Polls far apart, so a round between jobs (which would read the breaker itself) is rare.
+    // Polls far apart, so a round between jobs (which would read the breaker itself) is rare; heartbeats too, since
+    // each reads the breaker (with no peek after it), and one of those held by the proxy would hold the job's round.
     c = await startCluster({ POLL_MS: '5000' });
     proxy = holdingProxy(new URL(c.redisUrl), `${c.prefix}:node:b1:breaker`);
     const url = await proxy.listen();
-    await c.simWorker('b1', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }], tokensPerSecond: 4000, loadMsPerGb: 0 }, { REDIS_URL: url });
+    await c.simWorker('b1', { vramGb: 24, models: [{ name: 'm', sizeGb: 1 }], tokensPerSecond: 4000, loadMsPerGb: 0 }, { REDIS_URL: url, HEARTBEAT_MS: '20000' });
     await c.post('/v1/jobs', { type: 'generate', model: 'm', prompt: 'warm', wait: true });
   }, 60_000);
   afterAll(async () => {
