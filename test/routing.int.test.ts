@@ -1,5 +1,5 @@
 // VRAM-aware routing, pinning with fallback, and unsatisfiable requests, through real worker processes.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type TestCluster } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
@@ -53,8 +53,15 @@ describe('routing by VRAM and by node', () => {
 
   it('pins to a node its cached node list does not have yet (a node that just joined), after one fresh read', async () => {
     // The API's node list is up to half a second old: as it was before gpu80 joined.
-    const cached = (await c.ctx.nodes()).filter((n) => n.id !== 'gpu80');
-    const spy = vi.spyOn(c.ctx, 'nodes').mockImplementation(async () => cached);
+    const real = c.ctx.nodes;
+    const cached = (await real()).filter((n) => n.id !== 'gpu80');
+    let stale = true;
+    c.ctx.nodes = Object.assign(async () => (stale ? cached : real()), {
+      invalidate: () => {
+        stale = false;
+        real.invalidate();
+      },
+    });
     try {
       const r = await c.post('/v1/jobs', { type: 'generate', model: 'qwen3:14b', prompt: 'pin to the newcomer', node_id: 'gpu80', wait: true });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -62,7 +69,7 @@ describe('routing by VRAM and by node', () => {
       expect(r.body.result.routing_decision.reason).toMatch('pinned to requested node gpu80');
       expect(r.body.result.node_id).toBe('gpu80');
     } finally {
-      spy.mockRestore();
+      c.ctx.nodes = real;
     }
   });
 

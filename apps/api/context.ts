@@ -5,7 +5,7 @@ import type { Logger } from '../../libs/logger/index.js';
 import { startHistoryDrainer, type HistoryDrainer } from '../../libs/memory/index.js';
 import { countingCancels } from '../../libs/metrics/index.js';
 import { createDeliveries, createProducer, createRedis, createReplicaAck, hydraKeys, queueRedisTarget, type Deliveries, type HydraKeys, type JobLifecycle, type Producer, type RedisClient, type ReplicaAck } from '../../libs/queue/index.js';
-import { cachedNodeList, keepFresh, NODE_LIST_TTL_MS, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type NodeList, type NodeView } from '../../libs/registry/index.js';
+import { cachedNodeList, keepFresh, NODE_LIST_TTL_MS, NodeRegistry, REGISTRY_SNAPSHOT_MAX_AGE_MS, type CachedNodeList, type NodeView } from '../../libs/registry/index.js';
 import { createCoordinator, type Coordinator } from '../../libs/workflows/index.js';
 import { createApiMetrics, type ApiMetrics } from './http-metrics.js';
 import { Waiters } from './waiters.js';
@@ -23,10 +23,11 @@ export interface ApiContext {
   replicaAck: ReplicaAck | null;
   registry: NodeRegistry;
   waiters: Waiters;
-  /** Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. */
-  nodes: NodeList<NodeView>;
-  /** Registered nodes read now (the shared snapshot, which a join drops): for a request naming a node `nodes` lacks. */
-  freshNodes: NodeList<NodeView>;
+  /**
+   * Registered nodes, cached for a quarter second: routing at submit does not need fresher than heartbeats. Dropped
+   * when the registry announces a change; `invalidate` drops it by hand (a request naming a node it lacks).
+   */
+  nodes: CachedNodeList<NodeView>;
   /** The L1 response cache (possibly in its own Redis, CACHE_REDIS_URL). */
   cache: L1Cache;
   coordinator: Coordinator;
@@ -107,7 +108,6 @@ export async function createApiContext(config: Config, logger: Logger): Promise<
     registry,
     waiters,
     nodes,
-    freshNodes: () => registry.shared(REGISTRY_SNAPSHOT_MAX_AGE_MS),
     cache,
     coordinator,
     history,

@@ -6,8 +6,8 @@ import type { Logger } from '../logger/index.js';
 import { fieldOf, type Increment, type MetricsStore } from './stored.js';
 
 export class MetricsBatch {
-  /** By model, then by hash and field: the increment (its amount the sum so far). */
-  private pending = new Map<string, Map<string, Increment>>();
+  /** By model, then by hash and field: the first increment seen and the sum of the amounts so far. */
+  private pending = new Map<string, Map<string, { inc: Increment; amount: number }>>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -26,10 +26,13 @@ export class MetricsBatch {
     for (const inc of incs) {
       const k = `${inc.metric.key}\u0001${fieldOf(inc)}`;
       const had = byField.get(k);
-      byField.set(k, had ? { ...had, amount: had.amount + inc.amount } : inc);
+      if (had) had.amount += inc.amount;
+      else byField.set(k, { inc, amount: inc.amount });
     }
-    this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
-    this.timer.unref();
+    if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.flushMs);
+      this.timer.unref();
+    }
   }
 
   /** Record what is pending now (one call per model); a failed call is logged and its increments dropped. */
@@ -43,7 +46,7 @@ export class MetricsBatch {
     this.flushing = this.flushing.then(() =>
       Promise.all(
         [...batch].map(([model, byField]) =>
-          this.store.record(model, [...byField.values()]).catch((e: Error) => this.logger.warn({ model, err: e.message }, 'job metrics not recorded')),
+          this.store.record(model, [...byField.values()].map(({ inc, amount }) => ({ ...inc, amount }))).catch((e: Error) => this.logger.warn({ model, err: e.message }, 'job metrics not recorded')),
         ),
       ).then(() => undefined),
     );

@@ -64,7 +64,7 @@ export class NodeRegistry {
     const m = this.r.multi();
     // Unless the caller knows nothing that routing looks at changed since its last beat (a join, a health change,
     // other models loaded do), the shared snapshot is dropped, so every process sees the new record at its next read.
-    if (!opts.unchanged) m.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock).publish(this.keys.channels.registry, rec.id);
+    if (!opts.unchanged) this.dropShared(m, rec.id);
     await m
       .set(this.keys.node(rec.id), JSON.stringify(rec), 'PX', ttlMs)
       .zadd(this.keys.nodes, rec.last_heartbeat, rec.id)
@@ -77,7 +77,7 @@ export class NodeRegistry {
 
   /** Remove the node at once (every process). */
   async deregister(id: string): Promise<void> {
-    await this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id), this.keys.registrySnapshot, this.keys.registrySnapshotLock).zrem(this.keys.nodes, id).publish(this.keys.channels.registry, id).exec();
+    await this.dropShared(this.r.multi().del(this.keys.node(id), this.keys.nodeProcs(id)).zrem(this.keys.nodes, id), id).exec();
   }
 
   /** Process `procId` of node `id` leaves; the node is deregistered only with its last live process. True when it was. */
@@ -151,7 +151,13 @@ export class NodeRegistry {
    * `channels.registry`, as every drop is, so the API drops its cached list too.
    */
   async invalidateShared(): Promise<void> {
-    await this.r.multi().del(this.keys.registrySnapshot, this.keys.registrySnapshotLock).publish(this.keys.channels.registry, '').exec();
+    await this.dropShared(this.r.multi(), '').exec();
+  }
+
+  /** The snapshot and its build lock deleted, and the drop announced (payload: the node, or ''), added to `m`. */
+  private dropShared<M extends ReturnType<RedisClient['multi']>>(m: M, nodeId: string): M {
+    m.del(this.keys.registrySnapshot, this.keys.registrySnapshotLock).publish(this.keys.channels.registry, nodeId);
+    return m;
   }
 
   /**

@@ -129,9 +129,12 @@ function route(ctx: ApiContext, call: ReturnType<typeof toCall>, request: JobReq
  */
 export async function withModelGrace<T>(ctx: ApiContext, plan: (nodes: NodeRecord[], now: number, recent?: RecentNode[]) => T, pinned?: string | null): Promise<T> {
   let nodes = await ctx.nodes();
-  // The cached list is up to twice its ttl old: a node the request names that it lacks may have just joined (the
+  // A node the request names that the cached list lacks may have just joined, its announcement not heard yet (the
   // client saw it in /v1/nodes). Read once more, so such a job is not sent to another node.
-  if (pinned && !nodes.some((n) => n.id === pinned)) nodes = await ctx.freshNodes();
+  if (pinned && !nodes.some((n) => n.id === pinned)) {
+    ctx.nodes.invalidate();
+    nodes = await ctx.nodes();
+  }
   try {
     return plan(nodes, Date.now());
   } catch (e) {
